@@ -1,0 +1,8 @@
+//! voice-operator: a Kubernetes operator for ElevenLabs voice agents, the
+//! webhook bridge to a Bedrock Agent, and the action log of everything the
+//! agent does.
+
+pub mod actionlog;
+pub mod cli;
+pub mod config;
+pub mod telemetry;
