@@ -155,7 +155,10 @@ impl Shipper {
                 stopped = &mut stop, if deadline.is_none() => {
                     // A dropped handle means "stop now".
                     deadline = Some(stopped.unwrap_or_else(|_| Instant::now()));
+                    // Everything queued before the stop joins the final
+                    // flush, in full batches.
                     self.rx.close();
+                    self.drain_queue();
                 }
                 Some(joined) = self.flights.join_next(), if !self.flights.is_empty() => {
                     match joined {
@@ -188,6 +191,10 @@ impl Shipper {
     /// Takes `first` and whatever else is queued right now.
     fn intake(&mut self, first: EncodedRecord) {
         self.push(first);
+        self.drain_queue();
+    }
+
+    fn drain_queue(&mut self) {
         while self.held.is_none() {
             match self.rx.try_recv() {
                 Ok(record) => self.push(record),

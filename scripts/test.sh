@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test, including those against the local AWS emulator.
+#
+# Installs moto (the AWS emulator, from PyPI) into a cached virtualenv on
+# first use, starts it on a free loopback port, runs `cargo test`, and
+# stops it again whatever happens. Extra arguments go to `cargo test`.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+cache="${VOICE_OPERATOR_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/voice-operator}"
+venv="$cache/moto-venv"
+moto="$venv/bin/moto_server"
+
+if [ ! -x "$moto" ]; then
+  echo "test.sh: installing moto[server] into $venv" >&2
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet 'moto[server]>=5,<6'
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+log=$(mktemp -t moto.XXXXXX.log)
+"$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null; wait $moto_pid 2>/dev/null; rm -f "$log"' EXIT
+
+for _ in $(seq 1 150); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  if ! kill -0 $moto_pid 2>/dev/null; then cat "$log" >&2; echo "test.sh: moto failed to start" >&2; exit 1; fi
+  sleep 0.1
+done
+echo "test.sh: AWS emulator (moto) on http://127.0.0.1:$port" >&2
+
+export VOICE_OPERATOR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export VOICE_OPERATOR_TEST_MOTO_SERVER="$moto"
+# Keep the SDK from reading a developer's real AWS setup.
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+unset AWS_PROFILE AWS_ENDPOINT_URL
+
+cargo test --locked "$@"

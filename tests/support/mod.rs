@@ -1,0 +1,189 @@
+//! Shared test helpers: AWS clients for the local emulator, the moto
+//! server, the fake Kinesis endpoint, and record factories.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod fake_kinesis;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::retry::RetryConfig;
+use aws_sdk_kinesis::config::timeout::TimeoutConfig;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
+use voice_operator::actionlog::{
+    Action, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider, VoiceCall,
+};
+
+/// Path to a file under `../shared/fixtures`.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(rel)
+}
+
+/// The JSON Schema validator for agent-log records.
+pub fn agent_log_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(fixture("agent-log/agent-log.schema.json"))
+        .expect("../shared/fixtures/agent-log/agent-log.schema.json is readable");
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the agent-log schema compiles")
+}
+
+/// The shared AWS emulator started by `scripts/test.sh`.
+pub fn emulator_endpoint() -> String {
+    std::env::var("VOICE_OPERATOR_TEST_AWS_ENDPOINT").expect(
+        "VOICE_OPERATOR_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the AWS emulator",
+    )
+}
+
+/// A Kinesis client for `endpoint` with test credentials, the SDK's own
+/// retries off (the shipper retries) and a short attempt timeout.
+pub fn kinesis_client(endpoint: &str, attempt_timeout: Duration) -> aws_sdk_kinesis::Client {
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        )
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
+
+/// A moto server this test owns, so it can stop and restart it.
+pub struct Moto {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// Starts `moto_server` (path from VOICE_OPERATOR_TEST_MOTO_SERVER) on
+    /// a free loopback port and waits until it answers.
+    pub fn start() -> Self {
+        let port = free_port();
+        let mut moto = Moto { port, child: None };
+        moto.restart();
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its state goes with it).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        let bin = std::env::var("VOICE_OPERATOR_TEST_MOTO_SERVER").expect(
+            "VOICE_OPERATOR_TEST_MOTO_SERVER is not set: run the tests with scripts/test.sh",
+        );
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not come up on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `i`-th test record: tenants, action types and outcomes vary with `i`.
+pub fn sample_record(i: usize, tenants: usize) -> AgentLogRecord {
+    let t = i % tenants;
+    let outcome = match i % 3 {
+        0 => Outcome::Sent {
+            external_id: Some(format!("ext-{i}")),
+        },
+        1 => Outcome::Received { external_id: None },
+        _ => Outcome::failed(format!("provider said no to {i}")),
+    };
+    let action = |recipient| Action {
+        business_id: format!("B{t:07}"),
+        location_id: format!("L{t:07}"),
+        agent_session_id: Some(format!("session-{i}")),
+        recipient,
+        outcome: outcome.clone(),
+    };
+    match i % 4 {
+        0 => AgentLogRecord::sms(
+            action(Recipient::phone("+40721000111")),
+            SmsProvider::Twilio,
+            40 + i % 100,
+        ),
+        1 => AgentLogRecord::email(
+            action(Recipient::email("ana@example.com")),
+            EmailProvider::AwsSes,
+            Some("Confirmare programare".into()),
+            400,
+        ),
+        2 => AgentLogRecord::meta_message(action(Recipient::phone("+40721000112")), 12),
+        _ => AgentLogRecord::voice_call(
+            action(Recipient::default()),
+            VoiceCall {
+                conversation_id: format!("conv_{i}"),
+                call_duration_secs: Some((i % 300) as f64),
+                ..VoiceCall::default()
+            },
+        ),
+    }
+    .expect("sample records are valid")
+}
+
+/// Decodes a base64 `Data` field and returns the record's JSON.
+pub fn decode_data(b64: &str) -> serde_json::Value {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Polls `done` every 20 ms for up to `limit`.
+pub async fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
