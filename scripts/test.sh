@@ -34,7 +34,8 @@ echo "test.sh: AWS emulator (moto) on http://127.0.0.1:$port" >&2
 export VOICE_OPERATOR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export VOICE_OPERATOR_TEST_MOTO_SERVER="$moto"
 # Keep the SDK from reading a developer's real AWS setup.
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+# and never ask the EC2 metadata endpoint: tests talk to loopback only.
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_ENDPOINT_URL
 
 cargo test --locked "$@"

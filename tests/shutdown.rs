@@ -16,6 +16,7 @@ fn replay(endpoint: &str, extra: &[&str]) -> Child {
         .args(extra)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("RUST_LOG", "info")
