@@ -288,18 +288,24 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// A failure; the message is clipped to [`MAX_ERROR_MESSAGE_BYTES`].
+    /// A failure with this message (clipped to [`MAX_ERROR_MESSAGE_BYTES`]
+    /// when the record is built).
     pub fn failed(error: impl Into<String>) -> Self {
-        let mut error = error.into();
-        if error.len() > MAX_ERROR_MESSAGE_BYTES {
-            let mut cut = MAX_ERROR_MESSAGE_BYTES;
-            while !error.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error.truncate(cut);
+        Outcome::Failed {
+            error: error.into(),
         }
-        Outcome::Failed { error }
     }
+}
+
+fn clip(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
 }
 
 /// The parts every action shares: who, in which session, and how it ended.
@@ -390,7 +396,7 @@ impl AgentLogRecord {
                 (SubAction::Receive, external_id, DeliveryStatus::Delivered)
             }
             Outcome::Failed { error } => {
-                metadata.error_message = Some(error);
+                metadata.error_message = Some(clip(error, MAX_ERROR_MESSAGE_BYTES));
                 (SubAction::Failed, None, DeliveryStatus::Failed)
             }
         };
