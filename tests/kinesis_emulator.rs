@@ -56,7 +56,7 @@ async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32
     panic!("stream {name} never became ACTIVE");
 }
 
-/// Every record in the stream, keyed by requestId, with its partition key.
+/// Every record in the stream: its shard, its JSON and its partition key.
 async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, Value, String)> {
     let shards = client
         .list_shards()

@@ -9,15 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::fake_kinesis::{Answer, FakeKinesis};
-use support::{decode_data, kinesis_client, sample_record};
+use support::{decode_data, kinesis_client, request_ids, sample_record};
 use voice_operator::actionlog::kinesis::KinesisSink;
 use voice_operator::actionlog::{ActionLog, ShipperConfig};
-
-fn ids(data: &[String]) -> Vec<String> {
-    data.iter()
-        .map(|d| decode_data(d)["requestId"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_entries_are_retried_alone_until_delivered_once() {
@@ -49,14 +43,14 @@ async fn failed_entries_are_retried_alone_until_delivered_once() {
     assert_eq!(report.undelivered, 0, "{report}");
 
     let requests = fake.requests();
-    let first = ids(&requests[0].data);
+    let first = request_ids(&requests[0].data);
     assert_eq!(first.len(), 500);
     let refused: Vec<String> = failed_entries.iter().map(|&i| first[i].clone()).collect();
     // Requests 1-5 carry exactly the refused entries: after the partial
     // failure, then after a 500, a timeout, throttling and a 503.
     for (n, request) in requests.iter().enumerate().skip(1).take(5) {
         assert_eq!(
-            ids(&request.data),
+            request_ids(&request.data),
             refused,
             "request {n} retries only the refused entries"
         );
@@ -76,7 +70,7 @@ async fn failed_entries_are_retried_alone_until_delivered_once() {
         }
     }
 
-    let accepted = ids(&fake.accepted());
+    let accepted = request_ids(&fake.accepted());
     assert_eq!(accepted.len(), 1200, "each record accepted exactly once");
     assert_eq!(accepted.into_iter().collect::<BTreeSet<_>>(), expected);
     let m = log.metrics();

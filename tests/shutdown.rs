@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
 use support::fake_kinesis::{Answer, FakeKinesis};
-use support::{decode_data, sample_record};
+use support::{request_ids, sample_record};
 
 fn replay(endpoint: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_voice-operator"))
@@ -101,10 +101,7 @@ async fn records_queued_at_sigterm_are_flushed() {
     assert_eq!(code, Some(1), "exit 1: a line was rejected");
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 300);
-    let ids: std::collections::BTreeSet<_> = accepted
-        .iter()
-        .map(|d| decode_data(d)["requestId"].as_str().unwrap().to_owned())
-        .collect();
+    let ids: std::collections::BTreeSet<_> = request_ids(&accepted).into_iter().collect();
     assert_eq!(ids.len(), 300);
 }
 

@@ -179,6 +179,13 @@ pub fn decode_data(b64: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The `requestId` of each base64 `Data` field, in order.
+pub fn request_ids(data: &[String]) -> Vec<String> {
+    data.iter()
+        .map(|d| decode_data(d)["requestId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Polls `done` every 20 ms for up to `limit`.
 pub async fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
