@@ -3,6 +3,9 @@
 //! agent does.
 
 pub mod actionlog;
+pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod elevenlabs;
+pub mod ids;
 pub mod telemetry;

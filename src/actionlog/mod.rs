@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -60,10 +59,8 @@ pub struct ActionLogConfig {
 /// Why the action log could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "no AWS region is configured; the Kinesis sink needs one (set AWS_REGION, or a region in the AWS profile)"
-    )]
-    NoRegion,
+    #[error(transparent)]
+    NoRegion(#[from] crate::aws::NoRegion),
     #[error("cannot open the action-log file {path}: {source}")]
     File {
         path: PathBuf,
@@ -124,19 +121,14 @@ impl ActionLog {
                 stream,
                 attempt_timeout,
             } => {
-                let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .retry_config(RetryConfig::disabled())
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(Duration::from_secs(3))
-                            .operation_attempt_timeout(*attempt_timeout)
-                            .build(),
-                    )
-                    .load()
-                    .await;
-                if sdk.region().is_none() {
-                    return Err(StartError::NoRegion);
-                }
+                // The shipper retries failed entries itself; SDK retries
+                // would resend the whole batch.
+                let sdk = crate::aws::load(
+                    "the Kinesis sink",
+                    RetryConfig::disabled(),
+                    *attempt_timeout,
+                )
+                .await?;
                 let client = aws_sdk_kinesis::Client::new(&sdk);
                 Arc::new(kinesis::KinesisSink::new(client, stream.clone()))
             }

@@ -1,0 +1,585 @@
+//! The HTTP client for the ElevenLabs Agents API.
+
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::model::{AgentPage, Audio, Conversation, Deleted, DesiredAgent, ListQuery, RemoteAgent};
+use super::{AgentPlatform, ApiFuture};
+use crate::ids::Id;
+
+/// The production API.
+pub const DEFAULT_BASE_URL: &str = "https://api.elevenlabs.io";
+/// Provider messages longer than this are cut in errors.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// How to reach ElevenLabs and how hard to try.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `ELEVENLABS_BASE_URL`; [`DEFAULT_BASE_URL`] in production.
+    pub base_url: String,
+    /// `ELEVENLABS_API_KEY`: one key for every tenant.
+    pub api_key: SecretString,
+    /// Longest one attempt may take, body included.
+    pub request_timeout: Duration,
+    /// Retries after the first attempt, for errors worth retrying.
+    pub max_retries: u32,
+    /// First backoff; doubles per retry, with jitter, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A 429 asking us to wait longer than this is returned to the caller
+    /// (with its `Retry-After`) instead of being waited out here.
+    pub max_retry_after: Duration,
+}
+
+impl ClientConfig {
+    /// Production defaults for `api_key` at `base_url`.
+    pub fn new(base_url: impl Into<String>, api_key: SecretString) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            api_key,
+            request_timeout: Duration::from_secs(15),
+            max_retries: 3,
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The client could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    #[error("ELEVENLABS_BASE_URL {url:?} is not an http(s) URL: {reason}")]
+    BaseUrl { url: String, reason: String },
+    #[error("ELEVENLABS_API_KEY is empty")]
+    EmptyKey,
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Calls the ElevenLabs API with one API key, retrying what is safe to retry.
+#[derive(Clone)]
+pub struct ElevenLabsClient {
+    http: reqwest::Client,
+    base: Url,
+    config: ClientConfig,
+}
+
+impl std::fmt::Debug for ElevenLabsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElevenLabsClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a call may be sent twice. Creating an agent is not: if the
+/// first request reached ElevenLabs and only the answer was lost, a retry
+/// makes a second agent. Those calls are retried only when the request
+/// provably was not processed (429, connection refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    OnlyIfUnprocessed,
+}
+
+struct Call {
+    method: Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<Value>,
+    repeat: Repeat,
+}
+
+impl Call {
+    fn new(method: Method, path: String) -> Call {
+        Call {
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            repeat: Repeat::Safe,
+        }
+    }
+
+    fn operation(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+struct Answer {
+    headers: HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl ElevenLabsClient {
+    pub fn new(config: ClientConfig) -> Result<ElevenLabsClient, ClientConfigError> {
+        let bad_url = |reason: String| ClientConfigError::BaseUrl {
+            url: config.base_url.clone(),
+            reason,
+        };
+        let mut base = Url::parse(config.base_url.trim()).map_err(|e| bad_url(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad_url(format!("scheme {:?}", base.scheme())));
+        }
+        if base.query().is_some() || base.cannot_be_a_base() {
+            return Err(bad_url("must be a base URL without a query".into()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        if config.api_key.expose_secret().trim().is_empty() {
+            return Err(ClientConfigError::EmptyKey);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("voice-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientConfigError::Http(e.to_string()))?;
+        Ok(ElevenLabsClient { http, base, config })
+    }
+
+    /// `GET /v1/convai/conversations/{id}`: transcript, duration, cost.
+    pub async fn get_conversation(&self, id: &Id) -> Result<Conversation, ApiError> {
+        let call = Call::new(Method::GET, format!("v1/convai/conversations/{id}"));
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        parse_json(&operation, &answer.body)
+    }
+
+    /// `GET /v1/convai/conversations/{id}/audio`: the recording.
+    pub async fn get_conversation_audio(&self, id: &Id) -> Result<Audio, ApiError> {
+        let call = Call::new(Method::GET, format!("v1/convai/conversations/{id}/audio"));
+        let answer = self.execute(call).await?;
+        let content_type = answer
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        Ok(Audio {
+            content_type,
+            bytes: answer.body,
+        })
+    }
+
+    async fn create(&self, desired: &DesiredAgent) -> Result<Id, ApiError> {
+        let mut call = Call::new(Method::POST, "v1/convai/agents/create".into());
+        call.body = Some(desired.body());
+        call.repeat = Repeat::OnlyIfUnprocessed;
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        let value: Value = parse_json(&operation, &answer.body)?;
+        let bad = |reason: &str| ApiError::BadResponse {
+            operation: operation.clone(),
+            field: "agent_id".into(),
+            reason: reason.into(),
+        };
+        match value.get("agent_id") {
+            None | Some(Value::Null) => Err(bad("is missing")),
+            Some(Value::String(id)) => Id::parse("agent_id", id).map_err(|e| bad(&e.reason)),
+            Some(_) => Err(bad("is not a string")),
+        }
+    }
+
+    async fn get(&self, id: &Id) -> Result<RemoteAgent, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            agent_id: String,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+            #[serde(default)]
+            conversation_config: Value,
+            #[serde(default)]
+            platform_settings: Value,
+        }
+        let call = Call::new(Method::GET, format!("v1/convai/agents/{id}"));
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        let wire: Wire = parse_json(&operation, &answer.body)?;
+        let agent_id =
+            Id::parse("agent_id", &wire.agent_id).map_err(|e| ApiError::BadResponse {
+                operation: operation.clone(),
+                field: "agent_id".into(),
+                reason: e.reason,
+            })?;
+        Ok(RemoteAgent {
+            agent_id,
+            name: wire.name.unwrap_or_default(),
+            tags: wire.tags.unwrap_or_default(),
+            conversation_config: wire.conversation_config,
+            platform_settings: wire.platform_settings,
+        })
+    }
+
+    async fn update(&self, id: &Id, desired: &DesiredAgent) -> Result<(), ApiError> {
+        let mut call = Call::new(Method::PATCH, format!("v1/convai/agents/{id}"));
+        call.body = Some(desired.body());
+        self.execute(call).await.map(drop)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<Deleted, ApiError> {
+        match self
+            .execute(Call::new(Method::DELETE, format!("v1/convai/agents/{id}")))
+            .await
+        {
+            Ok(_) => Ok(Deleted::Removed),
+            Err(ApiError::NotFound { .. }) => Ok(Deleted::AlreadyGone),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<AgentPage, ApiError> {
+        let mut call = Call::new(Method::GET, "v1/convai/agents".into());
+        if let Some(size) = query.page_size {
+            call.query
+                .push(("page_size", size.clamp(1, 100).to_string()));
+        }
+        if let Some(search) = &query.search {
+            call.query.push(("search", search.clone()));
+        }
+        if let Some(cursor) = &query.cursor {
+            call.query.push(("cursor", cursor.clone()));
+        }
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        parse_json(&operation, &answer.body)
+    }
+
+    /// Sends `call`, retrying per its [`Repeat`] and the configured budget.
+    async fn execute(&self, call: Call) -> Result<Answer, ApiError> {
+        let operation = call.operation();
+        let url = self
+            .base
+            .join(&call.path)
+            .expect("paths are built from checked ids");
+        let mut attempt = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(call.method.clone(), url.clone())
+                .header("xi-api-key", self.config.api_key.expose_secret())
+                .query(&call.query);
+            if let Some(body) = &call.body {
+                request = request.json(body);
+            }
+            let (error, unprocessed) = match self.attempt(&operation, request).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
+            };
+            let worth_it = match call.repeat {
+                Repeat::Safe => error.is_retryable(),
+                Repeat::OnlyIfUnprocessed => unprocessed,
+            };
+            if !worth_it || attempt >= self.config.max_retries {
+                return Err(error);
+            }
+            let wait = match error.retry_after() {
+                Some(asked) if asked > self.config.max_retry_after => return Err(error),
+                Some(asked) => asked,
+                None => self.backoff(attempt),
+            };
+            tracing::warn!(%error, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying ElevenLabs call");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One request. On failure, also says whether ElevenLabs certainly did
+    /// not act on it.
+    async fn attempt(
+        &self,
+        operation: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, (ApiError, bool)> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                (
+                    ApiError::Timeout {
+                        operation: operation.to_owned(),
+                        after: self.config.request_timeout,
+                    },
+                    false,
+                )
+            } else {
+                let unprocessed = e.is_connect();
+                (
+                    ApiError::Transport {
+                        operation: operation.to_owned(),
+                        message: error_chain(&e),
+                    },
+                    unprocessed,
+                )
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return Ok(Answer { headers, body });
+        }
+        let error = classify(operation, status, &headers, &body);
+        let unprocessed = status == StatusCode::TOO_MANY_REQUESTS;
+        Err((error, unprocessed))
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random, so
+    /// retries from many reconciles spread out but never fire at once.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .config
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.backoff_max);
+        let half = ceiling / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+impl AgentPlatform for ElevenLabsClient {
+    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id> {
+        Box::pin(self.create(desired))
+    }
+
+    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent> {
+        Box::pin(self.get(id))
+    }
+
+    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()> {
+        Box::pin(self.update(id, desired))
+    }
+
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted> {
+        Box::pin(self.delete(id))
+    }
+
+    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage> {
+        Box::pin(self.list(query))
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadResponse {
+        operation: operation.to_owned(),
+        field: "body".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Turns a non-2xx answer into the error callers act on.
+fn classify(operation: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let operation = operation.to_owned();
+    let message = provider_message(body);
+    let code = status.as_u16();
+    match code {
+        404 => ApiError::NotFound { operation },
+        400 | 422 => ApiError::Validation {
+            operation,
+            status: code,
+            message,
+        },
+        401 | 403 => ApiError::Auth {
+            operation,
+            status: code,
+            message,
+        },
+        429 => ApiError::RateLimited {
+            operation,
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
+        },
+        408 | 500..=599 => ApiError::Server {
+            operation,
+            status: code,
+            message,
+        },
+        _ => ApiError::Unexpected {
+            operation,
+            status: code,
+            message,
+        },
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub(crate) fn parse_retry_after(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The human part of an ElevenLabs error body: `detail.message`, a
+/// `detail` string, FastAPI's `detail: [{loc, msg}]`, or the raw text.
+fn provider_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let message = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => match value.get("detail") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Object(detail)) => detail
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| Value::Object(detail.clone()).to_string()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    let loc = item
+                        .get("loc")
+                        .and_then(Value::as_array)
+                        .map(|parts| {
+                            parts
+                                .iter()
+                                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        })
+                        .unwrap_or_default();
+                    let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+                    if loc.is_empty() {
+                        msg.to_owned()
+                    } else {
+                        format!("{loc}: {msg}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => value
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| text.trim().to_owned(), str::to_owned),
+        },
+        Err(_) => text.trim().to_owned(),
+    };
+    if message.is_empty() {
+        return "(empty body)".into();
+    }
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
+    }
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 0.5 ", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 24 Nov 2026 10:00:07 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 24 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn provider_messages_are_found_in_each_error_shape() {
+        assert_eq!(
+            provider_message(
+                br#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#
+            ),
+            "Invalid API key"
+        );
+        assert_eq!(
+            provider_message(br#"{"detail":[{"loc":["body","conversation_config","tts","voice_id"],"msg":"voice not found","type":"value_error"}]}"#),
+            "body.conversation_config.tts.voice_id: voice not found"
+        );
+        assert_eq!(
+            provider_message(br#"{"detail":"Not allowed"}"#),
+            "Not allowed"
+        );
+        assert_eq!(provider_message(b"Bad Gateway\n"), "Bad Gateway");
+        assert_eq!(provider_message(b""), "(empty body)");
+        assert_eq!(
+            provider_message("x".repeat(2000).as_bytes())
+                .chars()
+                .count(),
+            MAX_MESSAGE_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn bad_configuration_names_the_variable() {
+        let key = || SecretString::from("k");
+        for url in ["not a url", "ftp://example.com", "https://example.com/?a=1"] {
+            let err = ElevenLabsClient::new(ClientConfig::new(url, key())).unwrap_err();
+            assert!(err.to_string().starts_with("ELEVENLABS_BASE_URL"), "{err}");
+        }
+        let err =
+            ElevenLabsClient::new(ClientConfig::new(DEFAULT_BASE_URL, SecretString::from(" ")))
+                .unwrap_err();
+        assert_eq!(err.to_string(), "ELEVENLABS_API_KEY is empty");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let config = ClientConfig::new(DEFAULT_BASE_URL, SecretString::from("sk_live_secret"));
+        let client = ElevenLabsClient::new(config.clone()).unwrap();
+        for shown in [format!("{config:?}"), format!("{client:?}")] {
+            assert!(!shown.contains("sk_live_secret"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        let client =
+            ElevenLabsClient::new(ClientConfig::new(DEFAULT_BASE_URL, SecretString::from("k")))
+                .unwrap();
+        for attempt in 0..8 {
+            let ceiling = (Duration::from_millis(250) * (1 << attempt)).min(Duration::from_secs(5));
+            let wait = client.backoff(attempt);
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "{attempt}: {wait:?}"
+            );
+        }
+    }
+}
