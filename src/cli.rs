@@ -1,13 +1,15 @@
 //! What each subcommand does, on top of the library.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::BufReader;
 
 use crate::actionlog::ActionLog;
 use crate::actionlog::replay::replay;
-use crate::config::{ActionLogCommand, Cli, Command, ReplayArgs};
+use crate::config::{ActionLogCommand, Cli, Command, CreateTableArgs, DynamodbCommand, ReplayArgs};
+use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
 
 /// Runs the command `cli` names.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -15,7 +17,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ActionLog(ActionLogCommand::Replay(args)) => {
             replay_command(&args, &cli.data_dir).await
         }
+        Command::Dynamodb(DynamodbCommand::CreateTable(args)) => create_table_command(&args).await,
     }
+}
+
+async fn create_table_command(args: &CreateTableArgs) -> anyhow::Result<ExitCode> {
+    let sdk = sdk_config().await?;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = &args.dynamodb_table;
+    let outcome = create_table(&client, table, Duration::from_secs(args.wait_secs)).await?;
+    match outcome {
+        TableOutcome::Created => println!("created table {table}; it is ACTIVE"),
+        TableOutcome::AlreadyExisted => {
+            println!("table {table} already exists with the expected key schema; it is ACTIVE")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn replay_command(args: &ReplayArgs, data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {

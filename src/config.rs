@@ -46,6 +46,37 @@ pub enum Command {
     /// Work with the agent-log action log.
     #[command(subcommand)]
     ActionLog(ActionLogCommand),
+    /// Work with the DynamoDB tenant table.
+    #[command(subcommand)]
+    Dynamodb(DynamodbCommand),
+}
+
+/// DynamoDB subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DynamodbCommand {
+    /// Create the tenant table (HASH businessId, RANGE locationId, pay per
+    /// request) and wait until it is ACTIVE.
+    ///
+    /// Safe to run again: an existing table with the right key schema is
+    /// left as it is; one with another key schema is an error. Region,
+    /// endpoint and credentials come from the AWS SDK's environment
+    /// (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, ...).
+    CreateTable(CreateTableArgs),
+}
+
+/// Arguments of `dynamodb create-table`.
+#[derive(Debug, Args)]
+pub struct CreateTableArgs {
+    /// Name of the tenant table.
+    #[arg(long, env = "DYNAMODB_ELEVENLABS_AGENTS_TABLE", default_value = crate::tenant::DEFAULT_TABLE,
+          value_parser = table_name)]
+    pub dynamodb_table: String,
+
+    /// Longest time to wait for the table to become ACTIVE, in seconds.
+    #[arg(long, default_value_t = 300,
+          env = "VOICE_OPERATOR_TABLE_WAIT_SECS",
+          value_parser = whole("--wait-secs", "VOICE_OPERATOR_TABLE_WAIT_SECS", 1, 3600))]
+    pub wait_secs: u64,
 }
 
 /// Action-log subcommands.
@@ -261,6 +292,19 @@ fn stream_name(raw: &str) -> Result<String, String> {
     }
 }
 
+/// DynamoDB table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
+fn table_name(raw: &str) -> Result<String, String> {
+    let ok = (3..=255).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("a DynamoDB table name is 3 to 255 letters, digits, '_', '.' or '-' (set by --dynamodb-table or DYNAMODB_ELEVENLABS_AGENTS_TABLE)".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +317,25 @@ mod tests {
     fn replay_args(cli: Cli) -> ActionLogArgs {
         match cli.command {
             Command::ActionLog(ActionLogCommand::Replay(r)) => r.action_log,
+            other => panic!("not a replay: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_table_defaults_to_the_seed_table_and_checks_names() {
+        let Command::Dynamodb(DynamodbCommand::CreateTable(args)) =
+            parse(&["dynamodb", "create-table"]).unwrap().command
+        else {
+            panic!("not create-table")
+        };
+        assert_eq!(args.dynamodb_table, "elevenlabs-agents");
+        assert_eq!(args.wait_secs, 300);
+        for bad in ["ab", "a/b", &"t".repeat(256)] {
+            let err = parse(&["dynamodb", "create-table", "--dynamodb-table", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("DYNAMODB_ELEVENLABS_AGENTS_TABLE"),
+                "{err}"
+            );
         }
     }
 

@@ -9,3 +9,4 @@ pub mod config;
 pub mod elevenlabs;
 pub mod ids;
 pub mod telemetry;
+pub mod tenant;

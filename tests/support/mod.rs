@@ -62,6 +62,28 @@ pub fn kinesis_client(endpoint: &str, attempt_timeout: Duration) -> aws_sdk_kine
     aws_sdk_kinesis::Client::from_conf(config)
 }
 
+/// A DynamoDB client for `endpoint` with test credentials.
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A name no other test uses, for tables and streams on the shared emulator.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// A moto server this test owns, so it can stop and restart it.
 pub struct Moto {
     pub port: u16,

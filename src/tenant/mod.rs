@@ -1,0 +1,212 @@
+//! The per-tenant configuration the seed keeps in DynamoDB table
+//! `elevenlabs-agents`: one item per (businessId, locationId), written by
+//! the controller and read by the webhook path.
+//!
+//! Every write carries the owner (the uid of the VoiceAgent that manages
+//! the location): an item belongs to whoever wrote it first, and a write
+//! from anybody else fails with [`StoreError::Conflict`]. An item without
+//! an owner (written before the operator existed) belongs to nobody yet.
+
+pub mod cache;
+pub mod dynamodb;
+mod item;
+pub mod sqlite;
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::Id;
+
+pub use item::ItemError;
+
+/// Default table name, as in the seed.
+pub const DEFAULT_TABLE: &str = "elevenlabs-agents";
+
+/// Primary key of a tenant item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantKey {
+    pub business_id: Id,
+    pub location_id: Id,
+}
+
+impl TenantKey {
+    /// Checks both ids; errors name `businessId` or `locationId`.
+    pub fn parse(business_id: &str, location_id: &str) -> Result<TenantKey, crate::ids::IdError> {
+        Ok(TenantKey {
+            business_id: Id::parse("businessId", business_id)?,
+            location_id: Id::parse("locationId", location_id)?,
+        })
+    }
+}
+
+impl fmt::Display for TenantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.business_id, self.location_id)
+    }
+}
+
+/// The seed's `conversationSettings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationSettings {
+    /// `maxDuration`, seconds.
+    pub max_duration_secs: u32,
+    pub record_calls: bool,
+    pub send_transcripts: bool,
+}
+
+/// The Bedrock Agent a tenant's calls go to, when not the operator-wide one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BedrockAgentRef {
+    pub agent_id: String,
+    pub alias_id: String,
+}
+
+/// What the controller decides for a tenant. Never holds an API key: the
+/// seed uses one global ElevenLabs key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSettings {
+    pub enabled: bool,
+    /// The ElevenLabs agent serving this location.
+    pub agent_id: Id,
+    pub voice_id: String,
+    pub greeting: String,
+    pub custom_prompt: Option<String>,
+    pub business_name: Option<String>,
+    pub phone_number: Option<String>,
+    pub bedrock: Option<BedrockAgentRef>,
+    pub conversation: ConversationSettings,
+}
+
+/// A stored tenant item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantConfig {
+    pub key: TenantKey,
+    pub settings: TenantSettings,
+    /// uid of the owning VoiceAgent; `None` for items nobody claimed yet.
+    pub owner: Option<Id>,
+    /// Raised by one on every write.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// May be a moment old (DynamoDB's default read; the cache's TTL).
+    Eventual,
+    /// Sees every write that finished before it.
+    Strong,
+}
+
+/// A failed store operation.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "tenant {key} belongs to {}, not to {wanted}; the item was left as it is",
+        current.as_deref().unwrap_or("nobody")
+    )]
+    Conflict {
+        key: String,
+        current: Option<String>,
+        wanted: String,
+    },
+    #[error("tenant {key} does not exist")]
+    NotFound { key: String },
+    /// The stored item is not in the seed format (edited by hand?).
+    #[error("tenant {key} is stored in a bad shape: {error}")]
+    BadItem { key: String, error: ItemError },
+    /// Worth retrying: throttling, timeouts, the backend restarting.
+    #[error("{backend} is unavailable: {message}")]
+    Unavailable {
+        backend: &'static str,
+        message: String,
+    },
+    /// Not worth retrying until someone acts (missing table, no access).
+    #[error("{backend} failed: {message}")]
+    Failed {
+        backend: &'static str,
+        message: String,
+    },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+
+    fn conflict(key: &TenantKey, current: Option<String>, wanted: &Id) -> StoreError {
+        StoreError::Conflict {
+            key: key.to_string(),
+            current,
+            wanted: wanted.to_string(),
+        }
+    }
+}
+
+/// What a [`TenantStore`] call returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where tenant configuration lives. Writes are conditional on the owner.
+pub trait TenantStore: Send + Sync {
+    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>>;
+
+    /// Creates or replaces the item with `settings`, if `owner` owns it or
+    /// nobody does; keeps `createdAt`, sets `updatedAt`, raises `version`.
+    fn put<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+        settings: &'a TenantSettings,
+    ) -> StoreFuture<'a, TenantConfig>;
+
+    /// Switches `enabled` only; every other attribute (the agent id above
+    /// all) stays. [`StoreError::NotFound`] when there is no item.
+    fn set_enabled<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+        enabled: bool,
+    ) -> StoreFuture<'a, TenantConfig>;
+
+    /// Deletes the item if `owner` owns it (or nobody does). `false` when
+    /// there was nothing to delete.
+    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool>;
+}
+
+/// Which store to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Embedded SQLite file (the default for local runs).
+    Sqlite { path: PathBuf },
+    /// A DynamoDB table, through the AWS SDK's standard environment.
+    DynamoDb { table: String },
+}
+
+/// The store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    NoRegion(#[from] crate::aws::NoRegion),
+    #[error("cannot open the tenant database {path}: {message}")]
+    Sqlite { path: PathBuf, message: String },
+}
+
+/// Opens the store `config` names.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn TenantStore>, OpenError> {
+    Ok(match config {
+        StoreConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path).await?),
+        StoreConfig::DynamoDb { table } => {
+            let sdk = dynamodb::sdk_config().await?;
+            Arc::new(dynamodb::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                table.clone(),
+            ))
+        }
+    })
+}

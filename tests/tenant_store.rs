@@ -1,0 +1,567 @@
+//! One suite, two stores: every case runs against the embedded SQLite store
+//! and against DynamoDB on the local AWS emulator through the real SDK.
+//! Each case also reads the stored item behind the store's back, to check
+//! the seed's item format attribute by attribute.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use voice_operator::ids::Id;
+use voice_operator::tenant::dynamodb::{DynamoStore, TableOutcome, create_table};
+use voice_operator::tenant::sqlite::SqliteStore;
+use voice_operator::tenant::{
+    BedrockAgentRef, ConversationSettings, Read, StoreError, TenantKey, TenantSettings, TenantStore,
+};
+
+/// A store plus raw access to what it keeps.
+trait Backend {
+    fn store(&self) -> Arc<dyn TenantStore>;
+    /// Writes `item` (seed-format JSON) directly, as a person editing the
+    /// table by hand would.
+    async fn write_raw(&self, item: Value);
+    /// The stored item as JSON, or `None`.
+    async fn read_raw(&self, key: &TenantKey) -> Option<Value>;
+}
+
+struct Sqlite {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: Arc<SqliteStore>,
+}
+
+impl Sqlite {
+    async fn new() -> Sqlite {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/tenants.sqlite");
+        let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+        Sqlite {
+            _dir: dir,
+            path,
+            store,
+        }
+    }
+
+    fn raw(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).unwrap()
+    }
+}
+
+impl Backend for Sqlite {
+    fn store(&self) -> Arc<dyn TenantStore> {
+        self.store.clone()
+    }
+
+    async fn write_raw(&self, item: Value) {
+        self.raw()
+            .execute(
+                "INSERT OR REPLACE INTO tenants (business_id, location_id, item) VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    item["businessId"].as_str().unwrap(),
+                    item["locationId"].as_str().unwrap(),
+                    item.to_string()
+                ],
+            )
+            .unwrap();
+    }
+
+    async fn read_raw(&self, key: &TenantKey) -> Option<Value> {
+        use rusqlite::OptionalExtension;
+        let text: Option<String> = self
+            .raw()
+            .query_row(
+                "SELECT item FROM tenants WHERE business_id = ?1 AND location_id = ?2",
+                rusqlite::params![key.business_id.as_str(), key.location_id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .unwrap();
+        text.map(|t| serde_json::from_str(&t).unwrap())
+    }
+}
+
+struct Dynamo {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    store: Arc<DynamoStore>,
+}
+
+impl Dynamo {
+    async fn new() -> Dynamo {
+        let client = support::dynamodb_client(&support::emulator_endpoint());
+        let table = support::unique_name("tenants");
+        let outcome = create_table(&client, &table, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(outcome, TableOutcome::Created);
+        let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
+        Dynamo {
+            client,
+            table,
+            store,
+        }
+    }
+}
+
+/// JSON to DynamoDB types as the seed's table holds them.
+fn to_attr(value: &Value) -> AttributeValue {
+    match value {
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Object(m) => {
+            AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), to_attr(v))).collect())
+        }
+        other => panic!("no DynamoDB type for {other} in a tenant item"),
+    }
+}
+
+/// DynamoDB types back to JSON; anything but S, N, BOOL and M fails the
+/// test, as the seed's item uses only those.
+fn from_attr(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => json!(s),
+        AttributeValue::N(n) => json!(n.parse::<u64>().unwrap()),
+        AttributeValue::Bool(b) => json!(b),
+        AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), from_attr(v))).collect())
+        }
+        other => panic!("unexpected DynamoDB type in a tenant item: {other:?}"),
+    }
+}
+
+impl Backend for Dynamo {
+    fn store(&self) -> Arc<dyn TenantStore> {
+        self.store.clone()
+    }
+
+    async fn write_raw(&self, item: Value) {
+        let item: HashMap<String, AttributeValue> = item
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), to_attr(v)))
+            .collect();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn read_raw(&self, key: &TenantKey) -> Option<Value> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("businessId", AttributeValue::S(key.business_id.to_string()))
+            .key("locationId", AttributeValue::S(key.location_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item.map(|item| {
+            Value::Object(
+                item.iter()
+                    .map(|(k, v)| (k.clone(), from_attr(v)))
+                    .collect(),
+            )
+        })
+    }
+}
+
+fn key(location: &str) -> TenantKey {
+    TenantKey::parse("B0100001", location).unwrap()
+}
+
+fn owner(name: &str) -> Id {
+    Id::parse("owner", name).unwrap()
+}
+
+fn settings() -> TenantSettings {
+    TenantSettings {
+        enabled: true,
+        agent_id: Id::parse("agentId", "agent_abc123").unwrap(),
+        voice_id: "voice_def456".into(),
+        greeting: "Bună ziua! Sunt asistentul virtual.".into(),
+        custom_prompt: Some("You are a helpful assistant...".into()),
+        business_name: None,
+        phone_number: None,
+        bedrock: None,
+        conversation: ConversationSettings {
+            max_duration_secs: 300,
+            record_calls: true,
+            send_transcripts: false,
+        },
+    }
+}
+
+const UID_A: &str = "3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f";
+const UID_B: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+
+async fn round_trip_in_the_seed_format(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100001");
+    assert_eq!(store.get(&k, Read::Strong).await.unwrap(), None);
+    let written = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    assert_eq!(written.settings, settings());
+    assert_eq!(written.version, 1);
+    assert_eq!(written.owner.as_ref().map(Id::as_str), Some(UID_A));
+    assert_eq!(
+        store.get(&k, Read::Strong).await.unwrap(),
+        Some(written.clone())
+    );
+    assert_eq!(
+        store.get(&k, Read::Eventual).await.unwrap(),
+        Some(written.clone())
+    );
+
+    let stamp = written.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        b.read_raw(&k).await.unwrap(),
+        json!({
+            "businessId": "B0100001",
+            "locationId": "L0100001",
+            "enabled": true,
+            "agentId": "agent_abc123",
+            "voiceId": "voice_def456",
+            "greeting": "Bună ziua! Sunt asistentul virtual.",
+            "customPrompt": "You are a helpful assistant...",
+            "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "ownerUid": UID_A,
+            "version": 1
+        })
+    );
+    assert_eq!(b.read_raw(&k).await.unwrap(), written.to_seed_json());
+}
+
+async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100002");
+    store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    let before = b.read_raw(&k).await.unwrap();
+
+    let mut other = settings();
+    other.agent_id = Id::parse("agentId", "agent_other").unwrap();
+    let expect_conflict = |result: Result<_, StoreError>| match result {
+        Err(StoreError::Conflict {
+            current, wanted, ..
+        }) => {
+            assert_eq!(current.as_deref(), Some(UID_A));
+            assert_eq!(wanted, UID_B);
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    };
+    expect_conflict(store.put(&k, &owner(UID_B), &other).await.map(drop));
+    expect_conflict(store.set_enabled(&k, &owner(UID_B), false).await.map(drop));
+    expect_conflict(store.delete(&k, &owner(UID_B)).await.map(drop));
+    assert_eq!(b.read_raw(&k).await.unwrap(), before);
+
+    // The owner itself still writes.
+    let again = store.put(&k, &owner(UID_A), &other).await.unwrap();
+    assert_eq!(again.version, 2);
+    assert_eq!(again.settings.agent_id.as_str(), "agent_other");
+}
+
+async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100003");
+    let first = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+
+    let off = store.set_enabled(&k, &owner(UID_A), false).await.unwrap();
+    assert!(!off.settings.enabled);
+    assert_eq!(off.settings.agent_id.as_str(), "agent_abc123");
+    assert_eq!(off.version, 2);
+    assert_eq!(off.created_at, first.created_at);
+    let raw = b.read_raw(&k).await.unwrap();
+    assert_eq!(raw["enabled"], json!(false));
+    assert_eq!(raw["agentId"], json!("agent_abc123"));
+    assert_eq!(raw["customPrompt"], json!("You are a helpful assistant..."));
+
+    let on = store.set_enabled(&k, &owner(UID_A), true).await.unwrap();
+    assert!(on.settings.enabled);
+    assert_eq!(on.settings, first.settings);
+    assert_eq!(on.version, 3);
+
+    match store
+        .set_enabled(&key("L0100099"), &owner(UID_A), true)
+        .await
+    {
+        Err(StoreError::NotFound { key }) => assert_eq!(key, "B0100001/L0100099"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        b.read_raw(&key("L0100099")).await,
+        None,
+        "set_enabled must not create items"
+    );
+}
+
+async fn delete_only_by_the_owner(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100004");
+    store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    assert!(store.delete(&k, &owner(UID_A)).await.unwrap());
+    assert_eq!(store.get(&k, Read::Strong).await.unwrap(), None);
+    assert_eq!(b.read_raw(&k).await, None);
+    assert!(
+        !store.delete(&k, &owner(UID_A)).await.unwrap(),
+        "nothing left to delete"
+    );
+}
+
+async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100005");
+    let mut full = settings();
+    full.business_name = Some("Clinica Dentara XYZ".into());
+    full.phone_number = Some("+40312345678".into());
+    full.bedrock = Some(BedrockAgentRef {
+        agent_id: "ABCDEFGHIJ".into(),
+        alias_id: "TSTALIASID".into(),
+    });
+    let first = store.put(&k, &owner(UID_A), &full).await.unwrap();
+    assert_eq!(first.settings, full);
+    let raw = b.read_raw(&k).await.unwrap();
+    assert_eq!(raw["bedrockAgentId"], json!("ABCDEFGHIJ"));
+    assert_eq!(raw["phoneNumber"], json!("+40312345678"));
+
+    let mut bare = settings();
+    bare.custom_prompt = None;
+    let second = store.put(&k, &owner(UID_A), &bare).await.unwrap();
+    assert_eq!(second.settings, bare);
+    assert_eq!(second.created_at, first.created_at);
+    assert_eq!(second.version, 2);
+    let raw = b.read_raw(&k).await.unwrap();
+    for gone in [
+        "customPrompt",
+        "businessName",
+        "phoneNumber",
+        "bedrockAgentId",
+        "bedrockAgentAliasId",
+    ] {
+        assert!(raw.get(gone).is_none(), "{gone} is still stored: {raw}");
+    }
+}
+
+fn seed_example(location: &str) -> Value {
+    json!({
+        "businessId": "B0100001",
+        "locationId": location,
+        "enabled": true,
+        "agentId": "agent_abc123",
+        "voiceId": "voice_def456",
+        "greeting": "Bună ziua! Sunt asistentul virtual.",
+        "customPrompt": "You are a helpful assistant...",
+        "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
+        "createdAt": "2025-10-15T10:00:00Z",
+        "updatedAt": "2025-10-15T10:00:00Z"
+    })
+}
+
+async fn an_item_from_before_the_operator_is_read_and_claimed(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100006");
+    b.write_raw(seed_example("L0100006")).await;
+    let legacy = store.get(&k, Read::Strong).await.unwrap().unwrap();
+    assert_eq!(legacy.owner, None);
+    assert_eq!(legacy.version, 0);
+    assert_eq!(legacy.settings, settings());
+
+    let claimed = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    assert_eq!(claimed.owner.as_ref().map(Id::as_str), Some(UID_A));
+    assert_eq!(claimed.version, 1);
+    assert_eq!(claimed.created_at.to_rfc3339(), "2025-10-15T10:00:00+00:00");
+    assert!(matches!(
+        store.put(&k, &owner(UID_B), &settings()).await,
+        Err(StoreError::Conflict { .. })
+    ));
+}
+
+async fn a_hand_edited_item_is_a_typed_error_naming_the_attribute(b: &impl Backend) {
+    let store = b.store();
+    let cases = [
+        ("L0100007", "agentId", Value::Null),
+        ("L0100008", "enabled", json!("yes")),
+        (
+            "L0100009",
+            "conversationSettings",
+            json!({"recordCalls": true, "sendTranscripts": false}),
+        ),
+    ];
+    for (location, attribute, value) in cases {
+        let mut item = seed_example(location);
+        if value.is_null() {
+            item.as_object_mut().unwrap().remove(attribute);
+        } else {
+            item[attribute] = value;
+        }
+        b.write_raw(item).await;
+        let k = key(location);
+        match store.get(&k, Read::Strong).await {
+            Err(StoreError::BadItem { key, error }) => {
+                assert_eq!(key, format!("B0100001/{location}"));
+                assert!(error.field.starts_with(attribute), "{attribute}: {error}");
+            }
+            other => panic!("{attribute}: {other:?}"),
+        }
+    }
+    // Its owner (here: nobody yet) can repair it with a put.
+    let k = key("L0100007");
+    let repaired = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    assert_eq!(store.get(&k, Read::Strong).await.unwrap(), Some(repaired));
+}
+
+async fn racing_owners_never_both_win(b: &impl Backend) {
+    let store = b.store();
+    for i in 0..10 {
+        let k = key(&format!("R{i:07}"));
+        let (s1, s2, k1, k2) = (store.clone(), store.clone(), k.clone(), k.clone());
+        let a = tokio::spawn(async move { s1.put(&k1, &owner(UID_A), &settings()).await });
+        let b = tokio::spawn(async move { s2.put(&k2, &owner(UID_B), &settings()).await });
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let lost = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Conflict { .. })))
+            .count();
+        assert_eq!((won.len(), lost), (1, 1), "{results:?}");
+        let stored = store.get(&k, Read::Strong).await.unwrap().unwrap();
+        assert_eq!(stored.owner, won[0].owner);
+        assert_eq!(stored.version, 1);
+    }
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&super::Sqlite::new().await).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&super::Dynamo::new().await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    round_trip_in_the_seed_format,
+    a_second_owner_gets_conflict_and_changes_nothing,
+    disable_and_enable_keep_the_agent_id,
+    delete_only_by_the_owner,
+    a_put_keeps_created_at_and_drops_cleared_attributes,
+    an_item_from_before_the_operator_is_read_and_claimed,
+    a_hand_edited_item_is_a_typed_error_naming_the_attribute,
+);
+
+/// SQLite only: moto evaluates a condition and writes without a lock, so
+/// two racing writers can both pass there (seen: both puts succeeded).
+/// DynamoDB itself applies a conditional write atomically; the condition
+/// expression is the same one the suite checks sequentially above.
+#[tokio::test]
+async fn racing_owners_never_both_win_on_sqlite() {
+    racing_owners_never_both_win(&Sqlite::new().await).await;
+}
+
+#[tokio::test]
+async fn create_table_is_idempotent_and_checks_the_key_schema() {
+    let client = support::dynamodb_client(&support::emulator_endpoint());
+    let table = support::unique_name("tenants");
+    let wait = Duration::from_secs(30);
+    assert_eq!(
+        create_table(&client, &table, wait).await.unwrap(),
+        TableOutcome::Created
+    );
+    assert_eq!(
+        create_table(&client, &table, wait).await.unwrap(),
+        TableOutcome::AlreadyExisted
+    );
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let description = described.table.unwrap();
+    assert_eq!(
+        description
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+
+    // A table of that name with another key is reported, not used.
+    let wrong = support::unique_name("wrong");
+    client
+        .create_table()
+        .table_name(&wrong)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let err = create_table(&client, &wrong, wait).await.unwrap_err();
+    assert!(err.to_string().contains("HASH id"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_table_says_how_to_create_it() {
+    let client = support::dynamodb_client(&support::emulator_endpoint());
+    let store = DynamoStore::new(client, "no-such-table".into());
+    let err = store.get(&key("L1"), Read::Strong).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string()
+            .contains("voice-operator dynamodb create-table"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_items_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenants.sqlite");
+    let written = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store
+            .put(&key("L1"), &owner(UID_A), &settings())
+            .await
+            .unwrap()
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        store.get(&key("L1"), Read::Strong).await.unwrap(),
+        Some(written)
+    );
+}
