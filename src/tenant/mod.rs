@@ -210,3 +210,23 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn TenantStore>, OpenErro
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_key_names_the_id_at_fault() {
+        assert_eq!(TenantKey::parse("", "L1").unwrap_err().field, "businessId");
+        assert_eq!(
+            TenantKey::parse("B1", "L/1").unwrap_err().field,
+            "locationId"
+        );
+        let long = "L".repeat(65);
+        assert_eq!(
+            TenantKey::parse("B1", &long).unwrap_err().field,
+            "locationId"
+        );
+        assert_eq!(TenantKey::parse("B1", "L1").unwrap().to_string(), "B1/L1");
+    }
+}
