@@ -18,6 +18,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replay_command(&args, &cli.data_dir).await
         }
         Command::Dynamodb(DynamodbCommand::CreateTable(args)) => create_table_command(&args).await,
+        Command::Crd => {
+            print!("{}", crate::crd::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -49,6 +49,9 @@ pub enum Command {
     /// Work with the DynamoDB tenant table.
     #[command(subcommand)]
     Dynamodb(DynamodbCommand),
+    /// Print the VoiceAgent CustomResourceDefinition as YAML
+    /// (`voice-operator crd | kubectl apply -f -`).
+    Crd,
 }
 
 /// DynamoDB subcommands.

@@ -1,0 +1,222 @@
+//! The `VoiceAgent` custom resource: one per business location. Its doc
+//! comments are what `kubectl explain voiceagents.spec` shows.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Finalizer that makes deletion wait for the ElevenLabs agent and the
+/// tenant item to be cleaned up.
+pub const FINALIZER: &str = "voiceagents.io/cleanup";
+
+/// A phone agent for one business location: the ElevenLabs voice agent
+/// that answers its calls and the tenant configuration the webhook bridge
+/// reads.
+// Each printcolumn repeats `type_ = "string"`, which clippy takes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "voiceagents.io",
+    version = "v1alpha1",
+    kind = "VoiceAgent",
+    plural = "voiceagents",
+    shortname = "va",
+    namespaced,
+    cel,
+    status = "VoiceAgentStatus",
+    derive = "PartialEq",
+    doc = "A phone agent for one business location, managed by voice-operator",
+    printcolumn(name = "Business", type_ = "string", json_path = ".spec.businessId"),
+    printcolumn(name = "Location", type_ = "string", json_path = ".spec.locationId"),
+    printcolumn(name = "Enabled", type_ = "boolean", json_path = ".spec.enabled"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Agent", type_ = "string", json_path = ".status.agentId"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceAgentSpec {
+    /// Business the agent answers for (the platform's businessId, such as
+    /// B0100001). 1 to 64 letters, digits, '_' or '-'. Cannot be changed.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("businessId is immutable"))]
+    pub business_id: String,
+
+    /// Location of the business (the platform's locationId, such as
+    /// L0100001). 1 to 64 letters, digits, '_' or '-'. Cannot be changed.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("locationId is immutable"))]
+    pub location_id: String,
+
+    /// Name callers know the business by; the ElevenLabs agent is named
+    /// "Agent <businessName>".
+    #[schemars(length(min = 1, max = 200))]
+    pub business_name: String,
+
+    /// false disables the agent: calls are refused, but the ElevenLabs agent
+    /// and its id are kept so that re-enabling reuses them.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// ElevenLabs voice id the agent speaks with.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub voice_id: String,
+
+    /// Language of the conversation, an ISO 639-1 code such as ro or en.
+    #[serde(default = "default_language")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Za-z]{2})?$"))]
+    pub language: String,
+
+    /// First sentence the agent says when it picks up.
+    #[schemars(length(min = 1, max = 1000))]
+    pub greeting: String,
+
+    /// Instructions for the agent (its system prompt). The operator-wide
+    /// default prompt is used when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20000))]
+    pub custom_prompt: Option<String>,
+
+    /// Phone number callers dial, in E.164 form (+40312345678).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
+    pub phone_number: Option<String>,
+
+    /// Limits and recording of each call.
+    #[serde(default)]
+    pub conversation: ConversationSpec,
+
+    /// Bedrock Agent that answers this location's calls; the operator-wide
+    /// agent when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockSpec>,
+
+    /// What happens to the ElevenLabs agent when this resource is deleted:
+    /// Delete removes it, Retain keeps it. The tenant configuration is
+    /// removed either way.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Limits and recording of each call.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSpec {
+    /// Longest call, in seconds (30 to 7200).
+    #[serde(default = "default_max_duration")]
+    #[schemars(range(min = 30, max = 7200))]
+    pub max_duration_seconds: u32,
+
+    /// Seconds of caller silence before the agent speaks again (1 to 60).
+    #[serde(default = "default_turn_timeout")]
+    #[schemars(range(min = 1, max = 60))]
+    pub turn_timeout_seconds: u32,
+
+    /// Keep call transcripts.
+    #[serde(default = "default_true")]
+    pub record_calls: bool,
+
+    /// Send the transcript to the business after each call.
+    #[serde(default)]
+    pub send_transcripts: bool,
+}
+
+impl Default for ConversationSpec {
+    fn default() -> Self {
+        ConversationSpec {
+            max_duration_seconds: default_max_duration(),
+            turn_timeout_seconds: default_turn_timeout(),
+            record_calls: true,
+            send_transcripts: false,
+        }
+    }
+}
+
+/// A Bedrock Agent and the alias to invoke.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BedrockSpec {
+    /// Bedrock Agent id (10 letters or digits).
+    #[schemars(regex(pattern = r"^[0-9A-Za-z]{10}$"))]
+    pub agent_id: String,
+    /// Alias of the agent to invoke (10 letters or digits; TSTALIASID is
+    /// the draft).
+    #[schemars(regex(pattern = r"^[0-9A-Za-z]{10}$"))]
+    pub agent_alias_id: String,
+}
+
+/// What deleting a VoiceAgent does to its ElevenLabs agent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Delete the ElevenLabs agent.
+    #[default]
+    Delete,
+    /// Keep the ElevenLabs agent (for example to move it elsewhere).
+    Retain,
+}
+
+/// Where a VoiceAgent stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Not reconciled yet, or waiting on ElevenLabs.
+    Pending,
+    /// The agent answers calls.
+    Active,
+    /// enabled is false; the agent is kept.
+    Disabled,
+    /// The last reconcile failed; see the conditions.
+    Error,
+    /// Another VoiceAgent already manages this businessId and locationId.
+    Conflict,
+}
+
+/// What the operator last did and saw.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceAgentStatus {
+    /// Pending, Active, Disabled, Error or Conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Id of the ElevenLabs agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// metadata.generation that the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When ElevenLabs and the tenant store last matched the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced_at: Option<String>,
+    /// Hash of the agent configuration last sent to ElevenLabs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// Ready, AgentSynced and ConfigSynced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+fn default_max_duration() -> u32 {
+    300
+}
+
+fn default_turn_timeout() -> u32 {
+    10
+}
+
+/// The CRD as YAML, as `voice-operator crd` prints it and
+/// `crds/voiceagents.io_voiceagents.yaml` holds it.
+pub fn crd_yaml() -> String {
+    serde_saphyr::to_string(&VoiceAgent::crd()).expect("the CRD serializes")
+}
