@@ -6,6 +6,7 @@ pub mod actionlog;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod crd;
 pub mod elevenlabs;
 pub mod ids;

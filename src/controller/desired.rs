@@ -1,0 +1,295 @@
+//! What a VoiceAgent asks for, computed without I/O: the ElevenLabs agent,
+//! the tenant item, and the hash that tells whether the agent must change.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::crd::VoiceAgent;
+use crate::elevenlabs::{DesiredAgent, Llm};
+use crate::ids::{Id, IdError};
+use crate::tenant::{BedrockAgentRef, ConversationSettings, TenantKey, TenantSettings};
+
+/// Tag on every agent the operator manages.
+pub const MANAGED_TAG: &str = "voice-operator";
+
+/// Operator-wide settings that shape every agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorSettings {
+    /// `VOICE_OPERATOR_PUBLIC_URL`: where ElevenLabs reaches the bridge.
+    pub public_url: String,
+    /// Workspace secret ElevenLabs sends as the bearer token to the
+    /// custom-LLM route.
+    pub llm_secret_id: Option<String>,
+    /// Prompt for VoiceAgents without `customPrompt`.
+    pub default_prompt: String,
+}
+
+/// A spec the operator cannot act on (the API server's schema normally
+/// stops these; a CRD installed by hand might not).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec.{}: {}", .0.field, .0.reason)]
+    Id(IdError),
+    #[error("metadata.uid is not set; the resource was not read from the API server")]
+    NoUid,
+}
+
+/// The (businessId, locationId) a VoiceAgent claims.
+pub fn tenant_key(va: &VoiceAgent) -> Result<TenantKey, SpecError> {
+    TenantKey::parse(&va.spec.business_id, &va.spec.location_id).map_err(SpecError::Id)
+}
+
+/// The uid that owns the tenant item and tags the agent.
+pub fn owner(va: &VoiceAgent) -> Result<Id, SpecError> {
+    let uid = va.metadata.uid.as_deref().ok_or(SpecError::NoUid)?;
+    Id::parse("metadata.uid", uid).map_err(|_| SpecError::NoUid)
+}
+
+/// Tags that carry the VoiceAgent's identity, so that an agent created
+/// just before a crash is found and adopted instead of created twice.
+pub fn identity_tags(va: &VoiceAgent) -> Result<Vec<String>, SpecError> {
+    let key = tenant_key(va)?;
+    Ok(vec![
+        MANAGED_TAG.to_owned(),
+        uid_tag(&owner(va)?),
+        format!("tenant:{}:{}", key.business_id, key.location_id),
+    ])
+}
+
+/// The tag naming the owning VoiceAgent's uid.
+pub fn uid_tag(owner: &Id) -> String {
+    format!("uid:{owner}")
+}
+
+/// The agent name ElevenLabs shows, as the seed names it.
+pub fn agent_name(va: &VoiceAgent) -> String {
+    format!("Agent {}", va.spec.business_name)
+}
+
+/// The ElevenLabs agent `va` asks for. Every turn goes to the bridge's
+/// custom-LLM route for this tenant.
+pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, SpecError> {
+    let key = tenant_key(va)?;
+    let spec = &va.spec;
+    let prompt = spec
+        .custom_prompt
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or(&op.default_prompt)
+        .to_owned();
+    Ok(DesiredAgent {
+        name: agent_name(va),
+        tags: identity_tags(va)?,
+        first_message: spec.greeting.clone(),
+        language: spec.language.clone(),
+        prompt,
+        llm: Llm::Custom {
+            url: format!(
+                "{}/api/elevenlabs/llm/{}/{}",
+                op.public_url.trim_end_matches('/'),
+                key.business_id,
+                key.location_id
+            ),
+            api_key_secret_id: op.llm_secret_id.clone(),
+        },
+        voice_id: spec.voice_id.clone(),
+        turn_timeout_secs: spec.conversation.turn_timeout_seconds,
+        max_duration_secs: spec.conversation.max_duration_seconds,
+        platform_settings: None,
+    })
+}
+
+/// The tenant item `va` asks for, once its agent is `agent_id`.
+pub fn tenant_settings(va: &VoiceAgent, agent_id: &Id) -> TenantSettings {
+    let spec = &va.spec;
+    TenantSettings {
+        enabled: spec.enabled,
+        agent_id: agent_id.clone(),
+        voice_id: spec.voice_id.clone(),
+        greeting: spec.greeting.clone(),
+        custom_prompt: spec.custom_prompt.clone(),
+        business_name: Some(spec.business_name.clone()),
+        phone_number: spec.phone_number.clone(),
+        bedrock: spec.bedrock.as_ref().map(|b| BedrockAgentRef {
+            agent_id: b.agent_id.clone(),
+            alias_id: b.agent_alias_id.clone(),
+        }),
+        conversation: ConversationSettings {
+            max_duration_secs: spec.conversation.max_duration_seconds,
+            record_calls: spec.conversation.record_calls,
+            send_transcripts: spec.conversation.send_transcripts,
+        },
+    }
+}
+
+/// Hash of the agent body, kept in status to skip unchanged updates. Keys
+/// are sorted first, so it does not depend on how the map orders them.
+pub fn config_hash(desired: &DesiredAgent) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(canonical(&desired.body()).as_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{BedrockSpec, VoiceAgentSpec};
+
+    pub(super) fn clinic() -> VoiceAgent {
+        let spec: VoiceAgentSpec = serde_json::from_value(serde_json::json!({
+            "businessId": "B0100001",
+            "locationId": "L0100001",
+            "businessName": "Clinica Dentara XYZ",
+            "voiceId": "21m00Tcm4TlvDq8ikWAM",
+            "language": "ro",
+            "greeting": "Bună ziua!",
+            "customPrompt": "You are a helpful dental assistant.",
+            "phoneNumber": "+40312345678"
+        }))
+        .unwrap();
+        let mut va = VoiceAgent::new("clinica-xyz", spec);
+        va.metadata.uid = Some("3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f".into());
+        va.metadata.namespace = Some("tenants".into());
+        va
+    }
+
+    fn operator() -> OperatorSettings {
+        OperatorSettings {
+            public_url: "https://voice.example.com/".into(),
+            llm_secret_id: Some("sec_llm".into()),
+            default_prompt: "You are a helpful receptionist.".into(),
+        }
+    }
+
+    #[test]
+    fn the_agent_points_its_llm_at_this_tenants_bridge_route() {
+        let desired = agent(&clinic(), &operator()).unwrap();
+        assert_eq!(desired.name, "Agent Clinica Dentara XYZ");
+        assert_eq!(
+            desired.llm,
+            Llm::Custom {
+                url: "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001".into(),
+                api_key_secret_id: Some("sec_llm".into()),
+            }
+        );
+        assert_eq!(desired.first_message, "Bună ziua!");
+        assert_eq!(desired.language, "ro");
+        assert_eq!(desired.prompt, "You are a helpful dental assistant.");
+        assert_eq!(
+            (desired.turn_timeout_secs, desired.max_duration_secs),
+            (10, 300)
+        );
+        assert_eq!(
+            desired.tags,
+            [
+                "voice-operator",
+                "uid:3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f",
+                "tenant:B0100001:L0100001"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_custom_prompt_falls_back_to_the_operator_default() {
+        let mut va = clinic();
+        va.spec.custom_prompt = Some("  ".into());
+        assert_eq!(
+            agent(&va, &operator()).unwrap().prompt,
+            "You are a helpful receptionist."
+        );
+        va.spec.custom_prompt = None;
+        assert_eq!(
+            agent(&va, &operator()).unwrap().prompt,
+            "You are a helpful receptionist."
+        );
+    }
+
+    #[test]
+    fn the_tenant_item_follows_the_spec_and_keeps_the_agent() {
+        let mut va = clinic();
+        va.spec.enabled = false;
+        va.spec.bedrock = Some(BedrockSpec {
+            agent_id: "ABCDEFGHIJ".into(),
+            agent_alias_id: "TSTALIASID".into(),
+        });
+        let agent_id = Id::parse("agentId", "agent_1").unwrap();
+        let settings = tenant_settings(&va, &agent_id);
+        assert!(!settings.enabled);
+        assert_eq!(settings.agent_id, agent_id);
+        assert_eq!(
+            settings.business_name.as_deref(),
+            Some("Clinica Dentara XYZ")
+        );
+        assert_eq!(settings.bedrock.unwrap().alias_id, "TSTALIASID");
+        assert_eq!(settings.conversation.max_duration_secs, 300);
+    }
+
+    #[test]
+    fn the_hash_is_stable_and_moves_with_every_managed_field() {
+        let base = agent(&clinic(), &operator()).unwrap();
+        assert_eq!(config_hash(&base), config_hash(&base.clone()));
+        assert_eq!(config_hash(&base).len(), 32);
+        // Pinned: a change here means every agent in every cluster gets a
+        // PATCH after the upgrade; do it only on purpose. The value is the
+        // first 16 bytes of SHA-256 over the body as compact JSON with
+        // sorted keys, as Python's json.dumps(body, sort_keys=True,
+        // separators=(",", ":"), ensure_ascii=False) also writes it.
+        assert_eq!(config_hash(&base), "25242e0579bf4fa04a433a009c90909f");
+        let changes: [fn(&mut VoiceAgent); 6] = [
+            |va| va.spec.greeting.push('!'),
+            |va| va.spec.voice_id = "other".into(),
+            |va| va.spec.language = "en".into(),
+            |va| va.spec.business_name = "Other".into(),
+            |va| va.spec.conversation.max_duration_seconds = 600,
+            |va| va.spec.conversation.turn_timeout_seconds = 5,
+        ];
+        for change in changes {
+            let mut va = clinic();
+            change(&mut va);
+            assert_ne!(
+                config_hash(&agent(&va, &operator()).unwrap()),
+                config_hash(&base)
+            );
+        }
+        // Fields the agent does not carry leave the hash alone.
+        let mut va = clinic();
+        va.spec.enabled = false;
+        va.spec.phone_number = None;
+        assert_eq!(
+            config_hash(&agent(&va, &operator()).unwrap()),
+            config_hash(&base)
+        );
+    }
+
+    #[test]
+    fn bad_ids_and_a_missing_uid_are_reported() {
+        let mut va = clinic();
+        va.spec.location_id = "L 1".into();
+        let err = agent(&va, &operator()).unwrap_err();
+        assert!(err.to_string().starts_with("spec.locationId: "), "{err}");
+        let mut va = clinic();
+        va.metadata.uid = None;
+        assert_eq!(agent(&va, &operator()).unwrap_err(), SpecError::NoUid);
+    }
+}
