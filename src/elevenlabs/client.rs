@@ -177,23 +177,12 @@ impl ElevenLabsClient {
         call.repeat = Repeat::OnlyIfUnprocessed;
         let operation = call.operation();
         let answer = self.execute(call).await?;
-        let value: Value = parse_json(&operation, &answer.body)?;
-        let bad = |reason: &str| ApiError::BadResponse {
-            operation: operation.clone(),
-            field: "agent_id".into(),
-            reason: reason.into(),
-        };
-        match value.get("agent_id") {
-            None | Some(Value::Null) => Err(bad("is missing")),
-            Some(Value::String(id)) => Id::parse("agent_id", id).map_err(|e| bad(&e.reason)),
-            Some(_) => Err(bad("is not a string")),
-        }
+        agent_id_in(&operation, &parse_json(&operation, &answer.body)?)
     }
 
     async fn get(&self, id: &Id) -> Result<RemoteAgent, ApiError> {
         #[derive(serde::Deserialize)]
         struct Wire {
-            agent_id: String,
             #[serde(default)]
             name: Option<String>,
             #[serde(default)]
@@ -206,13 +195,9 @@ impl ElevenLabsClient {
         let call = Call::new(Method::GET, format!("v1/convai/agents/{id}"));
         let operation = call.operation();
         let answer = self.execute(call).await?;
-        let wire: Wire = parse_json(&operation, &answer.body)?;
-        let agent_id =
-            Id::parse("agent_id", &wire.agent_id).map_err(|e| ApiError::BadResponse {
-                operation: operation.clone(),
-                field: "agent_id".into(),
-                reason: e.reason,
-            })?;
+        let value: Value = parse_json(&operation, &answer.body)?;
+        let agent_id = agent_id_in(&operation, &value)?;
+        let wire: Wire = serde_json::from_value(value).map_err(|e| bad_body(&operation, e))?;
         Ok(RemoteAgent {
             agent_id,
             name: wire.name.unwrap_or_default(),
@@ -370,11 +355,29 @@ impl AgentPlatform for ElevenLabsClient {
 }
 
 fn parse_json<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadResponse {
+    serde_json::from_slice(body).map_err(|e| bad_body(operation, e))
+}
+
+fn bad_body(operation: &str, e: serde_json::Error) -> ApiError {
+    ApiError::BadResponse {
         operation: operation.to_owned(),
         field: "body".into(),
         reason: e.to_string(),
-    })
+    }
+}
+
+/// The `agent_id` of an answer, checked like every id we put in a path.
+fn agent_id_in(operation: &str, body: &Value) -> Result<Id, ApiError> {
+    let bad = |reason: &str| ApiError::BadResponse {
+        operation: operation.to_owned(),
+        field: "agent_id".into(),
+        reason: reason.into(),
+    };
+    match body.get("agent_id") {
+        None | Some(Value::Null) => Err(bad("is missing")),
+        Some(Value::String(id)) => Id::parse("agent_id", id).map_err(|e| bad(&e.reason)),
+        Some(_) => Err(bad("is not a string")),
+    }
 }
 
 /// Turns a non-2xx answer into the error callers act on.

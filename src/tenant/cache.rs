@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Read, StoreError, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{Read, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore};
 use crate::ids::Id;
 
 /// Default entry lifetime.
@@ -73,17 +73,12 @@ impl CachedStore {
         entries.insert(key.clone(), (Instant::now(), value));
     }
 
-    /// Keeps the cache in step with a write's result: the new item, or
-    /// nothing known (so the next read asks the store).
-    fn after_write<T>(
-        &self,
-        key: &TenantKey,
-        result: &Result<T, StoreError>,
-        written: Option<Option<TenantConfig>>,
-    ) {
-        match (result, written) {
-            (Ok(_), Some(value)) => self.remember(key, value),
-            _ => self.invalidate(key),
+    /// Keeps the cache in step with a write: what the store now holds when
+    /// the write succeeded, otherwise nothing (the next read asks the store).
+    fn after_write(&self, key: &TenantKey, now_stored: Option<Option<TenantConfig>>) {
+        match now_stored {
+            Some(value) => self.remember(key, value),
+            None => self.invalidate(key),
         }
     }
 }
@@ -110,8 +105,7 @@ impl TenantStore for CachedStore {
     ) -> StoreFuture<'a, TenantConfig> {
         Box::pin(async move {
             let result = self.inner.put(key, owner, settings).await;
-            let written = result.as_ref().ok().map(|c| Some(c.clone()));
-            self.after_write(key, &result, written);
+            self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
             result
         })
     }
@@ -124,8 +118,7 @@ impl TenantStore for CachedStore {
     ) -> StoreFuture<'a, TenantConfig> {
         Box::pin(async move {
             let result = self.inner.set_enabled(key, owner, enabled).await;
-            let written = result.as_ref().ok().map(|c| Some(c.clone()));
-            self.after_write(key, &result, written);
+            self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
             result
         })
     }
@@ -133,7 +126,7 @@ impl TenantStore for CachedStore {
     fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let result = self.inner.delete(key, owner).await;
-            self.after_write(key, &result, Some(None));
+            self.after_write(key, result.as_ref().ok().map(|_| None));
             result
         })
     }

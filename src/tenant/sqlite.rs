@@ -196,26 +196,15 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// The item a write leaves behind: `attributes` over what was there, with
-/// the owner, a raised version and fresh timestamps.
+/// `next` as a write leaves it: with the keys, the owner, a version one
+/// above `current`'s, `current`'s createdAt (or now) and updatedAt now.
 fn stamped(
     key: &TenantKey,
     owner: &Id,
     current: Option<&Map<String, Value>>,
-    attributes: Map<String, Value>,
-    replace: bool,
+    mut next: Map<String, Value>,
 ) -> Map<String, Value> {
     let now = item::now();
-    let mut next = match current {
-        Some(current) if !replace => current.clone(),
-        _ => Map::new(),
-    };
-    for name in item::OPTIONAL {
-        if replace {
-            next.remove(name);
-        }
-    }
-    next.extend(attributes);
     next.insert(item::BUSINESS_ID.into(), key.business_id.as_str().into());
     next.insert(item::LOCATION_ID.into(), key.location_id.as_str().into());
     next.insert(OWNER.into(), owner.as_str().into());
@@ -256,7 +245,8 @@ impl TenantStore for SqliteStore {
         Box::pin(async move {
             let written = self
                 .write(key, owner, move |current| {
-                    Ok(Some(stamped(&k, &o, current.as_ref(), attributes, true)))
+                    // A put replaces the whole item: cleared attributes go.
+                    Ok(Some(stamped(&k, &o, current.as_ref(), attributes)))
                 })
                 .await?;
             Ok(written.1.expect("a put writes an item"))
@@ -276,9 +266,9 @@ impl TenantStore for SqliteStore {
                     let Some(current) = current else {
                         return Err(StoreError::NotFound { key: k.to_string() });
                     };
-                    let mut attributes = Map::new();
-                    attributes.insert(item::ENABLED.into(), enabled.into());
-                    Ok(Some(stamped(&k, &o, Some(&current), attributes, false)))
+                    let mut next = current.clone();
+                    next.insert(item::ENABLED.into(), enabled.into());
+                    Ok(Some(stamped(&k, &o, Some(&current), next)))
                 })
                 .await?;
             Ok(written.1.expect("set_enabled writes an item"))

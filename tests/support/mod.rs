@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_config::SdkConfig;
 use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::config::timeout::TimeoutConfig;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use base64::Engine;
 use voice_operator::actionlog::{
     Action, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider, VoiceCall,
@@ -43,40 +44,43 @@ pub fn emulator_endpoint() -> String {
     )
 }
 
-/// A Kinesis client for `endpoint` with test credentials, the SDK's own
-/// retries off (the shipper retries) and a short attempt timeout.
-pub fn kinesis_client(endpoint: &str, attempt_timeout: Duration) -> aws_sdk_kinesis::Client {
-    let config = aws_sdk_kinesis::Config::builder()
+/// SDK settings for the emulator or a fake endpoint: test credentials,
+/// a fixed region, and the given retry policy and attempt timeout.
+fn test_sdk_config(endpoint: &str, retry: RetryConfig, attempt_timeout: Duration) -> SdkConfig {
+    SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .retry_config(RetryConfig::disabled())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .retry_config(retry)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
                 .operation_attempt_timeout(attempt_timeout)
                 .build(),
         )
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
+        .build()
 }
 
-/// A DynamoDB client for `endpoint` with test credentials.
+/// A Kinesis client for `endpoint` with the SDK's own retries off (the
+/// shipper retries) and a short attempt timeout.
+pub fn kinesis_client(endpoint: &str, attempt_timeout: Duration) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(&test_sdk_config(
+        endpoint,
+        RetryConfig::disabled(),
+        attempt_timeout,
+    ))
+}
+
+/// A DynamoDB client for `endpoint` with the SDK's standard retries.
 pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    aws_sdk_dynamodb::Client::new(&test_sdk_config(
+        endpoint,
+        RetryConfig::standard(),
+        Duration::from_secs(5),
+    ))
 }
 
 /// A name no other test uses, for tables and streams on the shared emulator.
