@@ -1,14 +1,28 @@
 //! What each subcommand does, on top of the library.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use prometheus_client::registry::Registry;
+use secrecy::SecretString;
 use tokio::io::BufReader;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::actionlog::ActionLog;
 use crate::actionlog::replay::replay;
-use crate::config::{ActionLogCommand, Cli, Command, CreateTableArgs, DynamodbCommand, ReplayArgs};
+use crate::config::{
+    ActionLogCommand, Cli, Command, ControllerArgs, CreateTableArgs, DynamodbCommand, ReplayArgs,
+};
+use crate::controller::desired::OperatorSettings;
+use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
+use crate::controller::{Metrics, Timing};
+use crate::elevenlabs::{ClientConfig, ElevenLabsClient};
+use crate::http::Ops;
 use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
 
 /// Runs the command `cli` names.
@@ -22,7 +36,101 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::crd::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Controller(args) | Command::Run(args) => {
+            controller_command(&args, &cli.data_dir).await
+        }
     }
+}
+
+/// `controller` and `run`: the controller under leader election, and the
+/// HTTP server on every replica.
+async fn controller_command(args: &ControllerArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let api_key = std::env::var("ELEVENLABS_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .context("ELEVENLABS_API_KEY is not set; the controller needs it to manage agents")?;
+    let platform = ElevenLabsClient::new(ClientConfig::new(
+        args.elevenlabs_base_url.clone(),
+        SecretString::from(api_key),
+    ))
+    .context("ELEVENLABS_BASE_URL")?;
+    let store = crate::tenant::open(&args.tenant.config(data_dir))
+        .await
+        .context("opening the tenant store")?;
+    let client = kube::Client::try_default().await.context(
+        "cannot configure the Kubernetes client (in-cluster service account or KUBECONFIG)",
+    )?;
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let ops = Ops {
+        registry: Arc::new(registry),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        crate::http::ops_routes(ops.clone()),
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    let identity = args.identity();
+    let leader = if args.leader_election {
+        Some(LeaderConfig {
+            lease_name: args.lease_name.clone(),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            lease_duration: Duration::from_secs(args.lease_duration_secs),
+            renew_before: Duration::from_secs((args.lease_duration_secs / 3).max(1)),
+        })
+    } else {
+        None
+    };
+    let config = RunConfig {
+        namespace: args.watch_namespace.clone(),
+        concurrency: u16::try_from(args.concurrency).unwrap_or(u16::MAX),
+        settings: OperatorSettings {
+            public_url: args.public_url.clone(),
+            llm_secret_id: args.llm_secret_id.clone(),
+            default_prompt: args.default_prompt.clone(),
+        },
+        timing: Timing {
+            resync: Duration::from_secs(args.resync_secs),
+            ..Timing::default()
+        },
+        identity,
+        leader,
+    };
+    let backends = Backends {
+        client,
+        platform: Arc::new(platform),
+        store,
+        metrics,
+    };
+    ops.ready.store(true, Ordering::Release);
+    let result = runner::run(backends, config, stop_rx).await;
+    ops.ready.store(false, Ordering::Release);
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
+        Err(e) => tracing::warn!(error = %e, "HTTP server task"),
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn create_table_command(args: &CreateTableArgs) -> anyhow::Result<ExitCode> {

@@ -52,6 +52,159 @@ pub enum Command {
     /// Print the VoiceAgent CustomResourceDefinition as YAML
     /// (`voice-operator crd | kubectl apply -f -`).
     Crd,
+    /// Run the VoiceAgent controller (in-cluster config or KUBECONFIG),
+    /// with /healthz, /readyz and /metrics on --listen.
+    ///
+    /// Needs ELEVENLABS_API_KEY in the environment. With leader election
+    /// on (the default) only the replica holding the Lease reconciles.
+    Controller(ControllerArgs),
+    /// Run the controller and the HTTP server together: what the
+    /// Deployment runs. Every replica serves HTTP; only the leader
+    /// reconciles.
+    Run(ControllerArgs),
+}
+
+/// Which tenant store backs the configuration items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TenantStoreKind {
+    /// A DynamoDB table (production).
+    Dynamodb,
+    /// An embedded SQLite file under the data directory.
+    Sqlite,
+}
+
+/// Where the tenant configuration lives.
+#[derive(Debug, Args)]
+pub struct TenantStoreArgs {
+    /// Tenant store backend.
+    #[arg(long, env = "VOICE_OPERATOR_TENANT_STORE", value_enum, default_value_t = TenantStoreKind::Dynamodb)]
+    pub tenant_store: TenantStoreKind,
+
+    /// DynamoDB table for `--tenant-store dynamodb`. Region, endpoint and
+    /// credentials come from the AWS SDK's environment.
+    #[arg(long, env = "DYNAMODB_ELEVENLABS_AGENTS_TABLE", default_value = crate::tenant::DEFAULT_TABLE,
+          value_parser = table_name)]
+    pub dynamodb_table: String,
+
+    /// SQLite file for `--tenant-store sqlite` [default: <data-dir>/tenants.sqlite3].
+    #[arg(long, env = "VOICE_OPERATOR_SQLITE_FILE")]
+    pub sqlite_file: Option<PathBuf>,
+}
+
+impl TenantStoreArgs {
+    pub fn config(&self, data_dir: &Path) -> crate::tenant::StoreConfig {
+        match self.tenant_store {
+            TenantStoreKind::Dynamodb => crate::tenant::StoreConfig::DynamoDb {
+                table: self.dynamodb_table.clone(),
+            },
+            TenantStoreKind::Sqlite => crate::tenant::StoreConfig::Sqlite {
+                path: self
+                    .sqlite_file
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("tenants.sqlite3")),
+            },
+        }
+    }
+}
+
+/// Settings of `controller` and `run`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// HTTP listen address (health, readiness, metrics; the webhook routes
+    /// in `run`).
+    #[arg(long, env = "VOICE_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+
+    /// The URL ElevenLabs reaches this service at; each agent's custom-LLM
+    /// URL is <public-url>/api/elevenlabs/llm/<businessId>/<locationId>.
+    #[arg(long, env = "VOICE_OPERATOR_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: String,
+
+    /// ElevenLabs API base URL.
+    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
+    pub elevenlabs_base_url: String,
+
+    /// Id of the ElevenLabs workspace secret that holds
+    /// VOICE_OPERATOR_LLM_SECRET; ElevenLabs sends it as the bearer token
+    /// of every custom-LLM request. Without it the requests carry none.
+    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
+    pub llm_secret_id: Option<String>,
+
+    /// System prompt for VoiceAgents without customPrompt.
+    #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
+    pub default_prompt: String,
+
+    /// Watch VoiceAgents in this namespace only [default: every namespace].
+    #[arg(long, env = "VOICE_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// VoiceAgents reconciled at the same time.
+    #[arg(long, env = "VOICE_OPERATOR_CONCURRENCY", default_value_t = 8,
+          value_parser = whole("--concurrency", "VOICE_OPERATOR_CONCURRENCY", 1, 1000))]
+    pub concurrency: u64,
+
+    /// Seconds between checks of each agent for changes made by hand in
+    /// the ElevenLabs dashboard.
+    #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = 600,
+          value_parser = whole("--resync-secs", "VOICE_OPERATOR_RESYNC_SECS", 10, 86_400))]
+    pub resync_secs: u64,
+
+    /// Elect a leader on a Lease so that only one replica reconciles.
+    /// Turn off only when running a single replica.
+    #[arg(long, env = "VOICE_OPERATOR_LEADER_ELECTION", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "VOICE_OPERATOR_LEASE_NAME",
+        default_value = "voice-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the leader Lease [default: the pod's namespace, or the
+    /// kubeconfig context's].
+    #[arg(long, env = "VOICE_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Seconds a leader's lease stays valid without renewal; a replica
+    /// that dies is replaced after at most this long.
+    #[arg(long, env = "VOICE_OPERATOR_LEASE_DURATION_SECS", default_value_t = 15,
+          value_parser = whole("--lease-duration-secs", "VOICE_OPERATOR_LEASE_DURATION_SECS", 3, 600))]
+    pub lease_duration_secs: u64,
+
+    /// This replica's name in the Lease and in Events [default: a random
+    /// name; the chart passes the pod name].
+    #[arg(long, env = "VOICE_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+
+    #[command(flatten)]
+    pub tenant: TenantStoreArgs,
+}
+
+/// Prompt for agents whose VoiceAgent has no customPrompt.
+pub const DEFAULT_PROMPT: &str = "You are the phone assistant of this business. Answer questions about \
+    its services and opening hours, check availability and book appointments, and send a \
+    confirmation when asked. Be brief and polite.";
+
+impl ControllerArgs {
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .unwrap_or_else(|| format!("voice-operator-{:08x}", fastrand::u32(..)))
+    }
+}
+
+fn public_url(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{raw:?} must be an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{raw:?} must not have a query or fragment"));
+    }
+    Ok(raw.trim().trim_end_matches('/').to_owned())
 }
 
 /// DynamoDB subcommands.

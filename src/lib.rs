@@ -9,6 +9,7 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod elevenlabs;
+pub mod http;
 pub mod ids;
 pub mod telemetry;
 pub mod tenant;

@@ -1,5 +1,6 @@
 //! Decisions the reconciler takes, as pure functions of what it read.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 
 use crate::crd::VoiceAgent;
@@ -12,11 +13,15 @@ use super::desired::{self, uid_tag};
 /// not `me`: the oldest claimant wins (creation time, then namespace and
 /// name, then uid, so every replica decides the same). A claimant being
 /// deleted still holds the key until its cleanup is done.
-pub fn conflict_holder<'a>(me: &VoiceAgent, all: &'a [VoiceAgent]) -> Option<&'a VoiceAgent> {
+pub fn conflict_holder<'a, T: Borrow<VoiceAgent>>(
+    me: &VoiceAgent,
+    all: &'a [T],
+) -> Option<&'a VoiceAgent> {
     let claims = |va: &VoiceAgent| {
         va.spec.business_id == me.spec.business_id && va.spec.location_id == me.spec.location_id
     };
     all.iter()
+        .map(Borrow::borrow)
         .filter(|va| claims(va) && !same(va, me))
         .min_by(|a, b| seniority(a, b))
         .filter(|oldest| seniority(oldest, me) == Ordering::Less)

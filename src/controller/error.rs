@@ -1,0 +1,142 @@
+//! What can go wrong in a reconcile, sorted into what is worth retrying
+//! soon and what needs a person to change something.
+
+use std::time::Duration;
+
+use crate::elevenlabs::ApiError;
+use crate::tenant::StoreError;
+
+use super::desired::SpecError;
+
+/// A reconcile that did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("ElevenLabs: {0}")]
+    ElevenLabs(#[from] ApiError),
+    #[error("tenant store: {0}")]
+    Store(#[from] StoreError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+impl Error {
+    /// Short PascalCase cause, for the condition reason, the Event and the
+    /// `reason` label of the failure counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ElevenLabs(ApiError::RateLimited { .. }) => "ElevenLabsRateLimited",
+            Error::ElevenLabs(ApiError::Validation { .. }) => "ElevenLabsRejected",
+            Error::ElevenLabs(ApiError::Auth { .. }) => "ElevenLabsAuth",
+            Error::ElevenLabs(ApiError::Timeout { .. }) => "ElevenLabsTimeout",
+            Error::ElevenLabs(ApiError::Server { .. }) => "ElevenLabsServerError",
+            Error::ElevenLabs(_) => "ElevenLabsError",
+            Error::Store(StoreError::Conflict { .. }) => "TenantOwnedElsewhere",
+            Error::Store(StoreError::BadItem { .. }) => "TenantItemInvalid",
+            Error::Store(_) => "TenantStoreError",
+            Error::Kube(_) => "KubernetesError",
+            Error::Spec(_) => "InvalidSpec",
+        }
+    }
+
+    /// Errors that retrying cannot fix: the spec, the key or a hand-edited
+    /// item must change first. These set phase Error and requeue slowly.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::ElevenLabs(e) => !e.is_retryable(),
+            Error::Store(e) => !e.is_retryable(),
+            Error::Kube(kube::Error::Api(status)) => {
+                // 409 (conflict on patch) and 429/5xx pass; 4xx otherwise do not.
+                (400..500).contains(&status.code) && !matches!(status.code, 409 | 429)
+            }
+            Error::Kube(_) => false,
+            Error::Spec(_) => true,
+        }
+    }
+
+    /// How long the server asked us to wait, when it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::ElevenLabs(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// Exponential backoff with equal jitter (half fixed, half random), at
+/// least `retry_after` when the server named one. `attempt` counts from 1.
+pub fn backoff(
+    attempt: u32,
+    base: Duration,
+    max: Duration,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(max);
+    let half = capped / 2;
+    let jittered = half + half.mul_f64(fastrand::f64());
+    match retry_after {
+        // A little jitter on top, so that agents throttled together do
+        // not all come back in the same instant.
+        Some(wait) => wait.max(jittered) + Duration::from_millis(fastrand::u64(0..250)),
+        None => jittered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_caps_and_stays_in_its_jitter_band() {
+        let base = Duration::from_millis(500);
+        let max = Duration::from_secs(60);
+        for attempt in 1..=12 {
+            let full = base.saturating_mul(1 << (attempt - 1)).min(max);
+            for _ in 0..100 {
+                let d = backoff(attempt, base, max, None);
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d:?} vs {full:?}"
+                );
+            }
+        }
+        assert!(backoff(40, base, max, None) <= max);
+    }
+
+    #[test]
+    fn backoff_waits_at_least_retry_after() {
+        for _ in 0..100 {
+            let d = backoff(
+                1,
+                Duration::from_millis(500),
+                Duration::from_secs(60),
+                Some(Duration::from_secs(7)),
+            );
+            assert!(
+                d >= Duration::from_secs(7) && d < Duration::from_millis(7250),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn permanent_and_transient_are_told_apart() {
+        let rate = Error::ElevenLabs(ApiError::RateLimited {
+            operation: "POST /v1/convai/agents/create".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        });
+        assert!(!rate.is_permanent());
+        assert_eq!(rate.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(rate.reason(), "ElevenLabsRateLimited");
+        let invalid = Error::ElevenLabs(ApiError::Validation {
+            operation: "POST /v1/convai/agents/create".into(),
+            status: 422,
+            message: "voice_id: Voice 'nope' does not exist".into(),
+        });
+        assert!(invalid.is_permanent());
+        assert_eq!(invalid.reason(), "ElevenLabsRejected");
+        assert!(Error::Spec(SpecError::NoUid).is_permanent());
+    }
+}

@@ -1,0 +1,654 @@
+//! The reconciler: makes ElevenLabs and the tenant store match one
+//! VoiceAgent, then says so in its status. Decisions come from [`plan`]
+//! and [`desired`]; this module only reads, calls and writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentStatus};
+use crate::elevenlabs::{AgentPlatform, ApiError, Deleted, DesiredAgent};
+use crate::ids::Id;
+use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+
+use super::desired::{self, OperatorSettings};
+use super::error::{Error, backoff};
+use super::inventory::Inventory;
+use super::metrics::Metrics;
+use super::plan::{self, Adoption, Patch as AgentPatch};
+use super::status::{self, Cond};
+
+/// Field manager for every write the operator makes.
+pub const FIELD_MANAGER: &str = "voice-operator";
+
+/// When to come back to a VoiceAgent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timing {
+    /// Periodic check for changes made by hand in the ElevenLabs dashboard.
+    pub resync: Duration,
+    /// How often a VoiceAgent in Conflict looks again.
+    pub conflict_recheck: Duration,
+    /// Requeue after an error that retrying does not fix.
+    pub error_requeue: Duration,
+    /// First and longest backoff after a transient error.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            resync: Duration::from_secs(600),
+            conflict_recheck: Duration::from_secs(60),
+            error_requeue: Duration::from_secs(300),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    platform: Arc<dyn AgentPlatform>,
+    store: Arc<dyn TenantStore>,
+    settings: OperatorSettings,
+    timing: Timing,
+    /// Every VoiceAgent the controller sees, for the conflict decision.
+    claims: Store<VoiceAgent>,
+    inventory: Inventory,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    attempts: Mutex<HashMap<String, u32>>,
+    /// VoiceAgents to look at again when a claim is released.
+    released: Option<mpsc::UnboundedSender<ObjectRef<VoiceAgent>>>,
+}
+
+/// The parts a [`Context`] is made of.
+pub struct Parts {
+    pub client: Client,
+    pub platform: Arc<dyn AgentPlatform>,
+    pub store: Arc<dyn TenantStore>,
+    pub settings: OperatorSettings,
+    pub timing: Timing,
+    pub claims: Store<VoiceAgent>,
+    pub metrics: Arc<Metrics>,
+    /// Names this replica in the Events it publishes.
+    pub instance: Option<String>,
+}
+
+impl Context {
+    pub fn new(parts: Parts) -> Context {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: parts.instance,
+        };
+        Context {
+            recorder: Recorder::new(parts.client.clone(), reporter),
+            client: parts.client,
+            platform: parts.platform,
+            store: parts.store,
+            settings: parts.settings,
+            timing: parts.timing,
+            claims: parts.claims,
+            inventory: Inventory::new(),
+            metrics: parts.metrics,
+            attempts: Mutex::new(HashMap::new()),
+            released: None,
+        }
+    }
+
+    /// Where to send VoiceAgents waiting in Conflict when the holder of
+    /// their location is deleted.
+    pub fn with_release_channel(
+        mut self,
+        tx: mpsc::UnboundedSender<ObjectRef<VoiceAgent>>,
+    ) -> Self {
+        self.released = Some(tx);
+        self
+    }
+
+    async fn event(&self, va: &VoiceAgent, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(truncate(note, 1000)),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &va.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish a Kubernetes Event");
+        }
+    }
+
+    fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reconciles one VoiceAgent; kube-runtime calls it on every change, on
+/// requeue and on resync.
+pub async fn reconcile(va: Arc<VoiceAgent>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "reconcile",
+        voiceagent = %format!("{}/{}", va.namespace().unwrap_or_default(), va.name_any()),
+        business_id = %va.spec.business_id,
+        location_id = %va.spec.location_id,
+    );
+    let result = tracing::Instrument::instrument(reconcile_once(&va, &ctx), span).await;
+    let uid = va.uid().unwrap_or_default();
+    match result {
+        Ok(action) => {
+            ctx.attempts().remove(&uid);
+            ctx.metrics.reconciled(started.elapsed(), None);
+            Ok(action)
+        }
+        Err(err) => {
+            ctx.metrics
+                .reconciled(started.elapsed(), Some(err.reason()));
+            report_failure(&va, &ctx, &err).await;
+            if err.is_permanent() {
+                tracing::warn!(error = %err, "reconcile failed; waiting for a change");
+                ctx.attempts().remove(&uid);
+                Ok(Action::requeue(ctx.timing.error_requeue))
+            } else {
+                tracing::info!(error = %err, "reconcile failed; will retry");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Backoff for transient errors: exponential with jitter per VoiceAgent,
+/// never shorter than a `Retry-After` the provider sent.
+pub fn error_policy(va: Arc<VoiceAgent>, err: &Error, ctx: Arc<Context>) -> Action {
+    let attempt = {
+        let mut attempts = ctx.attempts();
+        let n = attempts.entry(va.uid().unwrap_or_default()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let t = &ctx.timing;
+    Action::requeue(backoff(
+        attempt,
+        t.backoff_base,
+        t.backoff_max,
+        err.retry_after(),
+    ))
+}
+
+async fn reconcile_once(va: &Arc<VoiceAgent>, ctx: &Context) -> Result<Action, Error> {
+    // The conflict decision needs every VoiceAgent, not just the first
+    // ones the initial list delivered.
+    let _ = ctx.claims.wait_until_ready().await;
+    let api = api_for(va, ctx);
+    let has_finalizer = va.finalizers().iter().any(|f| f == FINALIZER);
+    if va.metadata.deletion_timestamp.is_some() {
+        if has_finalizer {
+            cleanup(va, ctx).await?;
+            set_finalizer(&api, va, false).await?;
+            ctx.metrics.phase(&va.uid().unwrap_or_default(), None);
+            release_claim(va, ctx);
+        }
+        return Ok(Action::await_change());
+    }
+    if has_finalizer {
+        apply(va, ctx, &api).await
+    } else {
+        let va = set_finalizer(&api, va, true).await?;
+        apply(&va, ctx, &api).await
+    }
+}
+
+fn api_for(va: &VoiceAgent, ctx: &Context) -> Api<VoiceAgent> {
+    Api::namespaced(ctx.client.clone(), &va.namespace().unwrap_or_default())
+}
+
+/// Adds or removes our finalizer. The resourceVersion makes it fail with
+/// 409 (and retry) instead of overwriting a concurrent change.
+async fn set_finalizer(
+    api: &Api<VoiceAgent>,
+    va: &VoiceAgent,
+    present: bool,
+) -> Result<VoiceAgent, Error> {
+    let mut finalizers: Vec<String> = va
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.into());
+    }
+    let patch = json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": va.resource_version()}
+    });
+    Ok(api
+        .patch(
+            &va.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?)
+}
+
+struct AgentOutcome {
+    id: Id,
+    /// ElevenLabs was written to or read from for drift.
+    touched: bool,
+}
+
+async fn apply(va: &VoiceAgent, ctx: &Context, api: &Api<VoiceAgent>) -> Result<Action, Error> {
+    let key = desired::tenant_key(va)?;
+    let owner = desired::owner(va)?;
+    let old = va.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+
+    let claims = ctx.claims.state();
+    if let Some(holder) = plan::conflict_holder(va, &claims) {
+        let message = format!(
+            "{key} is already managed by VoiceAgent {}/{}; this one changes nothing until that one is deleted",
+            holder.namespace().unwrap_or_default(),
+            holder.name_any()
+        );
+        if old.phase != Some(Phase::Conflict) {
+            ctx.event(va, EventType::Warning, "Conflict", message.clone())
+                .await;
+        }
+        let new = status::conflict(&old, va.metadata.generation, now, &message);
+        write_status(api, va, ctx, &old, new).await?;
+        return Ok(Action::requeue(ctx.timing.conflict_recheck));
+    }
+
+    let want = desired::agent(va, &ctx.settings)?;
+    let hash = desired::config_hash(&want);
+    let agent = sync_agent(va, ctx, &owner, &old, &want, &hash, now).await?;
+    let (item, item_written) = sync_item(va, ctx, &key, &owner, &agent.id).await?;
+
+    let synced_now = agent.touched || item_written || old.last_synced_at.is_none();
+    let new = status::synced(status::Synced {
+        old: &old,
+        generation: va.metadata.generation,
+        now,
+        enabled: va.spec.enabled,
+        agent_id: &agent.id,
+        config_hash: &hash,
+        key: &key,
+        item_version: item.version,
+        synced_now,
+    });
+    write_status(api, va, ctx, &old, new).await?;
+    let resync = ctx.timing.resync;
+    // Spread resyncs so that agents created together are not all checked
+    // in the same second.
+    Ok(Action::requeue(
+        resync + resync.mul_f64(fastrand::f64() * 0.1),
+    ))
+}
+
+/// Creates, adopts or updates the ElevenLabs agent.
+async fn sync_agent(
+    va: &VoiceAgent,
+    ctx: &Context,
+    owner: &Id,
+    old: &VoiceAgentStatus,
+    want: &DesiredAgent,
+    hash: &str,
+    now: Timestamp,
+) -> Result<AgentOutcome, Error> {
+    let platform = ctx.platform.as_ref();
+    let known = old
+        .agent_id
+        .as_deref()
+        .and_then(|id| Id::parse("status.agentId", id).ok());
+    if let Some(id) = known {
+        let missing = if old.config_hash.as_deref() != Some(hash) {
+            match platform.update_agent(&id, want).await {
+                Ok(()) => {
+                    let note = format!("updated ElevenLabs agent {id} to the new spec");
+                    ctx.event(va, EventType::Normal, "Updated", note).await;
+                    return Ok(AgentOutcome { id, touched: true });
+                }
+                Err(ApiError::NotFound { .. }) => true,
+                Err(e) => return Err(e.into()),
+            }
+        } else if resync_due(old, now, ctx.timing.resync) {
+            match platform.get_agent(&id).await {
+                Ok(remote) => {
+                    if let Some(AgentPatch::Drift(fields)) =
+                        plan::patch_needed(Some(hash), want, Some(&remote))
+                    {
+                        platform.update_agent(&id, want).await?;
+                        let note = format!(
+                            "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
+                            fields.join(", ")
+                        );
+                        ctx.event(va, EventType::Normal, "DriftCorrected", note)
+                            .await;
+                    }
+                    return Ok(AgentOutcome { id, touched: true });
+                }
+                Err(ApiError::NotFound { .. }) => true,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            false
+        };
+        if !missing {
+            return Ok(AgentOutcome { id, touched: false });
+        }
+        ctx.inventory.removed(owner, &id);
+        let note = format!("ElevenLabs agent {id} no longer exists; making a new one");
+        ctx.event(va, EventType::Warning, "AgentMissing", note)
+            .await;
+    }
+    let id = adopt_or_create(va, ctx, owner, want).await?;
+    Ok(AgentOutcome { id, touched: true })
+}
+
+fn resync_due(old: &VoiceAgentStatus, now: Timestamp, resync: Duration) -> bool {
+    let Some(last) = old
+        .last_synced_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    else {
+        return true;
+    };
+    let age = now.duration_since(last);
+    // A little early, so that the requeue that comes at `resync` (plus
+    // jitter) always finds the check due.
+    age.as_secs_f64() >= resync.as_secs_f64() * 0.9
+}
+
+/// Never two agents for one VoiceAgent: an agent already tagged with its
+/// uid is adopted (and brought to the spec); only when there is none is
+/// one created.
+async fn adopt_or_create(
+    va: &VoiceAgent,
+    ctx: &Context,
+    owner: &Id,
+    want: &DesiredAgent,
+) -> Result<Id, Error> {
+    let platform = ctx.platform.as_ref();
+    loop {
+        let tagged = ctx.inventory.agents_of(platform, owner, &want.name).await?;
+        let Some(Adoption { keep, duplicates }) = plan::adoption(&tagged, owner, None) else {
+            break;
+        };
+        match platform.update_agent(&keep, want).await {
+            Ok(()) => {}
+            Err(ApiError::NotFound { .. }) => {
+                // Listed, but deleted since; look at the others.
+                ctx.inventory.removed(owner, &keep);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let note = format!(
+            "adopted existing ElevenLabs agent {keep}, which carries this VoiceAgent's identity"
+        );
+        ctx.event(va, EventType::Normal, "Adopted", note).await;
+        for duplicate in duplicates {
+            platform.delete_agent(&duplicate).await?;
+            ctx.inventory.removed(owner, &duplicate);
+            let note = format!("deleted ElevenLabs agent {duplicate}, a duplicate of {keep}");
+            ctx.event(va, EventType::Normal, "DuplicateDeleted", note)
+                .await;
+        }
+        return Ok(keep);
+    }
+    match platform.create_agent(want).await {
+        Ok(id) => {
+            ctx.inventory.created(owner, &id, &want.name, &want.tags);
+            let note = format!("created ElevenLabs agent {id}");
+            ctx.event(va, EventType::Normal, "Created", note).await;
+            Ok(id)
+        }
+        Err(e) => {
+            if may_have_created(&e) {
+                ctx.inventory.uncertain(owner);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Whether ElevenLabs may have made the agent although the call failed.
+fn may_have_created(e: &ApiError) -> bool {
+    !matches!(
+        e,
+        ApiError::Validation { .. }
+            | ApiError::Auth { .. }
+            | ApiError::RateLimited { .. }
+            | ApiError::InvalidId(_)
+    )
+}
+
+/// Brings the tenant item to the spec. Returns it and whether it was
+/// written.
+async fn sync_item(
+    va: &VoiceAgent,
+    ctx: &Context,
+    key: &TenantKey,
+    owner: &Id,
+    agent_id: &Id,
+) -> Result<(TenantConfig, bool), Error> {
+    let want = desired::tenant_settings(va, agent_id);
+    let current = ctx.store.get(key, Read::Strong).await?;
+    let ours = current.as_ref().filter(|c| c.owner.as_ref() == Some(owner));
+    if let Some(c) = ours {
+        if c.settings == want {
+            return Ok((c.clone(), false));
+        }
+        let only_enabled = TenantSettings {
+            enabled: want.enabled,
+            ..c.settings.clone()
+        } == want;
+        if only_enabled {
+            let item = ctx.store.set_enabled(key, owner, want.enabled).await?;
+            item_event(va, ctx, key, &item, Some(c.settings.enabled)).await;
+            return Ok((item, true));
+        }
+    }
+    let before = current.as_ref().map(|c| c.settings.enabled);
+    let item = ctx.store.put(key, owner, &want).await?;
+    item_event(va, ctx, key, &item, before).await;
+    Ok((item, true))
+}
+
+async fn item_event(
+    va: &VoiceAgent,
+    ctx: &Context,
+    key: &TenantKey,
+    item: &TenantConfig,
+    enabled_before: Option<bool>,
+) {
+    let enabled = item.settings.enabled;
+    let (reason, note) = match (enabled_before, enabled) {
+        (Some(true) | None, false) => (
+            "Disabled",
+            format!(
+                "tenant {key} disabled: calls are refused; ElevenLabs agent {} is kept",
+                item.settings.agent_id
+            ),
+        ),
+        (Some(false), true) => ("Enabled", format!("tenant {key} enabled again")),
+        _ => (
+            "ConfigSynced",
+            format!(
+                "tenant {key} configuration written (version {})",
+                item.version
+            ),
+        ),
+    };
+    ctx.event(va, EventType::Normal, reason, note).await;
+}
+
+/// Deletion: the agent per `deletionPolicy`, then the tenant item.
+async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
+    let key = desired::tenant_key(va)?;
+    let owner = desired::owner(va)?;
+    let claims = ctx.claims.state();
+    if let Some(holder) = plan::conflict_holder(va, &claims) {
+        let note = format!(
+            "nothing to clean up: {key} belongs to VoiceAgent {}/{}",
+            holder.namespace().unwrap_or_default(),
+            holder.name_any()
+        );
+        ctx.event(va, EventType::Normal, "Deleted", note).await;
+        return Ok(());
+    }
+    let platform = ctx.platform.as_ref();
+    let name = desired::agent_name(va);
+    let mut agents: Vec<Id> = ctx
+        .inventory
+        .agents_of(platform, &owner, &name)
+        .await?
+        .iter()
+        .filter_map(|a| Id::parse("agent_id", &a.agent_id).ok())
+        .collect();
+    if let Some(id) = va.status.as_ref().and_then(|s| s.agent_id.as_deref())
+        && let Ok(id) = Id::parse("status.agentId", id)
+        && !agents.contains(&id)
+    {
+        agents.push(id);
+    }
+    for id in &agents {
+        match va.spec.deletion_policy {
+            DeletionPolicy::Delete => {
+                let outcome = platform.delete_agent(id).await?;
+                ctx.inventory.removed(&owner, id);
+                let note = match outcome {
+                    Deleted::Removed => format!("deleted ElevenLabs agent {id}"),
+                    Deleted::AlreadyGone => format!("ElevenLabs agent {id} was already gone"),
+                };
+                ctx.event(va, EventType::Normal, "AgentDeleted", note).await;
+            }
+            DeletionPolicy::Retain => {
+                let note = format!("kept ElevenLabs agent {id} (deletionPolicy Retain)");
+                ctx.event(va, EventType::Normal, "AgentRetained", note)
+                    .await;
+            }
+        }
+    }
+    match ctx.store.delete(&key, &owner).await {
+        Ok(true) => {
+            let note = format!("deleted tenant {key} configuration");
+            ctx.event(va, EventType::Normal, "ConfigDeleted", note)
+                .await;
+        }
+        Ok(false) => {}
+        Err(StoreError::Conflict { .. }) => {
+            tracing::warn!(tenant = %key, "the tenant item belongs to another owner; left as it is");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// After a holder is gone, VoiceAgents waiting in Conflict for the same
+/// location look again at once.
+fn release_claim(va: &VoiceAgent, ctx: &Context) {
+    let Some(tx) = &ctx.released else { return };
+    for other in ctx.claims.state() {
+        let same_key = other.spec.business_id == va.spec.business_id
+            && other.spec.location_id == va.spec.location_id;
+        if same_key && other.uid() != va.uid() {
+            let _ = tx.send(ObjectRef::from_obj(other.as_ref()));
+        }
+    }
+}
+
+/// Writes the status when it changed (server-side apply, so fields the
+/// operator no longer sets are dropped).
+async fn write_status(
+    api: &Api<VoiceAgent>,
+    va: &VoiceAgent,
+    ctx: &Context,
+    old: &VoiceAgentStatus,
+    new: VoiceAgentStatus,
+) -> Result<(), Error> {
+    ctx.metrics.phase(&va.uid().unwrap_or_default(), new.phase);
+    if *old == new && va.status.is_some() {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": VoiceAgent::api_version(&()),
+        "kind": VoiceAgent::kind(&()),
+        "status": new,
+    });
+    api.patch_status(
+        &va.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Puts a failed reconcile into the status and an Event, best effort: the
+/// error itself is what gets retried.
+async fn report_failure(va: &VoiceAgent, ctx: &Context, err: &Error) {
+    let old = va.status.clone().unwrap_or_default();
+    let new = status::failed(
+        &old,
+        va.metadata.generation,
+        Timestamp::now(),
+        &Cond::failed(err),
+        err.is_permanent(),
+        matches!(err, Error::ElevenLabs(_)),
+        matches!(err, Error::Store(_)),
+    );
+    ctx.event(va, EventType::Warning, err.reason(), err.to_string())
+        .await;
+    let api = api_for(va, ctx);
+    if let Err(e) = write_status(&api, va, ctx, &old, new).await {
+        tracing::warn!(error = %e, "cannot record the failure in the status");
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resync_is_due_after_most_of_the_interval() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let at = |s: &str| VoiceAgentStatus {
+            last_synced_at: Some(s.into()),
+            ..VoiceAgentStatus::default()
+        };
+        let ten_min = Duration::from_secs(600);
+        assert!(!resync_due(&at("2026-11-24T09:55:00Z"), now, ten_min));
+        assert!(resync_due(&at("2026-11-24T09:50:00Z"), now, ten_min));
+        assert!(resync_due(&VoiceAgentStatus::default(), now, ten_min));
+        assert!(resync_due(&at("not a time"), now, ten_min));
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate("ăăă".into(), 3), "ă");
+        assert_eq!(truncate("abc".into(), 10), "abc");
+    }
+}

@@ -1,0 +1,279 @@
+//! Runs the controller: waits for the leader Lease, reconciles while it
+//! holds it, stops reconciling the moment it is lost, and releases it on
+//! shutdown so that another replica takes over without waiting for expiry.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::crd::VoiceAgent;
+use crate::elevenlabs::AgentPlatform;
+use crate::tenant::TenantStore;
+
+use super::desired::OperatorSettings;
+use super::metrics::Metrics;
+use super::reconcile::{self, Context, FIELD_MANAGER, Parts, Timing};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Watch one namespace only; every namespace when `None` (conflicts
+    /// are then detected cluster-wide).
+    pub namespace: Option<String>,
+    /// VoiceAgents reconciled at the same time.
+    pub concurrency: u16,
+    pub settings: OperatorSettings,
+    pub timing: Timing,
+    /// Names this replica in the Lease and in Events.
+    pub identity: String,
+    /// `None` reconciles without leader election (one replica only).
+    pub leader: Option<LeaderConfig>,
+}
+
+/// The Lease replicas compete for.
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    pub lease_name: String,
+    pub lease_namespace: String,
+    /// How long a lease is valid without renewal.
+    pub lease_duration: Duration,
+    /// Renew this long before it expires.
+    pub renew_before: Duration,
+}
+
+/// The controller could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "the VoiceAgent CRD is not installed in this cluster; install it with `voice-operator crd | kubectl apply -f -`"
+    )]
+    CrdMissing,
+    #[error("cannot list VoiceAgents: {0}")]
+    Kube(#[source] kube::Error),
+    #[error("leader election on Lease {namespace}/{name}: {source}")]
+    Lease {
+        namespace: String,
+        name: String,
+        #[source]
+        source: LeaseManagerError,
+    },
+}
+
+/// Everything the controller drives.
+pub struct Backends {
+    pub client: Client,
+    pub platform: Arc<dyn AgentPlatform>,
+    pub store: Arc<dyn TenantStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs until `shutdown` turns true; in-flight reconciles finish first.
+pub async fn run(
+    backends: Backends,
+    config: RunConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    check_crd(&backends.client, config.namespace.as_deref()).await?;
+    let Some(lease) = config.leader.clone() else {
+        backends.metrics.leader(true);
+        run_term(&backends, &config, stop_when(shutdown.clone(), None)).await;
+        backends.metrics.leader(false);
+        return Ok(());
+    };
+    let lease_error = |source| RunError::Lease {
+        namespace: lease.lease_namespace.clone(),
+        name: lease.lease_name.clone(),
+        source,
+    };
+    let manager = LeaseManagerBuilder::new(backends.client.clone(), &lease.lease_name)
+        .with_namespace(&lease.lease_namespace)
+        .with_identity(&config.identity)
+        .with_duration(lease.lease_duration.as_secs().max(2))
+        .with_grace(lease.renew_before.as_secs().max(1))
+        .with_field_manager(format!("{FIELD_MANAGER}/{}", config.identity))
+        .build()
+        .await
+        .map_err(lease_error)?;
+    let (mut leader, task) = manager.watch().await;
+    tracing::info!(
+        identity = %config.identity,
+        lease = %format!("{}/{}", lease.lease_namespace, lease.lease_name),
+        "waiting for the leader lease"
+    );
+    loop {
+        tokio::select! {
+            won = leader.wait_for(|is| *is) => if won.is_err() { break },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        tracing::info!(identity = %config.identity, "became the leader; reconciling");
+        backends.metrics.leader(true);
+        run_term(
+            &backends,
+            &config,
+            stop_when(shutdown.clone(), Some(leader.clone())),
+        )
+        .await;
+        backends.metrics.leader(false);
+        if *shutdown.borrow() {
+            break;
+        }
+        tracing::warn!(identity = %config.identity, "lost the leader lease; stopped reconciling");
+    }
+    // Closing the channel makes the manager release the lease and stop.
+    drop(leader);
+    match task.await {
+        Ok(Ok(_)) => tracing::info!("released the leader lease"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not release the leader lease; it will expire")
+        }
+        Err(e) => tracing::warn!(error = %e, "the lease task ended abnormally"),
+    }
+    Ok(())
+}
+
+async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
+    let api: Api<VoiceAgent> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing),
+        Err(e) => Err(RunError::Kube(e)),
+    }
+}
+
+/// A future that resolves on shutdown or, when `leader` is given, on
+/// losing the lease. kube-runtime wants it `Sync`, hence the oneshot.
+fn stop_when(
+    mut shutdown: watch::Receiver<bool>,
+    leader: Option<watch::Receiver<bool>>,
+) -> impl Future<Output = ()> + Send + Sync + 'static {
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let lost = async move {
+            match leader {
+                Some(mut l) => {
+                    let _ = l.wait_for(|is| !*is).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => {}
+            () = lost => {}
+        }
+        let _ = tx.send(());
+    });
+    async move {
+        let _ = rx.await;
+    }
+}
+
+/// One leadership term: a fresh reflector, inventory and Controller.
+async fn run_term(
+    backends: &Backends,
+    config: &RunConfig,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<VoiceAgent> = match &config.namespace {
+        Some(ns) => Api::namespaced(backends.client.clone(), ns),
+        None => Api::all(backends.client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    // Status-only updates (our own writes) do not trigger a reconcile:
+    // spec changes, finalizers and deletion do.
+    let triggers = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let (released_tx, released_rx) = mpsc::unbounded_channel::<ObjectRef<VoiceAgent>>();
+    let released = futures::stream::unfold(released_rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    });
+    let ctx = Context::new(Parts {
+        client: backends.client.clone(),
+        platform: backends.platform.clone(),
+        store: backends.store.clone(),
+        settings: config.settings.clone(),
+        timing: config.timing.clone(),
+        claims: reader.clone(),
+        metrics: backends.metrics.clone(),
+        instance: Some(config.identity.clone()),
+    })
+    .with_release_channel(released_tx);
+    Controller::for_stream(triggers, reader)
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .reconcile_on(released)
+        .graceful_shutdown_on(stop)
+        .run(reconcile::reconcile, reconcile::error_policy, Arc::new(ctx))
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(voiceagent = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::debug!(voiceagent = %obj, error = %e, "reconcile will be retried")
+                }
+                Err(e) => tracing::warn!(error = %e, "controller"),
+            }
+        })
+        .await;
+}
+
+/// What must change for a VoiceAgent to be reconciled again at once.
+fn trigger_hash(va: &VoiceAgent) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    va.metadata.generation.hash(&mut hasher);
+    va.finalizers().hash(&mut hasher);
+    va.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::VoiceAgentSpec;
+    use crate::crd::VoiceAgentStatus;
+    use serde_json::json;
+
+    #[test]
+    fn status_writes_do_not_retrigger_but_spec_and_deletion_do() {
+        let spec: VoiceAgentSpec = serde_json::from_value(json!({
+            "businessId": "B1", "locationId": "L1", "businessName": "Clinic",
+            "voiceId": "v1", "greeting": "Hello"
+        }))
+        .unwrap();
+        let mut va = VoiceAgent::new("a", spec);
+        va.metadata.generation = Some(1);
+        let base = trigger_hash(&va);
+        let mut status_only = va.clone();
+        status_only.status = Some(VoiceAgentStatus {
+            agent_id: Some("agent_1".into()),
+            ..VoiceAgentStatus::default()
+        });
+        status_only.metadata.resource_version = Some("99".into());
+        assert_eq!(trigger_hash(&status_only), base);
+        let mut edited = va.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(trigger_hash(&edited), base);
+        let mut finalized = va.clone();
+        finalized.metadata.finalizers = Some(vec!["voiceagents.io/cleanup".into()]);
+        assert_ne!(trigger_hash(&finalized), base);
+        let mut deleting = va.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert_ne!(trigger_hash(&deleting), base);
+    }
+}

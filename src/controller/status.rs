@@ -1,0 +1,318 @@
+//! The status a reconcile leaves behind, computed without I/O. A condition
+//! keeps its lastTransitionTime while its status stays the same, so a
+//! reconcile that changes nothing writes nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{Phase, VoiceAgentStatus};
+use crate::ids::Id;
+use crate::tenant::TenantKey;
+
+use super::error::Error;
+
+pub const READY: &str = "Ready";
+pub const AGENT_SYNCED: &str = "AgentSynced";
+pub const CONFIG_SYNCED: &str = "ConfigSynced";
+
+/// A condition's status, reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    pub ok: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn ok(reason: &str, message: String) -> Cond {
+        Cond {
+            ok: true,
+            reason: reason.into(),
+            message,
+        }
+    }
+
+    pub fn not(reason: &str, message: String) -> Cond {
+        Cond {
+            ok: false,
+            reason: reason.into(),
+            message,
+        }
+    }
+
+    pub fn failed(err: &Error) -> Cond {
+        Cond::not(err.reason(), err.to_string())
+    }
+}
+
+/// What a successful reconcile found.
+pub struct Synced<'a> {
+    pub old: &'a VoiceAgentStatus,
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+    pub enabled: bool,
+    pub agent_id: &'a Id,
+    pub config_hash: &'a str,
+    pub key: &'a TenantKey,
+    pub item_version: u64,
+    /// ElevenLabs or the item was written or checked in this reconcile.
+    pub synced_now: bool,
+}
+
+pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
+    let (phase, ready) = if s.enabled {
+        (
+            Phase::Active,
+            Cond::ok(
+                "Active",
+                format!("agent {} answers calls for {}", s.agent_id, s.key),
+            ),
+        )
+    } else {
+        (
+            Phase::Disabled,
+            Cond::ok(
+                "Disabled",
+                format!(
+                    "{} is disabled: calls are refused; agent {} is kept",
+                    s.key, s.agent_id
+                ),
+            ),
+        )
+    };
+    let conds = [
+        (READY, ready),
+        (
+            AGENT_SYNCED,
+            Cond::ok(
+                "Synced",
+                format!("ElevenLabs agent {} matches the spec", s.agent_id),
+            ),
+        ),
+        (
+            CONFIG_SYNCED,
+            Cond::ok(
+                "Synced",
+                format!("tenant {} is current (version {})", s.key, s.item_version),
+            ),
+        ),
+    ];
+    VoiceAgentStatus {
+        phase: Some(phase),
+        agent_id: Some(s.agent_id.to_string()),
+        observed_generation: s.generation,
+        last_synced_at: if s.synced_now {
+            Some(s.now.to_string())
+        } else {
+            s.old.last_synced_at.clone()
+        },
+        config_hash: Some(s.config_hash.to_owned()),
+        conditions: conditions(&s.old.conditions, s.generation, s.now, &conds),
+    }
+}
+
+/// Another VoiceAgent holds the location: nothing was touched.
+pub fn conflict(
+    old: &VoiceAgentStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    message: &str,
+) -> VoiceAgentStatus {
+    let cond = || Cond::not("Conflict", message.to_owned());
+    VoiceAgentStatus {
+        phase: Some(Phase::Conflict),
+        agent_id: None,
+        observed_generation: generation,
+        last_synced_at: None,
+        config_hash: None,
+        conditions: conditions(
+            &old.conditions,
+            generation,
+            now,
+            &[
+                (READY, cond()),
+                (AGENT_SYNCED, cond()),
+                (CONFIG_SYNCED, cond()),
+            ],
+        ),
+    }
+}
+
+/// A failed reconcile. Permanent failures set phase Error; transient ones
+/// keep the phase (Pending if there was none) and say why in Ready.
+pub fn failed(
+    old: &VoiceAgentStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    why: &Cond,
+    permanent: bool,
+    agent_side: bool,
+    store_side: bool,
+) -> VoiceAgentStatus {
+    let phase = if permanent {
+        Phase::Error
+    } else {
+        old.phase.unwrap_or(Phase::Pending)
+    };
+    let side = |kind: &str, involved: bool| {
+        if involved {
+            why.clone()
+        } else {
+            carried(old, kind)
+        }
+    };
+    let conds = [
+        (READY, why.clone()),
+        (AGENT_SYNCED, side(AGENT_SYNCED, agent_side)),
+        (CONFIG_SYNCED, side(CONFIG_SYNCED, store_side)),
+    ];
+    VoiceAgentStatus {
+        phase: Some(phase),
+        observed_generation: generation,
+        conditions: conditions(&old.conditions, generation, now, &conds),
+        ..old.clone()
+    }
+}
+
+/// An existing condition, carried over unchanged, or Unknown.
+fn carried(old: &VoiceAgentStatus, kind: &str) -> Cond {
+    match old.conditions.iter().find(|c| c.type_ == kind) {
+        Some(c) => Cond {
+            ok: c.status == "True",
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        },
+        None => Cond::not("NotReconciled", "not reconciled yet".into()),
+    }
+}
+
+/// Builds conditions in a fixed order, keeping the transition time of
+/// each one whose status did not change.
+pub fn conditions(
+    old: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+    wanted: &[(&str, Cond)],
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = wanted
+        .iter()
+        .map(|(kind, cond)| {
+            let status = if cond.ok { "True" } else { "False" };
+            let since = old
+                .iter()
+                .find(|c| c.type_ == *kind && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            Condition {
+                type_: (*kind).to_owned(),
+                status: status.into(),
+                reason: cond.reason.clone(),
+                message: cond.message.clone(),
+                observed_generation: generation,
+                last_transition_time: since,
+            }
+        })
+        .collect();
+    let rank = |t: &str| {
+        [READY, AGENT_SYNCED, CONFIG_SYNCED]
+            .iter()
+            .position(|k| *k == t)
+    };
+    out.sort_by_key(|c| rank(&c.type_));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn synced_at(
+        old: &VoiceAgentStatus,
+        now: Timestamp,
+        enabled: bool,
+        synced_now: bool,
+    ) -> VoiceAgentStatus {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let id = Id::parse("agent_id", "agent_1").unwrap();
+        synced(Synced {
+            old,
+            generation: Some(2),
+            now,
+            enabled,
+            agent_id: &id,
+            config_hash: "h1",
+            key: &key,
+            item_version: 3,
+            synced_now,
+        })
+    }
+
+    #[test]
+    fn an_unchanged_reconcile_gives_an_equal_status() {
+        let first = synced_at(
+            &VoiceAgentStatus::default(),
+            ts("2026-11-24T10:00:00Z"),
+            true,
+            true,
+        );
+        assert_eq!(first.phase, Some(Phase::Active));
+        assert_eq!(first.conditions.len(), 3);
+        assert!(first.conditions.iter().all(|c| c.status == "True"));
+        let again = synced_at(&first, ts("2026-11-24T10:01:00Z"), true, false);
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let t0 = ts("2026-11-24T10:00:00Z");
+        let t1 = ts("2026-11-24T10:05:00Z");
+        let ok = synced_at(&VoiceAgentStatus::default(), t0, true, true);
+        let why = Cond::not("ElevenLabsRateLimited", "slow down".into());
+        let failed = failed(&ok, Some(2), t1, &why, false, true, false);
+        assert_eq!(failed.phase, Some(Phase::Active), "transient: phase kept");
+        let get = |s: &VoiceAgentStatus, k: &str| {
+            s.conditions.iter().find(|c| c.type_ == k).unwrap().clone()
+        };
+        assert_eq!(get(&failed, READY).status, "False");
+        assert_eq!(get(&failed, READY).last_transition_time, Time(t1));
+        assert_eq!(get(&failed, AGENT_SYNCED).reason, "ElevenLabsRateLimited");
+        // ConfigSynced was not involved: carried over, time and all.
+        assert_eq!(get(&failed, CONFIG_SYNCED), get(&ok, CONFIG_SYNCED));
+        let permanent = super::failed(&ok, Some(2), t1, &why, true, true, false);
+        assert_eq!(permanent.phase, Some(Phase::Error));
+        assert_eq!(permanent.agent_id, ok.agent_id);
+    }
+
+    #[test]
+    fn conflict_clears_what_the_operator_would_own() {
+        let s = conflict(
+            &VoiceAgentStatus::default(),
+            Some(1),
+            ts("2026-11-24T10:00:00Z"),
+            "held",
+        );
+        assert_eq!(s.phase, Some(Phase::Conflict));
+        assert!(s.agent_id.is_none());
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.status == "False" && c.reason == "Conflict")
+        );
+    }
+
+    #[test]
+    fn disabled_is_ready_with_its_own_reason() {
+        let s = synced_at(
+            &VoiceAgentStatus::default(),
+            ts("2026-11-24T10:00:00Z"),
+            false,
+            true,
+        );
+        assert_eq!(s.phase, Some(Phase::Disabled));
+        assert_eq!(s.conditions[0].reason, "Disabled");
+    }
+}
