@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod fake_elevenlabs;
 pub mod fake_kinesis;
+pub mod kube_mock;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

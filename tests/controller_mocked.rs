@@ -1,0 +1,653 @@
+//! The reconciler against a mocked API server (tower_test), the fake
+//! ElevenLabs on wiremock and a real SQLite tenant store: the exact calls,
+//! in order, of each kind of reconcile.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector;
+use kube::runtime::watcher;
+use prometheus_client::registry::Registry;
+use secrecy::SecretString;
+use serde_json::json;
+use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, FaultKinds, Faults};
+use support::kube_mock::{Journal, JournaledPlatform, JournaledStore, MockKube};
+use voice_operator::controller::desired::OperatorSettings;
+use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
+use voice_operator::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentSpec};
+use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
+use voice_operator::tenant::sqlite::SqliteStore;
+use voice_operator::tenant::{Read, TenantKey, TenantStore};
+
+const UID: &str = "6f1c2a9e-0b7d-4c1e-9a51-2f3d4e5a6b7c";
+const KEY: &str = "B0100001/L0100001";
+
+fn clinic() -> VoiceAgent {
+    let spec: VoiceAgentSpec = serde_json::from_value(json!({
+        "businessId": "B0100001",
+        "locationId": "L0100001",
+        "businessName": "Clinica Dentara XYZ",
+        "voiceId": "21m00Tcm4TlvDq8ikWAM",
+        "language": "ro",
+        "greeting": "Bună ziua! Cu ce vă pot ajuta?",
+        "phoneNumber": "+40312345678"
+    }))
+    .unwrap();
+    let mut va = VoiceAgent::new("clinica-xyz", spec);
+    va.metadata.namespace = Some("tenants".into());
+    va.metadata.uid = Some(UID.into());
+    va.metadata.generation = Some(1);
+    va.metadata.resource_version = Some("1".into());
+    va.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_700_000_000).unwrap()));
+    va
+}
+
+struct Harness {
+    kube: MockKube,
+    journal: Journal,
+    fake: FakeElevenLabs,
+    store: Arc<SqliteStore>,
+    ctx: Arc<Context>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(va: &VoiceAgent, others: &[VoiceAgent]) -> Harness {
+        Harness::with_fake(va, others, FakeElevenLabs::start(Faults::default()).await).await
+    }
+
+    async fn with_fake(va: &VoiceAgent, others: &[VoiceAgent], fake: FakeElevenLabs) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("t.sqlite3"))
+                .await
+                .unwrap(),
+        );
+        let journal = Journal::default();
+        let kube = MockKube::start(va, journal.clone());
+        let ctx = context(&kube, &fake, &journal, &store, va, others);
+        Harness {
+            kube,
+            journal,
+            fake,
+            store,
+            ctx,
+            _dir: dir,
+        }
+    }
+
+    /// A context as a freshly started controller has it.
+    fn restarted(&self, va: &VoiceAgent) -> Arc<Context> {
+        context(&self.kube, &self.fake, &self.journal, &self.store, va, &[])
+    }
+
+    async fn reconcile(&self) -> Action {
+        let va = Arc::new(self.kube.current());
+        reconcile(va, self.ctx.clone()).await.unwrap()
+    }
+
+    async fn item(&self) -> Option<voice_operator::tenant::TenantConfig> {
+        let key = TenantKey::parse("B0100001", "L0100001").unwrap();
+        self.store.get(&key, Read::Strong).await.unwrap()
+    }
+}
+
+fn context(
+    kube: &MockKube,
+    fake: &FakeElevenLabs,
+    journal: &Journal,
+    store: &Arc<SqliteStore>,
+    va: &VoiceAgent,
+    others: &[VoiceAgent],
+) -> Arc<Context> {
+    let mut config = ClientConfig::new(fake.uri(), SecretString::from(API_KEY));
+    config.max_retries = 0;
+    let platform = JournaledPlatform {
+        inner: ElevenLabsClient::new(config).unwrap(),
+        journal: journal.clone(),
+    };
+    let store = JournaledStore {
+        inner: store.clone(),
+        journal: journal.clone(),
+    };
+    Arc::new(Context::new(Parts {
+        client: kube.client.clone(),
+        platform: Arc::new(platform),
+        store: Arc::new(store),
+        settings: settings(),
+        timing: Timing::default(),
+        claims: claims(va, others),
+        metrics: Arc::new(Metrics::register(&mut Registry::default())),
+        instance: Some("test".into()),
+    }))
+}
+
+fn settings() -> OperatorSettings {
+    OperatorSettings {
+        public_url: "https://voice.example.com".into(),
+        llm_secret_id: Some("llm-secret".into()),
+        default_prompt: "You are a helpful assistant.".into(),
+    }
+}
+
+fn claims(va: &VoiceAgent, others: &[VoiceAgent]) -> reflector::Store<VoiceAgent> {
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for v in std::iter::once(va).chain(others) {
+        writer.apply_watcher_event(&watcher::Event::InitApply(v.clone()));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    reader
+}
+
+fn lines(expected: &[&str]) -> Vec<String> {
+    expected.iter().map(|s| s.replace("{KEY}", KEY)).collect()
+}
+
+/// First reconcile, then the journal is cleared; returns the agent id.
+async fn created(h: &Harness) -> String {
+    h.reconcile().await;
+    h.journal.take();
+    h.fake.take_log();
+    h.kube.current().status.unwrap().agent_id.unwrap()
+}
+
+#[tokio::test]
+async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_then_the_status() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let action = h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+            "elevenlabs: list agents",
+            "elevenlabs: create agent",
+            "kube: create Event Created",
+            "store: get {KEY}",
+            "store: put {KEY}",
+            "kube: create Event ConfigSynced",
+            "kube: patch status",
+        ])
+    );
+    assert!(
+        format!("{action:?}").contains("requeue_after: Some"),
+        "{action:?}"
+    );
+
+    let agents = h.fake.agents();
+    assert_eq!(agents.len(), 1);
+    let (agent_id, agent) = agents.iter().next().unwrap();
+    assert_eq!(agent["name"], "Agent Clinica Dentara XYZ");
+    let tags: Vec<&str> = agent["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"voice-operator") && tags.contains(&format!("uid:{UID}").as_str()),
+        "{tags:?}"
+    );
+    let prompt = &agent["conversation_config"]["agent"]["prompt"];
+    assert_eq!(prompt["llm"], "custom-llm");
+    assert_eq!(
+        prompt["custom_llm"]["url"],
+        "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001"
+    );
+
+    let item = h.item().await.expect("the tenant item is written");
+    assert_eq!(item.settings.agent_id.as_str(), agent_id);
+    assert_eq!(item.owner.as_ref().map(|o| o.as_str()), Some(UID));
+    assert!(item.settings.enabled);
+
+    let va = h.kube.current();
+    assert_eq!(va.metadata.finalizers, Some(vec![FINALIZER.to_owned()]));
+    let status = va.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Active));
+    assert_eq!(status.agent_id.as_deref(), Some(agent_id.as_str()));
+    assert_eq!(status.observed_generation, Some(1));
+    assert!(status.config_hash.is_some() && status.last_synced_at.is_some());
+    let conditions: Vec<(&str, &str, &str)> = status
+        .conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+        .collect();
+    assert_eq!(
+        conditions,
+        [
+            ("Ready", "True", "Active"),
+            ("AgentSynced", "True", "Synced"),
+            ("ConfigSynced", "True", "Synced")
+        ]
+    );
+    // The status went out as server-side apply of the status alone.
+    let patch = h.kube.status_patches.lock().unwrap()[0].clone();
+    assert_eq!(patch["kind"], "VoiceAgent");
+    assert_eq!(patch["apiVersion"], "voiceagents.io/v1alpha1");
+}
+
+#[tokio::test]
+async fn a_second_reconcile_with_nothing_changed_only_reads_the_item() {
+    let h = Harness::new(&clinic(), &[]).await;
+    created(&h).await;
+    h.reconcile().await;
+    assert_eq!(h.journal.take(), lines(&["store: get {KEY}"]));
+    assert!(h.fake.take_log().is_empty());
+}
+
+#[tokio::test]
+async fn disabling_switches_the_item_off_and_keeps_the_agent_for_reenabling() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+
+    let mut va = h.kube.current();
+    va.spec.enabled = false;
+    va.metadata.generation = Some(2);
+    h.kube.set(&va);
+    h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            "store: get {KEY}",
+            "store: set {KEY} enabled=false",
+            "kube: create Event Disabled",
+            "kube: patch status",
+        ])
+    );
+    let item = h.item().await.unwrap();
+    assert!(!item.settings.enabled);
+    assert_eq!(item.settings.agent_id.as_str(), agent_id);
+    assert!(h.fake.agents().contains_key(&agent_id), "agent kept");
+    let status = h.kube.current().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Disabled));
+    assert_eq!(status.agent_id.as_deref(), Some(agent_id.as_str()));
+    assert_eq!(status.observed_generation, Some(2));
+
+    let mut va = h.kube.current();
+    va.spec.enabled = true;
+    va.metadata.generation = Some(3);
+    h.kube.set(&va);
+    h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            "store: get {KEY}",
+            "store: set {KEY} enabled=true",
+            "kube: create Event Enabled",
+            "kube: patch status",
+        ])
+    );
+    assert_eq!(
+        h.kube.current().status.unwrap().agent_id.as_deref(),
+        Some(agent_id.as_str())
+    );
+    assert_eq!(h.fake.agents().len(), 1);
+}
+
+#[tokio::test]
+async fn a_spec_change_sends_exactly_one_patch() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    let mut va = h.kube.current();
+    va.spec.greeting = "Bună seara!".into();
+    va.metadata.generation = Some(2);
+    h.kube.set(&va);
+    h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            &format!("elevenlabs: update agent {agent_id}"),
+            "kube: create Event Updated",
+            "store: get {KEY}",
+            "store: put {KEY}",
+            "kube: repeat Event ConfigSynced",
+            "kube: patch status",
+        ])
+    );
+    assert_eq!(
+        h.fake.take_log(),
+        [format!("PATCH /v1/convai/agents/{agent_id}")]
+    );
+    assert_eq!(
+        h.fake.agents()[&agent_id]["conversation_config"]["agent"]["first_message"],
+        "Bună seara!"
+    );
+    assert_eq!(h.item().await.unwrap().settings.greeting, "Bună seara!");
+}
+
+fn deleting(mut va: VoiceAgent, policy: DeletionPolicy) -> VoiceAgent {
+    va.spec.deletion_policy = policy;
+    va.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    va
+}
+
+#[tokio::test]
+async fn delete_with_policy_delete_removes_agent_and_item_then_the_finalizer() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    h.kube
+        .set(&deleting(h.kube.current(), DeletionPolicy::Delete));
+    let action = h.reconcile().await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            &format!("elevenlabs: delete agent {agent_id}"),
+            "kube: create Event AgentDeleted",
+            "store: delete {KEY}",
+            "kube: create Event ConfigDeleted",
+            "kube: patch finalizers []",
+        ])
+    );
+    assert!(h.fake.agents().is_empty());
+    assert!(h.item().await.is_none());
+    assert_eq!(h.kube.current().metadata.finalizers, Some(vec![]));
+}
+
+#[tokio::test]
+async fn delete_with_policy_retain_keeps_the_agent_even_after_a_restart() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    let va = deleting(h.kube.current(), DeletionPolicy::Retain);
+    h.kube.set(&va);
+    // A new process: its inventory starts with a listing.
+    let restarted = Harness {
+        ctx: h.restarted(&va),
+        ..h
+    };
+    restarted.reconcile().await;
+    assert_eq!(
+        restarted.journal.take(),
+        lines(&[
+            "elevenlabs: list agents",
+            "kube: create Event AgentRetained",
+            "store: delete {KEY}",
+            "kube: create Event ConfigDeleted",
+            "kube: patch finalizers []",
+        ])
+    );
+    assert!(restarted.fake.agents().contains_key(&agent_id));
+    assert!(restarted.item().await.is_none());
+}
+
+#[tokio::test]
+async fn the_newer_claimant_of_a_location_goes_to_conflict_and_touches_nothing() {
+    let mut older = clinic();
+    older.metadata.name = Some("first-claim".into());
+    older.metadata.uid = Some("11111111-aaaa-4bbb-8ccc-000000000001".into());
+    older.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_600_000_000).unwrap()));
+    let h = Harness::new(&clinic(), &[older]).await;
+    let action = h.reconcile().await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+            "kube: create Event Conflict",
+            "kube: patch status",
+        ])
+    );
+    assert!(h.fake.take_log().is_empty());
+    assert!(h.item().await.is_none());
+    let status = h.kube.current().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Conflict));
+    assert!(
+        status.conditions[0].message.contains("tenants/first-claim"),
+        "{:?}",
+        status.conditions
+    );
+
+    // Still in conflict: nothing is written again.
+    h.reconcile().await;
+    assert!(h.journal.take().is_empty());
+}
+
+#[tokio::test]
+async fn an_agent_made_before_a_crash_is_adopted_not_created_again() {
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let tags = json!([
+        "voice-operator",
+        format!("uid:{UID}"),
+        "tenant:B0100001:L0100001"
+    ]);
+    fake.insert(
+        "agent_b",
+        json!({"name": "Agent Clinica Dentara XYZ", "tags": tags}),
+    );
+    fake.insert(
+        "agent_a",
+        json!({"name": "Agent Clinica Dentara XYZ", "tags": tags}),
+    );
+    fake.insert("agent_other", json!({"name": "Agent Clinica Dentara XYZ", "tags": ["voice-operator", "uid:someone-else"]}));
+    let mut va = clinic();
+    va.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let h = Harness::with_fake(&va, &[], fake).await;
+    h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            "elevenlabs: list agents",
+            "elevenlabs: update agent agent_a",
+            "kube: create Event Adopted",
+            "elevenlabs: delete agent agent_b",
+            "kube: create Event DuplicateDeleted",
+            "store: get {KEY}",
+            "store: put {KEY}",
+            "kube: create Event ConfigSynced",
+            "kube: patch status",
+        ])
+    );
+    let agents = h.fake.agents();
+    assert_eq!(
+        agents.keys().collect::<Vec<_>>(),
+        ["agent_a", "agent_other"]
+    );
+    assert_eq!(
+        h.kube.current().status.unwrap().agent_id.as_deref(),
+        Some("agent_a")
+    );
+    assert_eq!(h.fake.counts().0, 0, "nothing created");
+}
+
+#[tokio::test]
+async fn a_rejected_spec_sets_phase_error_with_the_provider_message_and_requeues_slowly() {
+    let mut va = clinic();
+    va.spec.voice_id = "nope".into();
+    let h = Harness::new(&va, &[]).await;
+    let action = h.reconcile().await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+            "elevenlabs: list agents",
+            "elevenlabs: create agent",
+            "kube: create Event ElevenLabsRejected",
+            "kube: patch status",
+        ])
+    );
+    let status = h.kube.current().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Error));
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (ready.type_.as_str(), ready.status.as_str()),
+        ("Ready", "False")
+    );
+    assert!(
+        ready.message.contains("Voice 'nope' does not exist"),
+        "{}",
+        ready.message
+    );
+    let events = h.kube.events.lock().unwrap();
+    assert_eq!(events[0]["type"], "Warning");
+    assert!(
+        events[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("Voice 'nope' does not exist")
+    );
+}
+
+#[tokio::test]
+async fn a_hand_edit_in_the_dashboard_is_set_back_on_resync() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    h.fake.edit(&agent_id, |a| {
+        a["conversation_config"]["tts"]["voice_id"] = json!("someone-elses-voice")
+    });
+    let mut va = h.kube.current();
+    va.status.as_mut().unwrap().last_synced_at = Some("2020-01-01T00:00:00Z".into());
+    h.kube.set(&va);
+    h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            &format!("elevenlabs: get agent {agent_id}"),
+            &format!("elevenlabs: update agent {agent_id}"),
+            "kube: create Event DriftCorrected",
+            "store: get {KEY}",
+            "kube: patch status",
+        ])
+    );
+    assert_eq!(
+        h.fake.agents()[&agent_id]["conversation_config"]["tts"]["voice_id"],
+        "21m00Tcm4TlvDq8ikWAM"
+    );
+    let note = h.kube.events.lock().unwrap().last().unwrap()["note"].clone();
+    assert!(
+        note.as_str()
+            .unwrap()
+            .contains("conversation_config.tts.voice_id"),
+        "{note}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_deleted_by_hand_is_made_again() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    h.fake.remove(&agent_id);
+    let mut va = h.kube.current();
+    va.spec.greeting = "Alo!".into();
+    va.metadata.generation = Some(2);
+    h.kube.set(&va);
+    h.reconcile().await;
+    assert_eq!(
+        h.journal.take(),
+        lines(&[
+            &format!("elevenlabs: update agent {agent_id}"),
+            "kube: create Event AgentMissing",
+            "elevenlabs: create agent",
+            "kube: repeat Event Created",
+            "store: get {KEY}",
+            "store: put {KEY}",
+            "kube: repeat Event ConfigSynced",
+            "kube: patch status",
+        ])
+    );
+    let agents = h.fake.agents();
+    assert_eq!(agents.len(), 1);
+    let new_id = agents.keys().next().unwrap();
+    assert_ne!(*new_id, agent_id);
+    assert_eq!(
+        h.kube.current().status.unwrap().agent_id.as_ref(),
+        Some(new_id)
+    );
+    assert_eq!(h.item().await.unwrap().settings.agent_id.as_str(), new_id);
+}
+
+/// The requeue delay of an [`Action`], read from its Debug form (kube
+/// offers no getter).
+fn requeue_secs(action: &Action) -> f64 {
+    let text = format!("{action:?}");
+    let inner = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no requeue in {text}"));
+    let (number, unit) =
+        inner.split_at(inner.find(|c: char| c.is_alphabetic() || c == 'µ').unwrap());
+    let n: f64 = number.parse().unwrap();
+    match unit {
+        "s" => n,
+        "ms" => n / 1e3,
+        "µs" => n / 1e6,
+        "ns" => n / 1e9,
+        other => panic!("unit {other} in {text}"),
+    }
+}
+
+async fn failing(kinds: FaultKinds) -> Harness {
+    let fake = FakeElevenLabs::start(Faults {
+        fail_ratio: 1.0,
+        kinds,
+        ..Faults::default()
+    })
+    .await;
+    Harness::with_fake(&clinic(), &[], fake).await
+}
+
+#[tokio::test]
+async fn rate_limits_wait_at_least_retry_after_and_leave_the_phase_pending() {
+    let h = failing(FaultKinds::Only429).await;
+    let va = Arc::new(h.kube.current());
+    let err = reconcile(va.clone(), h.ctx.clone()).await.unwrap_err();
+    assert!(!err.is_permanent(), "{err}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    for n in 0..5 {
+        let wait = requeue_secs(&error_policy(va.clone(), &err, h.ctx.clone()));
+        // Never before Retry-After; the backoff grows past it.
+        let full = f64::from(1u32 << n).max(1.0);
+        assert!(
+            wait >= 1.0 && wait <= full + 0.25,
+            "attempt {}: {wait}",
+            n + 1
+        );
+    }
+    let status = h.kube.current().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert_eq!(
+        (
+            status.conditions[0].status.as_str(),
+            status.conditions[0].reason.as_str()
+        ),
+        ("False", "ElevenLabsRateLimited")
+    );
+    assert!(
+        h.kube
+            .event_reasons()
+            .contains(&"ElevenLabsRateLimited".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn server_errors_back_off_exponentially_with_jitter() {
+    let h = failing(FaultKinds::Only500).await;
+    let va = Arc::new(h.kube.current());
+    let err = reconcile(va.clone(), h.ctx.clone()).await.unwrap_err();
+    assert_eq!(err.reason(), "ElevenLabsServerError");
+    let waits: Vec<f64> = (0..6)
+        .map(|_| requeue_secs(&error_policy(va.clone(), &err, h.ctx.clone())))
+        .collect();
+    // Base 1 s, doubling: attempt n waits between 2^(n-1)/2 and 2^(n-1) s.
+    for (n, wait) in waits.iter().enumerate() {
+        let full = f64::from(1u32 << n);
+        assert!(
+            *wait >= full / 2.0 && *wait <= full,
+            "attempt {}: {wait} of {full}",
+            n + 1
+        );
+    }
+    // A success resets the count.
+    h.fake.heal();
+    reconcile(Arc::new(h.kube.current()), h.ctx.clone())
+        .await
+        .unwrap();
+    let after = requeue_secs(&error_policy(va.clone(), &err, h.ctx.clone()));
+    assert!(after <= 1.0, "{after}");
+}

@@ -1,0 +1,249 @@
+//! The controller-rs pattern: a `kube::Client` over `tower_test`'s mock
+//! service, answered by a small in-memory API server for one VoiceAgent.
+//! Every request lands in a [`Journal`] that the platform and store
+//! wrappers share, so a test sees the whole call sequence in order.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use voice_operator::crd::VoiceAgent;
+use voice_operator::elevenlabs::{
+    AgentPage, AgentPlatform, ApiFuture, Deleted, DesiredAgent, ListQuery, RemoteAgent,
+};
+use voice_operator::ids::Id;
+use voice_operator::tenant::{
+    Read, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore,
+};
+
+/// Calls to every backend, in the order they were made.
+#[derive(Clone, Default)]
+pub struct Journal(Arc<Mutex<Vec<String>>>);
+
+impl Journal {
+    pub fn push(&self, entry: String) {
+        self.0.lock().unwrap().push(entry);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+/// A client whose API server keeps `va` (and only it) in memory.
+pub struct MockKube {
+    pub client: Client,
+    /// The object as the API server has it now.
+    pub object: Arc<Mutex<Value>>,
+    /// Bodies of the Events created, in order.
+    pub events: Arc<Mutex<Vec<Value>>>,
+    /// Bodies of the status patches, in order.
+    pub status_patches: Arc<Mutex<Vec<Value>>>,
+}
+
+impl MockKube {
+    pub fn start(va: &VoiceAgent, journal: Journal) -> MockKube {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let object = Arc::new(Mutex::new(serde_json::to_value(va).unwrap()));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let status_patches = Arc::new(Mutex::new(Vec::new()));
+        let (obj, ev, st) = (object.clone(), events.clone(), status_patches.clone());
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().to_string();
+                let uri = request.uri().clone();
+                let body = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = if body.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&body).unwrap()
+                };
+                let (status, answer) = answer(&method, uri.path(), body, &obj, &ev, &st, &journal);
+                let response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap();
+                send.send_response(response);
+            }
+        });
+        MockKube {
+            client: Client::new(service, "default"),
+            object,
+            events,
+            status_patches,
+        }
+    }
+
+    /// The object as stored now.
+    pub fn current(&self) -> VoiceAgent {
+        serde_json::from_value(self.object.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Replaces the stored object (a user's edit).
+    pub fn set(&self, va: &VoiceAgent) {
+        *self.object.lock().unwrap() = serde_json::to_value(va).unwrap();
+    }
+
+    pub fn event_reasons(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+fn answer(
+    method: &str,
+    path: &str,
+    body: Value,
+    object: &Mutex<Value>,
+    events: &Mutex<Vec<Value>>,
+    status_patches: &Mutex<Vec<Value>>,
+    journal: &Journal,
+) -> (StatusCode, Value) {
+    if method == "POST" && path.ends_with("/events") {
+        journal.push(format!(
+            "kube: create Event {}",
+            body["reason"].as_str().unwrap_or("?")
+        ));
+        events.lock().unwrap().push(body.clone());
+        return (StatusCode::CREATED, body);
+    }
+    if method == "PATCH" && path.contains("/events/") {
+        // The recorder folds a repeated event into a series on the first.
+        journal.push(format!(
+            "kube: repeat Event {}",
+            body["reason"].as_str().unwrap_or("?")
+        ));
+        events.lock().unwrap().push(body.clone());
+        return (StatusCode::OK, body);
+    }
+    let mut obj = object.lock().unwrap();
+    let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
+    let base = format!("/apis/voiceagents.io/v1alpha1/namespaces/tenants/voiceagents/{name}");
+    let bump = |obj: &mut Value| {
+        let rv: u64 = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        obj["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+    };
+    if method == "PATCH" && path == format!("{base}/status") {
+        journal.push("kube: patch status".into());
+        status_patches.lock().unwrap().push(body.clone());
+        obj["status"] = body["status"].clone();
+        bump(&mut obj);
+        return (StatusCode::OK, obj.clone());
+    }
+    if method == "PATCH" && path == base {
+        let mut patch = body;
+        let sent_rv = patch["metadata"]["resourceVersion"].take();
+        if !sent_rv.is_null() && sent_rv != obj["metadata"]["resourceVersion"] {
+            journal.push("kube: patch refused (stale resourceVersion)".into());
+            return (
+                StatusCode::CONFLICT,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
+            );
+        }
+        let finalizers = patch["metadata"]["finalizers"].clone();
+        journal.push(format!("kube: patch finalizers {finalizers}"));
+        merge(&mut obj, patch);
+        bump(&mut obj);
+        return (StatusCode::OK, obj.clone());
+    }
+    journal.push(format!("kube: unexpected {method} {path}"));
+    (
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "reason": "NotFound", "code": 404, "message": format!("{method} {path}")}),
+    )
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    merge(t.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+/// An [`AgentPlatform`] that notes each call in the journal, then makes it.
+pub struct JournaledPlatform<P> {
+    pub inner: P,
+    pub journal: Journal,
+}
+
+impl<P: AgentPlatform> AgentPlatform for JournaledPlatform<P> {
+    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id> {
+        self.journal.push("elevenlabs: create agent".into());
+        self.inner.create_agent(desired)
+    }
+    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent> {
+        self.journal.push(format!("elevenlabs: get agent {id}"));
+        self.inner.get_agent(id)
+    }
+    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()> {
+        self.journal.push(format!("elevenlabs: update agent {id}"));
+        self.inner.update_agent(id, desired)
+    }
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted> {
+        self.journal.push(format!("elevenlabs: delete agent {id}"));
+        self.inner.delete_agent(id)
+    }
+    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage> {
+        self.journal.push(match &query.search {
+            Some(s) => format!("elevenlabs: list agents named {s:?}"),
+            None => "elevenlabs: list agents".into(),
+        });
+        self.inner.list_agents(query)
+    }
+}
+
+/// A [`TenantStore`] that notes each call in the journal, then makes it.
+pub struct JournaledStore<S: ?Sized> {
+    pub inner: Arc<S>,
+    pub journal: Journal,
+}
+
+impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
+    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>> {
+        self.journal.push(format!("store: get {key}"));
+        self.inner.get(key, read)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+        settings: &'a TenantSettings,
+    ) -> StoreFuture<'a, TenantConfig> {
+        self.journal.push(format!("store: put {key}"));
+        self.inner.put(key, owner, settings)
+    }
+    fn set_enabled<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+        enabled: bool,
+    ) -> StoreFuture<'a, TenantConfig> {
+        self.journal
+            .push(format!("store: set {key} enabled={enabled}"));
+        self.inner.set_enabled(key, owner, enabled)
+    }
+    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
+        self.journal.push(format!("store: delete {key}"));
+        self.inner.delete(key, owner)
+    }
+}
