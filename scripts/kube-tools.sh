@@ -8,6 +8,9 @@
 #
 #   KUBE_BIN=$(scripts/kube-tools.sh | tail -1)   # build if needed, print bin dir
 #   scripts/kube-tools.sh --verify                  # also smoke-test the cached binaries
+#   scripts/kube-tools.sh --start DIR               # start etcd + kube-apiserver on
+#                                                   # loopback; last line: DIR/kubeconfig
+#   scripts/kube-tools.sh --stop DIR                # stop what --start started
 #
 # Cache: ${VOICE_OPERATOR_TOOLS:-$HOME/.cache/voice-operator}/kube/<KUBE_VERSION>/bin/
 # The last stdout line is always the absolute bin dir; progress goes to stderr.
@@ -70,12 +73,19 @@ log() { printf '[kube-tools] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 VERIFY=0
-for arg in "$@"; do
-  case $arg in
+ACTION=build
+CLUSTER_DIR=""
+while (( $# )); do
+  case $1 in
     --verify) VERIFY=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
-    *) die "unknown argument: $arg" ;;
+    --start|--stop)
+      ACTION=${1#--}; shift
+      [[ $# -gt 0 ]] || die "--$ACTION needs a directory"
+      CLUSTER_DIR=$1 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    *) die "unknown argument: $1" ;;
   esac
+  shift
 done
 
 have_bins() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd ]]; }
@@ -127,9 +137,11 @@ gen_auth_files() { # $1 = dir
   )
 }
 
-smoke_test() { # $1 = dir holding kube-apiserver and etcd
-  local bin=$1 d etcd_pid="" api_pid="" ok=0 rc=1
-  d=$(mktemp -d "${TMPDIR:-/tmp}/kube-smoke.XXXXXX")
+# Starts etcd and kube-apiserver from bin dir $1 with state in dir $2, waits
+# for /readyz, and writes $2/kubeconfig (bearer token, our CA). Sets API_URL;
+# returns 1 if the server did not become ready.
+start_cluster() {
+  local bin=$1 d=$2 etcd_pid api_pid i
   local etcd_port peer_port api_port
   free_port; etcd_port=$FREE_PORT
   free_port; peer_port=$FREE_PORT
@@ -137,7 +149,7 @@ smoke_test() { # $1 = dir holding kube-apiserver and etcd
   gen_auth_files "$d"
   local token; token=$(cat "$d/token")
 
-  log "smoke test: etcd on 127.0.0.1:$etcd_port, kube-apiserver on 127.0.0.1:$api_port (logs in $d)"
+  log "etcd on 127.0.0.1:$etcd_port, kube-apiserver on 127.0.0.1:$api_port (logs in $d)"
   "$bin/etcd" --name=test --data-dir="$d/etcd" \
     --listen-client-urls="http://127.0.0.1:$etcd_port" \
     --advertise-client-urls="http://127.0.0.1:$etcd_port" \
@@ -164,18 +176,62 @@ smoke_test() { # $1 = dir holding kube-apiserver and etcd
     --disable-admission-plugins=ServiceAccount \
     --allow-privileged=true >"$d/apiserver.log" 2>&1 &
   api_pid=$!
+  echo "$api_pid $etcd_pid" >"$d/pids"
 
-  local url="https://127.0.0.1:$api_port" i
-  for i in $(seq 1 120); do
+  API_URL="https://127.0.0.1:$api_port"
+  {
+    echo "apiVersion: v1"
+    echo "kind: Config"
+    echo "clusters:"
+    echo "- name: voice-operator-test"
+    echo "  cluster:"
+    echo "    server: $API_URL"
+    echo "    certificate-authority: $d/ca.crt"
+    echo "users:"
+    echo "- name: admin"
+    echo "  user:"
+    echo "    token: $token"
+    echo "contexts:"
+    echo "- name: voice-operator-test"
+    echo "  context:"
+    echo "    cluster: voice-operator-test"
+    echo "    user: admin"
+    echo "    namespace: default"
+    echo "current-context: voice-operator-test"
+  } >"$d/kubeconfig"
+  chmod 600 "$d/kubeconfig"
+
+  for i in $(seq 1 240); do
     if ! kill -0 "$api_pid" 2>/dev/null || ! kill -0 "$etcd_pid" 2>/dev/null; then
-      log "a process exited early"; break
+      log "a process exited early"; return 1
     fi
     if [[ $(curl -s --max-time 2 --cacert "$d/ca.crt" -H "Authorization: Bearer $token" \
-            "$url/readyz" 2>/dev/null) == ok ]]; then
-      ok=1; log "readyz ok after ~$((i / 2))s"; break
+            "$API_URL/readyz" 2>/dev/null) == ok ]]; then
+      log "readyz ok after ~$((i / 2))s"; return 0
     fi
     sleep 0.5
   done
+  log "kube-apiserver not ready after 120s"
+  return 1
+}
+
+stop_cluster() { # $1 = dir given to start_cluster
+  local pid
+  [[ -f $1/pids ]] || return 0
+  for pid in $(cat "$1/pids"); do kill "$pid" 2>/dev/null || true; done
+  for pid in $(cat "$1/pids"); do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -f "$1/pids"
+}
+
+smoke_test() { # $1 = dir holding kube-apiserver and etcd
+  local bin=$1 d ok=0 rc=1
+  d=$(mktemp -d "${TMPDIR:-/tmp}/kube-smoke.XXXXXX")
+  start_cluster "$bin" "$d" && ok=1
+  local token; token=$(cat "$d/token")
+  local url=$API_URL
 
   if (( ok )); then
     rc=0
@@ -197,8 +253,7 @@ smoke_test() { # $1 = dir holding kube-apiserver and etcd
     log "server /version gitVersion=$ver"
   fi
 
-  kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true
-  kill "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true
+  stop_cluster "$d"
 
   if (( rc == 0 )); then
     rm -rf "$d"
@@ -298,6 +353,23 @@ build_kube_apiserver() { # $1 = scratch dir, $2 = output file
 }
 
 main() {
+  if [[ $ACTION == stop ]]; then stop_cluster "$CLUSTER_DIR"; return 0; fi
+  if [[ $ACTION == start ]]; then
+    build >/dev/null
+    mkdir -p "$CLUSTER_DIR"
+    CLUSTER_DIR=$(cd "$CLUSTER_DIR" && pwd)
+    if ! start_cluster "$BIN_DIR" "$CLUSTER_DIR"; then
+      tail -n 30 "$CLUSTER_DIR/apiserver.log" >&2 || true
+      stop_cluster "$CLUSTER_DIR"
+      die "could not start the test cluster"
+    fi
+    echo "$CLUSTER_DIR/kubeconfig"
+    return 0
+  fi
+  build
+}
+
+build() {
   if have_bins; then
     if (( VERIFY )); then smoke_test "$BIN_DIR" || exit 1; fi
     echo "$BIN_DIR"; return 0

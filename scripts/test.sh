@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test, including those against the local AWS emulator.
+# Runs every test, including those against the local AWS emulator and a
+# real kube-apiserver.
 #
 # Installs moto (the AWS emulator, from PyPI) into a cached virtualenv on
-# first use, starts it on a free loopback port, runs `cargo test`, and
-# stops it again whatever happens. Extra arguments go to `cargo test`.
+# first use and starts it on a free loopback port; builds kube-apiserver and
+# etcd from Go modules on first use (scripts/kube-tools.sh, cached) and
+# starts them on loopback; runs `cargo test`; stops both whatever happens.
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,9 +23,15 @@ fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log=$(mktemp -t moto.XXXXXX.log)
+kube_dir=$(mktemp -d -t kube-test.XXXXXX)
 "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
-trap 'kill $moto_pid 2>/dev/null; wait $moto_pid 2>/dev/null; rm -f "$log"' EXIT
+cleanup() {
+  kill $moto_pid 2>/dev/null; wait $moto_pid 2>/dev/null
+  scripts/kube-tools.sh --stop "$kube_dir" 2>/dev/null
+  rm -rf "$log" "$kube_dir"
+}
+trap cleanup EXIT
 
 for _ in $(seq 1 150); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -30,6 +39,10 @@ for _ in $(seq 1 150); do
   sleep 0.1
 done
 echo "test.sh: AWS emulator (moto) on http://127.0.0.1:$port" >&2
+
+kubeconfig=$(scripts/kube-tools.sh --start "$kube_dir" | tail -1)
+echo "test.sh: kube-apiserver and etcd on loopback; kubeconfig $kubeconfig" >&2
+export VOICE_OPERATOR_TEST_KUBECONFIG="$kubeconfig"
 
 export VOICE_OPERATOR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export VOICE_OPERATOR_TEST_MOTO_SERVER="$moto"

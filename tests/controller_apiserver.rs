@@ -1,0 +1,611 @@
+//! The controller against a real kube-apiserver and etcd on loopback
+//! (started by scripts/test.sh), with ElevenLabs on the wiremock fake and
+//! the tenant table in DynamoDB on the local AWS emulator.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use prometheus_client::registry::Registry;
+use secrecy::SecretString;
+use serde_json::json;
+use support::cluster::{self, until};
+use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use voice_operator::controller::desired::OperatorSettings;
+use voice_operator::controller::runner::{self, Backends, RunConfig, RunError};
+use voice_operator::controller::{Metrics, Timing};
+use voice_operator::crd::{Phase, VoiceAgent};
+use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
+use voice_operator::tenant::dynamodb::{DynamoStore, create_table};
+use voice_operator::tenant::{Read, TenantConfig, TenantKey, TenantStore};
+
+const LONG: Duration = Duration::from_secs(60);
+
+struct Operator {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), RunError>>,
+}
+
+impl Operator {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the controller stops within 30 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn dynamo_store() -> Arc<DynamoStore> {
+    let client = support::dynamodb_client(&support::emulator_endpoint());
+    let table = support::unique_name("agents");
+    create_table(&client, &table, Duration::from_secs(30))
+        .await
+        .unwrap();
+    Arc::new(DynamoStore::new(client, table))
+}
+
+fn start(
+    client: &Client,
+    ns: &str,
+    fake: &FakeElevenLabs,
+    store: Arc<dyn TenantStore>,
+) -> Operator {
+    let platform =
+        ElevenLabsClient::new(ClientConfig::new(fake.uri(), SecretString::from(API_KEY))).unwrap();
+    let backends = Backends {
+        client: client.clone(),
+        platform: Arc::new(platform),
+        store,
+        metrics: Arc::new(Metrics::register(&mut Registry::default())),
+    };
+    let config = RunConfig {
+        namespace: Some(ns.to_owned()),
+        concurrency: 8,
+        settings: OperatorSettings {
+            public_url: "https://voice.example.com".into(),
+            llm_secret_id: None,
+            default_prompt: "You are a helpful assistant.".into(),
+        },
+        timing: Timing {
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            ..Timing::default()
+        },
+        identity: format!("test-{ns}"),
+        leader: None,
+    };
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(runner::run(backends, config, rx));
+    Operator { stop, task }
+}
+
+async fn item(store: &dyn TenantStore, va: &VoiceAgent) -> Option<TenantConfig> {
+    let key = TenantKey::parse(&va.spec.business_id, &va.spec.location_id).unwrap();
+    store.get(&key, Read::Strong).await.unwrap()
+}
+
+fn phase(va: &VoiceAgent) -> Option<Phase> {
+    va.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Waits until the VoiceAgent's status describes its current generation
+/// and shows `want`.
+async fn settled(api: &Api<VoiceAgent>, name: &str, want: Phase) -> VoiceAgent {
+    until(
+        LONG,
+        &format!("{name} in phase {want:?}"),
+        || api.get(name),
+        |r| {
+            r.as_ref().is_ok_and(|va| {
+                phase(va) == Some(want)
+                    && va.status.as_ref().and_then(|s| s.observed_generation)
+                        == va.metadata.generation
+            })
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn gone(api: &Api<VoiceAgent>, name: &str) {
+    until(
+        LONG,
+        &format!("{name} to be deleted"),
+        || api.get_opt(name),
+        |r| matches!(r, Ok(None)),
+    )
+    .await
+    .unwrap();
+}
+
+async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut list: Vec<Event> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect();
+    list.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    list.into_iter().filter_map(|e| e.reason).collect()
+}
+
+#[tokio::test]
+async fn apply_edit_disable_and_delete_a_voiceagent() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "lifecycle").await;
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+
+    // apply -> one agent, the item, status Ready
+    let va = cluster::example("voiceagent-clinic.yaml", &ns);
+    let name = va.name_any();
+    api.create(&PostParams::default(), &va).await.unwrap();
+    let active = settled(&api, &name, Phase::Active).await;
+    let status = active.status.clone().unwrap();
+    let agent_id = status.agent_id.clone().unwrap();
+    assert_eq!(fake.agents().keys().collect::<Vec<_>>(), [&agent_id]);
+    assert_eq!(fake.counts().0, 1, "created once");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Active")
+    );
+    assert_eq!(active.finalizers(), ["voiceagents.io/cleanup"]);
+    let stored = item(store.as_ref(), &va).await.expect("item written");
+    assert_eq!(stored.settings.agent_id.as_str(), agent_id);
+    assert_eq!(
+        stored.owner.as_ref().map(|o| o.as_str()),
+        active.uid().as_deref()
+    );
+    assert_eq!(
+        stored.settings.bedrock.as_ref().unwrap().agent_id,
+        "ABCDEFGHIJ"
+    );
+    fake.take_log();
+
+    // edit spec -> exactly one PATCH
+    let edit = json!({"spec": {"greeting": "Bună seara! Cu ce vă ajut?"}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let edited = settled(&api, &name, Phase::Active).await;
+    assert_eq!(edited.status.as_ref().unwrap().observed_generation, Some(2));
+    let calls = fake.take_log();
+    assert_eq!(
+        calls,
+        [format!("PATCH /v1/convai/agents/{agent_id}")],
+        "{calls:?}"
+    );
+    assert_eq!(
+        fake.agents()[&agent_id]["conversation_config"]["agent"]["first_message"],
+        "Bună seara! Cu ce vă ajut?"
+    );
+
+    // enabled: false -> item disabled, agent kept
+    let disable = json!({"spec": {"enabled": false}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&disable))
+        .await
+        .unwrap();
+    let disabled = settled(&api, &name, Phase::Disabled).await;
+    assert_eq!(
+        disabled.status.as_ref().unwrap().agent_id.as_deref(),
+        Some(agent_id.as_str())
+    );
+    let stored = item(store.as_ref(), &va).await.unwrap();
+    assert!(!stored.settings.enabled);
+    assert_eq!(stored.settings.agent_id.as_str(), agent_id);
+    assert!(fake.agents().contains_key(&agent_id));
+    assert!(
+        fake.take_log().is_empty(),
+        "disabling does not call ElevenLabs"
+    );
+
+    // delete (policy Delete) -> agent deleted, item gone, object gone
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    gone(&api, &name).await;
+    assert!(fake.agents().is_empty());
+    assert!(item(store.as_ref(), &va).await.is_none());
+
+    let reasons = event_reasons(&client, &ns, &name).await;
+    for reason in [
+        "Created",
+        "ConfigSynced",
+        "Updated",
+        "Disabled",
+        "AgentDeleted",
+        "ConfigDeleted",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} event in {reasons:?}"
+        );
+    }
+    op.stop().await;
+}
+
+#[tokio::test]
+async fn delete_with_retain_keeps_the_agent_and_removes_the_item() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "retain").await;
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+
+    let va = cluster::example("voiceagent-retain.yaml", &ns);
+    let name = va.name_any();
+    api.create(&PostParams::default(), &va).await.unwrap();
+    let active = settled(&api, &name, Phase::Active).await;
+    let agent_id = active.status.unwrap().agent_id.unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    gone(&api, &name).await;
+    assert!(
+        fake.agents().contains_key(&agent_id),
+        "Retain keeps the agent"
+    );
+    assert!(
+        item(store.as_ref(), &va).await.is_none(),
+        "the item goes either way"
+    );
+    assert!(
+        event_reasons(&client, &ns, &name)
+            .await
+            .contains(&"AgentRetained".to_owned())
+    );
+
+    // The disabled example starts disabled and still gets its agent.
+    let disabled = cluster::example("voiceagent-disabled.yaml", &ns);
+    api.create(&PostParams::default(), &disabled).await.unwrap();
+    let settled_disabled = settled(&api, &disabled.name_any(), Phase::Disabled).await;
+    let stored = item(store.as_ref(), &disabled).await.unwrap();
+    assert!(!stored.settings.enabled);
+    assert_eq!(
+        Some(stored.settings.agent_id.to_string()),
+        settled_disabled.status.unwrap().agent_id
+    );
+    op.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_claim_on_a_location_goes_to_conflict_until_the_first_is_deleted() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "conflict").await;
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+
+    let first = cluster::example("voiceagent-clinic.yaml", &ns);
+    api.create(&PostParams::default(), &first).await.unwrap();
+    let held = settled(&api, &first.name_any(), Phase::Active).await;
+    // Creation timestamps have second resolution.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut second = first.clone();
+    second.metadata.name = Some("clinica-xyz-copy".into());
+    second.spec.business_name = "Someone Else".into();
+    api.create(&PostParams::default(), &second).await.unwrap();
+    let conflicted = settled(&api, "clinica-xyz-copy", Phase::Conflict).await;
+    let ready = &conflicted.status.as_ref().unwrap().conditions[0];
+    assert!(
+        ready.message.contains(&first.name_any()),
+        "{}",
+        ready.message
+    );
+    assert_eq!(fake.agents().len(), 1, "the newer claim created nothing");
+    let stored = item(store.as_ref(), &first).await.unwrap();
+    assert_eq!(
+        stored.owner.as_ref().map(|o| o.as_str()),
+        held.uid().as_deref()
+    );
+    assert_eq!(
+        stored.settings.business_name.as_deref(),
+        Some("Clinica Dentara XYZ")
+    );
+
+    // Once the holder is gone, the waiting claim takes over at once.
+    api.delete(&first.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    gone(&api, &first.name_any()).await;
+    let now_active = settled(&api, "clinica-xyz-copy", Phase::Active).await;
+    let stored = item(store.as_ref(), &first).await.unwrap();
+    assert_eq!(
+        stored.owner.as_ref().map(|o| o.as_str()),
+        now_active.uid().as_deref()
+    );
+    assert_eq!(fake.agents().len(), 1);
+    op.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_voiceagents_converge_through_failing_elevenlabs_with_no_duplicates() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "fifty").await;
+    let fake = FakeElevenLabs::start(Faults {
+        fail_ratio: 0.3,
+        seed: 7,
+        ..Faults::default()
+    })
+    .await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+
+    let template = cluster::example("voiceagent-clinic.yaml", &ns);
+    for i in 0..50 {
+        let mut va = template.clone();
+        va.metadata.name = Some(format!("location-{i:02}"));
+        va.spec.location_id = format!("L{i:07}");
+        api.create(&PostParams::default(), &va).await.unwrap();
+    }
+    let everything = kube::api::ListParams::default();
+    let all = until(
+        Duration::from_secs(240),
+        "50 VoiceAgents Active",
+        || api.list(&everything),
+        |list| {
+            list.as_ref().is_ok_and(|l| {
+                l.items.len() == 50 && l.items.iter().all(|va| phase(va) == Some(Phase::Active))
+            })
+        },
+    )
+    .await
+    .unwrap();
+    let agents = fake.agents();
+    let (_, failed, _) = fake.counts();
+    assert!(failed >= 10, "the fake failed only {failed} calls");
+    assert_eq!(agents.len(), 50, "exactly one agent per VoiceAgent");
+    let owners: BTreeSet<String> = agents
+        .values()
+        .map(|a| {
+            a["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|t| t.as_str().unwrap().strip_prefix("uid:").map(str::to_owned))
+                .unwrap()
+        })
+        .collect();
+    let uids: BTreeSet<String> = all.items.iter().map(|va| va.uid().unwrap()).collect();
+    assert_eq!(owners, uids);
+    for va in &all.items {
+        let stored = item(store.as_ref(), va).await.unwrap();
+        assert_eq!(
+            Some(stored.settings.agent_id.to_string()),
+            va.status.as_ref().unwrap().agent_id
+        );
+    }
+    eprintln!("50 VoiceAgents converged; the fake failed {failed} calls");
+    op.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "invalid").await;
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let untyped: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<VoiceAgent>(&()));
+    for (file, field) in [
+        ("bad/voiceagent-bad-phone.yaml", "spec.phoneNumber"),
+        ("bad/voiceagent-missing-business.yaml", "spec.businessId"),
+    ] {
+        let manifest: DynamicObject =
+            serde_json::from_value(cluster::example_value(file, &ns)).unwrap();
+        match untyped.create(&PostParams::default(), &manifest).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{file}: {status:?}");
+                assert!(status.message.contains(field), "{file}: {}", status.message);
+            }
+            other => panic!("{file} was not rejected: {other:?}"),
+        }
+    }
+    let va = cluster::example("voiceagent-clinic.yaml", &ns);
+    api.create(&PostParams::default(), &va).await.unwrap();
+    for (field, message) in [
+        ("businessId", "businessId is immutable"),
+        ("locationId", "locationId is immutable"),
+    ] {
+        let change = json!({"spec": {field: "X999"}});
+        match api
+            .patch(
+                &va.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&change),
+            )
+            .await
+        {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422);
+                assert!(status.message.contains(message), "{}", status.message);
+            }
+            other => panic!("changing {field} was not rejected: {other:?}"),
+        }
+    }
+}
+
+/// `voice-operator controller` as a child process.
+struct Replica {
+    child: Child,
+    port: u16,
+    identity: String,
+}
+
+impl Replica {
+    fn start(ns: &str, fake: &FakeElevenLabs, table: &str, identity: &str) -> Replica {
+        let port = support::free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_voice-operator"))
+            .arg("controller")
+            .env("KUBECONFIG", cluster::kubeconfig_path())
+            .env("ELEVENLABS_API_KEY", API_KEY)
+            .env("ELEVENLABS_BASE_URL", fake.uri())
+            .env("VOICE_OPERATOR_PUBLIC_URL", "https://voice.example.com")
+            .env("VOICE_OPERATOR_LISTEN", format!("127.0.0.1:{port}"))
+            .env("VOICE_OPERATOR_WATCH_NAMESPACE", ns)
+            .env("VOICE_OPERATOR_LEASE_NAMESPACE", ns)
+            .env("VOICE_OPERATOR_LEASE_DURATION_SECS", "6")
+            .env("VOICE_OPERATOR_IDENTITY", identity)
+            .env("VOICE_OPERATOR_TENANT_STORE", "dynamodb")
+            .env("DYNAMODB_ELEVENLABS_AGENTS_TABLE", table)
+            .env("AWS_ENDPOINT_URL", support::emulator_endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        Replica {
+            child,
+            port,
+            identity: identity.to_owned(),
+        }
+    }
+
+    /// The value of `voice_operator_leader`, or None while not serving.
+    async fn leader(&self) -> Option<bool> {
+        let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("voice_operator_leader "))?;
+        Some(line.ends_with(" 1"))
+    }
+
+    async fn ready(&self) -> bool {
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", self.port))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("{} did not stop within 30 s of SIGTERM", self.identity);
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_elect_exactly_one_leader_and_hand_over_on_shutdown() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "leader").await;
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let store = dynamo_store().await;
+    let table = store_table(&store);
+    let mut replicas = [
+        Replica::start(&ns, &fake, &table, "replica-a"),
+        Replica::start(&ns, &fake, &table, "replica-b"),
+    ];
+    let leaders = until(
+        LONG,
+        "one leader among two replicas",
+        || async {
+            let mut seen = Vec::new();
+            for r in &replicas {
+                seen.push(r.leader().await);
+            }
+            seen
+        },
+        |seen| {
+            seen.iter().all(Option::is_some)
+                && seen.iter().filter(|l| **l == Some(true)).count() == 1
+        },
+    )
+    .await;
+    for r in &replicas {
+        assert!(r.ready().await, "{} not ready", r.identity);
+    }
+    let leader = leaders.iter().position(|l| *l == Some(true)).unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let lease = leases.get("voice-operator").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some(replicas[leader].identity.as_str())
+    );
+    // Still exactly one after a few renewals.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut count = 0;
+    for r in &replicas {
+        count += usize::from(r.leader().await == Some(true));
+    }
+    assert_eq!(count, 1);
+
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let first = cluster::example("voiceagent-clinic.yaml", &ns);
+    api.create(&PostParams::default(), &first).await.unwrap();
+    settled(&api, &first.name_any(), Phase::Active).await;
+
+    // The leader stops; the other takes over and reconciles.
+    let status = replicas[leader].terminate();
+    assert!(status.success(), "{status:?}");
+    let other = 1 - leader;
+    until(
+        LONG,
+        "the other replica to lead",
+        || replicas[other].leader(),
+        |l| *l == Some(true),
+    )
+    .await;
+    let second = cluster::example("voiceagent-disabled.yaml", &ns);
+    api.create(&PostParams::default(), &second).await.unwrap();
+    settled(&api, &second.name_any(), Phase::Disabled).await;
+    assert_eq!(fake.agents().len(), 2);
+    let lease = leases.get("voice-operator").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some(replicas[other].identity.as_str())
+    );
+    replicas[other].terminate();
+}
+
+fn store_table(store: &DynamoStore) -> String {
+    store.table().to_owned()
+}
