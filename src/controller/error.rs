@@ -64,24 +64,24 @@ impl Error {
     }
 }
 
-/// Exponential backoff with equal jitter (half fixed, half random), at
-/// least `retry_after` when the server named one. `attempt` counts from 1.
+/// When to try again after a transient error. A provider that named a
+/// wait (`Retry-After`) gets exactly that plus up to a fifth more, so that
+/// reconciles throttled together come back spread out; it is the one that
+/// knows when capacity returns. Otherwise exponential backoff from `base`
+/// with equal jitter (half fixed, half random), capped at `max`. `attempt`
+/// counts from 1.
 pub fn backoff(
     attempt: u32,
     base: Duration,
     max: Duration,
     retry_after: Option<Duration>,
 ) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let capped = exp.min(max);
-    let half = capped / 2;
-    let jittered = half + half.mul_f64(fastrand::f64());
-    match retry_after {
-        // A little jitter on top, so that agents throttled together do
-        // not all come back in the same instant.
-        Some(wait) => wait.max(jittered) + Duration::from_millis(fastrand::u64(0..250)),
-        None => jittered,
+    if let Some(wait) = retry_after {
+        return wait + wait.mul_f64(fastrand::f64() * 0.2);
     }
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let half = exp.min(max) / 2;
+    half + half.mul_f64(fastrand::f64())
 }
 
 #[cfg(test)]
@@ -106,16 +106,16 @@ mod tests {
     }
 
     #[test]
-    fn backoff_waits_at_least_retry_after() {
-        for _ in 0..100 {
+    fn backoff_waits_retry_after_and_at_most_a_fifth_more() {
+        for attempt in [1, 5, 12] {
             let d = backoff(
-                1,
+                attempt,
                 Duration::from_millis(500),
                 Duration::from_secs(60),
                 Some(Duration::from_secs(7)),
             );
             assert!(
-                d >= Duration::from_secs(7) && d < Duration::from_millis(7250),
+                d >= Duration::from_secs(7) && d <= Duration::from_millis(8400),
                 "{d:?}"
             );
         }

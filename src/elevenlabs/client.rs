@@ -271,7 +271,9 @@ impl ElevenLabsClient {
             }
             let wait = match error.retry_after() {
                 Some(asked) if asked > self.config.max_retry_after => return Err(error),
-                Some(asked) => asked,
+                // Never sooner than asked, and up to a fifth later, so that
+                // calls throttled together do not all return together.
+                Some(asked) => asked + asked.mul_f64(fastrand::f64() * 0.2),
                 None => self.backoff(attempt),
             };
             tracing::warn!(%error, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying ElevenLabs call");

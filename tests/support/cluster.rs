@@ -21,7 +21,11 @@ pub fn kubeconfig_path() -> String {
 }
 
 pub async fn client() -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("the test kubeconfig reads");
+    client_from(&kubeconfig_path()).await
+}
+
+pub async fn client_from(path: &str) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("the test kubeconfig reads");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("the test kubeconfig is usable");

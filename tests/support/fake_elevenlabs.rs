@@ -42,6 +42,8 @@ struct State {
     /// Every request as "METHOD path", in arrival order.
     log: Vec<String>,
     created: u64,
+    /// Creates answered with 500 although the agent was made.
+    made_anyway: u64,
     failed: u64,
     throttled: u64,
     bucket: Option<Bucket>,
@@ -145,6 +147,11 @@ impl FakeElevenLabs {
         (s.created, s.failed, s.throttled)
     }
 
+    /// Creates that failed with 500 after making the agent.
+    pub fn made_anyway(&self) -> u64 {
+        self.lock().made_anyway
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.faults
     }
@@ -200,6 +207,7 @@ impl Respond for Handler {
                 // the answer is lost, the agent is not.
                 let made_anyway = creating && state.dice.as_mut().is_some_and(|d| d.bool());
                 if made_anyway {
+                    state.made_anyway += 1;
                     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
                     create(&mut state, body);
                 }
