@@ -4,6 +4,7 @@
 
 pub mod actionlog;
 pub mod aws;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod controller;

@@ -1,0 +1,78 @@
+//! The agent behind every call: a runtime that takes one caller turn and
+//! answers it, calling tools on the way. Bedrock Agents in production
+//! ([`bedrock`]), a scripted stand-in for local runs and tests
+//! ([`scripted`]).
+
+pub mod bedrock;
+pub mod scripted;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::mpsc;
+
+/// One caller turn for the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// Groups the turns of one call (the ElevenLabs conversation id).
+    pub session_id: String,
+    pub business_id: String,
+    pub location_id: String,
+    /// Where the turn comes from (`voice` for phone calls).
+    pub source: String,
+    /// What the caller said.
+    pub text: String,
+}
+
+/// A tool the agent asked for: `function` of `action_group` with named
+/// string parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub action_group: String,
+    pub function: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What a tool gives back to the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    /// Text the agent reads (JSON as a string, or an error explanation).
+    pub body: String,
+    /// False when the tool failed; the agent is told so.
+    pub ok: bool,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs the tools an agent calls. Each call has `turn` at hand for its
+/// tenant and session.
+pub trait ToolRunner: Send + Sync {
+    fn run<'a>(&'a self, turn: &'a Turn, call: &'a ToolCall) -> BoxFuture<'a, ToolOutput>;
+}
+
+/// The finished answer to a turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    /// Tools called, in order.
+    pub tools: Vec<ToolCall>,
+    /// The runtime could not answer and `text` is the spoken fallback.
+    pub fallback: bool,
+}
+
+/// Answers caller turns. Text goes to `stream` as it arrives (for the
+/// custom-LLM route's server-sent events) and the whole answer is returned.
+/// A runtime never hangs and never fails the call: trouble becomes a
+/// fallback sentence.
+pub trait AgentRuntime: Send + Sync {
+    fn answer<'a>(
+        &'a self,
+        turn: &'a Turn,
+        tools: &'a dyn ToolRunner,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'a, Answer>;
+}
+
+/// What the caller hears when the agent cannot answer.
+pub const FALLBACK: &str = "Sorry, I cannot answer that right now. Please stay on the line or call again in a few minutes.";

@@ -1,0 +1,343 @@
+//! The Bedrock agent runtime with the real SDK client against a local
+//! Bedrock Agent Runtime server that answers `InvokeAgent` with AWS
+//! event-stream frames (written by aws-smithy-eventstream).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_bedrockagentruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockagentruntime::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use voice_operator::bridge::bedrock::{BedrockConfig, BedrockRuntime};
+use voice_operator::bridge::{
+    AgentRuntime, BoxFuture, FALLBACK, ToolCall, ToolOutput, ToolRunner, Turn,
+};
+
+/// One frame of an event stream.
+#[derive(Clone)]
+enum Frame {
+    Chunk(&'static str),
+    ReturnControl(Value),
+    Exception(&'static str, &'static str),
+}
+
+/// What the server answers to one request.
+#[derive(Clone)]
+enum Reply {
+    Stream(Vec<Frame>),
+    Error(u16, &'static str),
+}
+
+#[derive(Default)]
+struct Server {
+    replies: Vec<Reply>,
+    /// (path, JSON body) of each request.
+    seen: Vec<(String, Value)>,
+}
+
+fn header(name: &'static str, value: &'static str) -> Header {
+    Header::new(name, HeaderValue::String(value.into()))
+}
+
+fn encode(frame: &Frame) -> Vec<u8> {
+    let message = match frame {
+        Frame::Chunk(text) => {
+            let payload = json!({"bytes": base64::engine::general_purpose::STANDARD.encode(text)});
+            Message::new(serde_json::to_vec(&payload).unwrap())
+                .add_header(header(":message-type", "event"))
+                .add_header(header(":event-type", "chunk"))
+                .add_header(header(":content-type", "application/json"))
+        }
+        Frame::ReturnControl(payload) => Message::new(serde_json::to_vec(payload).unwrap())
+            .add_header(header(":message-type", "event"))
+            .add_header(header(":event-type", "returnControl"))
+            .add_header(header(":content-type", "application/json")),
+        Frame::Exception(kind, text) => {
+            Message::new(serde_json::to_vec(&json!({"message": text})).unwrap())
+                .add_header(header(":message-type", "exception"))
+                .add_header(header(":exception-type", kind))
+                .add_header(header(":content-type", "application/json"))
+        }
+    };
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut out).unwrap();
+    out
+}
+
+async fn invoke(State(server): State<Arc<Mutex<Server>>>, uri: Uri, body: Bytes) -> Response {
+    let mut s = server.lock().unwrap();
+    let index = s.seen.len();
+    s.seen.push((
+        uri.path().to_owned(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    ));
+    let reply = s
+        .replies
+        .get(index)
+        .cloned()
+        .unwrap_or(Reply::Error(500, "InternalServerException"));
+    match reply {
+        Reply::Error(status, kind) => (
+            StatusCode::from_u16(status).unwrap(),
+            [
+                ("x-amzn-errortype", kind),
+                ("content-type", "application/json"),
+            ],
+            json!({"message": "slow down"}).to_string(),
+        )
+            .into_response(),
+        Reply::Stream(frames) => {
+            let bytes: Vec<u8> = frames.iter().flat_map(encode).collect();
+            (
+                StatusCode::OK,
+                [
+                    ("content-type", "application/vnd.amazon.eventstream"),
+                    ("x-amzn-bedrock-agent-content-type", "application/json"),
+                    ("x-amz-bedrock-agent-session-id", "conv_1"),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn start(replies: Vec<Reply>) -> (String, Arc<Mutex<Server>>) {
+    let state = Arc::new(Mutex::new(Server {
+        replies,
+        seen: Vec::new(),
+    }));
+    let app = Router::new().fallback(invoke).with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, state)
+}
+
+fn runtime(url: &str, max_rounds: u32) -> BedrockRuntime {
+    let config = aws_sdk_bedrockagentruntime::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    BedrockRuntime::new(
+        aws_sdk_bedrockagentruntime::Client::from_conf(config),
+        BedrockConfig {
+            agent_id: "AGENT12345".into(),
+            alias_id: "TSTALIASID".into(),
+            max_rounds,
+            deadline: Duration::from_secs(5),
+        },
+    )
+}
+
+fn turn(text: &str) -> Turn {
+    Turn {
+        session_id: "conv_1".into(),
+        business_id: "B0100001".into(),
+        location_id: "L0100001".into(),
+        source: "voice".into(),
+        text: text.into(),
+    }
+}
+
+/// Answers each tool with a fixed text and remembers the calls.
+#[derive(Default)]
+struct Tools(Mutex<Vec<ToolCall>>);
+
+impl ToolRunner for Tools {
+    fn run<'a>(&'a self, _turn: &'a Turn, call: &'a ToolCall) -> BoxFuture<'a, ToolOutput> {
+        self.0.lock().unwrap().push(call.clone());
+        let body = format!("{{\"result\":\"{} ok\"}}", call.function);
+        Box::pin(async move { ToolOutput { body, ok: true } })
+    }
+}
+
+fn function_call(id: &str, calls: &[(&str, &[(&str, &str)])]) -> Value {
+    let inputs: Vec<Value> = calls
+        .iter()
+        .map(|(function, params)| {
+            let params: Vec<Value> = params
+                .iter()
+                .map(|(n, v)| json!({"name": n, "type": "string", "value": v}))
+                .collect();
+            json!({"functionInvocationInput": {
+                "actionGroup": "voice-tools", "function": function, "parameters": params,
+                "actionInvocationType": "RESULT"
+            }})
+        })
+        .collect();
+    json!({"invocationId": id, "invocationInputs": inputs})
+}
+
+async fn drain(mut rx: mpsc::Receiver<String>) -> Vec<String> {
+    let mut pieces = Vec::new();
+    while let Some(p) = rx.recv().await {
+        pieces.push(p);
+    }
+    pieces
+}
+
+#[tokio::test]
+async fn a_plain_answer_streams_its_chunks_and_sends_the_session() {
+    let (url, server) = start(vec![Reply::Stream(vec![
+        Frame::Chunk("Bună ziua! "),
+        Frame::Chunk("Avem loc mâine la 10."),
+    ])])
+    .await;
+    let (tx, rx) = mpsc::channel(16);
+    let answer = runtime(&url, 3)
+        .answer(&turn("Aveți loc mâine?"), &Tools::default(), Some(tx))
+        .await;
+    assert_eq!(answer.text, "Bună ziua! Avem loc mâine la 10.");
+    assert!(!answer.fallback);
+    assert_eq!(drain(rx).await, ["Bună ziua! ", "Avem loc mâine la 10."]);
+    let seen = &server.lock().unwrap().seen;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].0,
+        "/agents/AGENT12345/agentAliases/TSTALIASID/sessions/conv_1/text"
+    );
+    assert_eq!(seen[0].1["inputText"], "Aveți loc mâine?");
+    assert_eq!(
+        seen[0].1["sessionState"]["sessionAttributes"],
+        json!({"businessId": "B0100001", "locationId": "L0100001", "source": "voice"})
+    );
+}
+
+#[tokio::test]
+async fn a_return_control_round_trip_runs_the_tool_and_sends_its_result() {
+    let (url, server) = start(vec![
+        Reply::Stream(vec![Frame::ReturnControl(function_call(
+            "inv-1",
+            &[(
+                "query_app_server",
+                &[("path", "/availability"), ("date", "2026-11-25")],
+            )],
+        ))]),
+        Reply::Stream(vec![Frame::Chunk("Mâine la 10 este liber.")]),
+    ])
+    .await;
+    let tools = Tools::default();
+    let answer = runtime(&url, 3)
+        .answer(&turn("Ce ore libere aveți?"), &tools, None)
+        .await;
+    assert_eq!(answer.text, "Mâine la 10 este liber.");
+    let calls = tools.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].function, "query_app_server");
+    assert_eq!(
+        calls[0].parameters,
+        BTreeMap::from([
+            ("date".into(), "2026-11-25".into()),
+            ("path".into(), "/availability".into())
+        ])
+    );
+    let seen = &server.lock().unwrap().seen;
+    assert_eq!(seen.len(), 2);
+    let second = &seen[1].1;
+    assert!(second.get("inputText").is_none(), "{second}");
+    assert_eq!(second["sessionState"]["invocationId"], "inv-1");
+    let result = &second["sessionState"]["returnControlInvocationResults"][0]["functionResult"];
+    assert_eq!(result["actionGroup"], "voice-tools");
+    assert_eq!(result["function"], "query_app_server");
+    assert_eq!(
+        result["responseBody"]["TEXT"]["body"],
+        "{\"result\":\"query_app_server ok\"}"
+    );
+    assert_eq!(
+        second["sessionState"]["sessionAttributes"]["businessId"],
+        "B0100001"
+    );
+}
+
+#[tokio::test]
+async fn two_tools_in_one_turn_are_both_answered_in_order() {
+    let (url, server) = start(vec![
+        Reply::Stream(vec![Frame::ReturnControl(function_call(
+            "inv-2",
+            &[
+                ("create_appointment", &[("slot", "2026-11-25T10:00")]),
+                (
+                    "send_external_message",
+                    &[("channel", "sms"), ("to", "+40712345678")],
+                ),
+            ],
+        ))]),
+        Reply::Stream(vec![Frame::Chunk("Gata, v-am trimis confirmarea.")]),
+    ])
+    .await;
+    let tools = Tools::default();
+    let answer = runtime(&url, 3)
+        .answer(&turn("Vreau o programare"), &tools, None)
+        .await;
+    assert_eq!(answer.text, "Gata, v-am trimis confirmarea.");
+    let names: Vec<String> = answer.tools.iter().map(|c| c.function.clone()).collect();
+    assert_eq!(names, ["create_appointment", "send_external_message"]);
+    let seen = &server.lock().unwrap().seen;
+    let results = seen[1].1["sessionState"]["returnControlInvocationResults"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let functions: Vec<&str> = results
+        .iter()
+        .map(|r| r["functionResult"]["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(functions, ["create_appointment", "send_external_message"]);
+}
+
+#[tokio::test]
+async fn throttling_becomes_the_spoken_fallback() {
+    let (url, _server) = start(vec![Reply::Error(429, "ThrottlingException")]).await;
+    let (tx, rx) = mpsc::channel(16);
+    let answer = runtime(&url, 3)
+        .answer(&turn("Alo?"), &Tools::default(), Some(tx))
+        .await;
+    assert!(answer.fallback);
+    assert_eq!(answer.text, FALLBACK);
+    assert_eq!(drain(rx).await, [FALLBACK]);
+}
+
+#[tokio::test]
+async fn an_error_in_the_middle_of_the_stream_ends_with_the_fallback() {
+    let (url, _server) = start(vec![Reply::Stream(vec![
+        Frame::Chunk("Un moment, "),
+        Frame::Exception("internalServerException", "model failure"),
+    ])])
+    .await;
+    let (tx, rx) = mpsc::channel(16);
+    let answer = runtime(&url, 3)
+        .answer(&turn("Alo?"), &Tools::default(), Some(tx))
+        .await;
+    assert!(answer.fallback);
+    assert_eq!(
+        drain(rx).await,
+        ["Un moment, ".to_owned(), format!(" {FALLBACK}")]
+    );
+}
+
+#[tokio::test]
+async fn an_agent_that_keeps_calling_tools_is_stopped_after_the_round_limit() {
+    let again = Reply::Stream(vec![Frame::ReturnControl(function_call(
+        "inv-loop",
+        &[("query_app_server", &[])],
+    ))]);
+    let (url, server) = start(vec![again.clone(), again.clone(), again.clone(), again]).await;
+    let answer = runtime(&url, 3)
+        .answer(&turn("?"), &Tools::default(), None)
+        .await;
+    assert!(answer.fallback);
+    assert_eq!(server.lock().unwrap().seen.len(), 3);
+    assert_eq!(answer.tools.len(), 3);
+}
