@@ -136,7 +136,7 @@ async fn controller_command(args: &ControllerArgs, data_dir: &Path) -> anyhow::R
 async fn create_table_command(args: &CreateTableArgs) -> anyhow::Result<ExitCode> {
     let sdk = sdk_config().await?;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = &args.dynamodb_table;
+    let table = &args.table.dynamodb_table;
     let outcome = create_table(&client, table, Duration::from_secs(args.wait_secs)).await?;
     match outcome {
         TableOutcome::Created => println!("created table {table}; it is ACTIVE"),

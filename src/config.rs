@@ -80,11 +80,8 @@ pub struct TenantStoreArgs {
     #[arg(long, env = "VOICE_OPERATOR_TENANT_STORE", value_enum, default_value_t = TenantStoreKind::Dynamodb)]
     pub tenant_store: TenantStoreKind,
 
-    /// DynamoDB table for `--tenant-store dynamodb`. Region, endpoint and
-    /// credentials come from the AWS SDK's environment.
-    #[arg(long, env = "DYNAMODB_ELEVENLABS_AGENTS_TABLE", default_value = crate::tenant::DEFAULT_TABLE,
-          value_parser = table_name)]
-    pub dynamodb_table: String,
+    #[command(flatten)]
+    pub table: TableArg,
 
     /// SQLite file for `--tenant-store sqlite` [default: <data-dir>/tenants.sqlite3].
     #[arg(long, env = "VOICE_OPERATOR_SQLITE_FILE")]
@@ -95,7 +92,7 @@ impl TenantStoreArgs {
     pub fn config(&self, data_dir: &Path) -> crate::tenant::StoreConfig {
         match self.tenant_store {
             TenantStoreKind::Dynamodb => crate::tenant::StoreConfig::DynamoDb {
-                table: self.dynamodb_table.clone(),
+                table: self.table.dynamodb_table.clone(),
             },
             TenantStoreKind::Sqlite => crate::tenant::StoreConfig::Sqlite {
                 path: self
@@ -220,13 +217,21 @@ pub enum DynamodbCommand {
     CreateTable(CreateTableArgs),
 }
 
-/// Arguments of `dynamodb create-table`.
+/// The DynamoDB tenant table, for every command that uses it.
 #[derive(Debug, Args)]
-pub struct CreateTableArgs {
-    /// Name of the tenant table.
+pub struct TableArg {
+    /// Name of the DynamoDB tenant table. Region, endpoint and credentials
+    /// come from the AWS SDK's environment.
     #[arg(long, env = "DYNAMODB_ELEVENLABS_AGENTS_TABLE", default_value = crate::tenant::DEFAULT_TABLE,
           value_parser = table_name)]
     pub dynamodb_table: String,
+}
+
+/// Arguments of `dynamodb create-table`.
+#[derive(Debug, Args)]
+pub struct CreateTableArgs {
+    #[command(flatten)]
+    pub table: TableArg,
 
     /// Longest time to wait for the table to become ACTIVE, in seconds.
     #[arg(long, default_value_t = 300,
@@ -484,7 +489,7 @@ mod tests {
         else {
             panic!("not create-table")
         };
-        assert_eq!(args.dynamodb_table, "elevenlabs-agents");
+        assert_eq!(args.table.dynamodb_table, "elevenlabs-agents");
         assert_eq!(args.wait_secs, 300);
         for bad in ["ab", "a/b", &"t".repeat(256)] {
             let err = parse(&["dynamodb", "create-table", "--dynamodb-table", bad]).unwrap_err();

@@ -12,5 +12,6 @@ pub mod crd;
 pub mod elevenlabs;
 pub mod http;
 pub mod ids;
+pub mod retry;
 pub mod telemetry;
 pub mod tenant;

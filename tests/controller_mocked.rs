@@ -86,6 +86,14 @@ impl Harness {
         context(&self.kube, &self.fake, &self.journal, &self.store, va, &[])
     }
 
+    /// A user's spec edit: the API server raises the generation.
+    fn edit_spec(&self, edit: impl FnOnce(&mut VoiceAgentSpec)) {
+        let mut va = self.kube.current();
+        edit(&mut va.spec);
+        va.metadata.generation = Some(va.metadata.generation.unwrap_or(1) + 1);
+        self.kube.set(&va);
+    }
+
     async fn reconcile(&self) -> Action {
         let va = Arc::new(self.kube.current());
         reconcile(va, self.ctx.clone()).await.unwrap()
@@ -245,10 +253,7 @@ async fn disabling_switches_the_item_off_and_keeps_the_agent_for_reenabling() {
     let h = Harness::new(&clinic(), &[]).await;
     let agent_id = created(&h).await;
 
-    let mut va = h.kube.current();
-    va.spec.enabled = false;
-    va.metadata.generation = Some(2);
-    h.kube.set(&va);
+    h.edit_spec(|spec| spec.enabled = false);
     h.reconcile().await;
     assert_eq!(
         h.journal.take(),
@@ -268,10 +273,7 @@ async fn disabling_switches_the_item_off_and_keeps_the_agent_for_reenabling() {
     assert_eq!(status.agent_id.as_deref(), Some(agent_id.as_str()));
     assert_eq!(status.observed_generation, Some(2));
 
-    let mut va = h.kube.current();
-    va.spec.enabled = true;
-    va.metadata.generation = Some(3);
-    h.kube.set(&va);
+    h.edit_spec(|spec| spec.enabled = true);
     h.reconcile().await;
     assert_eq!(
         h.journal.take(),
@@ -293,10 +295,7 @@ async fn disabling_switches_the_item_off_and_keeps_the_agent_for_reenabling() {
 async fn a_spec_change_sends_exactly_one_patch() {
     let h = Harness::new(&clinic(), &[]).await;
     let agent_id = created(&h).await;
-    let mut va = h.kube.current();
-    va.spec.greeting = "Bună seara!".into();
-    va.metadata.generation = Some(2);
-    h.kube.set(&va);
+    h.edit_spec(|spec| spec.greeting = "Bună seara!".into());
     h.reconcile().await;
     assert_eq!(
         h.journal.take(),
@@ -532,10 +531,7 @@ async fn an_agent_deleted_by_hand_is_made_again() {
     let h = Harness::new(&clinic(), &[]).await;
     let agent_id = created(&h).await;
     h.fake.remove(&agent_id);
-    let mut va = h.kube.current();
-    va.spec.greeting = "Alo!".into();
-    va.metadata.generation = Some(2);
-    h.kube.set(&va);
+    h.edit_spec(|spec| spec.greeting = "Alo!".into());
     h.reconcile().await;
     assert_eq!(
         h.journal.take(),

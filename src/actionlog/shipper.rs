@@ -19,6 +19,7 @@ use super::buffer::{Buffer, Refill, SpillConfig};
 use super::metrics::Metrics;
 use super::record::EncodedRecord;
 use super::sink::{ActionSink, FailureKind, PutOutcome};
+use crate::retry::{backoff, jittered};
 
 /// How the shipper batches, buffers and retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -379,35 +380,5 @@ impl Shipper {
             undelivered,
             saved,
         }
-    }
-}
-
-/// Exponential backoff with jitter: attempt 1 waits about `base`, each
-/// later attempt about twice as long, up to `max`.
-pub(crate) fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    jittered(exp.min(max))
-}
-
-/// Somewhere between half and all of `d`, so retries from many replicas
-/// do not arrive in step.
-fn jittered(d: Duration) -> Duration {
-    d / 2 + d.mul_f64(fastrand::f64() / 2.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(10);
-        for attempt in 1..40 {
-            let d = backoff(attempt, base, max);
-            let ceiling = (base * 2u32.pow(attempt.min(20) - 1)).min(max);
-            assert!(d >= ceiling / 2 && d <= ceiling, "attempt {attempt}: {d:?}");
-        }
-        assert!(backoff(30, base, max) <= max);
     }
 }

@@ -76,12 +76,10 @@ pub fn backoff(
     max: Duration,
     retry_after: Option<Duration>,
 ) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait + wait.mul_f64(fastrand::f64() * 0.2);
+    match retry_after {
+        Some(wait) => crate::retry::after_asked(wait),
+        None => crate::retry::backoff(attempt, base, max),
     }
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let half = exp.min(max) / 2;
-    half + half.mul_f64(fastrand::f64())
 }
 
 #[cfg(test)]

@@ -64,11 +64,8 @@ impl Inventory {
                 .filter(|a| owner_of(a) == Some(owner.as_str()))
                 .collect();
             let mut state = self.lock();
-            let known = state.by_owner.entry(owner.to_string()).or_default();
             for agent in found {
-                if !known.iter().any(|k| k.agent_id == agent.agent_id) {
-                    known.push(agent);
-                }
+                state.add(owner.as_str(), agent);
             }
             state.uncertain.remove(owner.as_str());
         }
@@ -82,15 +79,12 @@ impl Inventory {
 
     /// Records an agent this process created for `owner`.
     pub fn created(&self, owner: &Id, agent_id: &Id, name: &str, tags: &[String]) {
-        let mut state = self.lock();
-        let list = state.by_owner.entry(owner.to_string()).or_default();
-        if !list.iter().any(|a| a.agent_id == agent_id.as_str()) {
-            list.push(AgentSummary {
-                agent_id: agent_id.to_string(),
-                name: name.to_owned(),
-                tags: tags.to_vec(),
-            });
-        }
+        let agent = AgentSummary {
+            agent_id: agent_id.to_string(),
+            name: name.to_owned(),
+            tags: tags.to_vec(),
+        };
+        self.lock().add(owner.as_str(), agent);
     }
 
     /// A create for `owner` failed in a way that may still have made an
@@ -121,12 +115,8 @@ impl Inventory {
         let all = list_all(platform, ListQuery::default()).await?;
         let mut state = self.lock();
         for agent in all {
-            if let Some(uid) = owner_of(&agent) {
-                let uid = uid.to_owned();
-                let list = state.by_owner.entry(uid).or_default();
-                if !list.iter().any(|a| a.agent_id == agent.agent_id) {
-                    list.push(agent);
-                }
+            if let Some(uid) = owner_of(&agent).map(str::to_owned) {
+                state.add(&uid, agent);
             }
         }
         state.loaded = true;
@@ -139,6 +129,16 @@ impl Inventory {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    /// Files `agent` under `owner`, once.
+    fn add(&mut self, owner: &str, agent: AgentSummary) {
+        let list = self.by_owner.entry(owner.to_owned()).or_default();
+        if !list.iter().any(|a| a.agent_id == agent.agent_id) {
+            list.push(agent);
+        }
     }
 }
 

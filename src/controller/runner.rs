@@ -141,11 +141,16 @@ pub async fn run(
     Ok(())
 }
 
-async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
-    let api: Api<VoiceAgent> = match namespace {
+/// VoiceAgents in `namespace`, or in every namespace.
+fn voiceagents(client: &Client, namespace: Option<&str>) -> Api<VoiceAgent> {
+    match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
-    };
+    }
+}
+
+async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
+    let api = voiceagents(client, namespace);
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing),
@@ -186,10 +191,7 @@ async fn run_term(
     config: &RunConfig,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<VoiceAgent> = match &config.namespace {
-        Some(ns) => Api::namespaced(backends.client.clone(), ns),
-        None => Api::all(backends.client.clone()),
-    };
+    let api = voiceagents(&backends.client, config.namespace.as_deref());
     let (reader, writer) = reflector::store();
     // Status-only updates (our own writes) do not trigger a reconcile:
     // spec changes, finalizers and deletion do.

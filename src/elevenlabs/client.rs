@@ -271,9 +271,7 @@ impl ElevenLabsClient {
             }
             let wait = match error.retry_after() {
                 Some(asked) if asked > self.config.max_retry_after => return Err(error),
-                // Never sooner than asked, and up to a fifth later, so that
-                // calls throttled together do not all return together.
-                Some(asked) => asked + asked.mul_f64(fastrand::f64() * 0.2),
+                Some(asked) => crate::retry::after_asked(asked),
                 None => self.backoff(attempt),
             };
             tracing::warn!(%error, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying ElevenLabs call");
@@ -321,16 +319,13 @@ impl ElevenLabsClient {
         Err((error, unprocessed))
     }
 
-    /// Exponential backoff with "equal jitter": half fixed, half random, so
-    /// retries from many reconciles spread out but never fire at once.
+    /// Backoff before retry `attempt` (counted from 0).
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.config.backoff_max);
-        let half = ceiling / 2;
-        half + half.mul_f64(fastrand::f64())
+        crate::retry::backoff(
+            attempt + 1,
+            self.config.backoff_base,
+            self.config.backoff_max,
+        )
     }
 }
 

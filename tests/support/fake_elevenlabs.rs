@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use wiremock::matchers::any;
@@ -300,8 +300,9 @@ fn list(state: &State, req: &Request) -> ResponseTemplate {
     }))
 }
 
-/// JSON merge patch, the way PATCH treats nested objects.
-fn merge(target: &mut Value, patch: Value) {
+/// JSON merge patch (RFC 7386): how PATCH treats nested objects, here and
+/// in the mocked Kubernetes API.
+pub fn merge(target: &mut Value, patch: Value) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
@@ -314,16 +315,4 @@ fn merge(target: &mut Value, patch: Value) {
         }
         (t, p) => *t = p,
     }
-}
-
-/// Waits until `f` holds or `limit` passes; says whether it held.
-pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
 }

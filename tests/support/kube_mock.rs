@@ -18,6 +18,8 @@ use voice_operator::tenant::{
     Read, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore,
 };
 
+use super::fake_elevenlabs::merge;
+
 /// Calls to every backend, in the order they were made.
 #[derive(Clone, Default)]
 pub struct Journal(Arc<Mutex<Vec<String>>>);
@@ -163,21 +165,6 @@ fn answer(
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                "reason": "NotFound", "code": 404, "message": format!("{method} {path}")}),
     )
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(&k);
-                } else {
-                    merge(t.entry(k).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p,
-    }
 }
 
 /// An [`AgentPlatform`] that notes each call in the journal, then makes it.
