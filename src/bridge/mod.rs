@@ -5,6 +5,7 @@
 
 pub mod bedrock;
 pub mod scripted;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,0 +1,235 @@
+//! Outbound messages the agent sends (SMS, email, WhatsApp), through
+//! providers behind one trait. Recipients are parsed before any provider
+//! is called; provider errors are classified where they are parsed.
+
+pub mod address;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use address::{AddressError, EmailAddress, PhoneNumber};
+
+use crate::actionlog::record::Provider;
+use crate::bridge::BoxFuture;
+
+/// The three kinds of message the agent can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    Sms,
+    Email,
+    /// WhatsApp through the Meta Cloud API.
+    Meta,
+}
+
+impl Channel {
+    /// Parses the `channel` tool parameter (`sms`, `email` or `meta`;
+    /// `whatsapp` is taken for `meta`).
+    pub fn parse(value: &str) -> Option<Channel> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "sms" => Some(Channel::Sms),
+            "email" => Some(Channel::Email),
+            "meta" | "whatsapp" => Some(Channel::Meta),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+            Channel::Meta => "meta",
+        })
+    }
+}
+
+/// Where a message goes, already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    Phone(PhoneNumber),
+    Email(EmailAddress),
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    pub to: To,
+    /// Email subject; ignored by SMS and WhatsApp.
+    pub subject: Option<String>,
+    pub text: String,
+}
+
+/// What a provider says after taking a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// The provider's id for the message (Twilio `sid`, SNS / SES
+    /// `MessageId`, WhatsApp `messages[0].id`, SMTP queue id or the
+    /// Message-ID we set).
+    pub external_id: String,
+    /// The price the provider reported, as it reported it (Twilio's
+    /// `price` and `price_unit`), when it did.
+    pub price: Option<String>,
+}
+
+/// Why a message was not sent. The variants tell a caller whether trying
+/// again later can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The message itself is wrong (bad recipient, empty text, a channel
+    /// the provider does not serve); nothing was sent to the provider.
+    #[error("{0}")]
+    Invalid(String),
+    /// The provider refused the message; sending it again will not help.
+    #[error("{provider} refused the message: {message}")]
+    Permanent { provider: Provider, message: String },
+    /// Our credentials for the provider were refused.
+    #[error("{provider} refused our credentials: {message}")]
+    Auth { provider: Provider, message: String },
+    /// Throttled, unavailable or unreachable; the message was not taken
+    /// and may be sent again.
+    #[error("{provider} is unavailable: {message}")]
+    Retryable { provider: Provider, message: String },
+    /// No provider is configured for this channel (for this tenant).
+    #[error("no {0} provider is configured")]
+    NotConfigured(Channel),
+}
+
+impl SendError {
+    /// Whether sending the same message again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SendError::Retryable { .. })
+    }
+}
+
+/// A provider that sends messages on one channel.
+pub trait MessageProvider: Send + Sync {
+    /// The provider as the action log names it.
+    fn provider(&self) -> Provider;
+    /// The channel it serves.
+    fn channel(&self) -> Channel;
+    /// Sends `message`, or says why not.
+    fn send<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<Sent, SendError>>;
+}
+
+/// The providers configured, and which one each tenant uses per channel.
+#[derive(Clone, Default)]
+pub struct Messaging {
+    /// The provider each channel uses unless a tenant says otherwise.
+    defaults: BTreeMap<Channel, Arc<dyn MessageProvider>>,
+    /// Every configured provider, by its action-log name.
+    by_name: BTreeMap<(Channel, &'static str), Arc<dyn MessageProvider>>,
+    /// Per business: channel -> provider name.
+    tenants: BTreeMap<String, BTreeMap<Channel, &'static str>>,
+}
+
+impl Messaging {
+    /// Adds `provider`; the first one added for a channel is its default.
+    pub fn with(mut self, provider: Arc<dyn MessageProvider>) -> Self {
+        let channel = provider.channel();
+        self.by_name.insert(
+            (channel, provider_name(provider.provider())),
+            provider.clone(),
+        );
+        self.defaults.entry(channel).or_insert(provider);
+        self
+    }
+
+    /// Makes `provider` (an action-log provider name such as `twilio`) the
+    /// default for `channel`. Errors when no such provider was added.
+    pub fn prefer(mut self, channel: Channel, provider: &str) -> Result<Self, String> {
+        let found = self.lookup(channel, provider)?;
+        self.defaults.insert(channel, found);
+        Ok(self)
+    }
+
+    /// Routes `business_id`'s messages on `channel` to `provider`.
+    pub fn route(
+        mut self,
+        business_id: &str,
+        channel: Channel,
+        provider: &str,
+    ) -> Result<Self, String> {
+        let found = self.lookup(channel, provider)?;
+        self.tenants
+            .entry(business_id.to_owned())
+            .or_default()
+            .insert(channel, provider_name(found.provider()));
+        Ok(self)
+    }
+
+    fn lookup(&self, channel: Channel, provider: &str) -> Result<Arc<dyn MessageProvider>, String> {
+        self.by_name
+            .iter()
+            .find(|((c, name), _)| *c == channel && *name == provider)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .by_name
+                    .keys()
+                    .filter(|(c, _)| *c == channel)
+                    .map(|(_, n)| *n)
+                    .collect();
+                format!(
+                    "{provider} is not a configured {channel} provider (configured: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+    }
+
+    /// The provider `business_id` uses for `channel`.
+    pub fn provider_for(
+        &self,
+        business_id: &str,
+        channel: Channel,
+    ) -> Result<Arc<dyn MessageProvider>, SendError> {
+        let routed = self
+            .tenants
+            .get(business_id)
+            .and_then(|routes| routes.get(&channel))
+            .and_then(|name| self.by_name.get(&(channel, *name)));
+        routed
+            .or_else(|| self.defaults.get(&channel))
+            .cloned()
+            .ok_or(SendError::NotConfigured(channel))
+    }
+
+    /// One line per channel for the start-up report.
+    pub fn describe(&self) -> String {
+        [Channel::Sms, Channel::Email, Channel::Meta]
+            .iter()
+            .map(|c| {
+                let name = self
+                    .defaults
+                    .get(c)
+                    .map_or("not configured", |p| provider_name(p.provider()));
+                format!("{c}: {name}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(provider_name(*self))
+    }
+}
+
+/// The action-log name of a provider (`data.provider`).
+pub fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::AwsSns => "aws_sns",
+        Provider::Twilio => "twilio",
+        Provider::Meta => "meta",
+        Provider::Gmail => "gmail",
+        Provider::AwsSes => "aws_ses",
+        Provider::Smtp => "smtp",
+        Provider::Elevenlabs => "elevenlabs",
+    }
+}
