@@ -1,9 +1,11 @@
 //! The agent behind every call: a runtime that takes one caller turn and
 //! answers it, calling tools on the way. Bedrock Agents in production
-//! ([`bedrock`]), a scripted stand-in for local runs and tests
-//! ([`scripted`]).
+//! ([`bedrock`]), an OpenAI-compatible chat-completions server for
+//! self-hosted models ([`openai`]), a scripted stand-in for local runs and
+//! tests ([`scripted`]).
 
 pub mod bedrock;
+pub mod openai;
 pub mod scripted;
 pub mod tools;
 
