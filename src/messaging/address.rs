@@ -104,3 +104,127 @@ impl fmt::Display for EmailAddress {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn phone_numbers_in_e164_pass() {
+        for good in [
+            "+40721000111",
+            "+14155552671",
+            "+12345678",
+            "+123456789012345",
+        ] {
+            let phone = PhoneNumber::parse("to", good).unwrap();
+            assert_eq!(phone.as_str(), good);
+            assert_eq!(phone.digits(), &good[1..]);
+        }
+    }
+
+    #[test]
+    fn phone_numbers_outside_e164_fail_naming_the_field() {
+        for (bad, reason) in [
+            ("0721000111", "must start with +"),
+            ("", "must start with +"),
+            ("40721000111", "must start with +"),
+            ("+0712345678", "country code cannot start with 0"),
+            ("+40 721 000 111", "must be digits after the +"),
+            ("+40721-000-111", "must be digits after the +"),
+            ("++40721000111", "must be digits after the +"),
+            ("+４０７２１０００１１１", "must be digits after the +"),
+            ("+", "must have 8 to 15 digits"),
+            ("+4072100", "must have 8 to 15 digits"),
+            ("+1234567890123456", "must have 8 to 15 digits"),
+        ] {
+            let error = PhoneNumber::parse("to", bad).unwrap_err();
+            assert_eq!(error.field, "to", "{bad:?}");
+            assert!(
+                error.reason.starts_with(reason),
+                "{bad:?}: {}",
+                error.reason
+            );
+            assert!(error.to_string().starts_with("to: "));
+        }
+    }
+
+    #[test]
+    fn addr_specs_pass() {
+        for good in [
+            "ana@example.com",
+            "ana.maria+programare@salon.example.ro",
+            "a@b.ro",
+            "x@a-b.ro",
+            "!#$%&'*+/=?^_`{|}~-@x.ro",
+            "ana@xn--slon-rna.ro",
+            &format!("{}@x.ro", "a".repeat(64)),
+            &format!("a@{}.ro", "b".repeat(63)),
+        ] {
+            assert_eq!(EmailAddress::parse("to", good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn malformed_addresses_fail_naming_the_field() {
+        for (bad, reason) in [
+            ("a@b", "has an invalid domain after @"),
+            ("a..b@x.ro", "has an invalid part before @"),
+            (".a@x.ro", "has an invalid part before @"),
+            ("a.@x.ro", "has an invalid part before @"),
+            ("@x.ro", "has an invalid part before @"),
+            ("a b@x.ro", "has an invalid part before @"),
+            ("\"ana\"@x.ro", "has an invalid part before @"),
+            ("a@b@x.ro", "has an invalid part before @"),
+            ("ană@x.ro", "has an invalid part before @"),
+            ("a@", "has an invalid domain after @"),
+            ("a@x..ro", "has an invalid domain after @"),
+            ("a@.x.ro", "has an invalid domain after @"),
+            ("a@x.ro.", "has an invalid domain after @"),
+            ("a@-x.ro", "has an invalid domain after @"),
+            ("a@x-.ro", "has an invalid domain after @"),
+            ("a@x_y.ro", "has an invalid domain after @"),
+            ("ana@sălon.ro", "has an invalid domain after @"),
+            ("ana@[127.0.0.1]", "has an invalid domain after @"),
+            ("ana.example.com", "must contain @"),
+            (
+                &format!("{}@x.ro", "a".repeat(65)),
+                "has an invalid part before @",
+            ),
+            (
+                &format!("a@{}.ro", "b".repeat(64)),
+                "has an invalid domain after @",
+            ),
+            (
+                &format!("a@{}.ro", vec!["b".repeat(60); 5].join(".")),
+                "is longer than 254 characters",
+            ),
+        ] {
+            let error = EmailAddress::parse("email", bad).unwrap_err();
+            assert_eq!(error.field, "email");
+            assert_eq!(error.reason, reason, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_keeps_what_it_accepts(value in "\\PC{0,40}|[+0-9 ]{0,20}|[a-z.@-]{0,20}") {
+            if let Ok(phone) = PhoneNumber::parse("to", &value) {
+                prop_assert_eq!(phone.as_str(), value.as_str());
+                prop_assert!((8..=15).contains(&phone.digits().len()));
+            }
+            if let Ok(email) = EmailAddress::parse("to", &value) {
+                prop_assert_eq!(email.as_str(), value.as_str());
+                prop_assert!(value.contains('@'));
+            }
+        }
+
+        #[test]
+        fn any_e164_shaped_number_passes(cc in 1u8..=9, rest in "[0-9]{7,14}") {
+            let value = format!("+{cc}{rest}");
+            prop_assert!(PhoneNumber::parse("to", &value).is_ok());
+        }
+    }
+}

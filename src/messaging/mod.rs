@@ -3,6 +3,14 @@
 //! is called; provider errors are classified where they are parsed.
 
 pub mod address;
+mod aws_error;
+pub mod config;
+mod rest;
+pub mod ses;
+pub mod smtp;
+pub mod sns;
+pub mod twilio;
+pub mod whatsapp;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +67,52 @@ pub struct OutboundMessage {
     /// Email subject; ignored by SMS and WhatsApp.
     pub subject: Option<String>,
     pub text: String,
+}
+
+impl OutboundMessage {
+    /// The phone number to send to, or why `provider` (an SMS or WhatsApp
+    /// provider) cannot send this message.
+    pub fn phone_for(&self, provider: Provider) -> Result<&PhoneNumber, SendError> {
+        self.check_text()?;
+        match &self.to {
+            To::Phone(phone) => Ok(phone),
+            To::Email(_) => Err(SendError::Invalid(format!(
+                "{provider} sends to phone numbers, not to email addresses"
+            ))),
+        }
+    }
+
+    /// The address and subject to send, or why `provider` (an email
+    /// provider) cannot send this message.
+    pub fn email_for(&self, provider: Provider) -> Result<(&EmailAddress, &str), SendError> {
+        self.check_text()?;
+        let address = match &self.to {
+            To::Email(address) => address,
+            To::Phone(_) => {
+                return Err(SendError::Invalid(format!(
+                    "{provider} sends to email addresses, not to phone numbers"
+                )));
+            }
+        };
+        let subject = self.subject.as_deref().map(str::trim).unwrap_or_default();
+        if subject.is_empty() {
+            return Err(SendError::Invalid("an email needs a subject".into()));
+        }
+        // A line break in a header would let the subject add headers of its own.
+        if subject.chars().any(char::is_control) {
+            return Err(SendError::Invalid(
+                "the email subject contains a control character".into(),
+            ));
+        }
+        Ok((address, subject))
+    }
+
+    fn check_text(&self) -> Result<(), SendError> {
+        if self.text.trim().is_empty() {
+            return Err(SendError::Invalid("the message text is empty".into()));
+        }
+        Ok(())
+    }
 }
 
 /// What a provider says after taking a message.

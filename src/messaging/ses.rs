@@ -1,0 +1,140 @@
+//! Email through Amazon SES v2 `SendEmail` (simple content: subject and
+//! text body).
+
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+
+use super::config::MessagingConfigError;
+use super::{Channel, EmailAddress, MessageProvider, OutboundMessage, SendError, Sent, aws_error};
+use crate::actionlog::record::Provider;
+use crate::bridge::BoxFuture;
+use crate::ids::Id;
+
+/// Email settings for SES; region and credentials come from the AWS SDK
+/// configuration the client was built from.
+#[derive(Debug, Clone)]
+pub struct SesConfig {
+    /// The sender (`FromEmailAddress`): a verified identity, or an address
+    /// at a verified domain.
+    pub from: EmailAddress,
+    /// Configuration set for event publishing and suppression, if any.
+    pub configuration_set: Option<String>,
+}
+
+impl SesConfig {
+    /// Sends from `from`, with no configuration set.
+    pub fn new(from: EmailAddress) -> Self {
+        SesConfig {
+            from,
+            configuration_set: None,
+        }
+    }
+}
+
+/// Sends email with SES v2 `SendEmail`.
+#[derive(Debug)]
+pub struct SesProvider {
+    client: aws_sdk_sesv2::Client,
+    config: SesConfig,
+}
+
+impl SesProvider {
+    /// Checks `config`; errors name the setting.
+    pub fn new(
+        client: aws_sdk_sesv2::Client,
+        config: &SesConfig,
+    ) -> Result<SesProvider, MessagingConfigError> {
+        // SES takes the same alphabet and length as our ids: letters,
+        // digits, '_' and '-', at most 64.
+        if let Some(set) = &config.configuration_set {
+            Id::parse("ses.configuration_set", set)
+                .map_err(|e| MessagingConfigError::setting(&e.field, e.reason))?;
+        }
+        Ok(SesProvider {
+            client,
+            config: config.clone(),
+        })
+    }
+
+    async fn send_email(&self, message: &OutboundMessage) -> Result<Sent, SendError> {
+        let (to, subject) = message.email_for(Provider::AwsSes)?;
+        let utf8 = |data: &str| {
+            Content::builder()
+                .data(data)
+                .charset("UTF-8")
+                .build()
+                .map_err(|e| SendError::Invalid(e.to_string()))
+        };
+        let content = EmailContent::builder()
+            .simple(
+                Message::builder()
+                    .subject(utf8(subject)?)
+                    .body(Body::builder().text(utf8(&message.text)?).build())
+                    .build(),
+            )
+            .build();
+        let output = self
+            .client
+            .send_email()
+            .from_email_address(self.config.from.as_str())
+            .destination(Destination::builder().to_addresses(to.as_str()).build())
+            .content(content)
+            .set_configuration_set_name(self.config.configuration_set.clone())
+            .send()
+            .await
+            .map_err(|e| aws_error::classify(Provider::AwsSes, &e))?;
+        match output.message_id() {
+            Some(id) if !id.is_empty() => Ok(Sent {
+                external_id: id.to_owned(),
+                price: None,
+            }),
+            // SES took the request; sending again could deliver it twice.
+            _ => Err(SendError::Permanent {
+                provider: Provider::AwsSes,
+                message: "answered without a MessageId".into(),
+            }),
+        }
+    }
+}
+
+impl MessageProvider for SesProvider {
+    fn provider(&self) -> Provider {
+        Provider::AwsSes
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn send<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<Sent, SendError>> {
+        Box::pin(self.send_email(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> aws_sdk_sesv2::Client {
+        let config = aws_sdk_sesv2::Config::builder()
+            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+            .region(aws_sdk_sesv2::config::Region::new("eu-central-1"))
+            .build();
+        aws_sdk_sesv2::Client::from_conf(config)
+    }
+
+    #[test]
+    fn configuration_set_names_are_checked() {
+        let from = EmailAddress::parse("ses.from", "salon@example.com").unwrap();
+        let mut config = SesConfig::new(from);
+        config.configuration_set = Some("transactional-eu_1".into());
+        assert!(SesProvider::new(client(), &config).is_ok());
+        for bad in ["", "has space", "dot.ted", &"x".repeat(65)] {
+            config.configuration_set = Some(bad.into());
+            let error = SesProvider::new(client(), &config).unwrap_err();
+            assert!(
+                error.to_string().starts_with("ses.configuration_set: "),
+                "{error}"
+            );
+        }
+    }
+}

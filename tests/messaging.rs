@@ -1,0 +1,912 @@
+//! Every messaging provider against its real wire format: Twilio and the
+//! WhatsApp Cloud API on wiremock, SNS and SES v2 through the real SDKs on
+//! the local AWS emulator, SMTP against a small SMTP server in this file;
+//! and per-tenant routing built from the typed configuration.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_sns::config::retry::RetryConfig;
+use aws_sdk_sns::config::timeout::TimeoutConfig;
+use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use base64::Engine;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use voice_operator::actionlog::record::Provider;
+use voice_operator::messaging::config::{self, MessagingConfig, MessagingConfigError};
+use voice_operator::messaging::ses::{SesConfig, SesProvider};
+use voice_operator::messaging::smtp::{SmtpConfig, SmtpProvider, SmtpSecurity};
+use voice_operator::messaging::sns::{SnsConfig, SnsProvider};
+use voice_operator::messaging::twilio::{TwilioConfig, TwilioProvider, TwilioSender};
+use voice_operator::messaging::whatsapp::{WhatsAppConfig, WhatsAppProvider};
+use voice_operator::messaging::{
+    Channel, EmailAddress, MessageProvider, OutboundMessage, PhoneNumber, SendError, Sent, To,
+};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const AUTH_TOKEN: &str = "twilio-test-token";
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const ACCESS_TOKEN: &str = "EAAG-test-token";
+
+fn sms(to: &str, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        to: To::Phone(PhoneNumber::parse("to", to).unwrap()),
+        subject: None,
+        text: text.to_owned(),
+    }
+}
+
+fn email(to: &str, subject: &str, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        to: To::Email(EmailAddress::parse("to", to).unwrap()),
+        subject: Some(subject.to_owned()),
+        text: text.to_owned(),
+    }
+}
+
+/// A phone number no other test (or run) uses on the shared emulator.
+fn unique_phone() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
+    format!("+40721{n:07}")
+}
+
+// ---------------------------------------------------------------- Twilio
+
+fn twilio(base_url: &str, from: TwilioSender) -> TwilioProvider {
+    let mut config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), from);
+    config.base_url = base_url.to_owned();
+    config.timeout = Duration::from_secs(2);
+    TwilioProvider::new(&config).unwrap()
+}
+
+fn twilio_number() -> TwilioSender {
+    TwilioSender::Number(PhoneNumber::parse("from", "+40312000000").unwrap())
+}
+
+const TWILIO_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
+
+/// The form fields of the one request `server` received.
+async fn twilio_form(server: &MockServer) -> BTreeMap<String, String> {
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let body = String::from_utf8(requests[0].body.clone()).unwrap();
+    reqwest::Url::parse(&format!("http://form.test/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn twilio_posts_the_form_with_basic_auth_and_reads_sid_and_price() {
+    let server = MockServer::start().await;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"));
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .and(header("authorization", format!("Basic {basic}").as_str()))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "sid": "SM1f0e8ae6ade43cb3c0ce4525424e404f",
+            "account_sid": ACCOUNT_SID,
+            "to": "+40721000111",
+            "from": "+40312000000",
+            "body": "ignored",
+            "status": "queued",
+            "price": "-0.07400",
+            "price_unit": "USD",
+            "error_code": null
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let text = "Programare confirmată: mâine 10:00 & 50% avans = ok?";
+    let sent = twilio(&server.uri(), twilio_number())
+        .send(&sms("+40721000111", text))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent,
+        Sent {
+            external_id: "SM1f0e8ae6ade43cb3c0ce4525424e404f".into(),
+            price: Some("-0.07400 USD".into()),
+        }
+    );
+    let form = twilio_form(&server).await;
+    let expected: BTreeMap<String, String> = [
+        ("To", "+40721000111"),
+        ("From", "+40312000000"),
+        ("Body", text),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(form, expected);
+}
+
+#[tokio::test]
+async fn twilio_sends_through_a_messaging_service_and_a_null_price_stays_unknown() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "sid": "SM00000000000000000000000000000001",
+            "status": "accepted",
+            "price": null,
+            "price_unit": null
+        })))
+        .mount(&server)
+        .await;
+    let service = "MG9752274e9e519418a7406176694466fa";
+    let sent = twilio(
+        &server.uri(),
+        TwilioSender::MessagingService(service.into()),
+    )
+    .send(&sms("+40721000111", "Salut"))
+    .await
+    .unwrap();
+    assert_eq!(sent.external_id, "SM00000000000000000000000000000001");
+    assert_eq!(sent.price, None);
+    let form = twilio_form(&server).await;
+    assert_eq!(
+        form.get("MessagingServiceSid").map(String::as_str),
+        Some(service)
+    );
+    assert!(!form.contains_key("From"), "{form:?}");
+}
+
+#[tokio::test]
+async fn twilio_errors_are_classified() {
+    let server = MockServer::start().await;
+    let provider = twilio(&server.uri(), twilio_number());
+    let cases = [
+        (
+            400,
+            json!({
+                "code": 21211,
+                "message": "The 'To' number +40721000111 is not a valid phone number.",
+                "more_info": "https://www.twilio.com/docs/errors/21211",
+                "status": 400
+            }),
+        ),
+        (
+            429,
+            json!({"code": 20429, "message": "Too Many Requests", "status": 429}),
+        ),
+        (
+            401,
+            json!({"code": 20003, "message": "Authenticate", "status": 401}),
+        ),
+        (
+            503,
+            json!({"code": 20500, "message": "Internal Server Error", "status": 503}),
+        ),
+    ];
+    let mut errors = Vec::new();
+    for (status, body) in cases {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path(TWILIO_PATH))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .expect(1)
+            .mount(&server)
+            .await;
+        errors.push(
+            provider
+                .send(&sms("+40721000111", "Salut"))
+                .await
+                .unwrap_err(),
+        );
+        server.verify().await;
+    }
+    assert_eq!(
+        errors[0],
+        SendError::Permanent {
+            provider: Provider::Twilio,
+            message: "HTTP 400, error 21211: The 'To' number +40721000111 is not a valid phone number. (https://www.twilio.com/docs/errors/21211)".into()
+        }
+    );
+    assert!(
+        matches!(&errors[1], SendError::Retryable { message, .. } if message.contains("20429")),
+        "{:?}",
+        errors[1]
+    );
+    assert!(
+        matches!(&errors[2], SendError::Auth { message, .. } if message.contains("Authenticate")),
+        "{:?}",
+        errors[2]
+    );
+    assert!(errors[3].is_retryable(), "{:?}", errors[3]);
+    for error in &errors {
+        assert!(!error.to_string().contains(AUTH_TOKEN));
+    }
+}
+
+#[tokio::test]
+async fn twilio_refuses_what_it_cannot_send_before_any_call() {
+    let server = MockServer::start().await;
+    let provider = twilio(&server.uri(), twilio_number());
+    let to_email = provider
+        .send(&email("ana@example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&to_email, SendError::Invalid(m) if m.contains("phone numbers")),
+        "{to_email:?}"
+    );
+    let empty = provider.send(&sms("+40721000111", "  ")).await.unwrap_err();
+    assert!(matches!(empty, SendError::Invalid(_)), "{empty:?}");
+    let long = provider
+        .send(&sms("+40721000111", &"a".repeat(1601)))
+        .await
+        .unwrap_err();
+    assert!(matches!(long, SendError::Invalid(_)), "{long:?}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn twilio_timeouts_and_refused_connections_are_retryable() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let mut config =
+        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), twilio_number());
+    config.base_url = server.uri();
+    config.timeout = Duration::from_millis(200);
+    let slow = TwilioProvider::new(&config).unwrap();
+    let error = slow.send(&sms("+40721000111", "Salut")).await.unwrap_err();
+    assert!(
+        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("no answer in time")),
+        "{error:?}"
+    );
+
+    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let error = twilio(&closed, twilio_number())
+        .send(&sms("+40721000111", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("cannot connect")),
+        "{error:?}"
+    );
+}
+
+// -------------------------------------------------------------- WhatsApp
+
+fn whatsapp(server: &MockServer) -> WhatsAppProvider {
+    let mut config = WhatsAppConfig::new(PHONE_NUMBER_ID, SecretString::from(ACCESS_TOKEN));
+    config.base_url = format!("{}/v21.0", server.uri());
+    WhatsAppProvider::new(&config).unwrap()
+}
+
+#[tokio::test]
+async fn whatsapp_posts_a_text_with_the_bearer_token_and_reads_the_message_id() {
+    let server = MockServer::start().await;
+    let text = "Programarea ta e confirmată pentru mâine la 10:00.";
+    Mock::given(method("POST"))
+        .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
+        .and(header(
+            "authorization",
+            format!("Bearer {ACCESS_TOKEN}").as_str(),
+        ))
+        .and(body_json(json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "40721000111",
+            "type": "text",
+            "text": {"preview_url": false, "body": text}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
+            "messages": [{"id": "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sent = whatsapp(&server)
+        .send(&sms("+40721000111", text))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent,
+        Sent {
+            external_id: "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA".into(),
+            price: None,
+        }
+    );
+}
+
+#[tokio::test]
+async fn whatsapp_errors_are_classified_by_graph_code() {
+    let server = MockServer::start().await;
+    let provider = whatsapp(&server);
+    let graph = |code: i64, message: &str| {
+        json!({"error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "error_subcode": 2494055,
+            "fbtrace_id": "AazxL5-1Ni8kTn6ylbLeN2V"
+        }})
+    };
+    let cases = [
+        (400, graph(130429, "(#130429) Rate limit hit")),
+        (
+            401,
+            graph(190, "Error validating access token: Session has expired"),
+        ),
+        (400, graph(131026, "(#131026) Message undeliverable")),
+    ];
+    let mut errors = Vec::new();
+    for (status, body) in cases {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .expect(1)
+            .mount(&server)
+            .await;
+        errors.push(
+            provider
+                .send(&sms("+40721000111", "Salut"))
+                .await
+                .unwrap_err(),
+        );
+        server.verify().await;
+    }
+    assert!(
+        matches!(&errors[0], SendError::Retryable { provider: Provider::Meta, message } if message.contains("code 130429")),
+        "{:?}",
+        errors[0]
+    );
+    assert!(
+        matches!(&errors[1], SendError::Auth { provider: Provider::Meta, message } if message.contains("Session has expired")),
+        "{:?}",
+        errors[1]
+    );
+    assert!(
+        matches!(&errors[2], SendError::Permanent { provider: Provider::Meta, message } if message.contains("undeliverable")),
+        "{:?}",
+        errors[2]
+    );
+    for error in &errors {
+        assert!(!error.to_string().contains(ACCESS_TOKEN));
+    }
+}
+
+#[tokio::test]
+async fn whatsapp_refuses_an_email_recipient_before_any_call() {
+    let server = MockServer::start().await;
+    let error = whatsapp(&server)
+        .send(&email("ana@example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Invalid(m) if m.contains("meta sends to phone numbers")),
+        "{error:?}"
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+// ------------------------------------------------------ SNS and SES (moto)
+
+/// The emulator's endpoint, or `None` (with a note) when the tests run
+/// without it; scripts/test.sh always starts it.
+fn emulator() -> Option<String> {
+    if std::env::var_os("VOICE_OPERATOR_TEST_AWS_ENDPOINT").is_none() {
+        eprintln!(
+            "skipped: VOICE_OPERATOR_TEST_AWS_ENDPOINT is not set; scripts/test.sh starts the AWS emulator and sets it"
+        );
+        return None;
+    }
+    Some(support::emulator_endpoint())
+}
+
+/// SDK settings for `endpoint` with test credentials and a fixed region,
+/// so nothing of a developer's own AWS setup is read.
+fn aws_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .build()
+}
+
+/// What the emulator recorded, from its `/moto-api/data.json`.
+async fn moto_data(endpoint: &str) -> Value {
+    reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sns_publishes_an_sms_the_emulator_records() {
+    let Some(endpoint) = emulator() else { return };
+    let aws = aws_config(&endpoint);
+    let config = SnsConfig {
+        sender_id: Some("SalonAna".into()),
+        ..SnsConfig::default()
+    };
+    let provider = SnsProvider::new(aws_sdk_sns::Client::new(&aws), &config).unwrap();
+    let phone = unique_phone();
+    let text = "Programare confirmată: mâine la 10:00.";
+    let sent = provider.send(&sms(&phone, text)).await.unwrap();
+    assert_eq!(sent.price, None);
+
+    let data = moto_data(&endpoint).await;
+    let recorded: Vec<&Value> = data["sns"]["SMS"]
+        .as_array()
+        .expect("sns.SMS in the emulator's data")
+        .iter()
+        .filter(|sms| sms["message_id"] == sent.external_id.as_str())
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![&json!({"message_id": sent.external_id, "phone_number": phone, "message": text})]
+    );
+}
+
+#[tokio::test]
+async fn ses_refuses_an_unverified_sender_then_sends_once_it_is_verified() {
+    let Some(endpoint) = emulator() else { return };
+    let aws = aws_config(&endpoint);
+    let client = aws_sdk_sesv2::Client::new(&aws);
+    // A domain of its own, so no identity verified by another test covers it.
+    let from = format!("programari@{}.example.com", support::unique_name("salon"));
+    let to = format!("ana@{}.example.ro", support::unique_name("client"));
+    let provider = SesProvider::new(
+        client.clone(),
+        &SesConfig::new(EmailAddress::parse("from", &from).unwrap()),
+    )
+    .unwrap();
+    let subject = "Confirmare programare – mâine";
+    let text = "Bună Ana,\nprogramarea ta e mâine la 10:00.";
+
+    let error = provider.send(&email(&to, subject, text)).await.unwrap_err();
+    assert_eq!(
+        error,
+        SendError::Permanent {
+            provider: Provider::AwsSes,
+            message: format!("MessageRejected: Email address not verified {from}")
+        }
+    );
+
+    client
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .expect("create the sender identity");
+    let sent = provider.send(&email(&to, subject, text)).await.unwrap();
+
+    let data = moto_data(&endpoint).await;
+    let recorded: Vec<&Value> = data["ses"]["Message"]
+        .as_array()
+        .expect("ses.Message in the emulator's data")
+        .iter()
+        .filter(|m| m["id"] == sent.external_id.as_str())
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![&json!({
+            "id": sent.external_id,
+            "source": from,
+            "destinations": {"ToAddresses": [to]},
+            "subject": subject,
+            "body": text
+        })]
+    );
+}
+
+#[tokio::test]
+async fn aws_providers_refuse_the_wrong_recipient_before_any_call() {
+    // Nothing listens here: reaching the network would be Retryable.
+    let aws = aws_config(&format!("http://127.0.0.1:{}", support::free_port()));
+    let sns = SnsProvider::new(aws_sdk_sns::Client::new(&aws), &SnsConfig::default()).unwrap();
+    let error = sns
+        .send(&email("ana@example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Invalid(m) if m.contains("aws_sns sends to phone numbers")),
+        "{error:?}"
+    );
+    let error = sns
+        .send(&sms("+40721000111", &"a".repeat(1601)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SendError::Invalid(_)), "{error:?}");
+
+    let from = EmailAddress::parse("from", "programari@salon.example.ro").unwrap();
+    let ses = SesProvider::new(aws_sdk_sesv2::Client::new(&aws), &SesConfig::new(from)).unwrap();
+    let error = ses.send(&sms("+40721000111", "Salut")).await.unwrap_err();
+    assert!(
+        matches!(&error, SendError::Invalid(m) if m.contains("aws_ses sends to email addresses")),
+        "{error:?}"
+    );
+    let mut no_subject = email("ana@example.com", "x", "Salut");
+    no_subject.subject = None;
+    let error = ses.send(&no_subject).await.unwrap_err();
+    assert_eq!(error, SendError::Invalid("an email needs a subject".into()));
+
+    // And the network failure itself is retryable.
+    let error = sns.send(&sms("+40721000111", "Salut")).await.unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+}
+
+// ------------------------------------------------------------------ SMTP
+
+/// One message as the test SMTP server received it.
+#[derive(Debug, Clone, Default)]
+struct Received {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    /// The DATA section, dot-unstuffed, with CRLF line ends.
+    data: String,
+}
+
+impl Received {
+    /// Header fields by lower-cased name (folded lines joined).
+    fn headers(&self) -> BTreeMap<String, String> {
+        let head = self.data.split("\r\n\r\n").next().unwrap();
+        let mut headers = BTreeMap::new();
+        let mut last = String::new();
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                headers
+                    .entry(last.clone())
+                    .and_modify(|v: &mut String| v.push_str(line));
+            } else if let Some((name, value)) = line.split_once(':') {
+                last = name.to_ascii_lowercase();
+                headers.insert(last.clone(), value.trim().to_owned());
+            }
+        }
+        headers
+    }
+
+    fn body(&self) -> &str {
+        self.data
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
+    }
+}
+
+/// A loopback SMTP server that speaks just enough SMTP for one client:
+/// greeting, EHLO, MAIL, RCPT (answered with `rcpt_reply`), DATA, QUIT.
+struct SmtpServer {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl SmtpServer {
+    async fn start(rcpt_reply: &'static str) -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(smtp_session(stream, rcpt_reply, sink.clone()));
+            }
+        });
+        SmtpServer { port, received }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn smtp_session(
+    stream: TcpStream,
+    rcpt_reply: &'static str,
+    received: Arc<Mutex<Vec<Received>>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"220 mx.test ESMTP ready\r\n").await?;
+    let mut message = Received::default();
+    while let Some(line) = lines.next_line().await? {
+        let verb = line.to_ascii_uppercase();
+        let reply = if verb.starts_with("EHLO") || verb.starts_with("HELO") {
+            "250-mx.test\r\n250 HELP"
+        } else if let Some(from) = verb.strip_prefix("MAIL FROM:") {
+            message.mail_from = line[line.len() - from.len()..].to_owned();
+            "250 2.1.0 Ok"
+        } else if let Some(to) = verb.strip_prefix("RCPT TO:") {
+            message
+                .rcpt_to
+                .push(line[line.len() - to.len()..].to_owned());
+            rcpt_reply
+        } else if verb == "DATA" {
+            write
+                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                .await?;
+            let mut data = String::new();
+            while let Some(line) = lines.next_line().await? {
+                if line == "." {
+                    break;
+                }
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                data.push_str("\r\n");
+            }
+            message.data = data;
+            received.lock().unwrap().push(std::mem::take(&mut message));
+            "250 2.0.0 Ok: queued as 4F2A11C0"
+        } else if verb == "RSET" || verb == "NOOP" {
+            "250 2.0.0 Ok"
+        } else if verb == "QUIT" {
+            write.write_all(b"221 2.0.0 Bye\r\n").await?;
+            return Ok(());
+        } else {
+            "502 5.5.2 Error: command not recognized"
+        };
+        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+    }
+    Ok(())
+}
+
+fn smtp(port: u16, timeout: Duration) -> SmtpProvider {
+    let from = EmailAddress::parse("from", "programari@salon.example.ro").unwrap();
+    let mut config = SmtpConfig::new("127.0.0.1", SmtpSecurity::None, from);
+    config.port = port;
+    config.from_name = Some("Salon Ana".into());
+    config.timeout = timeout;
+    SmtpProvider::new(&config).unwrap()
+}
+
+#[tokio::test]
+async fn smtp_delivers_envelope_headers_and_body_with_our_message_id() {
+    let server = SmtpServer::start("250 2.1.5 Ok").await;
+    let text = "Programarea ta e maine la 10:00.\n.Linie care incepe cu punct.";
+    let sent = smtp(server.port, Duration::from_secs(5))
+        .send(&email(
+            "ana@client.example.com",
+            "Confirmare programare",
+            text,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sent.price, None);
+    assert!(
+        sent.external_id.starts_with('<') && sent.external_id.ends_with("@salon.example.ro>"),
+        "{}",
+        sent.external_id
+    );
+
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    let message = &received[0];
+    assert_eq!(message.mail_from, "<programari@salon.example.ro>");
+    assert_eq!(message.rcpt_to, vec!["<ana@client.example.com>"]);
+    let headers = message.headers();
+    assert_eq!(headers["message-id"], sent.external_id);
+    assert_eq!(headers["subject"], "Confirmare programare");
+    assert_eq!(headers["to"], "ana@client.example.com");
+    assert_eq!(
+        headers["from"],
+        "\"Salon Ana\" <programari@salon.example.ro>"
+    );
+    assert!(
+        headers["content-type"].starts_with("text/plain"),
+        "{headers:?}"
+    );
+    assert!(headers.contains_key("date"), "{headers:?}");
+    assert_eq!(message.body().trim_end().replace("\r\n", "\n"), text);
+}
+
+#[tokio::test]
+async fn smtp_rejections_are_permanent_and_deferrals_retryable() {
+    let rejecting = SmtpServer::start(
+        "550 5.1.1 <ana@client.example.com>: Recipient address rejected: User unknown",
+    )
+    .await;
+    let error = smtp(rejecting.port, Duration::from_secs(5))
+        .send(&email("ana@client.example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Permanent { provider: Provider::Smtp, message } if message.contains("550") && message.contains("User unknown")),
+        "{error:?}"
+    );
+    assert!(rejecting.received().is_empty());
+
+    let deferring = SmtpServer::start("451 4.3.0 Temporary lookup failure, try again later").await;
+    let error = smtp(deferring.port, Duration::from_secs(5))
+        .send(&email("ana@client.example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Retryable { provider: Provider::Smtp, message } if message.contains("451")),
+        "{error:?}"
+    );
+    assert!(deferring.received().is_empty());
+}
+
+#[tokio::test]
+async fn smtp_silence_and_refused_connections_are_retryable() {
+    // Takes the connection and never greets.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let (_stream, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let started = std::time::Instant::now();
+    let error = smtp(port, Duration::from_millis(300))
+        .send(&email("ana@client.example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("no answer within")),
+        "{error:?}"
+    );
+    holder.abort();
+
+    let error = smtp(support::free_port(), Duration::from_secs(2))
+        .send(&email("ana@client.example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+}
+
+// --------------------------------------------------------------- Routing
+
+fn twilio_config(base_url: &str) -> TwilioConfig {
+    let mut config =
+        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), twilio_number());
+    config.base_url = base_url.to_owned();
+    config
+}
+
+#[tokio::test]
+async fn a_tenant_route_overrides_the_channel_default() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SMdefault"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let from = EmailAddress::parse("from", "programari@salon.example.ro").unwrap();
+    let config = MessagingConfig {
+        twilio: Some(twilio_config(&server.uri())),
+        sns: Some(SnsConfig::default()),
+        ses: Some(SesConfig::new(from.clone())),
+        smtp: Some(SmtpConfig::new("127.0.0.1", SmtpSecurity::None, from)),
+        whatsapp: Some(WhatsAppConfig::new(
+            PHONE_NUMBER_ID,
+            SecretString::from(ACCESS_TOKEN),
+        )),
+        routes: config::parse_routes(
+            "B0100001:sms=aws_sns,B0100001:email=smtp,B0200002:sms=twilio",
+        )
+        .unwrap(),
+        ..MessagingConfig::default()
+    };
+    // The AWS clients are built but never called here.
+    let aws = aws_config(&format!("http://127.0.0.1:{}", support::free_port()));
+    let messaging = config::build_with_aws(&config, &aws).unwrap();
+    assert_eq!(
+        messaging.describe(),
+        "sms: twilio, email: aws_ses, meta: meta"
+    );
+
+    let chosen = |business: &str, channel| {
+        messaging
+            .provider_for(business, channel)
+            .unwrap()
+            .provider()
+    };
+    assert_eq!(chosen("B0100001", Channel::Sms), Provider::AwsSns);
+    assert_eq!(chosen("B0100001", Channel::Email), Provider::Smtp);
+    assert_eq!(chosen("B0100001", Channel::Meta), Provider::Meta);
+    assert_eq!(chosen("B0200002", Channel::Sms), Provider::Twilio);
+    assert_eq!(chosen("B0200002", Channel::Email), Provider::AwsSes);
+    assert_eq!(chosen("B0300003", Channel::Sms), Provider::Twilio);
+
+    // The default really is the configured Twilio client.
+    let sent = messaging
+        .provider_for("B0300003", Channel::Sms)
+        .unwrap()
+        .send(&sms("+40721000111", "Salut"))
+        .await
+        .unwrap();
+    assert_eq!(sent.external_id, "SMdefault");
+}
+
+#[tokio::test]
+async fn defaults_can_be_chosen_and_missing_channels_say_so() {
+    let from = EmailAddress::parse("from", "programari@salon.example.ro").unwrap();
+    let config = MessagingConfig {
+        twilio: Some(twilio_config("http://127.0.0.1:9")),
+        sns: Some(SnsConfig::default()),
+        ses: Some(SesConfig::new(from.clone())),
+        smtp: Some(SmtpConfig::new("127.0.0.1", SmtpSecurity::None, from)),
+        sms_default: Some("aws_sns".into()),
+        email_default: Some("smtp".into()),
+        routes: config::parse_routes("B0100001:sms=twilio").unwrap(),
+        ..MessagingConfig::default()
+    };
+    let aws = aws_config("http://127.0.0.1:9");
+    let messaging = config::build_with_aws(&config, &aws).unwrap();
+    assert_eq!(
+        messaging.describe(),
+        "sms: aws_sns, email: smtp, meta: not configured"
+    );
+    let chosen = |business: &str, channel| {
+        messaging
+            .provider_for(business, channel)
+            .unwrap()
+            .provider()
+    };
+    assert_eq!(chosen("B0200002", Channel::Sms), Provider::AwsSns);
+    assert_eq!(chosen("B0100001", Channel::Sms), Provider::Twilio);
+    assert_eq!(chosen("B0100001", Channel::Email), Provider::Smtp);
+    assert_eq!(
+        messaging.provider_for("B0100001", Channel::Meta).err(),
+        Some(SendError::NotConfigured(Channel::Meta))
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_provider_in_a_route_names_the_entry() {
+    let config = MessagingConfig {
+        twilio: Some(twilio_config("http://127.0.0.1:9")),
+        routes: config::parse_routes("B0100001:sms=twilio,B0200002:sms=nexmo").unwrap(),
+        ..MessagingConfig::default()
+    };
+    let error = config::build(&config)
+        .await
+        .err()
+        .expect("nexmo is not configured");
+    match &error {
+        MessagingConfigError::Route { entry, reason } => {
+            assert_eq!(entry, "B0200002:sms=nexmo");
+            assert_eq!(
+                reason,
+                "nexmo is not a configured sms provider (configured: twilio)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "route \"B0200002:sms=nexmo\": nexmo is not a configured sms provider (configured: twilio)"
+    );
+
+    let error = config::parse_routes("B0100001:sms=twilio,B0200002-sms=twilio")
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, MessagingConfigError::Route { entry, .. } if entry == "B0200002-sms=twilio"),
+        "{error:?}"
+    );
+}
