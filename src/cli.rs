@@ -14,15 +14,23 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::actionlog::ActionLog;
+use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
+use crate::bridge::tools::Tools;
+use crate::config::bridge::secret;
 use crate::config::{
     ActionLogCommand, Cli, Command, ControllerArgs, CreateTableArgs, DynamodbCommand, ReplayArgs,
+    RunArgs,
 };
 use crate::controller::desired::OperatorSettings;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
 use crate::controller::{Metrics, Timing};
 use crate::elevenlabs::{ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
+use crate::http::admin::KubeAdmin;
+use crate::http::bridge::{Bridge, BridgeConfig};
+use crate::tenant::TenantStore;
+use crate::tenant::cache::CachedStore;
 use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
 
 /// Runs the command `cli` names.
@@ -36,24 +44,97 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::crd::crd_yaml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Controller(args) | Command::Run(args) => {
-            controller_command(&args, &cli.data_dir).await
+        Command::Controller(args) => controller_command(&args, None, &cli.data_dir).await,
+        Command::Run(args) => {
+            controller_command(&args.controller, Some(&args), &cli.data_dir).await
         }
     }
 }
 
+/// The bridge's parts, built before the server starts.
+struct BridgeParts {
+    router: axum::Router,
+    shipper: ShipperHandle,
+    grace: Duration,
+}
+
+/// Builds the bridge routes `run` serves next to the controller.
+async fn bridge_parts(
+    run: &RunArgs,
+    platform: Arc<ElevenLabsClient>,
+    store: Arc<dyn TenantStore>,
+    client: &kube::Client,
+    data_dir: &Path,
+) -> anyhow::Result<BridgeParts> {
+    let args = &run.bridge;
+    let webhook_secret = secret("ELEVENLABS_WEBHOOK_SECRET").context(
+        "ELEVENLABS_WEBHOOK_SECRET is not set; the bridge needs it to check webhook signatures",
+    )?;
+    let runtime_config = args.runtime()?;
+    let runtime = crate::bridge::open_runtime(&runtime_config).await?;
+    let messaging = crate::messaging::config::build(&args.messaging()?).await?;
+    let log_config = run.action_log.config(data_dir)?;
+    let (log, shipper) = ActionLog::open(&log_config).await?;
+    let tools = Tools::new(args.tools(), messaging, log.clone());
+    tracing::info!(
+        agent = %runtime_config.describe(),
+        messaging = %tools.messaging().describe(),
+        app_server = args.app_server_url.as_deref().unwrap_or("not configured"),
+        notifications = args.notification_url.as_deref().unwrap_or("not configured"),
+        "bridge configured"
+    );
+    let mut config = BridgeConfig::new(webhook_secret);
+    config.llm_secret = secret("VOICE_OPERATOR_LLM_SECRET");
+    config.admin_token = secret("VOICE_OPERATOR_ADMIN_TOKEN");
+    config.body_limit = (args.body_limit_kib * 1024) as usize;
+    config.post_call_body_limit = (args.post_call_limit_mib * 1024 * 1024) as usize;
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.recordings_dir = args.recordings_dir.clone();
+    if config.llm_secret.is_none() {
+        tracing::warn!(
+            "VOICE_OPERATOR_LLM_SECRET is not set: the custom-LLM route takes requests without a bearer token"
+        );
+    }
+    if config.admin_token.is_none() {
+        tracing::info!("VOICE_OPERATOR_ADMIN_TOKEN is not set: the admin routes answer 401");
+    }
+    let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
+        store,
+        Duration::from_millis(args.tenant_cache_ms),
+        crate::tenant::cache::DEFAULT_CAPACITY,
+    ));
+    let mut bridge = Bridge::new(config, cached, runtime, Arc::new(tools), log);
+    bridge.agents = Some(platform);
+    let namespace = args
+        .admin_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    bridge.admin = Some(Arc::new(KubeAdmin::new(client.clone(), &namespace)));
+    Ok(BridgeParts {
+        router: crate::http::bridge_routes(Arc::new(bridge)),
+        shipper,
+        grace: run.action_log.shutdown_grace(),
+    })
+}
+
 /// `controller` and `run`: the controller under leader election, and the
-/// HTTP server on every replica.
-async fn controller_command(args: &ControllerArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+/// HTTP server on every replica (with the bridge routes in `run`).
+async fn controller_command(
+    args: &ControllerArgs,
+    run: Option<&RunArgs>,
+    data_dir: &Path,
+) -> anyhow::Result<ExitCode> {
     let api_key = std::env::var("ELEVENLABS_API_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty())
         .context("ELEVENLABS_API_KEY is not set; the controller needs it to manage agents")?;
-    let platform = ElevenLabsClient::new(ClientConfig::new(
-        args.elevenlabs_base_url.clone(),
-        SecretString::from(api_key),
-    ))
-    .context("ELEVENLABS_BASE_URL")?;
+    let platform = Arc::new(
+        ElevenLabsClient::new(ClientConfig::new(
+            args.elevenlabs_base_url.clone(),
+            SecretString::from(api_key),
+        ))
+        .context("ELEVENLABS_BASE_URL")?,
+    );
     let store = crate::tenant::open(&args.tenant.config(data_dir))
         .await
         .context("opening the tenant store")?;
@@ -67,24 +148,33 @@ async fn controller_command(args: &ControllerArgs, data_dir: &Path) -> anyhow::R
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
     };
+    let mut router = crate::http::ops_routes(ops.clone());
+    let mut bridge = None;
+    if let Some(run) = run {
+        let parts = bridge_parts(run, platform.clone(), store.clone(), &client, data_dir).await?;
+        router = router.merge(parts.router);
+        bridge = Some((parts.shipper, parts.grace));
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
+    if bridge.is_some() {
+        tracing::info!(listen = %args.listen, "serving the ElevenLabs webhook, custom-LLM, post-call, conversation-init and admin routes, /healthz, /readyz and /metrics");
+    } else {
+        tracing::info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let signalled = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        let _ = stop_tx.send(true);
+        let _ = signalled.send(true);
     });
     let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(crate::http::serve(
-        listener,
-        crate::http::ops_routes(ops.clone()),
-        async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        },
-    ));
+    let server = tokio::spawn(crate::http::serve(listener, router, async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    }));
 
     let identity = args.identity();
     let leader = if args.leader_election {
@@ -117,17 +207,26 @@ async fn controller_command(args: &ControllerArgs, data_dir: &Path) -> anyhow::R
     };
     let backends = Backends {
         client,
-        platform: Arc::new(platform),
+        platform,
         store,
         metrics,
     };
     ops.ready.store(true, Ordering::Release);
     let result = runner::run(backends, config, stop_rx).await;
     ops.ready.store(false, Ordering::Release);
+    // The controller may end on its own (the CRD is missing); the server
+    // then stops too instead of serving a half-working process.
+    let _ = stop_tx.send(true);
+    // The server has drained its requests once it returns; only then is
+    // every record of those requests queued, so the log flushes last.
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
         Err(e) => tracing::warn!(error = %e, "HTTP server task"),
+    }
+    if let Some((shipper, grace)) = bridge {
+        let report = shipper.shutdown(grace).await;
+        tracing::info!(%report, "action log flushed");
     }
     result?;
     Ok(ExitCode::SUCCESS)

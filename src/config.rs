@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod bridge;
+
 use crate::actionlog::buffer::SpillConfig;
 use crate::actionlog::{ActionLogConfig, ShipperConfig, SinkConfig};
 
@@ -61,7 +63,18 @@ pub enum Command {
     /// Run the controller and the HTTP server together: what the
     /// Deployment runs. Every replica serves HTTP; only the leader
     /// reconciles.
-    Run(ControllerArgs),
+    Run(Box<RunArgs>),
+}
+
+/// Settings of `run`: the controller's, the bridge's and the action log's.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub bridge: bridge::BridgeArgs,
+    #[command(flatten)]
+    pub action_log: ActionLogArgs,
 }
 
 /// Which tenant store backs the configuration items.

@@ -149,6 +149,7 @@ fn turn(text: &str) -> Turn {
         location_id: "L0100001".into(),
         source: "voice".into(),
         text: text.into(),
+        bedrock: None,
     }
 }
 
@@ -340,4 +341,20 @@ async fn an_agent_that_keeps_calling_tools_is_stopped_after_the_round_limit() {
     assert!(answer.fallback);
     assert_eq!(server.lock().unwrap().seen.len(), 3);
     assert_eq!(answer.tools.len(), 3);
+}
+
+#[tokio::test]
+async fn a_tenant_with_its_own_agent_is_answered_by_it() {
+    let (url, server) = start(vec![Reply::Stream(vec![Frame::Chunk("Da.")])]).await;
+    let mut own = turn("Aveți loc?");
+    own.bedrock = Some(voice_operator::tenant::BedrockAgentRef {
+        agent_id: "TENANTAGNT".into(),
+        alias_id: "LIVEALIAS1".into(),
+    });
+    let answer = runtime(&url, 3).answer(&own, &Tools::default(), None).await;
+    assert_eq!(answer.text, "Da.");
+    assert_eq!(
+        server.lock().unwrap().seen[0].0,
+        "/agents/TENANTAGNT/agentAliases/LIVEALIAS1/sessions/conv_1/text"
+    );
 }

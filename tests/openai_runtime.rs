@@ -116,6 +116,7 @@ fn turn(session: &str, text: &str) -> Turn {
         location_id: "L0100001".into(),
         source: "voice".into(),
         text: text.into(),
+        bedrock: None,
     }
 }
 

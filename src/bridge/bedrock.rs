@@ -69,11 +69,15 @@ impl BedrockRuntime {
                 .session_attributes("businessId", &turn.business_id)
                 .session_attributes("locationId", &turn.location_id)
                 .session_attributes("source", &turn.source);
+            let (agent, alias) = match &turn.bedrock {
+                Some(own) => (&own.agent_id, &own.alias_id),
+                None => (&self.config.agent_id, &self.config.alias_id),
+            };
             let mut request = self
                 .client
                 .invoke_agent()
-                .agent_id(&self.config.agent_id)
-                .agent_alias_id(&self.config.alias_id)
+                .agent_id(agent)
+                .agent_alias_id(alias)
                 .session_id(&turn.session_id);
             match results.take() {
                 None => request = request.input_text(&turn.text),

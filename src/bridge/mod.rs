@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use aws_config::retry::RetryConfig;
 use tokio::sync::mpsc;
 
 /// One caller turn for the agent.
@@ -26,6 +29,9 @@ pub struct Turn {
     pub source: String,
     /// What the caller said.
     pub text: String,
+    /// The tenant's own Bedrock Agent, when it has one (runtimes other
+    /// than Bedrock ignore it).
+    pub bedrock: Option<crate::tenant::BedrockAgentRef>,
 }
 
 /// A tool the agent asked for: `function` of `action_group` with named
@@ -79,3 +85,52 @@ pub trait AgentRuntime: Send + Sync {
 
 /// What the caller hears when the agent cannot answer.
 pub const FALLBACK: &str = "Sorry, I cannot answer that right now. Please stay on the line or call again in a few minutes.";
+
+/// Which runtime answers, picked once at start.
+#[derive(Debug, Clone)]
+pub enum RuntimeConfig {
+    Scripted,
+    Bedrock(bedrock::BedrockConfig),
+    OpenAi(openai::OpenAiConfig),
+}
+
+impl RuntimeConfig {
+    /// Names the runtime for the start-up report.
+    pub fn describe(&self) -> String {
+        match self {
+            RuntimeConfig::Scripted => "scripted (keyword rules, no model)".into(),
+            RuntimeConfig::Bedrock(c) => {
+                format!("Bedrock agent {} alias {}", c.agent_id, c.alias_id)
+            }
+            RuntimeConfig::OpenAi(c) => {
+                format!("OpenAI-compatible {} model {}", c.base_url, c.model)
+            }
+        }
+    }
+}
+
+/// Builds the runtime `config` names.
+pub async fn open_runtime(
+    config: &RuntimeConfig,
+) -> Result<Arc<dyn AgentRuntime>, crate::aws::NoRegion> {
+    Ok(match config {
+        RuntimeConfig::Scripted => Arc::new(scripted::ScriptedRuntime),
+        RuntimeConfig::Bedrock(c) => {
+            // One quick retry for throttling; the turn's deadline bounds it.
+            let sdk = crate::aws::load(
+                "the Bedrock agent runtime",
+                RetryConfig::standard().with_max_attempts(2),
+                c.deadline,
+            )
+            .await?;
+            Arc::new(bedrock::BedrockRuntime::new(
+                aws_sdk_bedrockagentruntime::Client::new(&sdk),
+                c.clone(),
+            ))
+        }
+        RuntimeConfig::OpenAi(c) => Arc::new(openai::OpenAiRuntime::new(
+            reqwest::Client::new(),
+            c.clone(),
+        )),
+    })
+}

@@ -26,7 +26,39 @@ impl ScriptedRuntime {
                 .collect::<BTreeMap<_, _>>(),
         };
         if lower.contains("book") || lower.contains("programare") {
-            Some(call("create_appointment", &[("request", text)]))
+            // Whatever looks like a date (YYYY-MM-DD) or a time (HH:MM) in
+            // the words; the app server refuses a booking without them.
+            let word = |ok: fn(&str) -> bool| {
+                text.split(|c: char| c.is_whitespace() || c == ',')
+                    .find(|w| ok(w))
+                    .unwrap_or_default()
+            };
+            let date = word(|w| {
+                w.len() == 10
+                    && w.chars().enumerate().all(|(i, c)| {
+                        if i == 4 || i == 7 {
+                            c == '-'
+                        } else {
+                            c.is_ascii_digit()
+                        }
+                    })
+            });
+            let time =
+                word(|w| {
+                    w.len() == 5
+                        && w.chars()
+                            .enumerate()
+                            .all(|(i, c)| if i == 2 { c == ':' } else { c.is_ascii_digit() })
+                });
+            Some(call(
+                "create_appointment",
+                &[
+                    ("date", date),
+                    ("time", time),
+                    ("customerName", "caller"),
+                    ("notes", text),
+                ],
+            ))
         } else if lower.contains("available") || lower.contains("liber") {
             Some(call("query_app_server", &[("query", text)]))
         } else {
@@ -100,6 +132,7 @@ mod tests {
             location_id: "L1".into(),
             source: "voice".into(),
             text: text.into(),
+            bedrock: None,
         }
     }
 
@@ -121,6 +154,12 @@ mod tests {
         }
         assert!(pieces.len() > 3);
         assert_eq!(pieces.concat(), answer.text);
+        let booked = ScriptedRuntime
+            .answer(&turn("book 2026-12-01 at 10:30, please"), &Echo, None)
+            .await;
+        let params = &booked.tools[0].parameters;
+        assert_eq!(params["date"], "2026-12-01");
+        assert_eq!(params["time"], "10:30");
         let plain = ScriptedRuntime.answer(&turn("hello"), &Echo, None).await;
         assert!(plain.tools.is_empty());
         assert_eq!(plain.text, "[scripted agent] You said: hello");

@@ -1,7 +1,21 @@
 //! The tools the agent can call, as the models see them. Bedrock action
 //! groups (RETURN_CONTROL) declare the same functions and parameters.
 
-use serde_json::{Value, json};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
+
+use super::{BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn};
+use crate::actionlog::record::Provider;
+use crate::actionlog::{
+    Action, ActionLog, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider,
+};
+use crate::messaging::{
+    Channel, EmailAddress, MessageProvider, Messaging, OutboundMessage, PhoneNumber, SendError,
+    Sent, To,
+};
 
 /// The action group the tools belong to, for runtimes that group them.
 pub const ACTION_GROUP: &str = "voice-tools";
@@ -92,4 +106,373 @@ pub fn catalog() -> Vec<ToolSpec> {
             ),
         },
     ]
+}
+
+/// Where the HTTP tools go.
+#[derive(Debug, Clone)]
+pub struct ToolsConfig {
+    /// Base URL of the business app server (availability, bookings).
+    pub app_server_url: Option<String>,
+    /// Bearer token for the app server, if it wants one.
+    pub app_server_token: Option<SecretString>,
+    /// Base URL of the real-time notification (Elixir) server.
+    pub notification_url: Option<String>,
+    /// Longest one tool's HTTP call may take.
+    pub timeout: Duration,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            app_server_url: None,
+            app_server_token: None,
+            notification_url: None,
+            timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Most of a tool's answer the agent gets to read.
+const MAX_TOOL_BODY: usize = 8 * 1024;
+/// Wait before the one retry of a message a provider could not take.
+const RESEND_AFTER: Duration = Duration::from_millis(250);
+/// `query_app_server` resources, so a model cannot walk the app server.
+const RESOURCES: [&str; 4] = ["availability", "services", "hours", "appointments"];
+
+/// The tool registry: runs each call against the app server, the
+/// notification server or a messaging provider, and logs every message
+/// sent (or not) to the action log.
+pub struct Tools {
+    http: reqwest::Client,
+    config: ToolsConfig,
+    messaging: Messaging,
+    log: ActionLog,
+}
+
+fn failure(body: impl Into<String>) -> ToolOutput {
+    ToolOutput {
+        body: body.into(),
+        ok: false,
+    }
+}
+
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_TOOL_BODY {
+        let mut cut = MAX_TOOL_BODY;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+impl Tools {
+    pub fn new(config: ToolsConfig, messaging: Messaging, log: ActionLog) -> Tools {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a client without custom TLS roots always builds");
+        Tools {
+            http,
+            config,
+            messaging,
+            log,
+        }
+    }
+
+    /// The configured providers, for the start-up report.
+    pub fn messaging(&self) -> &Messaging {
+        &self.messaging
+    }
+
+    async fn query_app_server(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
+        let Some(base) = &self.config.app_server_url else {
+            return failure("no app server is configured; the availability cannot be checked");
+        };
+        let resource = call
+            .parameters
+            .get("resource")
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "availability".into());
+        if !RESOURCES.contains(&resource.as_str()) {
+            return failure(format!(
+                "resource {resource:?} is not one of {}",
+                RESOURCES.join(", ")
+            ));
+        }
+        let mut query: Vec<(&str, &str)> = vec![
+            ("businessId", &turn.business_id),
+            ("locationId", &turn.location_id),
+        ];
+        query.extend(
+            call.parameters
+                .iter()
+                .filter(|(k, _)| k.as_str() != "resource")
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let request = self
+            .http
+            .get(format!("{}/api/v1/{resource}", base.trim_end_matches('/')))
+            .query(&query);
+        self.app_call(request, "app server").await
+    }
+
+    async fn create_appointment(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
+        let Some(base) = &self.config.app_server_url else {
+            return failure("no app server is configured; the appointment cannot be booked");
+        };
+        if let Some(missing) = ["date", "time", "customerName"]
+            .iter()
+            .find(|p| call.parameters.get(**p).is_none_or(|v| v.trim().is_empty()))
+        {
+            return failure(format!("parameter {missing} is required to book"));
+        }
+        let mut body = Map::new();
+        for (k, v) in &call.parameters {
+            body.insert(k.clone(), json!(v));
+        }
+        body.insert("businessId".into(), json!(turn.business_id));
+        body.insert("locationId".into(), json!(turn.location_id));
+        body.insert("agentSessionId".into(), json!(turn.session_id));
+        body.insert("source".into(), json!(turn.source));
+        let request = self
+            .http
+            .post(format!(
+                "{}/api/v1/appointments",
+                base.trim_end_matches('/')
+            ))
+            .json(&body);
+        self.app_call(request, "app server").await
+    }
+
+    async fn notify(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
+        let Some(base) = &self.config.notification_url else {
+            return failure("no notification server is configured");
+        };
+        let Some(message) = call
+            .parameters
+            .get("message")
+            .filter(|m| !m.trim().is_empty())
+        else {
+            return failure("parameter message is required");
+        };
+        let event = call
+            .parameters
+            .get("event")
+            .map_or("agent_notification", String::as_str);
+        let request = self
+            .http
+            .post(format!(
+                "{}/api/v1/notifications",
+                base.trim_end_matches('/')
+            ))
+            .json(&json!({
+                "businessId": turn.business_id,
+                "locationId": turn.location_id,
+                "agentSessionId": turn.session_id,
+                "source": turn.source,
+                "event": event,
+                "message": message,
+            }));
+        self.app_call(request, "notification server").await
+    }
+
+    async fn app_call(&self, mut request: reqwest::RequestBuilder, what: &str) -> ToolOutput {
+        if let Some(token) = &self.config.app_server_token
+            && what == "app server"
+        {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                if status.is_success() {
+                    ToolOutput {
+                        body: clip(body),
+                        ok: true,
+                    }
+                } else {
+                    failure(clip(format!("the {what} answered {status}: {body}")))
+                }
+            }
+            Err(e) if e.is_timeout() => failure(format!("the {what} did not answer in time")),
+            Err(_) => failure(format!("the {what} cannot be reached")),
+        }
+    }
+
+    async fn send_message(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
+        let param = |name: &str| {
+            call.parameters
+                .get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(channel) = param("channel").and_then(Channel::parse) else {
+            return failure("parameter channel must be sms, email or meta");
+        };
+        let provider = match self.messaging.provider_for(&turn.business_id, channel) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(channel = %channel, business_id = %turn.business_id, "message not sent: {e}");
+                return failure(e.to_string());
+            }
+        };
+        let to_raw = param("to").unwrap_or_default();
+        let text = param("message").unwrap_or_default().to_owned();
+        // Email needs a subject; a model that gave none gets the start of
+        // the text, which is what a person would see first anyway.
+        let subject = param("subject")
+            .map(str::to_owned)
+            .or_else(|| (channel == Channel::Email).then(|| default_subject(&text)));
+        let recipient = Recipient {
+            phone: (channel != Channel::Email)
+                .then(|| to_raw.to_owned())
+                .filter(|s| !s.is_empty()),
+            email: (channel == Channel::Email)
+                .then(|| to_raw.to_owned())
+                .filter(|s| !s.is_empty()),
+            user_id: param("userId").map(str::to_owned),
+            name: param("name").map(str::to_owned),
+        };
+        let outcome = match parse_message(channel, to_raw, &text, subject.clone()) {
+            Ok(message) => self.deliver(provider.as_ref(), &message).await,
+            Err(e) => Err(e),
+        };
+        let (log_outcome, price, output) = match outcome {
+            Ok(sent) => (
+                Outcome::Sent {
+                    external_id: Some(sent.external_id.clone()),
+                },
+                sent.price,
+                ToolOutput {
+                    body: json!({"sent": true, "channel": channel.to_string(), "id": sent.external_id}).to_string(),
+                    ok: true,
+                },
+            ),
+            Err(e) => (
+                Outcome::failed(e.to_string()),
+                None,
+                failure(if e.is_retryable() {
+                    format!("{e}; the message may be sent again later")
+                } else {
+                    e.to_string()
+                }),
+            ),
+        };
+        let action = Action {
+            business_id: turn.business_id.clone(),
+            location_id: turn.location_id.clone(),
+            agent_session_id: Some(turn.session_id.clone()),
+            recipient,
+            outcome: log_outcome,
+        };
+        let built = match (channel, provider.provider()) {
+            (Channel::Sms, Provider::AwsSns) => {
+                AgentLogRecord::sms(action, SmsProvider::AwsSns, text.chars().count())
+            }
+            (Channel::Sms, _) => {
+                AgentLogRecord::sms(action, SmsProvider::Twilio, text.chars().count())
+            }
+            (Channel::Email, p) => AgentLogRecord::email(
+                action,
+                match p {
+                    Provider::Smtp => EmailProvider::Smtp,
+                    Provider::Gmail => EmailProvider::Gmail,
+                    _ => EmailProvider::AwsSes,
+                },
+                subject,
+                text.chars().count(),
+            ),
+            (Channel::Meta, _) => AgentLogRecord::meta_message(action, text.chars().count()),
+        };
+        match built {
+            Ok(mut record) => {
+                if let Some(price) = price {
+                    record
+                        .data
+                        .metadata
+                        .extra
+                        .insert("price".into(), json!(price));
+                }
+                if let Err(e) = self.log.log(&record) {
+                    tracing::error!(error = %e, "the message outcome could not be logged");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the message outcome could not be logged"),
+        }
+        output
+    }
+
+    /// Sends once, and once more if the provider could not take it.
+    async fn deliver(
+        &self,
+        provider: &dyn MessageProvider,
+        message: &OutboundMessage,
+    ) -> Result<Sent, SendError> {
+        match provider.send(message).await {
+            Err(e) if e.is_retryable() => {
+                tracing::info!(provider = %provider.provider(), error = %e, "sending once more");
+                tokio::time::sleep(crate::retry::jittered(RESEND_AFTER)).await;
+                provider.send(message).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The first line of `text`, cut to a subject's usual length.
+fn default_subject(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(78) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+/// Checks the recipient and text of a message for `channel`.
+fn parse_message(
+    channel: Channel,
+    to: &str,
+    text: &str,
+    subject: Option<String>,
+) -> Result<OutboundMessage, SendError> {
+    let invalid = |e: crate::messaging::AddressError| SendError::Invalid(e.to_string());
+    let to = match channel {
+        Channel::Email => To::Email(EmailAddress::parse("to", to).map_err(invalid)?),
+        Channel::Sms | Channel::Meta => To::Phone(PhoneNumber::parse("to", to).map_err(invalid)?),
+    };
+    if text.is_empty() {
+        return Err(SendError::Invalid("message: must not be empty".into()));
+    }
+    Ok(OutboundMessage {
+        to,
+        subject,
+        text: text.to_owned(),
+    })
+}
+
+impl ToolRunner for Tools {
+    fn run<'a>(&'a self, turn: &'a Turn, call: &'a ToolCall) -> BoxFuture<'a, ToolOutput> {
+        Box::pin(async move {
+            let span =
+                tracing::info_span!("tool", tool = %call.function, session = %turn.session_id);
+            let output = async {
+                match call.function.as_str() {
+                    "query_app_server" => self.query_app_server(turn, call).await,
+                    "create_appointment" => self.create_appointment(turn, call).await,
+                    "send_external_message" => self.send_message(turn, call).await,
+                    "send_elixir_notification" => self.notify(turn, call).await,
+                    other => failure(format!("there is no tool named {other}")),
+                }
+            }
+            .instrument(span)
+            .await;
+            tracing::debug!(tool = %call.function, ok = output.ok, "tool ran");
+            output
+        })
+    }
 }

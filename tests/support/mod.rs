@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod bridge;
 pub mod cluster;
 pub mod fake_elevenlabs;
 pub mod fake_kinesis;

@@ -1,0 +1,367 @@
+//! Settings of the webhook bridge (`run`): the agent runtime, the tools,
+//! the messaging providers and the HTTP limits. Secrets are read from the
+//! environment only, never from flags, so they stay out of `ps` output.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+use super::whole;
+use crate::bridge::RuntimeConfig;
+use crate::bridge::bedrock::BedrockConfig;
+use crate::bridge::openai::OpenAiConfig;
+use crate::bridge::tools::ToolsConfig;
+use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
+use crate::messaging::ses::SesConfig;
+use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};
+use crate::messaging::sns::{SmsType, SnsConfig};
+use crate::messaging::twilio::{TwilioConfig, TwilioSender};
+use crate::messaging::whatsapp::WhatsAppConfig;
+use crate::messaging::{EmailAddress, PhoneNumber};
+
+/// Which agent answers the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AgentRuntimeKind {
+    /// Amazon Bedrock Agents (production).
+    Bedrock,
+    /// An OpenAI-compatible chat-completions server (self-hosted models).
+    Openai,
+    /// The scripted stand-in: keyword rules, no model.
+    Scripted,
+}
+
+/// SMTP connection security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpSecurityArg {
+    Tls,
+    Starttls,
+    /// Plain text; only for a relay on the same host or pod.
+    None,
+}
+
+/// Settings of the bridge routes, the agent and its tools.
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// Agent runtime.
+    #[arg(long, env = "VOICE_OPERATOR_AGENT_RUNTIME", value_enum, default_value_t = AgentRuntimeKind::Bedrock)]
+    pub agent_runtime: AgentRuntimeKind,
+
+    /// Bedrock Agent id for tenants without their own (spec.bedrock).
+    #[arg(long, env = "BEDROCK_AGENT_ID")]
+    pub bedrock_agent_id: Option<String>,
+
+    /// Alias of that Bedrock Agent.
+    #[arg(long, env = "BEDROCK_AGENT_ALIAS_ID")]
+    pub bedrock_agent_alias_id: Option<String>,
+
+    /// Base URL of the OpenAI-compatible server (for example
+    /// http://vllm:8000/v1); the key, if any, comes from OPENAI_API_KEY.
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// Model name to ask the OpenAI-compatible server for.
+    #[arg(long, env = "OPENAI_MODEL")]
+    pub openai_model: Option<String>,
+
+    /// Tool round trips allowed in one caller turn.
+    #[arg(long, env = "VOICE_OPERATOR_AGENT_MAX_ROUNDS", default_value_t = 4,
+          value_parser = whole("--agent-max-rounds", "VOICE_OPERATOR_AGENT_MAX_ROUNDS", 1, 20))]
+    pub agent_max_rounds: u64,
+
+    /// Longest one caller turn may take, tools included, in milliseconds;
+    /// past it the caller hears the fallback sentence.
+    #[arg(long, env = "VOICE_OPERATOR_AGENT_DEADLINE_MS", default_value_t = 8000,
+          value_parser = whole("--agent-deadline-ms", "VOICE_OPERATOR_AGENT_DEADLINE_MS", 100, 120_000))]
+    pub agent_deadline_ms: u64,
+
+    /// Base URL of the business app server (query_app_server,
+    /// create_appointment); its bearer token, if any, from APP_SERVER_TOKEN.
+    #[arg(long, env = "APP_SERVER_URL")]
+    pub app_server_url: Option<String>,
+
+    /// Base URL of the real-time notification server
+    /// (send_elixir_notification).
+    #[arg(long, env = "NOTIFICATION_SERVER_URL")]
+    pub notification_url: Option<String>,
+
+    /// Longest one tool's HTTP call may take, in milliseconds.
+    #[arg(long, env = "VOICE_OPERATOR_TOOL_TIMEOUT_MS", default_value_t = 4000,
+          value_parser = whole("--tool-timeout-ms", "VOICE_OPERATOR_TOOL_TIMEOUT_MS", 100, 60_000))]
+    pub tool_timeout_ms: u64,
+
+    /// SMS provider unless a route says otherwise: twilio or aws_sns
+    /// [default: twilio when configured, else aws_sns].
+    #[arg(long, env = "VOICE_OPERATOR_SMS_PROVIDER")]
+    pub sms_provider: Option<String>,
+
+    /// Email provider unless a route says otherwise: aws_ses or smtp
+    /// [default: aws_ses when configured, else smtp].
+    #[arg(long, env = "VOICE_OPERATOR_EMAIL_PROVIDER")]
+    pub email_provider: Option<String>,
+
+    /// Per-business provider choices, comma-separated
+    /// `<businessId>:<sms|email|meta>=<provider>` entries.
+    #[arg(long, env = "VOICE_OPERATOR_MESSAGE_ROUTES", default_value = "")]
+    pub message_routes: String,
+
+    /// Twilio account SID; with TWILIO_AUTH_TOKEN it turns Twilio SMS on.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio sender number (E.164).
+    #[arg(long, env = "TWILIO_FROM_NUMBER")]
+    pub twilio_from: Option<String>,
+
+    /// Twilio Messaging Service SID, instead of a sender number.
+    #[arg(long, env = "TWILIO_MESSAGING_SERVICE_SID")]
+    pub twilio_messaging_service_sid: Option<String>,
+
+    /// Twilio API base URL.
+    #[arg(long, env = "TWILIO_BASE_URL", default_value = crate::messaging::twilio::DEFAULT_BASE_URL)]
+    pub twilio_base_url: String,
+
+    /// WhatsApp Cloud API phone-number id; with WHATSAPP_ACCESS_TOKEN it
+    /// turns WhatsApp on.
+    #[arg(long, env = "WHATSAPP_PHONE_NUMBER_ID")]
+    pub whatsapp_phone_number_id: Option<String>,
+
+    /// Graph API base URL, version included.
+    #[arg(long, env = "WHATSAPP_BASE_URL", default_value = crate::messaging::whatsapp::DEFAULT_BASE_URL)]
+    pub whatsapp_base_url: String,
+
+    /// Send SMS through AWS SNS (the AWS SDK's environment applies).
+    #[arg(long, env = "VOICE_OPERATOR_SNS_SMS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub sns_sms: bool,
+
+    /// SNS sender id (1 to 11 letters or digits), where countries allow one.
+    #[arg(long, env = "SNS_SENDER_ID")]
+    pub sns_sender_id: Option<String>,
+
+    /// SES v2 sender address; turns SES email on.
+    #[arg(long, env = "SES_FROM_ADDRESS")]
+    pub ses_from: Option<String>,
+
+    /// SES configuration set for sending events.
+    #[arg(long, env = "SES_CONFIGURATION_SET")]
+    pub ses_configuration_set: Option<String>,
+
+    /// SMTP server host; with --smtp-from it turns SMTP email on. The
+    /// password, if any, comes from SMTP_PASSWORD.
+    #[arg(long, env = "SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    /// SMTP port [default: 465 for tls, 587 for starttls, 25 for none].
+    #[arg(long, env = "SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+
+    /// SMTP connection security.
+    #[arg(long, env = "SMTP_SECURITY", value_enum, default_value_t = SmtpSecurityArg::Starttls)]
+    pub smtp_security: SmtpSecurityArg,
+
+    /// SMTP user name.
+    #[arg(long, env = "SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+
+    /// SMTP sender address.
+    #[arg(long, env = "SMTP_FROM")]
+    pub smtp_from: Option<String>,
+
+    /// Namespace the admin API creates VoiceAgents in [default: the pod's
+    /// namespace, or the kubeconfig context's].
+    #[arg(long, env = "VOICE_OPERATOR_ADMIN_NAMESPACE")]
+    pub admin_namespace: Option<String>,
+
+    /// Largest request body of a turn, init or admin call, in KiB.
+    #[arg(long, env = "VOICE_OPERATOR_BODY_LIMIT_KIB", default_value_t = 256,
+          value_parser = whole("--body-limit-kib", "VOICE_OPERATOR_BODY_LIMIT_KIB", 1, 65_536))]
+    pub body_limit_kib: u64,
+
+    /// Largest post-call body (post_call_audio carries the call), in MiB.
+    #[arg(long, env = "VOICE_OPERATOR_POST_CALL_LIMIT_MIB", default_value_t = 64,
+          value_parser = whole("--post-call-limit-mib", "VOICE_OPERATOR_POST_CALL_LIMIT_MIB", 1, 1024))]
+    pub post_call_limit_mib: u64,
+
+    /// Longest a request may take before it gets 408, in seconds.
+    #[arg(long, env = "VOICE_OPERATOR_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = whole("--request-timeout-secs", "VOICE_OPERATOR_REQUEST_TIMEOUT_SECS", 1, 3600))]
+    pub request_timeout_secs: u64,
+
+    /// Directory for call audio of tenants with recordCalls; not kept
+    /// unless set.
+    #[arg(long, env = "VOICE_OPERATOR_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
+    /// How long a tenant read stays cached, in milliseconds.
+    #[arg(long, env = "VOICE_OPERATOR_TENANT_CACHE_MS", default_value_t = 5000,
+          value_parser = whole("--tenant-cache-ms", "VOICE_OPERATOR_TENANT_CACHE_MS", 0, 600_000))]
+    pub tenant_cache_ms: u64,
+}
+
+/// A secret from the environment; empty counts as unset.
+pub fn secret(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| SecretString::from(v.trim().to_owned()))
+}
+
+/// A bridge setting that is missing or makes no sense; names the flag and
+/// the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeConfigError {
+    #[error("{0}")]
+    Setting(String),
+    #[error(transparent)]
+    Messaging(#[from] MessagingConfigError),
+}
+
+fn missing(what: &str) -> BridgeConfigError {
+    BridgeConfigError::Setting(what.to_owned())
+}
+
+impl BridgeArgs {
+    /// The agent runtime these settings ask for.
+    pub fn runtime(&self) -> Result<RuntimeConfig, BridgeConfigError> {
+        let deadline = Duration::from_millis(self.agent_deadline_ms);
+        match self.agent_runtime {
+            AgentRuntimeKind::Scripted => Ok(RuntimeConfig::Scripted),
+            AgentRuntimeKind::Bedrock => {
+                let (Some(agent_id), Some(alias_id)) =
+                    (&self.bedrock_agent_id, &self.bedrock_agent_alias_id)
+                else {
+                    return Err(missing(
+                        "--agent-runtime bedrock needs --bedrock-agent-id (BEDROCK_AGENT_ID) and --bedrock-agent-alias-id (BEDROCK_AGENT_ALIAS_ID)",
+                    ));
+                };
+                Ok(RuntimeConfig::Bedrock(BedrockConfig {
+                    agent_id: agent_id.clone(),
+                    alias_id: alias_id.clone(),
+                    max_rounds: self.agent_max_rounds as u32,
+                    deadline,
+                }))
+            }
+            AgentRuntimeKind::Openai => {
+                let (Some(base), Some(model)) = (&self.openai_base_url, &self.openai_model) else {
+                    return Err(missing(
+                        "--agent-runtime openai needs --openai-base-url (OPENAI_BASE_URL) and --openai-model (OPENAI_MODEL)",
+                    ));
+                };
+                let mut config = OpenAiConfig::new(base.clone(), model.clone());
+                config.api_key = secret("OPENAI_API_KEY");
+                config.max_rounds = self.agent_max_rounds as usize;
+                config.deadline = deadline;
+                Ok(RuntimeConfig::OpenAi(config))
+            }
+        }
+    }
+
+    /// Where the HTTP tools go.
+    pub fn tools(&self) -> ToolsConfig {
+        ToolsConfig {
+            app_server_url: self.app_server_url.clone(),
+            app_server_token: secret("APP_SERVER_TOKEN"),
+            notification_url: self.notification_url.clone(),
+            timeout: Duration::from_millis(self.tool_timeout_ms),
+        }
+    }
+
+    /// The messaging providers these settings turn on.
+    pub fn messaging(&self) -> Result<MessagingConfig, BridgeConfigError> {
+        let setting = MessagingConfigError::setting;
+        let twilio = match (&self.twilio_account_sid, secret("TWILIO_AUTH_TOKEN")) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(missing(
+                    "--twilio-account-sid (TWILIO_ACCOUNT_SID) is set but TWILIO_AUTH_TOKEN is not",
+                ));
+            }
+            (Some(sid), Some(token)) => {
+                let from = match (&self.twilio_from, &self.twilio_messaging_service_sid) {
+                    (Some(number), None) => TwilioSender::Number(
+                        PhoneNumber::parse("--twilio-from (TWILIO_FROM_NUMBER)", number)
+                            .map_err(|e| setting("twilio.from", e.to_string()))?,
+                    ),
+                    (None, Some(service)) => TwilioSender::MessagingService(service.clone()),
+                    _ => {
+                        return Err(missing(
+                            "Twilio needs exactly one of --twilio-from (TWILIO_FROM_NUMBER) and --twilio-messaging-service-sid (TWILIO_MESSAGING_SERVICE_SID)",
+                        ));
+                    }
+                };
+                let mut config = TwilioConfig::new(sid.clone(), token, from);
+                config.base_url = self.twilio_base_url.clone();
+                Some(config)
+            }
+        };
+        let whatsapp = match (
+            &self.whatsapp_phone_number_id,
+            secret("WHATSAPP_ACCESS_TOKEN"),
+        ) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(missing(
+                    "--whatsapp-phone-number-id (WHATSAPP_PHONE_NUMBER_ID) is set but WHATSAPP_ACCESS_TOKEN is not",
+                ));
+            }
+            (Some(id), Some(token)) => {
+                let mut config = WhatsAppConfig::new(id.clone(), token);
+                config.base_url = self.whatsapp_base_url.clone();
+                Some(config)
+            }
+        };
+        let sns = self.sns_sms.then(|| SnsConfig {
+            sms_type: SmsType::Transactional,
+            sender_id: self.sns_sender_id.clone(),
+        });
+        let ses = match &self.ses_from {
+            None => None,
+            Some(from) => {
+                let mut config = SesConfig::new(
+                    EmailAddress::parse("--ses-from (SES_FROM_ADDRESS)", from)
+                        .map_err(|e| setting("ses.from", e.to_string()))?,
+                );
+                config.configuration_set = self.ses_configuration_set.clone();
+                Some(config)
+            }
+        };
+        let smtp = match (&self.smtp_host, &self.smtp_from) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(missing(
+                    "--smtp-host (SMTP_HOST) is set but --smtp-from (SMTP_FROM) is not",
+                ));
+            }
+            (Some(host), Some(from)) => {
+                let security = match self.smtp_security {
+                    SmtpSecurityArg::Tls => SmtpSecurity::Tls,
+                    SmtpSecurityArg::Starttls => SmtpSecurity::Starttls,
+                    SmtpSecurityArg::None => SmtpSecurity::None,
+                };
+                let mut config = SmtpConfig::new(
+                    host.clone(),
+                    security,
+                    EmailAddress::parse("--smtp-from (SMTP_FROM)", from)
+                        .map_err(|e| setting("smtp.from", e.to_string()))?,
+                );
+                if let Some(port) = self.smtp_port {
+                    config.port = port;
+                }
+                config.username = self.smtp_username.clone();
+                config.password = secret("SMTP_PASSWORD");
+                Some(config)
+            }
+        };
+        Ok(MessagingConfig {
+            twilio,
+            whatsapp,
+            sns,
+            ses,
+            smtp,
+            sms_default: self.sms_provider.clone(),
+            email_default: self.email_provider.clone(),
+            routes: parse_routes(&self.message_routes)?,
+        })
+    }
+}

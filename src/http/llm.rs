@@ -1,0 +1,266 @@
+//! `POST /api/elevenlabs/llm/{businessId}/{locationId}/chat/completions`:
+//! ElevenLabs' custom LLM. The request is an OpenAI chat-completions
+//! request; the answer streams back as `chat.completion.chunk` server-sent
+//! events while the agent runtime produces it, ending with `data: [DONE]`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::bridge::{Bridge, unix_now};
+use super::error::{ApiError, parse_json};
+use super::webhook::VOICE;
+use crate::actionlog::{Outcome, VoiceCall};
+use crate::bridge::Turn;
+use crate::ids::Id;
+use crate::tenant::TenantKey;
+
+/// The parts of the chat-completions request the bridge reads.
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    elevenlabs_extra_body: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Value>,
+}
+
+impl ChatMessage {
+    /// The text of `content`, a string or a list of `{type: text}` parts.
+    fn text(&self) -> String {
+        match &self.content {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Keys of `elevenlabs_extra_body` that name the call, in order of trust.
+const SESSION_KEYS: [&str; 4] = ["conversation_id", "correlation_id", "call_sid", "callSid"];
+
+/// The session id of a custom-LLM request: the call named in the extra
+/// body, or else a hash of what stays the same across the call's turns
+/// (tenant, user id, and the messages up to the caller's first words).
+fn session_id(key: &TenantKey, request: &ChatRequest) -> Result<Id, ApiError> {
+    if let Some(extra) = &request.elevenlabs_extra_body {
+        for name in SESSION_KEYS {
+            if let Some(value) = extra.get(name) {
+                let text = value.as_str().ok_or_else(|| {
+                    ApiError::field(format!("elevenlabs_extra_body.{name}"), "must be a string")
+                })?;
+                return Ok(Id::parse(&format!("elevenlabs_extra_body.{name}"), text)?);
+            }
+        }
+    }
+    let mut hash = Sha256::new();
+    hash.update(key.to_string());
+    hash.update([0]);
+    hash.update(request.user_id.as_deref().unwrap_or_default());
+    for message in &request.messages {
+        hash.update([0]);
+        hash.update(&message.role);
+        hash.update([0]);
+        hash.update(message.text());
+        if message.role == "user" {
+            break;
+        }
+    }
+    let digest = hex::encode(hash.finalize());
+    Ok(Id::parse("session", &format!("llm-{}", &digest[..32]))?)
+}
+
+/// Handles one custom-LLM turn.
+pub async fn chat_completions(
+    State(bridge): State<Arc<Bridge>>,
+    Path((business_id, location_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if let Some(secret) = &bridge.config.llm_secret {
+        Bridge::check_bearer(&headers, secret, "the custom-LLM route")?;
+    }
+    let key = TenantKey::parse(&business_id, &location_id)?;
+    let request: ChatRequest = parse_json(&body)?;
+    let text = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(ChatMessage::text)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ApiError::field("messages", "has no user message with text"))?;
+    let session = session_id(&key, &request)?;
+    let span = tracing::info_span!(
+        "custom_llm",
+        business_id = %key.business_id,
+        location_id = %key.location_id,
+        conversation = %session,
+    );
+    let tenant = bridge.enabled_tenant(&key).instrument(span.clone()).await?;
+    bridge.claim_conversation(session.as_str(), &tenant.key)?;
+    let mut extra = Map::new();
+    extra.insert("event".into(), json!("custom_llm_turn"));
+    extra.insert("messageLength".into(), json!(text.chars().count()));
+    bridge.log_call(
+        &key,
+        Outcome::Received {
+            external_id: Some(session.to_string()),
+        },
+        VoiceCall {
+            conversation_id: session.to_string(),
+            call_duration_secs: None,
+            extra,
+        },
+        None,
+    );
+    let turn = Turn {
+        session_id: session.to_string(),
+        business_id: key.business_id.to_string(),
+        location_id: key.location_id.to_string(),
+        source: VOICE.into(),
+        text,
+        bedrock: tenant.settings.bedrock.clone(),
+    };
+    let model = request.model.unwrap_or_else(|| "voice-operator".into());
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let (tx, rx) = mpsc::channel::<String>(64);
+    // The turn runs to its end even if ElevenLabs hangs up mid-stream, so
+    // that tools it started finish and are logged.
+    let task = tokio::spawn(
+        async move {
+            bridge
+                .runtime
+                .answer(&turn, bridge.tools.as_ref(), Some(tx))
+                .await
+        }
+        .instrument(span),
+    );
+    if request.stream == Some(false) {
+        let answer = task
+            .await
+            .map_err(|e| ApiError::Internal(format!("the agent turn failed: {e}")))?;
+        return Ok(Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": unix_now(),
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.text},
+                "finish_reason": "stop",
+            }],
+        }))
+        .into_response());
+    }
+    Ok(Sse::new(chunks(id, model, rx)).into_response())
+}
+
+/// The SSE events of one answer: the role, each piece of text as it
+/// arrives, the finish reason, and `[DONE]`.
+fn chunks(
+    id: String,
+    model: String,
+    rx: mpsc::Receiver<String>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let created = unix_now();
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        let data = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        Ok(Event::default().data(data.to_string()))
+    };
+    let first = chunk(json!({"role": "assistant", "content": ""}), None);
+    let last = chunk(json!({}), Some("stop"));
+    let pieces = stream::unfold((rx, chunk), |(mut rx, chunk)| async move {
+        let piece = rx.recv().await?;
+        let event = chunk(json!({"content": piece}), None);
+        Some((event, (rx, chunk)))
+    });
+    stream::once(async { first })
+        .chain(pieces)
+        .chain(stream::iter([last, Ok(Event::default().data("[DONE]"))]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: Value) -> ChatRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn the_session_comes_from_the_extra_body_first() {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let r = request(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "elevenlabs_extra_body": {"call_sid": "CA1", "conversation_id": "conv_9"},
+        }));
+        assert_eq!(session_id(&key, &r).unwrap().as_str(), "conv_9");
+        let bad = request(json!({
+            "messages": [], "elevenlabs_extra_body": {"conversation_id": "a/b"},
+        }));
+        assert!(matches!(
+            session_id(&key, &bad),
+            Err(ApiError::BadField { field, .. }) if field == "elevenlabs_extra_body.conversation_id"
+        ));
+    }
+
+    #[test]
+    fn a_derived_session_is_stable_across_the_turns_of_a_call() {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let first = request(json!({"messages": [
+            {"role": "system", "content": "be kind"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "I want a booking"},
+        ], "user_id": "u1"}));
+        let later = request(json!({"messages": [
+            {"role": "system", "content": "be kind"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "I want a booking"},
+            {"role": "assistant", "content": "When?"},
+            {"role": "user", "content": [{"type": "text", "text": "Tomorrow"}]},
+        ], "user_id": "u1"}));
+        let other_caller = request(json!({"messages": [
+            {"role": "user", "content": "I want a booking"},
+        ], "user_id": "u2"}));
+        let a = session_id(&key, &first).unwrap();
+        assert_eq!(a, session_id(&key, &later).unwrap());
+        assert_ne!(a, session_id(&key, &other_caller).unwrap());
+        let other_tenant = TenantKey::parse("B2", "L1").unwrap();
+        assert_ne!(a, session_id(&other_tenant, &first).unwrap());
+        assert_eq!(later.messages[4].text(), "Tomorrow");
+    }
+}

@@ -1,0 +1,380 @@
+//! ElevenLabs' call-level webhooks: `POST /api/elevenlabs/post-call`
+//! (transcription, audio, initiation failure) and
+//! `POST /api/elevenlabs/conversation-init` (the dynamic variables of an
+//! inbound call).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
+
+use super::bridge::Bridge;
+use super::error::{ApiError, parse_json};
+use crate::actionlog::{Outcome, VoiceCall};
+use crate::ids::Id;
+use crate::tenant::{TenantConfig, TenantKey};
+
+#[derive(Debug, Deserialize)]
+struct PostCall {
+    #[serde(rename = "type")]
+    kind: String,
+    data: PostCallData,
+}
+
+#[derive(Debug, Deserialize)]
+struct PostCallData {
+    #[serde(default)]
+    agent_id: Option<String>,
+    conversation_id: String,
+    #[serde(default)]
+    transcript: Option<Vec<TranscriptTurn>>,
+    #[serde(default)]
+    metadata: Option<CallMetadata>,
+    #[serde(default)]
+    analysis: Option<Value>,
+    #[serde(default)]
+    conversation_initiation_client_data: Option<InitData>,
+    /// `post_call_audio`: the whole call, base64.
+    #[serde(default)]
+    full_audio: Option<String>,
+    /// `call_initiation_failure`: why the call never started.
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TranscriptTurn {
+    role: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    time_in_call_secs: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CallMetadata {
+    #[serde(default)]
+    call_duration_secs: Option<f64>,
+    #[serde(default)]
+    cost: Option<f64>,
+    #[serde(default)]
+    termination_reason: Option<String>,
+    #[serde(default)]
+    phone_call: Option<PhoneCall>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PhoneCall {
+    #[serde(default)]
+    external_number: Option<String>,
+    #[serde(default)]
+    direction: Option<String>,
+    #[serde(default)]
+    call_sid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InitData {
+    #[serde(default)]
+    dynamic_variables: Map<String, Value>,
+}
+
+/// Most transcript text kept in one record, so the record stays well
+/// under the action log's size limit.
+const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
+
+/// Handles one post-call webhook.
+pub async fn post_call(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    bridge.verify_signature(&headers, &body)?;
+    let event: PostCall = parse_json(&body)?;
+    let data = event.data;
+    let conversation = Id::parse("data.conversation_id", &data.conversation_id)?;
+    if !matches!(
+        event.kind.as_str(),
+        "post_call_transcription" | "post_call_audio" | "call_initiation_failure"
+    ) {
+        return Err(ApiError::field(
+            "type",
+            format!(
+                "{:?} is not one of post_call_transcription, post_call_audio, call_initiation_failure",
+                event.kind
+            ),
+        ));
+    }
+    let tenant = resolve(&bridge, &data, &conversation).await?;
+    bridge.check_agent(&tenant, data.agent_id.as_deref())?;
+    let span = tracing::info_span!(
+        "post_call",
+        kind = %event.kind,
+        business_id = %tenant.key.business_id,
+        location_id = %tenant.key.location_id,
+        conversation = %conversation,
+    );
+    let _entered = span.enter();
+    if !bridge.first_delivery(&event.kind, conversation.as_str()) {
+        tracing::info!("already handled; acknowledged again");
+        return Ok(Json(json!({"status": "duplicate"})));
+    }
+    let metadata = data.metadata.unwrap_or_default();
+    let phone = metadata.phone_call.as_ref();
+    let caller = phone.and_then(|p| p.external_number.clone());
+    let mut extra = Map::new();
+    extra.insert("event".into(), json!(event.kind));
+    if let Some(p) = phone {
+        if let Some(direction) = &p.direction {
+            extra.insert("direction".into(), json!(direction));
+        }
+        if let Some(sid) = &p.call_sid {
+            extra.insert("callSid".into(), json!(sid));
+        }
+    }
+    match event.kind.as_str() {
+        "post_call_transcription" => {
+            if let Some(cost) = metadata.cost {
+                extra.insert("cost".into(), json!(cost));
+            }
+            if let Some(reason) = &metadata.termination_reason {
+                extra.insert("terminationReason".into(), json!(reason));
+            }
+            if tenant.settings.conversation.record_calls {
+                if let Some(summary) = data
+                    .analysis
+                    .as_ref()
+                    .and_then(|a| a.get("transcript_summary"))
+                {
+                    extra.insert("summary".into(), summary.clone());
+                }
+                if let Some(turns) = &data.transcript {
+                    let (kept, cut) = transcript(turns);
+                    extra.insert("transcript".into(), kept);
+                    if cut {
+                        extra.insert("transcriptTruncated".into(), json!(true));
+                    }
+                }
+            }
+            bridge.log_call(
+                &tenant.key,
+                Outcome::Received {
+                    external_id: Some(conversation.to_string()),
+                },
+                VoiceCall {
+                    conversation_id: conversation.to_string(),
+                    call_duration_secs: metadata.call_duration_secs.filter(|d| *d >= 0.0),
+                    extra,
+                },
+                caller.as_deref(),
+            );
+        }
+        "call_initiation_failure" => {
+            let reason = data
+                .failure_reason
+                .unwrap_or_else(|| "the call could not be started".into());
+            bridge.log_call(
+                &tenant.key,
+                Outcome::failed(format!("call initiation failed: {reason}")),
+                VoiceCall {
+                    conversation_id: conversation.to_string(),
+                    call_duration_secs: None,
+                    extra,
+                },
+                caller.as_deref(),
+            );
+        }
+        _ => keep_audio(&bridge, &tenant, &conversation, data.full_audio),
+    }
+    Ok(Json(json!({"status": "ok"})))
+}
+
+/// The tenant of a post-call event: from the dynamic variables the
+/// conversation-init route gave the call, else from this replica's
+/// memory of the conversation, else from the agent id.
+async fn resolve(
+    bridge: &Bridge,
+    data: &PostCallData,
+    conversation: &Id,
+) -> Result<TenantConfig, ApiError> {
+    let vars = data
+        .conversation_initiation_client_data
+        .as_ref()
+        .map(|d| &d.dynamic_variables);
+    let var = |name: &str| vars.and_then(|v| v.get(name)).and_then(Value::as_str);
+    if let (Some(business), Some(location)) = (var("business_id"), var("location_id")) {
+        let key = TenantKey::parse(business, location).map_err(|e| {
+            ApiError::field(
+                format!(
+                    "data.conversation_initiation_client_data.dynamic_variables.{}",
+                    if e.field == "businessId" {
+                        "business_id"
+                    } else {
+                        "location_id"
+                    }
+                ),
+                e.reason,
+            )
+        })?;
+        let tenant = bridge.tenant(&key).await?;
+        if let Some(seen) = bridge.conversation(conversation.as_str())
+            && seen.tenant != key
+        {
+            return Err(ApiError::Forbidden(format!(
+                "conversation {conversation} does not belong to {key}"
+            )));
+        }
+        return Ok(tenant);
+    }
+    if let Some(seen) = bridge.conversation(conversation.as_str()) {
+        return bridge.tenant(&seen.tenant).await;
+    }
+    match &data.agent_id {
+        Some(agent) => {
+            let agent = Id::parse("data.agent_id", agent)?;
+            bridge.tenant_of_agent(&agent).await
+        }
+        None => Err(ApiError::field(
+            "data.agent_id",
+            "is required when the call has no business_id/location_id dynamic variables",
+        )),
+    }
+}
+
+/// The transcript as the record keeps it, cut to [`MAX_TRANSCRIPT_BYTES`]
+/// of text; true when turns were left out.
+fn transcript(turns: &[TranscriptTurn]) -> (Value, bool) {
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for turn in turns {
+        let message = turn.message.as_deref().unwrap_or_default();
+        bytes += message.len();
+        if bytes > MAX_TRANSCRIPT_BYTES {
+            return (Value::Array(kept), true);
+        }
+        let mut entry = json!({"role": turn.role, "message": message});
+        if let Some(t) = turn.time_in_call_secs {
+            entry["timeInCallSecs"] = json!(t);
+        }
+        kept.push(entry);
+    }
+    (Value::Array(kept), false)
+}
+
+/// Writes the call audio under the recordings directory when the tenant
+/// records calls. In the background: ElevenLabs wants a quick 200.
+fn keep_audio(bridge: &Bridge, tenant: &TenantConfig, conversation: &Id, audio: Option<String>) {
+    let (Some(dir), true, Some(audio)) = (
+        bridge.config.recordings_dir.clone(),
+        tenant.settings.conversation.record_calls,
+        audio,
+    ) else {
+        tracing::debug!(
+            "call audio not kept (recordCalls off, no recordings directory, or no audio)"
+        );
+        return;
+    };
+    let path = dir
+        .join(tenant.key.business_id.as_str())
+        .join(tenant.key.location_id.as_str())
+        .join(format!("{conversation}.mp3"));
+    tokio::spawn(
+        async move {
+            let bytes = match base64::engine::general_purpose::STANDARD.decode(audio.trim()) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "call audio is not base64; not kept");
+                    return;
+                }
+            };
+            let written = async {
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                tokio::fs::write(&path, &bytes).await
+            }
+            .await;
+            match written {
+                Ok(()) => tracing::info!(path = %path.display(), bytes = bytes.len(), "call audio kept"),
+                Err(e) => tracing::error!(path = %path.display(), error = %e, "call audio could not be written"),
+            }
+        }
+        .in_current_span(),
+    );
+}
+
+/// ElevenLabs' conversation-initiation request for inbound calls.
+#[derive(Debug, Deserialize)]
+struct InitRequest {
+    agent_id: String,
+    #[serde(default)]
+    caller_id: Option<String>,
+    #[serde(default)]
+    called_number: Option<String>,
+    #[serde(default)]
+    call_sid: Option<String>,
+}
+
+/// Answers ElevenLabs' conversation-initiation webhook. It accepts the
+/// `ElevenLabs-Signature` header or, since ElevenLabs sends this one with
+/// configured headers instead, `Authorization: Bearer <webhook secret>`.
+pub async fn conversation_init(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    if headers.contains_key(crate::elevenlabs::signature::HEADER) {
+        bridge.verify_signature(&headers, &body)?;
+    } else {
+        Bridge::check_bearer(
+            &headers,
+            &bridge.config.webhook_secret,
+            "the conversation-init route (ElevenLabs-Signature or bearer)",
+        )?;
+    }
+    let request: InitRequest = parse_json(&body)?;
+    let agent = Id::parse("agent_id", &request.agent_id)?;
+    let tenant = bridge.tenant_of_agent(&agent).await?;
+    if !tenant.settings.enabled {
+        return Err(ApiError::Disabled(tenant.key));
+    }
+    let correlation = match &request.call_sid {
+        Some(sid) => Id::parse("call_sid", sid)?.to_string(),
+        None => format!("init-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let span = tracing::info_span!(
+        "conversation_init",
+        business_id = %tenant.key.business_id,
+        location_id = %tenant.key.location_id,
+        conversation = %correlation,
+    );
+    span.in_scope(|| tracing::info!("inbound call"));
+    bridge.claim_conversation(&correlation, &tenant.key)?;
+    let mut vars = Map::new();
+    vars.insert("business_id".into(), json!(tenant.key.business_id.as_str()));
+    vars.insert("location_id".into(), json!(tenant.key.location_id.as_str()));
+    if let Some(name) = &tenant.settings.business_name {
+        vars.insert("business_name".into(), json!(name));
+    }
+    if let Some(caller) = &request.caller_id {
+        vars.insert("caller_id".into(), json!(caller));
+    }
+    if let Some(called) = &request.called_number {
+        vars.insert("called_number".into(), json!(called));
+    }
+    Ok(Json(json!({
+        "type": "conversation_initiation_client_data",
+        "dynamic_variables": vars,
+        "custom_llm_extra_body": {
+            "correlation_id": correlation,
+            "business_id": tenant.key.business_id.as_str(),
+            "location_id": tenant.key.location_id.as_str(),
+        },
+    })))
+}

@@ -1,0 +1,655 @@
+//! Every ElevenLabs-facing route end to end over HTTP on port 0, signed
+//! with the scheme of the shared vectors: what each answers, and the
+//! agent-log records each leaves.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::bridge::{ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, sign};
+use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
+use tokio::sync::{mpsc, oneshot};
+use voice_operator::bridge::{AgentRuntime, Answer, BoxFuture, ToolRunner, Turn};
+use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
+
+fn seed_message() -> Vec<u8> {
+    std::fs::read(support::fixture("elevenlabs/seed_webhook_message.json")).unwrap()
+}
+
+fn post_call_fixture() -> Value {
+    serde_json::from_slice(
+        &std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn signed_post(url: &str, body: &[u8]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("ElevenLabs-Signature", sign(body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn assert_schema_valid(records: &[Value]) {
+    let validator = support::agent_log_validator();
+    for r in records {
+        let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{r}: {errors:?}");
+    }
+}
+
+async fn clinic() -> TestBridge {
+    let bridge = TestBridge::start(Options::default()).await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    bridge
+}
+
+#[tokio::test]
+async fn the_seed_message_gets_the_seed_answer_and_one_receive_record() {
+    let bridge = clinic().await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let response = signed_post(&url, &seed_message()).await;
+    assert!(response.headers().contains_key("x-request-id"));
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["continueConversation"], json!(true));
+    assert!(body["actions"].is_array());
+    let said = body["response"].as_str().unwrap();
+    assert!(said.starts_with("[scripted agent]"), "{said}");
+    // "programare" asks the scripted agent for a booking; no app server is
+    // configured, so the tool fails and the answer says so.
+    assert_eq!(body["actions"][0]["name"], json!("create_appointment"));
+
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_schema_valid(&records);
+    let data = &records[0]["data"];
+    assert_eq!(records[0]["businessId"], json!("B0100001"));
+    assert_eq!(data["actionType"], json!("voice_call"));
+    assert_eq!(data["subAction"], json!("receive"));
+    assert_eq!(data["provider"], json!("elevenlabs"));
+    assert_eq!(data["agentSessionId"], json!("conv_test_123"));
+    assert_eq!(data["externalId"], json!("conv_test_123"));
+    assert_eq!(data["metadata"]["callDuration"], json!(5));
+    assert_eq!(data["metadata"]["conversationId"], json!("conv_test_123"));
+}
+
+#[tokio::test]
+async fn signatures_are_checked_before_anything_else() {
+    let bridge = clinic().await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let body = seed_message();
+    let client = reqwest::Client::new();
+
+    let missing = client.post(&url).body(body.clone()).send().await.unwrap();
+    let (status, answer) = json_of(missing).await;
+    assert_eq!(status, 401);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("ElevenLabs-Signature")
+    );
+
+    // The shared vector for this very body: right secret and digest, but
+    // signed a year ago, so now it is a replay.
+    let vector: Value = serde_json::from_slice(
+        &std::fs::read(support::fixture("elevenlabs/seed_webhook_vector.json")).unwrap(),
+    )
+    .unwrap();
+    let expired = client
+        .post(&url)
+        .header("ElevenLabs-Signature", vector["header"].as_str().unwrap())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = json_of(expired).await;
+    assert_eq!(status, 401);
+    assert!(
+        answer["error"].as_str().unwrap().contains("old"),
+        "{answer}"
+    );
+
+    let mut tampered = body.clone();
+    let at = tampered.iter().position(|b| *b == b'5').unwrap();
+    tampered[at] = b'6';
+    let bad = client
+        .post(&url)
+        .header("ElevenLabs-Signature", sign(&body))
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = json_of(bad).await;
+    assert_eq!(status, 401);
+    assert!(answer["error"].as_str().unwrap().contains("does not match"));
+    assert!(bridge.records().await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_bodies_get_400_naming_the_field() {
+    let bridge = clinic().await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let cases = [
+        (b"{\"event\":\"message\",".to_vec(), None),
+        (
+            br#"{"event":"message","conversationId":"c1","metadata":{"businessId":"B0100001"}}"#
+                .to_vec(),
+            Some("metadata.locationId"),
+        ),
+        (
+            br#"{"event":"message","conversationId":"c1","message":{"content":7},"metadata":{"businessId":"B0100001","locationId":"L0100001"}}"#.to_vec(),
+            Some("message.content"),
+        ),
+        (
+            br#"{"event":"message","conversationId":"c/1","message":{"content":"hi"},"metadata":{"businessId":"B0100001","locationId":"L0100001"}}"#.to_vec(),
+            Some("conversationId"),
+        ),
+        (
+            br#"{"event":"shout","conversationId":"c1","metadata":{"businessId":"B0100001","locationId":"L0100001"}}"#.to_vec(),
+            Some("event"),
+        ),
+        (
+            br#"{"event":"message","conversationId":"c1","metadata":{"businessId":"B0100001","locationId":"L0100001"}}"#.to_vec(),
+            Some("message"),
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = json_of(signed_post(&url, &body).await).await;
+        assert_eq!(status, 400, "{answer}");
+        match field {
+            Some(f) => assert_eq!(answer["field"], json!(f), "{answer}"),
+            None => assert!(answer["error"].as_str().unwrap().contains("not valid JSON")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_disabled_tenants_are_refused() {
+    let bridge = clinic().await;
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", false)
+        .await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let body = |b: &str, l: &str| {
+        json!({"event":"message","conversationId":format!("conv_{b}"),
+               "message":{"content":"hello"},"metadata":{"businessId":b,"locationId":l}})
+        .to_string()
+    };
+    let (status, answer) = json_of(signed_post(&url, body("B9", "L9").as_bytes()).await).await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) =
+        json_of(signed_post(&url, body("B0200002", "L0200002").as_bytes()).await).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("disabled"));
+    assert!(bridge.records().await.is_empty());
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let bridge = clinic().await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let huge = json!({"event":"message","conversationId":"c1",
+        "message":{"content":"a".repeat(70 * 1024)},
+        "metadata":{"businessId":"B0100001","locationId":"L0100001"}})
+    .to_string();
+    let response = signed_post(&url, huge.as_bytes()).await;
+    assert_eq!(response.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
+    let bridge = clinic().await;
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", true)
+        .await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let turn = |b: &str, l: &str, conv: &str, agent: Option<&str>| {
+        let mut v = json!({"event":"message","conversationId":conv,
+            "message":{"content":"hello"},"metadata":{"businessId":b,"locationId":l}});
+        if let Some(a) = agent {
+            v["agentId"] = json!(a);
+        }
+        v.to_string()
+    };
+    let ok = signed_post(
+        &url,
+        turn("B0100001", "L0100001", "conv_a", None).as_bytes(),
+    )
+    .await;
+    assert_eq!(ok.status().as_u16(), 200);
+    let (status, answer) = json_of(
+        signed_post(
+            &url,
+            turn("B0200002", "L0200002", "conv_a", None).as_bytes(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("conv_a"));
+    let (status, _) = json_of(
+        signed_post(
+            &url,
+            turn("B0200002", "L0200002", "conv_b", Some("agent_b1")).as_bytes(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Post-call: B2's dynamic variables on B1's agent.
+    let mut event = post_call_fixture();
+    event["data"]["conversation_id"] = json!("conv_c");
+    event["data"]["agent_id"] = json!("agent_b1");
+    event["data"]["conversation_initiation_client_data"]["dynamic_variables"] =
+        json!({"business_id": "B0200002", "location_id": "L0200002"});
+    let post_call = format!("{}/api/elevenlabs/post-call", bridge.url);
+    let (status, _) = json_of(signed_post(&post_call, event.to_string().as_bytes()).await).await;
+    assert_eq!(status, 403);
+    // Only the one accepted turn was logged.
+    assert_eq!(bridge.records().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_whole_call_through_the_seed_webhook_logs_start_turns_and_duration() {
+    let bridge = clinic().await;
+    let url = format!("{}/api/elevenlabs/webhook", bridge.url);
+    let event = |kind: &str, extra: Value| {
+        let mut v = json!({"event":kind,"conversationId":"conv_full",
+            "metadata":{"businessId":"B0100001","locationId":"L0100001","callerPhone":"+40721000111"}});
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        v.to_string()
+    };
+    for body in [
+        event("conversation_start", json!({})),
+        event("message", json!({"message": {"content": "hello"}})),
+        event("conversation_end", json!({"duration": 42})),
+    ] {
+        let (status, answer) = json_of(signed_post(&url, body.as_bytes()).await).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 3);
+    assert_schema_valid(&records);
+    let events: Vec<&Value> = records
+        .iter()
+        .map(|r| &r["data"]["metadata"]["event"])
+        .collect();
+    assert_eq!(
+        events,
+        [
+            &json!("conversation_start"),
+            &json!("message"),
+            &json!("conversation_end")
+        ]
+    );
+    assert_eq!(records[2]["data"]["metadata"]["callDuration"], json!(42));
+    assert_eq!(
+        records[2]["data"]["recipient"]["phone"],
+        json!("+40721000111")
+    );
+}
+
+/// Says "Hello", then waits for the test's go before finishing: the first
+/// chunk must reach the client while this runtime is still busy.
+struct Held {
+    go: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl AgentRuntime for Held {
+    fn answer<'a>(
+        &'a self,
+        turn: &'a Turn,
+        _tools: &'a dyn ToolRunner,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'a, Answer> {
+        Box::pin(async move {
+            let tx = stream.expect("the custom-LLM route streams");
+            tx.send("Hello".into()).await.unwrap();
+            let go = self.go.lock().unwrap().take().unwrap();
+            go.await.unwrap();
+            tx.send(format!(", {}", turn.session_id)).await.unwrap();
+            Answer {
+                text: format!("Hello, {}", turn.session_id),
+                tools: vec![],
+                fallback: false,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_custom_llm_streams_chunks_before_the_turn_is_over() {
+    let (go_tx, go_rx) = oneshot::channel();
+    let bridge = TestBridge::start(Options {
+        runtime: Arc::new(Held {
+            go: std::sync::Mutex::new(Some(go_rx)),
+        }),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    let url = format!(
+        "{}/api/elevenlabs/llm/B0100001/L0100001/chat/completions",
+        bridge.url
+    );
+    let request = json!({
+        "model": "bedrock-agent",
+        "stream": true,
+        "messages": [
+            {"role": "system", "content": "You are a dental assistant."},
+            {"role": "user", "content": "Vreau o programare"}
+        ],
+        "tools": [],
+        "user_id": "caller-1",
+        "elevenlabs_extra_body": {"conversation_id": "conv_llm_1"}
+    });
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(LLM_SECRET)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut events = response.bytes_stream().eventsource();
+    macro_rules! next {
+        () => {
+            tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .expect("an event within 5 s")
+                .expect("the stream goes on")
+                .expect("well-formed SSE")
+                .data
+        };
+    }
+    let role: Value = serde_json::from_str(&next!()).unwrap();
+    assert_eq!(role["object"], json!("chat.completion.chunk"));
+    assert_eq!(role["choices"][0]["delta"]["role"], json!("assistant"));
+    let first: Value = serde_json::from_str(&next!()).unwrap();
+    assert_eq!(first["choices"][0]["delta"]["content"], json!("Hello"));
+    // Only now may the runtime finish.
+    go_tx.send(()).unwrap();
+    let second: Value = serde_json::from_str(&next!()).unwrap();
+    assert_eq!(
+        second["choices"][0]["delta"]["content"],
+        json!(", conv_llm_1")
+    );
+    let stop: Value = serde_json::from_str(&next!()).unwrap();
+    assert_eq!(stop["choices"][0]["finish_reason"], json!("stop"));
+    assert_eq!(next!(), "[DONE]");
+    assert_eq!(first["id"], stop["id"]);
+    assert_eq!(first["model"], json!("bedrock-agent"));
+
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 1);
+    assert_schema_valid(&records);
+    assert_eq!(records[0]["data"]["agentSessionId"], json!("conv_llm_1"));
+}
+
+#[tokio::test]
+async fn the_custom_llm_route_wants_its_bearer_and_a_user_message() {
+    let bridge = clinic().await;
+    let url = format!(
+        "{}/api/elevenlabs/llm/B0100001/L0100001/chat/completions",
+        bridge.url
+    );
+    let client = reqwest::Client::new();
+    let request = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]});
+    let none = client.post(&url).json(&request).send().await.unwrap();
+    assert_eq!(none.status().as_u16(), 401);
+    let wrong = client
+        .post(&url)
+        .bearer_auth("nope")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let (status, answer) = json_of(
+        client
+            .post(&url)
+            .bearer_auth(LLM_SECRET)
+            .json(&json!({"model":"m","messages":[{"role":"system","content":"x"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["field"], json!("messages"));
+    let unknown = format!("{}/api/elevenlabs/llm/B7/L7/chat/completions", bridge.url);
+    let response = client
+        .post(&unknown)
+        .bearer_auth(LLM_SECRET)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn post_call_transcription_logs_duration_cost_and_transcript_once() {
+    let bridge = clinic().await;
+    // The fixture's agent: make it this tenant's.
+    bridge
+        .tenant("B0100001", "L0100001", "agent_7801k2abcd0efgh", true)
+        .await;
+    let url = format!("{}/api/elevenlabs/post-call", bridge.url);
+    let body = std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap();
+    let (status, answer) = json_of(signed_post(&url, &body).await).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("ok")));
+    let (status, answer) = json_of(signed_post(&url, &body).await).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("duplicate")));
+
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 1, "delivered twice, logged once");
+    assert_schema_valid(&records);
+    let data = &records[0]["data"];
+    assert_eq!(data["actionType"], json!("voice_call"));
+    assert_eq!(data["subAction"], json!("receive"));
+    assert_eq!(data["recipient"]["phone"], json!("+40721000111"));
+    let meta = &data["metadata"];
+    assert_eq!(meta["callDuration"], json!(94));
+    assert_eq!(meta["conversationId"], json!("conv_0101k9xyz123"));
+    assert_eq!(meta["cost"], json!(752.0));
+    assert_eq!(meta["transcript"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        meta["transcript"][1]["message"],
+        json!("Vreau o programare mâine la 10.")
+    );
+}
+
+#[tokio::test]
+async fn call_initiation_failures_are_logged_failed_and_audio_is_kept() {
+    let bridge = clinic().await;
+    let url = format!("{}/api/elevenlabs/post-call", bridge.url);
+    let vars = json!({"dynamic_variables": {"business_id": "B0100001", "location_id": "L0100001"}});
+    let failure = json!({"type": "call_initiation_failure", "event_timestamp": 1763978400,
+        "data": {"agent_id": "agent_b1", "conversation_id": "conv_fail_1",
+                 "failure_reason": "busy", "conversation_initiation_client_data": vars,
+                 "metadata": {"type": "twilio", "body": {}}}});
+    let (status, _) = json_of(signed_post(&url, failure.to_string().as_bytes()).await).await;
+    assert_eq!(status, 200);
+    let audio = json!({"type": "post_call_audio", "event_timestamp": 1763978400,
+        "data": {"agent_id": "agent_b1", "conversation_id": "conv_audio_1",
+                 "full_audio": "SUQzBAAAAAAA", "conversation_initiation_client_data": vars}});
+    let (status, _) = json_of(signed_post(&url, audio.to_string().as_bytes()).await).await;
+    assert_eq!(status, 200);
+
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 1, "audio adds no record: {records:?}");
+    assert_schema_valid(&records);
+    assert_eq!(records[0]["data"]["subAction"], json!("failed"));
+    assert_eq!(
+        records[0]["data"]["metadata"]["errorMessage"],
+        json!("call initiation failed: busy")
+    );
+    let file = bridge
+        .dir
+        .path()
+        .join("recordings/B0100001/L0100001/conv_audio_1.mp3");
+    support::wait_for(Duration::from_secs(5), "the audio file", || file.exists()).await;
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"ID3\x04\x00\x00\x00\x00\x00"
+    );
+
+    let unresolvable = json!({"type": "post_call_transcription",
+        "data": {"conversation_id": "conv_nobody"}});
+    let (status, answer) =
+        json_of(signed_post(&url, unresolvable.to_string().as_bytes()).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["field"], json!("data.agent_id"));
+}
+
+#[tokio::test]
+async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
+    let elevenlabs = FakeElevenLabs::start(Faults::default()).await;
+    elevenlabs.insert(
+        "agent_b1",
+        json!({"name": "Agent Clinica", "tags": ["voice-operator", "tenant:B0100001:L0100001"],
+               "conversation_config": {}, "platform_settings": {}}),
+    );
+    elevenlabs.insert(
+        "agent_stranger",
+        json!({"name": "Not ours", "tags": [], "conversation_config": {}, "platform_settings": {}}),
+    );
+    let platform = ElevenLabsClient::new(ClientConfig::new(
+        elevenlabs.uri(),
+        secrecy::SecretString::from(API_KEY),
+    ))
+    .unwrap();
+    let bridge = TestBridge::start(Options {
+        configure: Box::new(move |b| b.agents = Some(Arc::new(platform))),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    let url = format!("{}/api/elevenlabs/conversation-init", bridge.url);
+    let request = json!({"caller_id": "+40721000111", "agent_id": "agent_b1",
+        "called_number": "+40312345678", "call_sid": "CA1234567890abcdef"});
+    let (status, answer) = json_of(signed_post(&url, request.to_string().as_bytes()).await).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["type"], json!("conversation_initiation_client_data"));
+    assert_eq!(
+        answer["dynamic_variables"]["business_id"],
+        json!("B0100001")
+    );
+    assert_eq!(
+        answer["dynamic_variables"]["location_id"],
+        json!("L0100001")
+    );
+    assert_eq!(
+        answer["dynamic_variables"]["caller_id"],
+        json!("+40721000111")
+    );
+    assert_eq!(
+        answer["custom_llm_extra_body"]["correlation_id"],
+        json!("CA1234567890abcdef")
+    );
+
+    // The bearer form of authentication works too.
+    let by_bearer = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(support::bridge::WEBHOOK_SECRET)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_bearer.status().as_u16(), 200);
+    let stranger = json!({"agent_id": "agent_stranger"});
+    let (status, _) = json_of(signed_post(&url, stranger.to_string().as_bytes()).await).await;
+    assert_eq!(status, 404);
+    let unsigned = reqwest::Client::new()
+        .post(&url)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+
+    // Turns of that call arrive with the correlation id as their session
+    // and are filed under the same tenant.
+    let llm = format!(
+        "{}/api/elevenlabs/llm/B0100001/L0100001/chat/completions",
+        bridge.url
+    );
+    let turn = json!({"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}],
+        "elevenlabs_extra_body": answer["custom_llm_extra_body"]});
+    let (status, completion) = json_of(
+        reqwest::Client::new()
+            .post(&llm)
+            .bearer_auth(LLM_SECRET)
+            .json(&turn)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(completion["object"], json!("chat.completion"));
+    let records = bridge.records().await;
+    assert_eq!(
+        records.last().unwrap()["data"]["agentSessionId"],
+        json!("CA1234567890abcdef")
+    );
+}
+
+#[tokio::test]
+async fn admin_routes_want_the_admin_token() {
+    let bridge = clinic().await;
+    let client = reqwest::Client::new();
+    let status_url = format!(
+        "{}/api/elevenlabs/status/B0100001?locationId=L0100001",
+        bridge.url
+    );
+    let response = client.get(&status_url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = client
+        .get(&status_url)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    // Right token, but this bridge has no VoiceAgent backend.
+    let response = client
+        .get(&status_url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}

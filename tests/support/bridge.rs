@@ -1,0 +1,179 @@
+//! The bridge routes served on 127.0.0.1:0 with a real SQLite tenant
+//! store and an action log whose sink keeps every record for the test.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use voice_operator::actionlog::record::EncodedRecord;
+use voice_operator::actionlog::sink::{ActionSink, PutFuture, PutOutcome};
+use voice_operator::actionlog::{ActionLog, ShipperConfig, ShipperHandle};
+use voice_operator::bridge::scripted::ScriptedRuntime;
+use voice_operator::bridge::tools::{Tools, ToolsConfig};
+use voice_operator::bridge::{AgentRuntime, ToolRunner};
+use voice_operator::elevenlabs::signature;
+use voice_operator::http::bridge::{Bridge, BridgeConfig};
+use voice_operator::ids::Id;
+use voice_operator::messaging::Messaging;
+use voice_operator::tenant::sqlite::SqliteStore;
+use voice_operator::tenant::{ConversationSettings, TenantKey, TenantSettings, TenantStore};
+
+/// The webhook secret of the shared signature vectors.
+pub const WEBHOOK_SECRET: &str = "wsec_test_7f3c2a9e51d84b06";
+pub const LLM_SECRET: &str = "llm-bearer-test";
+pub const ADMIN_TOKEN: &str = "admin-token-test";
+
+/// A sink that keeps what it is sent, decoded.
+#[derive(Clone, Default)]
+pub struct CaptureSink {
+    pub records: Arc<Mutex<Vec<Value>>>,
+}
+
+impl CaptureSink {
+    pub fn records(&self) -> Vec<Value> {
+        self.records.lock().unwrap().clone()
+    }
+}
+
+impl ActionSink for CaptureSink {
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+        Box::pin(async move {
+            let mut records = self.records.lock().unwrap();
+            for r in batch {
+                records.push(serde_json::from_slice(&r.data).expect("records are JSON"));
+            }
+            PutOutcome::Delivered
+        })
+    }
+
+    fn describe(&self) -> String {
+        "test capture".into()
+    }
+}
+
+/// An action log that ships to a [`CaptureSink`] within a few ms.
+pub fn capture_log() -> (ActionLog, ShipperHandle, CaptureSink) {
+    let sink = CaptureSink::default();
+    let config = ShipperConfig {
+        flush_interval: Duration::from_millis(5),
+        ..ShipperConfig::default()
+    };
+    let (log, shipper) = ActionLog::start(Arc::new(sink.clone()), config).unwrap();
+    (log, shipper, sink)
+}
+
+/// Tenant settings for tests; `agent` is the ElevenLabs agent id.
+pub fn settings(agent: &str, enabled: bool) -> TenantSettings {
+    TenantSettings {
+        enabled,
+        agent_id: Id::parse("agentId", agent).unwrap(),
+        voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+        greeting: "Bună ziua!".into(),
+        custom_prompt: None,
+        business_name: Some("Clinica Test".into()),
+        phone_number: None,
+        bedrock: None,
+        conversation: ConversationSettings {
+            max_duration_secs: 300,
+            record_calls: true,
+            send_transcripts: false,
+        },
+    }
+}
+
+/// A running bridge.
+pub struct TestBridge {
+    pub url: String,
+    pub sink: CaptureSink,
+    pub store: Arc<dyn TenantStore>,
+    pub dir: tempfile::TempDir,
+    pub shipper: Option<ShipperHandle>,
+}
+
+/// What to build the bridge from; `Default` is the scripted runtime and
+/// no tools configured.
+pub struct Options {
+    pub runtime: Arc<dyn AgentRuntime>,
+    pub tools: Option<Arc<dyn ToolRunner>>,
+    pub tools_config: ToolsConfig,
+    pub messaging: Messaging,
+    pub configure: Box<dyn FnOnce(&mut Bridge) + Send>,
+    pub body_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            runtime: Arc::new(ScriptedRuntime),
+            tools: None,
+            tools_config: ToolsConfig::default(),
+            messaging: Messaging::default(),
+            configure: Box::new(|_| {}),
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+impl TestBridge {
+    pub async fn start(options: Options) -> TestBridge {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn TenantStore> = Arc::new(
+            SqliteStore::open(&dir.path().join("tenants.db"))
+                .await
+                .unwrap(),
+        );
+        let (log, shipper, sink) = capture_log();
+        let tools = options.tools.unwrap_or_else(|| {
+            Arc::new(Tools::new(
+                options.tools_config,
+                options.messaging,
+                log.clone(),
+            ))
+        });
+        let mut config = BridgeConfig::new(SecretString::from(WEBHOOK_SECRET));
+        config.llm_secret = Some(SecretString::from(LLM_SECRET));
+        config.admin_token = Some(SecretString::from(ADMIN_TOKEN));
+        config.body_limit = options.body_limit;
+        config.recordings_dir = Some(dir.path().join("recordings"));
+        let mut bridge = Bridge::new(config, store.clone(), options.runtime, tools, log);
+        (options.configure)(&mut bridge);
+        let router = voice_operator::http::bridge_routes(Arc::new(bridge));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        TestBridge {
+            url,
+            sink,
+            store,
+            dir,
+            shipper: Some(shipper),
+        }
+    }
+
+    /// Stores a tenant owned by a test uid.
+    pub async fn tenant(&self, business: &str, location: &str, agent: &str, enabled: bool) {
+        let key = TenantKey::parse(business, location).unwrap();
+        let owner = Id::parse("uid", &format!("uid-{business}-{location}")).unwrap();
+        self.store
+            .put(&key, &owner, &settings(agent, enabled))
+            .await
+            .unwrap();
+    }
+
+    /// Every record shipped so far, after letting the shipper catch up.
+    pub async fn records(&self) -> Vec<Value> {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        self.sink.records()
+    }
+}
+
+/// The `ElevenLabs-Signature` header for `body`, made now.
+pub fn sign(body: &[u8]) -> String {
+    signature::sign(
+        &SecretString::from(WEBHOOK_SECRET),
+        chrono::Utc::now().timestamp(),
+        body,
+    )
+}
