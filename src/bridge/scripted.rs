@@ -43,13 +43,12 @@ impl ScriptedRuntime {
                         }
                     })
             });
-            let time =
-                word(|w| {
-                    w.len() == 5
-                        && w.chars()
-                            .enumerate()
-                            .all(|(i, c)| if i == 2 { c == ':' } else { c.is_ascii_digit() })
-                });
+            let time = word(|w| {
+                w.len() == 5
+                    && w.chars()
+                        .enumerate()
+                        .all(|(i, c)| if i == 2 { c == ':' } else { c.is_ascii_digit() })
+            });
             Some(call(
                 "create_appointment",
                 &[
