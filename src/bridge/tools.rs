@@ -207,10 +207,17 @@ impl Tools {
             ("businessId", &turn.business_id),
             ("locationId", &turn.location_id),
         ];
+        // The tenant comes from the turn alone: a model's own businessId or
+        // locationId would reach the app server as a second value, and
+        // many servers read the last one.
         query.extend(
             call.parameters
                 .iter()
-                .filter(|(k, _)| k.as_str() != "resource")
+                .filter(|(k, _)| {
+                    !["resource", "businessId", "locationId"]
+                        .iter()
+                        .any(|own| k.eq_ignore_ascii_case(own))
+                })
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         let request = self

@@ -1,0 +1,1297 @@
+//! The tool registry as the agent runtimes call it: `Tools::run` against
+//! the app server and notification server on wiremock, Twilio and the
+//! WhatsApp Cloud API on wiremock, SNS and SES v2 through the real SDKs on
+//! the local AWS emulator. Every message attempt must leave exactly one
+//! schema-valid agent-log record; everything else must leave none.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_sns::config::retry::RetryConfig;
+use aws_sdk_sns::config::timeout::TimeoutConfig;
+use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use base64::Engine;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use support::bridge::{CaptureSink, capture_log};
+use voice_operator::actionlog::ShipperHandle;
+use voice_operator::bridge::tools::{self, Tools, ToolsConfig};
+use voice_operator::bridge::{ToolCall, ToolOutput, ToolRunner, Turn};
+use voice_operator::messaging::config::{self, MessagingConfig};
+use voice_operator::messaging::ses::SesConfig;
+use voice_operator::messaging::sns::SnsConfig;
+use voice_operator::messaging::twilio::{TwilioConfig, TwilioProvider, TwilioSender};
+use voice_operator::messaging::whatsapp::{WhatsAppConfig, WhatsAppProvider};
+use voice_operator::messaging::{EmailAddress, Messaging, PhoneNumber};
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SESSION: &str = "conv_01jtools0000000000000000";
+const APP_TOKEN: &str = "app-server-token-test";
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const AUTH_TOKEN: &str = "twilio-test-token";
+const TWILIO_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
+const TWILIO_FROM: &str = "+40312000000";
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const ACCESS_TOKEN: &str = "EAAG-test-token";
+
+/// A phone call's turn for `business_id` (location `L` + the same digits).
+fn turn(business_id: &str) -> Turn {
+    Turn {
+        session_id: SESSION.into(),
+        business_id: business_id.into(),
+        location_id: business_id.replacen('B', "L", 1),
+        source: "voice".into(),
+        text: "Vreau o programare mâine.".into(),
+        bedrock: None,
+    }
+}
+
+fn call(function: &str, parameters: &[(&str, &str)]) -> ToolCall {
+    ToolCall {
+        action_group: tools::ACTION_GROUP.into(),
+        function: function.into(),
+        parameters: parameters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+/// The tools under test, with an action log that keeps its records.
+struct Harness {
+    tools: Tools,
+    sink: CaptureSink,
+    _shipper: ShipperHandle,
+}
+
+impl Harness {
+    fn new(config: ToolsConfig, messaging: Messaging) -> Harness {
+        let (log, shipper, sink) = capture_log();
+        Harness {
+            tools: Tools::new(config, messaging, log),
+            sink,
+            _shipper: shipper,
+        }
+    }
+
+    fn messaging(messaging: Messaging) -> Harness {
+        Harness::new(ToolsConfig::default(), messaging)
+    }
+
+    async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
+        self.tools.run(turn, call).await
+    }
+
+    /// Waits until `count` records arrived, gives the shipper time to
+    /// deliver any extra, then checks the count is exact and every record
+    /// is valid against the agent-log schema.
+    async fn records(&self, count: usize) -> Vec<Value> {
+        let sink = self.sink.clone();
+        support::wait_for(Duration::from_secs(5), "the agent-log records", || {
+            sink.records().len() >= count
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let records = self.sink.records();
+        assert_eq!(records.len(), count, "{records:#?}");
+        let validator = support::agent_log_validator();
+        for record in &records {
+            let errors: Vec<String> = validator
+                .iter_errors(record)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{errors:?} in {record:#}");
+        }
+        records
+    }
+
+    /// The one record a single message attempt leaves, without its
+    /// generated `timestamp` and `requestId` (checked to be present).
+    async fn only_record(&self) -> Value {
+        let mut record = self.records(1).await.remove(0);
+        let fields = record.as_object_mut().unwrap();
+        for generated in ["timestamp", "requestId"] {
+            assert!(
+                fields.remove(generated).is_some_and(|v| v.is_string()),
+                "{generated} missing"
+            );
+        }
+        record
+    }
+}
+
+/// An agent-log record of this file's session, without its generated ids.
+fn record(business_id: &str, data: Value) -> Value {
+    json!({
+        "resourceType": "agent-log",
+        "operation": "create",
+        "businessId": business_id,
+        "locationId": business_id.replacen('B', "L", 1),
+        "data": data,
+    })
+}
+
+/// The `id` a successful send tells the agent.
+fn sent_id(output: &ToolOutput, channel: &str) -> String {
+    assert!(output.ok, "{output:?}");
+    let body: Value = serde_json::from_str(&output.body).unwrap();
+    let id = body["id"].as_str().expect("the output names the id");
+    assert_eq!(body, json!({"sent": true, "channel": channel, "id": id}));
+    id.to_owned()
+}
+
+// ------------------------------------------------------------ app server
+
+fn app_config(server: &MockServer, token: Option<&str>) -> ToolsConfig {
+    ToolsConfig {
+        app_server_url: Some(format!("{}/", server.uri())),
+        app_server_token: token.map(SecretString::from),
+        notification_url: Some(server.uri()),
+        ..ToolsConfig::default()
+    }
+}
+
+/// The query of `request` as (name, value) pairs, in order.
+fn query_pairs(request: &Request) -> Vec<(String, String)> {
+    request.url.query_pairs().into_owned().collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn query_app_server_reads_availability_for_the_turns_tenant_with_the_bearer_token() {
+    let server = MockServer::start().await;
+    let slots = json!({"date": "2025-10-16", "slots": ["10:00", "11:30", "16:00"]});
+    Mock::given(method("GET"))
+        .and(path("/api/v1/availability"))
+        .and(query_param("businessId", "B0100001"))
+        .and(query_param("locationId", "L0100001"))
+        .and(query_param("date", "2025-10-16"))
+        .and(header(
+            "authorization",
+            format!("Bearer {APP_TOKEN}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&slots))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call("query_app_server", &[("date", "2025-10-16")]),
+        )
+        .await;
+    assert!(output.ok, "{output:?}");
+    assert_eq!(serde_json::from_str::<Value>(&output.body).unwrap(), slots);
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        query_pairs(&requests[0]),
+        pairs(&[
+            ("businessId", "B0100001"),
+            ("locationId", "L0100001"),
+            ("date", "2025-10-16"),
+        ])
+    );
+    h.records(0).await;
+}
+
+#[tokio::test]
+async fn query_app_server_sends_no_authorization_without_a_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/services"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"name": "Tuns"}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::new(app_config(&server, None), Messaging::default());
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call("query_app_server", &[("resource", " Services ")]),
+        )
+        .await;
+    assert_eq!(
+        output,
+        ToolOutput {
+            body: r#"[{"name":"Tuns"}]"#.into(),
+            ok: true
+        }
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert!(!requests[0].headers.contains_key("authorization"));
+}
+
+#[tokio::test]
+async fn query_app_server_keeps_the_turns_tenant_when_the_model_names_another() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/appointments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "query_app_server",
+                &[
+                    ("resource", "appointments"),
+                    ("businessId", "B0999999"),
+                    ("BusinessID", "B0999998"),
+                    ("locationId", "L0999999"),
+                    ("date", "2025-10-16"),
+                ],
+            ),
+        )
+        .await;
+    assert!(output.ok, "{output:?}");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        query_pairs(&requests[0]),
+        pairs(&[
+            ("businessId", "B0100001"),
+            ("locationId", "L0100001"),
+            ("date", "2025-10-16"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn query_app_server_refuses_a_resource_outside_the_allow_list() {
+    let server = MockServer::start().await;
+    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    for resource in ["users", "../admin", "availability/../../secrets"] {
+        let output = h
+            .run(
+                &turn("B0100001"),
+                &call("query_app_server", &[("resource", resource)]),
+            )
+            .await;
+        assert!(!output.ok, "{resource}: {output:?}");
+        assert!(
+            output
+                .body
+                .contains("not one of availability, services, hours, appointments"),
+            "{output:?}"
+        );
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+    h.records(0).await;
+}
+
+#[tokio::test]
+async fn query_app_server_reports_the_status_of_a_failing_server() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/hours"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("database unavailable"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::new(app_config(&server, None), Messaging::default());
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call("query_app_server", &[("resource", "hours")]),
+        )
+        .await;
+    assert!(!output.ok);
+    assert!(output.body.contains("500"), "{output:?}");
+    assert!(output.body.contains("database unavailable"), "{output:?}");
+}
+
+#[tokio::test]
+async fn query_app_server_gives_up_on_a_stalling_server_within_the_tool_timeout() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"slots": []}))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&server)
+        .await;
+    let config = ToolsConfig {
+        timeout: Duration::from_millis(300),
+        ..app_config(&server, None)
+    };
+    let h = Harness::new(config, Messaging::default());
+    let started = Instant::now();
+    let output = h
+        .run(&turn("B0100001"), &call("query_app_server", &[]))
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        output,
+        ToolOutput {
+            body: "the app server did not answer in time".into(),
+            ok: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn app_tools_without_a_configured_server_say_so() {
+    let h = Harness::new(ToolsConfig::default(), Messaging::default());
+    let t = turn("B0100001");
+    let booking = [
+        ("date", "2025-10-16"),
+        ("time", "10:00"),
+        ("customerName", "Ana"),
+    ];
+    for (tool, params, says) in [
+        ("query_app_server", &[][..], "no app server is configured"),
+        (
+            "create_appointment",
+            &booking[..],
+            "no app server is configured",
+        ),
+        (
+            "send_elixir_notification",
+            &[("message", "Sunați-mă")][..],
+            "no notification server is configured",
+        ),
+    ] {
+        let output = h.run(&t, &call(tool, params)).await;
+        assert!(
+            !output.ok && output.body.starts_with(says),
+            "{tool}: {output:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------- appointments
+
+#[tokio::test]
+async fn create_appointment_posts_the_booking_with_the_turns_context() {
+    let server = MockServer::start().await;
+    let booked = json!({"id": "apt_7781", "status": "confirmed"});
+    Mock::given(method("POST"))
+        .and(path("/api/v1/appointments"))
+        .and(header(
+            "authorization",
+            format!("Bearer {APP_TOKEN}").as_str(),
+        ))
+        .and(body_json(json!({
+            "date": "2025-10-16",
+            "time": "10:00",
+            "service": "Tuns",
+            "customerName": "Ana Pop",
+            "customerPhone": "+40721000111",
+            "notes": "prefer Maria",
+            "businessId": "B0100001",
+            "locationId": "L0100001",
+            "agentSessionId": SESSION,
+            "source": "voice",
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(&booked))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "create_appointment",
+                &[
+                    ("date", "2025-10-16"),
+                    ("time", "10:00"),
+                    ("service", "Tuns"),
+                    ("customerName", "Ana Pop"),
+                    ("customerPhone", "+40721000111"),
+                    ("notes", "prefer Maria"),
+                    // The turn's tenant wins over one the model names.
+                    ("businessId", "B0999999"),
+                ],
+            ),
+        )
+        .await;
+    assert!(output.ok, "{output:?}");
+    assert_eq!(serde_json::from_str::<Value>(&output.body).unwrap(), booked);
+    server.verify().await;
+    h.records(0).await;
+}
+
+#[tokio::test]
+async fn create_appointment_needs_date_time_and_name_before_any_request() {
+    let server = MockServer::start().await;
+    let h = Harness::new(app_config(&server, None), Messaging::default());
+    let t = turn("B0100001");
+    for (missing, params) in [
+        (
+            "time",
+            vec![("date", "2025-10-16"), ("customerName", "Ana Pop")],
+        ),
+        (
+            "time",
+            vec![
+                ("date", "2025-10-16"),
+                ("time", "  "),
+                ("customerName", "Ana Pop"),
+            ],
+        ),
+        ("date", vec![("time", "10:00"), ("customerName", "Ana Pop")]),
+        (
+            "customerName",
+            vec![("date", "2025-10-16"), ("time", "10:00")],
+        ),
+    ] {
+        let output = h.run(&t, &call("create_appointment", &params)).await;
+        assert_eq!(
+            output,
+            ToolOutput {
+                body: format!("parameter {missing} is required to book"),
+                ok: false
+            }
+        );
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+// --------------------------------------------------------- notifications
+
+#[tokio::test]
+async fn elixir_notification_posts_the_event_without_the_app_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/notifications"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"delivered": 2})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    let t = turn("B0100001");
+    let first = h
+        .run(
+            &t,
+            &call(
+                "send_elixir_notification",
+                &[
+                    ("event", "callback_requested"),
+                    ("message", "Ana Pop vrea să fie sunată de un coleg."),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        first,
+        ToolOutput {
+            body: r#"{"delivered":2}"#.into(),
+            ok: true
+        }
+    );
+    let second = h
+        .run(
+            &t,
+            &call("send_elixir_notification", &[("message", "Apel încheiat")]),
+        )
+        .await;
+    assert!(second.ok, "{second:?}");
+    let missing = h.run(&t, &call("send_elixir_notification", &[])).await;
+    assert_eq!(
+        missing,
+        ToolOutput {
+            body: "parameter message is required".into(),
+            ok: false
+        }
+    );
+
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    let bodies: Vec<Value> = requests
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let expected = |event: &str, message: &str| {
+        json!({
+            "businessId": "B0100001",
+            "locationId": "L0100001",
+            "agentSessionId": SESSION,
+            "source": "voice",
+            "event": event,
+            "message": message,
+        })
+    };
+    assert_eq!(
+        bodies,
+        vec![
+            expected(
+                "callback_requested",
+                "Ana Pop vrea să fie sunată de un coleg."
+            ),
+            expected("agent_notification", "Apel încheiat"),
+        ]
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.headers.contains_key("authorization")),
+        "the app server's token must not go to the notification server"
+    );
+    h.records(0).await;
+}
+
+// ---------------------------------------------------------------- Twilio
+
+fn twilio_config(base_url: &str) -> TwilioConfig {
+    let from = TwilioSender::Number(PhoneNumber::parse("from", TWILIO_FROM).unwrap());
+    let mut config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), from);
+    config.base_url = base_url.to_owned();
+    config.timeout = Duration::from_secs(2);
+    config
+}
+
+fn twilio_messaging(server: &MockServer) -> Messaging {
+    Messaging::default().with(Arc::new(
+        TwilioProvider::new(&twilio_config(&server.uri())).unwrap(),
+    ))
+}
+
+fn twilio_error(status: u16, code: u32, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status
+    }))
+}
+
+/// The form fields of a request to Twilio.
+fn form(request: &Request) -> BTreeMap<String, String> {
+    let body = std::str::from_utf8(&request.body).unwrap();
+    reqwest::Url::parse(&format!("http://form.test/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn an_sms_through_twilio_is_sent_and_logged_once() {
+    let server = MockServer::start().await;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"));
+    let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .and(header("authorization", format!("Basic {basic}").as_str()))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "sid": sid,
+            "account_sid": ACCOUNT_SID,
+            "status": "queued",
+            "price": "-0.07400",
+            "price_unit": "USD"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let text = "Programare confirmată: mâine, 16 oct., la 10:00 & 50% avans.";
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "sms"),
+                    ("to", "+40721000111"),
+                    ("message", text),
+                    ("name", "Ana Pop"),
+                    ("userId", "U42"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(sent_id(&output, "sms"), sid);
+
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        form(&requests[0]),
+        BTreeMap::from([
+            ("To".to_owned(), "+40721000111".to_owned()),
+            ("From".to_owned(), TWILIO_FROM.to_owned()),
+            ("Body".to_owned(), text.to_owned()),
+        ])
+    );
+    assert_eq!(
+        h.only_record().await,
+        record(
+            "B0100001",
+            json!({
+                "actionType": "sms",
+                "subAction": "send",
+                "agentSessionId": SESSION,
+                "triggeredBy": "bedrock_agent",
+                "recipient": {"phone": "+40721000111", "name": "Ana Pop", "userId": "U42"},
+                "provider": "twilio",
+                "externalId": sid,
+                "metadata": {
+                    "deliveryStatus": "sent",
+                    "messageLength": text.chars().count(),
+                    "price": "-0.07400 USD"
+                }
+            })
+        )
+    );
+    assert_ne!(text.chars().count(), text.len(), "the text has diacritics");
+}
+
+#[tokio::test]
+async fn a_number_twilio_refuses_is_logged_once_as_failed() {
+    let server = MockServer::start().await;
+    let refusal = "The 'To' number +40721000111 is not a valid phone number.";
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(twilio_error(400, 21211, refusal))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "sms"),
+                    ("to", "+40721000111"),
+                    ("message", "Salut"),
+                ],
+            ),
+        )
+        .await;
+    assert!(!output.ok);
+    assert!(output.body.contains(refusal), "{output:?}");
+    assert!(!output.body.contains("sent again"), "{output:?}");
+    server.verify().await;
+
+    let mut logged = h.only_record().await;
+    let error = logged["data"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("errorMessage")
+        .expect("a failed record carries the error");
+    let error = error.as_str().unwrap();
+    assert!(
+        error.contains("21211") && error.contains(refusal),
+        "{error}"
+    );
+    assert_eq!(
+        logged,
+        record(
+            "B0100001",
+            json!({
+                "actionType": "sms",
+                "subAction": "failed",
+                "agentSessionId": SESSION,
+                "triggeredBy": "bedrock_agent",
+                "recipient": {"phone": "+40721000111"},
+                "provider": "twilio",
+                "externalId": null,
+                "metadata": {"deliveryStatus": "failed", "messageLength": 5}
+            })
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(twilio_error(503, 20500, "Service Unavailable"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SMsecondtry"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "sms"),
+                    ("to", "+40721000111"),
+                    ("message", "Salut"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(sent_id(&output, "sms"), "SMsecondtry");
+    server.verify().await;
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(form(&requests[0]), form(&requests[1]), "the same message");
+
+    let logged = h.only_record().await;
+    assert_eq!(logged["data"]["subAction"], "send");
+    assert_eq!(logged["data"]["externalId"], "SMsecondtry");
+    assert_eq!(logged["data"]["metadata"]["deliveryStatus"], "sent");
+}
+
+#[tokio::test]
+async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(twilio_error(503, 20500, "Service Unavailable"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "sms"),
+                    ("to", "+40721000111"),
+                    ("message", "Salut"),
+                ],
+            ),
+        )
+        .await;
+    assert!(!output.ok);
+    assert!(
+        output
+            .body
+            .ends_with("; the message may be sent again later"),
+        "{output:?}"
+    );
+    server.verify().await;
+    let logged = h.only_record().await;
+    assert_eq!(logged["data"]["subAction"], "failed");
+    assert_eq!(logged["data"]["externalId"], Value::Null);
+    let error = logged["data"]["metadata"]["errorMessage"].as_str().unwrap();
+    assert!(error.contains("Service Unavailable"), "{error}");
+}
+
+#[tokio::test]
+async fn an_invalid_recipient_never_reaches_the_provider_and_is_logged_as_failed() {
+    let server = MockServer::start().await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "sms"),
+                    ("to", "+0721"),
+                    ("message", "Salut"),
+                    ("name", "Ana Pop"),
+                ],
+            ),
+        )
+        .await;
+    assert!(!output.ok);
+    assert!(output.body.starts_with("to: "), "{output:?}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+
+    let mut logged = h.only_record().await;
+    let error = logged["data"]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("errorMessage")
+        .expect("a failed record carries the error");
+    assert_eq!(error.as_str().unwrap(), output.body);
+    assert_eq!(
+        logged,
+        record(
+            "B0100001",
+            json!({
+                "actionType": "sms",
+                "subAction": "failed",
+                "agentSessionId": SESSION,
+                "triggeredBy": "bedrock_agent",
+                "recipient": {"phone": "+0721", "name": "Ana Pop"},
+                "provider": "twilio",
+                "externalId": null,
+                "metadata": {"deliveryStatus": "failed", "messageLength": 5}
+            })
+        )
+    );
+}
+
+// -------------------------------------------------------------- WhatsApp
+
+#[tokio::test]
+async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
+    let server = MockServer::start().await;
+    let wamid = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
+    let text = "Programarea ta e confirmată pentru mâine la 10:00.";
+    Mock::given(method("POST"))
+        .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
+        .and(header(
+            "authorization",
+            format!("Bearer {ACCESS_TOKEN}").as_str(),
+        ))
+        .and(body_json(json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "40721000111",
+            "type": "text",
+            "text": {"preview_url": false, "body": text}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
+            "messages": [{"id": wamid}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = WhatsAppConfig::new(PHONE_NUMBER_ID, SecretString::from(ACCESS_TOKEN));
+    config.base_url = format!("{}/v21.0", server.uri());
+    let messaging = Messaging::default().with(Arc::new(WhatsAppProvider::new(&config).unwrap()));
+    let h = Harness::messaging(messaging);
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "meta"),
+                    ("to", "+40721000111"),
+                    ("message", text),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(sent_id(&output, "meta"), wamid);
+    server.verify().await;
+    assert_eq!(
+        h.only_record().await,
+        record(
+            "B0100001",
+            json!({
+                "actionType": "meta_message",
+                "subAction": "send",
+                "agentSessionId": SESSION,
+                "triggeredBy": "bedrock_agent",
+                "recipient": {"phone": "+40721000111"},
+                "provider": "meta",
+                "externalId": wamid,
+                "metadata": {"deliveryStatus": "sent", "messageLength": text.chars().count()}
+            })
+        )
+    );
+}
+
+// ------------------------------------------------------ SNS and SES (moto)
+
+/// The emulator's endpoint, or `None` (with a note) when the tests run
+/// without it; scripts/test.sh always starts it.
+fn emulator() -> Option<String> {
+    if std::env::var_os("VOICE_OPERATOR_TEST_AWS_ENDPOINT").is_none() {
+        eprintln!(
+            "skipped: VOICE_OPERATOR_TEST_AWS_ENDPOINT is not set; scripts/test.sh starts the AWS emulator and sets it"
+        );
+        return None;
+    }
+    Some(support::emulator_endpoint())
+}
+
+/// SDK settings for `endpoint` with test credentials and a fixed region,
+/// so nothing of a developer's own AWS setup is read.
+fn aws_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .build()
+}
+
+/// What the emulator recorded, from its `/moto-api/data.json`.
+async fn moto_data(endpoint: &str) -> Value {
+    reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The entries of `data[service][kind]` whose `key` is `id`.
+fn recorded<'a>(data: &'a Value, service: &str, kind: &str, key: &str, id: &str) -> Vec<&'a Value> {
+    data[service][kind]
+        .as_array()
+        .unwrap_or_else(|| panic!("{service}.{kind} in the emulator's data"))
+        .iter()
+        .filter(|entry| entry[key] == id)
+        .collect()
+}
+
+/// A phone number no other test (or run) uses on the shared emulator.
+fn unique_phone() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
+    format!("+40721{n:07}")
+}
+
+/// A sender address on a domain of its own, so no identity another test
+/// verified covers it.
+fn unique_sender() -> String {
+    format!("programari@{}.example.com", support::unique_name("salon"))
+}
+
+fn ses_messaging(aws: &SdkConfig, from: &str) -> Messaging {
+    let config = MessagingConfig {
+        ses: Some(SesConfig::new(EmailAddress::parse("from", from).unwrap())),
+        ..MessagingConfig::default()
+    };
+    config::build_with_aws(&config, aws).unwrap()
+}
+
+#[tokio::test]
+async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
+    let Some(endpoint) = emulator() else { return };
+    let aws = aws_config(&endpoint);
+    let from = unique_sender();
+    aws_sdk_sesv2::Client::new(&aws)
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .expect("create the sender identity");
+    let h = Harness::messaging(ses_messaging(&aws, &from));
+    let to = format!("ana@{}.example.ro", support::unique_name("client"));
+    let t = turn("B0100001");
+
+    let text = "Bună Ana,\nprogramarea ta e mâine la 10:00.";
+    let with_subject = h
+        .run(
+            &t,
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "email"),
+                    ("to", &to),
+                    ("subject", "Confirmare programare"),
+                    ("message", text),
+                    ("name", "Ana Pop"),
+                ],
+            ),
+        )
+        .await;
+    let first_id = sent_id(&with_subject, "email");
+    let text_only = "Programare confirmată pentru joi\nVă așteptăm la 10:00.";
+    let without_subject = h
+        .run(
+            &t,
+            &call(
+                "send_external_message",
+                &[("channel", "email"), ("to", &to), ("message", text_only)],
+            ),
+        )
+        .await;
+    let second_id = sent_id(&without_subject, "email");
+
+    let data = moto_data(&endpoint).await;
+    assert_eq!(
+        recorded(&data, "ses", "Message", "id", &first_id),
+        vec![&json!({
+            "id": first_id,
+            "source": from,
+            "destinations": {"ToAddresses": [to]},
+            "subject": "Confirmare programare",
+            "body": text
+        })]
+    );
+    assert_eq!(
+        recorded(&data, "ses", "Message", "id", &second_id),
+        vec![&json!({
+            "id": second_id,
+            "source": from,
+            "destinations": {"ToAddresses": [to]},
+            "subject": "Programare confirmată pentru joi",
+            "body": text_only
+        })]
+    );
+
+    let records = h.records(2).await;
+    let data_of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["data"]["externalId"] == id)
+            .unwrap_or_else(|| panic!("a record for {id} in {records:#?}"))["data"]
+            .clone()
+    };
+    assert_eq!(
+        data_of(&first_id),
+        json!({
+            "actionType": "email",
+            "subAction": "send",
+            "agentSessionId": SESSION,
+            "triggeredBy": "bedrock_agent",
+            "recipient": {"email": to, "name": "Ana Pop"},
+            "provider": "aws_ses",
+            "externalId": first_id,
+            "metadata": {
+                "deliveryStatus": "sent",
+                "subject": "Confirmare programare",
+                "messageLength": text.chars().count()
+            }
+        })
+    );
+    let second = data_of(&second_id);
+    assert_eq!(second["provider"], "aws_ses");
+    assert_eq!(
+        second["metadata"]["subject"],
+        "Programare confirmată pentru joi"
+    );
+    assert_eq!(
+        second["metadata"]["messageLength"],
+        text_only.chars().count()
+    );
+}
+
+#[tokio::test]
+async fn an_email_from_an_unverified_ses_sender_is_logged_once_as_failed() {
+    let Some(endpoint) = emulator() else { return };
+    let aws = aws_config(&endpoint);
+    let from = unique_sender();
+    let h = Harness::messaging(ses_messaging(&aws, &from));
+    let to = format!("ana@{}.example.ro", support::unique_name("client"));
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[
+                    ("channel", "email"),
+                    ("to", &to),
+                    ("subject", "Confirmare"),
+                    ("message", "Salut"),
+                ],
+            ),
+        )
+        .await;
+    assert!(!output.ok);
+    assert!(output.body.contains("MessageRejected"), "{output:?}");
+
+    let logged = h.only_record().await;
+    assert_eq!(logged["data"]["actionType"], "email");
+    assert_eq!(logged["data"]["subAction"], "failed");
+    assert_eq!(logged["data"]["provider"], "aws_ses");
+    assert_eq!(logged["data"]["externalId"], Value::Null);
+    assert_eq!(logged["data"]["recipient"], json!({"email": to}));
+    assert_eq!(logged["data"]["metadata"]["deliveryStatus"], "failed");
+    assert_eq!(logged["data"]["metadata"]["subject"], "Confirmare");
+    let error = logged["data"]["metadata"]["errorMessage"].as_str().unwrap();
+    assert!(
+        error.contains("MessageRejected") && error.contains(&from),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_sms_through_sns_is_sent_and_logged_once() {
+    let Some(endpoint) = emulator() else { return };
+    let aws = aws_config(&endpoint);
+    let config = MessagingConfig {
+        sns: Some(SnsConfig::default()),
+        ..MessagingConfig::default()
+    };
+    let h = Harness::messaging(config::build_with_aws(&config, &aws).unwrap());
+    let phone = unique_phone();
+    let text = "Programare confirmată: mâine la 10:00.";
+    let output = h
+        .run(
+            &turn("B0100001"),
+            &call(
+                "send_external_message",
+                &[("channel", "sms"), ("to", &phone), ("message", text)],
+            ),
+        )
+        .await;
+    let id = sent_id(&output, "sms");
+
+    let data = moto_data(&endpoint).await;
+    assert_eq!(
+        recorded(&data, "sns", "SMS", "message_id", &id),
+        vec![&json!({"message_id": id, "phone_number": phone, "message": text})]
+    );
+    assert_eq!(
+        h.only_record().await,
+        record(
+            "B0100001",
+            json!({
+                "actionType": "sms",
+                "subAction": "send",
+                "agentSessionId": SESSION,
+                "triggeredBy": "bedrock_agent",
+                "recipient": {"phone": phone},
+                "provider": "aws_sns",
+                "externalId": id,
+                "metadata": {"deliveryStatus": "sent", "messageLength": text.chars().count()}
+            })
+        )
+    );
+}
+
+// --------------------------------------------------------------- routing
+
+#[tokio::test]
+async fn each_tenants_sms_goes_to_its_routed_provider() {
+    let Some(endpoint) = emulator() else { return };
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SMtenantone"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = MessagingConfig {
+        twilio: Some(twilio_config(&server.uri())),
+        sns: Some(SnsConfig::default()),
+        routes: config::parse_routes("B0200002:sms=aws_sns").unwrap(),
+        ..MessagingConfig::default()
+    };
+    let h = Harness::messaging(config::build_with_aws(&config, &aws_config(&endpoint)).unwrap());
+    let send = |phone: &str| {
+        call(
+            "send_external_message",
+            &[("channel", "sms"), ("to", phone), ("message", "Salut")],
+        )
+    };
+
+    let one_phone = unique_phone();
+    let one = h.run(&turn("B0100001"), &send(&one_phone)).await;
+    assert_eq!(sent_id(&one, "sms"), "SMtenantone");
+    let two_phone = unique_phone();
+    let two = h.run(&turn("B0200002"), &send(&two_phone)).await;
+    let two_id = sent_id(&two, "sms");
+
+    server.verify().await;
+    let twilio_form = form(&server.received_requests().await.unwrap()[0]);
+    assert_eq!(twilio_form["To"], one_phone);
+    let data = moto_data(&endpoint).await;
+    assert_eq!(
+        recorded(&data, "sns", "SMS", "message_id", &two_id),
+        vec![&json!({"message_id": two_id, "phone_number": two_phone, "message": "Salut"})]
+    );
+    assert!(
+        recorded(&data, "sns", "SMS", "phone_number", &one_phone).is_empty(),
+        "B0100001's message must not go through SNS"
+    );
+
+    let records = h.records(2).await;
+    let by_tenant: BTreeMap<&str, (&Value, &Value, &Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["businessId"].as_str().unwrap(),
+                (
+                    &r["data"]["provider"],
+                    &r["data"]["externalId"],
+                    &r["locationId"],
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_tenant,
+        BTreeMap::from([
+            (
+                "B0100001",
+                (&json!("twilio"), &json!("SMtenantone"), &json!("L0100001"))
+            ),
+            (
+                "B0200002",
+                (&json!("aws_sns"), &json!(two_id), &json!("L0200002"))
+            ),
+        ])
+    );
+}
+
+// ------------------------------------------------------- what is refused
+
+#[tokio::test]
+async fn unknown_channels_missing_providers_and_unknown_tools_fail_without_a_record() {
+    let server = MockServer::start().await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let t = turn("B0100001");
+    let message = |channel: &str, to: &str| {
+        call(
+            "send_external_message",
+            &[("channel", channel), ("to", to), ("message", "Salut")],
+        )
+    };
+
+    let fax = h.run(&t, &message("fax", "+40721000111")).await;
+    assert_eq!(
+        fax,
+        ToolOutput {
+            body: "parameter channel must be sms, email or meta".into(),
+            ok: false
+        }
+    );
+    let no_channel = h
+        .run(
+            &t,
+            &call(
+                "send_external_message",
+                &[("to", "+40721000111"), ("message", "Salut")],
+            ),
+        )
+        .await;
+    assert!(!no_channel.ok, "{no_channel:?}");
+    let email = h.run(&t, &message("email", "ana@example.com")).await;
+    assert_eq!(
+        email,
+        ToolOutput {
+            body: "no email provider is configured".into(),
+            ok: false
+        }
+    );
+    let unknown = h.run(&t, &call("delete_everything", &[])).await;
+    assert_eq!(
+        unknown,
+        ToolOutput {
+            body: "there is no tool named delete_everything".into(),
+            ok: false
+        }
+    );
+
+    assert!(server.received_requests().await.unwrap().is_empty());
+    h.records(0).await;
+}
