@@ -6,14 +6,13 @@
 
 mod support;
 
+use support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_sns::config::retry::RetryConfig;
-use aws_sdk_sns::config::timeout::TimeoutConfig;
-use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -907,50 +906,6 @@ async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
 
 // ------------------------------------------------------ SNS and SES (moto)
 
-/// The emulator's endpoint, or `None` (with a note) when the tests run
-/// without it; scripts/test.sh always starts it.
-fn emulator() -> Option<String> {
-    if std::env::var_os("VOICE_OPERATOR_TEST_AWS_ENDPOINT").is_none() {
-        eprintln!(
-            "skipped: VOICE_OPERATOR_TEST_AWS_ENDPOINT is not set; scripts/test.sh starts the AWS emulator and sets it"
-        );
-        return None;
-    }
-    Some(support::emulator_endpoint())
-}
-
-/// SDK settings for `endpoint` with test credentials and a fixed region,
-/// so nothing of a developer's own AWS setup is read.
-fn aws_config(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "tests",
-        )))
-        .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .build(),
-        )
-        .build()
-}
-
-/// What the emulator recorded, from its `/moto-api/data.json`.
-async fn moto_data(endpoint: &str) -> Value {
-    reqwest::get(format!("{endpoint}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The entries of `data[service][kind]` whose `key` is `id`.
 fn recorded<'a>(data: &'a Value, service: &str, kind: &str, key: &str, id: &str) -> Vec<&'a Value> {
     data[service][kind]
@@ -959,18 +914,6 @@ fn recorded<'a>(data: &'a Value, service: &str, kind: &str, key: &str, id: &str)
         .iter()
         .filter(|entry| entry[key] == id)
         .collect()
-}
-
-/// A phone number no other test (or run) uses on the shared emulator.
-fn unique_phone() -> String {
-    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
-    format!("+40721{n:07}")
-}
-
-/// A sender address on a domain of its own, so no identity another test
-/// verified covers it.
-fn unique_sender() -> String {
-    format!("programari@{}.example.com", support::unique_name("salon"))
 }
 
 fn ses_messaging(aws: &SdkConfig, from: &str) -> Messaging {
@@ -1275,6 +1218,22 @@ async fn unknown_channels_missing_providers_and_unknown_tools_fail_without_a_rec
         )
         .await;
     assert!(!no_channel.ok, "{no_channel:?}");
+    let nobody = h
+        .run(
+            &t,
+            &call(
+                "send_external_message",
+                &[("channel", "sms"), ("message", "Salut")],
+            ),
+        )
+        .await;
+    assert_eq!(
+        nobody,
+        ToolOutput {
+            body: "parameter to is required".into(),
+            ok: false
+        }
+    );
     let email = h.run(&t, &message("email", "ana@example.com")).await;
     assert_eq!(
         email,

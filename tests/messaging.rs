@@ -5,14 +5,12 @@
 
 mod support;
 
+use support::{aws_config, emulator, moto_data, unique_phone};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::SdkConfig;
-use aws_sdk_sns::config::retry::RetryConfig;
-use aws_sdk_sns::config::timeout::TimeoutConfig;
-use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -50,12 +48,6 @@ fn email(to: &str, subject: &str, text: &str) -> OutboundMessage {
         subject: Some(subject.to_owned()),
         text: text.to_owned(),
     }
-}
-
-/// A phone number no other test (or run) uses on the shared emulator.
-fn unique_phone() -> String {
-    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
-    format!("+40721{n:07}")
 }
 
 // ---------------------------------------------------------------- Twilio
@@ -400,50 +392,6 @@ async fn whatsapp_refuses_an_email_recipient_before_any_call() {
 }
 
 // ------------------------------------------------------ SNS and SES (moto)
-
-/// The emulator's endpoint, or `None` (with a note) when the tests run
-/// without it; scripts/test.sh always starts it.
-fn emulator() -> Option<String> {
-    if std::env::var_os("VOICE_OPERATOR_TEST_AWS_ENDPOINT").is_none() {
-        eprintln!(
-            "skipped: VOICE_OPERATOR_TEST_AWS_ENDPOINT is not set; scripts/test.sh starts the AWS emulator and sets it"
-        );
-        return None;
-    }
-    Some(support::emulator_endpoint())
-}
-
-/// SDK settings for `endpoint` with test credentials and a fixed region,
-/// so nothing of a developer's own AWS setup is read.
-fn aws_config(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "tests",
-        )))
-        .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .build(),
-        )
-        .build()
-}
-
-/// What the emulator recorded, from its `/moto-api/data.json`.
-async fn moto_data(endpoint: &str) -> Value {
-    reqwest::get(format!("{endpoint}/moto-api/data.json"))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn sns_publishes_an_sms_the_emulator_records() {

@@ -321,6 +321,11 @@ impl Tools {
         let Some(channel) = param("channel").and_then(Channel::parse) else {
             return failure("parameter channel must be sms, email or meta");
         };
+        // Without a recipient there is nobody to log the attempt against:
+        // like an unknown channel, it is refused before it is an action.
+        if param("to").is_none() {
+            return failure("parameter to is required");
+        }
         let provider = match self.messaging.provider_for(&turn.business_id, channel) {
             Ok(p) => p,
             Err(e) => {

@@ -68,6 +68,52 @@ fn test_sdk_config(endpoint: &str, retry: RetryConfig, attempt_timeout: Duration
         .build()
 }
 
+/// The emulator's endpoint, or `None` (with a note) when the tests run
+/// without it; scripts/test.sh always starts it.
+pub fn emulator() -> Option<String> {
+    if std::env::var_os("VOICE_OPERATOR_TEST_AWS_ENDPOINT").is_none() {
+        eprintln!(
+            "skipped: VOICE_OPERATOR_TEST_AWS_ENDPOINT is not set; scripts/test.sh starts the AWS emulator and sets it"
+        );
+        return None;
+    }
+    Some(emulator_endpoint())
+}
+
+/// SDK settings for `endpoint` with test credentials and a fixed region,
+/// so nothing of a developer's own AWS setup is read.
+pub fn aws_config(endpoint: &str) -> SdkConfig {
+    test_sdk_config(
+        endpoint,
+        RetryConfig::standard().with_max_attempts(2),
+        Duration::from_secs(10),
+    )
+}
+
+/// What the emulator recorded, from its `/moto-api/data.json`.
+pub async fn moto_data(endpoint: &str) -> serde_json::Value {
+    reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A phone number no other test (or run) uses on the shared emulator.
+pub fn unique_phone() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
+    format!("+40721{n:07}")
+}
+
+/// A sender address on a domain of its own, so no identity another test
+/// verified covers it.
+pub fn unique_sender() -> String {
+    format!("programari@{}.example.com", unique_name("salon"))
+}
+
 /// A Kinesis client for `endpoint` with the SDK's own retries off (the
 /// shipper retries) and a short attempt timeout.
 pub fn kinesis_client(endpoint: &str, attempt_timeout: Duration) -> aws_sdk_kinesis::Client {
