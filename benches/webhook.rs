@@ -12,6 +12,12 @@
 //!
 //! Run with `cargo bench --bench webhook`.
 
+// The bench takes its tenant from the test support; the rest of that
+// module serves the tests.
+#[allow(dead_code)]
+#[path = "../tests/support/bridge.rs"]
+mod bridge_support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +36,7 @@ use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_TTL};
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{ConversationSettings, TenantKey, TenantSettings, TenantStore};
+use voice_operator::tenant::{TenantKey, TenantStore};
 
 const SECRET: &str = "wsec_bench";
 
@@ -161,21 +167,7 @@ async fn run() {
         .await
         .unwrap();
     let key = TenantKey::parse("B0100001", "L0100001").unwrap();
-    let settings = TenantSettings {
-        enabled: true,
-        agent_id: Id::parse("agentId", "agent_bench").unwrap(),
-        voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
-        greeting: "Hello".into(),
-        custom_prompt: None,
-        business_name: Some("Bench Clinic".into()),
-        phone_number: None,
-        bedrock: None,
-        conversation: ConversationSettings {
-            max_duration_secs: 300,
-            record_calls: true,
-            send_transcripts: false,
-        },
-    };
+    let settings = bridge_support::settings("agent_bench", true);
     sqlite
         .put(&key, &Id::parse("uid", "bench-owner").unwrap(), &settings)
         .await

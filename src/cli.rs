@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use secrecy::SecretString;
 use tokio::io::BufReader;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -124,16 +123,11 @@ async fn controller_command(
     run: Option<&RunArgs>,
     data_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let api_key = std::env::var("ELEVENLABS_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
+    let api_key = secret("ELEVENLABS_API_KEY")
         .context("ELEVENLABS_API_KEY is not set; the controller needs it to manage agents")?;
     let platform = Arc::new(
-        ElevenLabsClient::new(ClientConfig::new(
-            args.elevenlabs_base_url.clone(),
-            SecretString::from(api_key),
-        ))
-        .context("ELEVENLABS_BASE_URL")?,
+        ElevenLabsClient::new(ClientConfig::new(args.elevenlabs_base_url.clone(), api_key))
+            .context("ELEVENLABS_BASE_URL")?,
     );
     let store = crate::tenant::open(&args.tenant.config(data_dir))
         .await

@@ -19,3 +19,17 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// An error and each of its causes, joined with `: `, for messages that
+/// must say why a request failed (a bare reqwest error only says "error
+/// sending request").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}

@@ -5,6 +5,10 @@
 //! schema-valid agent-log record; everything else must leave none.
 
 mod support;
+use support::providers::{
+    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, form, twilio_config, twilio_error,
+    whatsapp_config, whatsapp_text,
+};
 
 use support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
 
@@ -23,20 +27,14 @@ use voice_operator::bridge::{ToolCall, ToolOutput, ToolRunner, Turn};
 use voice_operator::messaging::config::{self, MessagingConfig};
 use voice_operator::messaging::ses::SesConfig;
 use voice_operator::messaging::sns::SnsConfig;
-use voice_operator::messaging::twilio::{TwilioConfig, TwilioProvider, TwilioSender};
-use voice_operator::messaging::whatsapp::{WhatsAppConfig, WhatsAppProvider};
-use voice_operator::messaging::{EmailAddress, Messaging, PhoneNumber};
+use voice_operator::messaging::twilio::TwilioProvider;
+use voice_operator::messaging::whatsapp::WhatsAppProvider;
+use voice_operator::messaging::{EmailAddress, Messaging};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const SESSION: &str = "conv_01jtools0000000000000000";
 const APP_TOKEN: &str = "app-server-token-test";
-const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-const AUTH_TOKEN: &str = "twilio-test-token";
-const TWILIO_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
-const TWILIO_FROM: &str = "+40312000000";
-const PHONE_NUMBER_ID: &str = "106540352242922";
-const ACCESS_TOKEN: &str = "EAAG-test-token";
 
 /// A phone call's turn for `business_id` (location `L` + the same digits).
 fn turn(business_id: &str) -> Turn {
@@ -59,6 +57,14 @@ fn call(function: &str, parameters: &[(&str, &str)]) -> ToolCall {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
     }
+}
+
+/// A `send_external_message` call with just its three required parameters.
+fn send(channel: &str, to: &str, message: &str) -> ToolCall {
+    call(
+        "send_external_message",
+        &[("channel", channel), ("to", to), ("message", message)],
+    )
 }
 
 /// The tools under test, with an action log that keeps its records.
@@ -549,37 +555,10 @@ async fn elixir_notification_posts_the_event_without_the_app_token() {
 
 // ---------------------------------------------------------------- Twilio
 
-fn twilio_config(base_url: &str) -> TwilioConfig {
-    let from = TwilioSender::Number(PhoneNumber::parse("from", TWILIO_FROM).unwrap());
-    let mut config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), from);
-    config.base_url = base_url.to_owned();
-    config.timeout = Duration::from_secs(2);
-    config
-}
-
 fn twilio_messaging(server: &MockServer) -> Messaging {
     Messaging::default().with(Arc::new(
         TwilioProvider::new(&twilio_config(&server.uri())).unwrap(),
     ))
-}
-
-fn twilio_error(status: u16, code: u32, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({
-        "code": code,
-        "message": message,
-        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-        "status": status
-    }))
-}
-
-/// The form fields of a request to Twilio.
-fn form(request: &Request) -> BTreeMap<String, String> {
-    let body = std::str::from_utf8(&request.body).unwrap();
-    reqwest::Url::parse(&format!("http://form.test/?{body}"))
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
 }
 
 #[tokio::test]
@@ -666,17 +645,7 @@ async fn a_number_twilio_refuses_is_logged_once_as_failed() {
         .await;
     let h = Harness::messaging(twilio_messaging(&server));
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "sms"),
-                    ("to", "+40721000111"),
-                    ("message", "Salut"),
-                ],
-            ),
-        )
+        .run(&turn("B0100001"), &send("sms", "+40721000111", "Salut"))
         .await;
     assert!(!output.ok);
     assert!(output.body.contains(refusal), "{output:?}");
@@ -730,17 +699,7 @@ async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
         .await;
     let h = Harness::messaging(twilio_messaging(&server));
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "sms"),
-                    ("to", "+40721000111"),
-                    ("message", "Salut"),
-                ],
-            ),
-        )
+        .run(&turn("B0100001"), &send("sms", "+40721000111", "Salut"))
         .await;
     assert_eq!(sent_id(&output, "sms"), "SMsecondtry");
     server.verify().await;
@@ -765,17 +724,7 @@ async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
         .await;
     let h = Harness::messaging(twilio_messaging(&server));
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "sms"),
-                    ("to", "+40721000111"),
-                    ("message", "Salut"),
-                ],
-            ),
-        )
+        .run(&turn("B0100001"), &send("sms", "+40721000111", "Salut"))
         .await;
     assert!(!output.ok);
     assert!(
@@ -846,43 +795,13 @@ async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
     let server = MockServer::start().await;
     let wamid = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
     let text = "Programarea ta e confirmată pentru mâine la 10:00.";
-    Mock::given(method("POST"))
-        .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
-        .and(header(
-            "authorization",
-            format!("Bearer {ACCESS_TOKEN}").as_str(),
-        ))
-        .and(body_json(json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": "40721000111",
-            "type": "text",
-            "text": {"preview_url": false, "body": text}
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
-            "messages": [{"id": wamid}]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let mut config = WhatsAppConfig::new(PHONE_NUMBER_ID, SecretString::from(ACCESS_TOKEN));
-    config.base_url = format!("{}/v21.0", server.uri());
-    let messaging = Messaging::default().with(Arc::new(WhatsAppProvider::new(&config).unwrap()));
+    whatsapp_text(text, wamid).mount(&server).await;
+    let messaging = Messaging::default().with(Arc::new(
+        WhatsAppProvider::new(&whatsapp_config(&server)).unwrap(),
+    ));
     let h = Harness::messaging(messaging);
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "meta"),
-                    ("to", "+40721000111"),
-                    ("message", text),
-                ],
-            ),
-        )
+        .run(&turn("B0100001"), &send("meta", "+40721000111", text))
         .await;
     assert_eq!(sent_id(&output, "meta"), wamid);
     server.verify().await;
@@ -957,15 +876,7 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
         .await;
     let first_id = sent_id(&with_subject, "email");
     let text_only = "Programare confirmată pentru joi\nVă așteptăm la 10:00.";
-    let without_subject = h
-        .run(
-            &t,
-            &call(
-                "send_external_message",
-                &[("channel", "email"), ("to", &to), ("message", text_only)],
-            ),
-        )
-        .await;
+    let without_subject = h.run(&t, &send("email", &to, text_only)).await;
     let second_id = sent_id(&without_subject, "email");
 
     let data = moto_data(&endpoint).await;
@@ -1077,15 +988,7 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
     let h = Harness::messaging(config::build_with_aws(&config, &aws).unwrap());
     let phone = unique_phone();
     let text = "Programare confirmată: mâine la 10:00.";
-    let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[("channel", "sms"), ("to", &phone), ("message", text)],
-            ),
-        )
-        .await;
+    let output = h.run(&turn("B0100001"), &send("sms", &phone, text)).await;
     let id = sent_id(&output, "sms");
 
     let data = moto_data(&endpoint).await;
@@ -1130,12 +1033,7 @@ async fn each_tenants_sms_goes_to_its_routed_provider() {
         ..MessagingConfig::default()
     };
     let h = Harness::messaging(config::build_with_aws(&config, &aws_config(&endpoint)).unwrap());
-    let send = |phone: &str| {
-        call(
-            "send_external_message",
-            &[("channel", "sms"), ("to", phone), ("message", "Salut")],
-        )
-    };
+    let send = |phone: &str| send("sms", phone, "Salut");
 
     let one_phone = unique_phone();
     let one = h.run(&turn("B0100001"), &send(&one_phone)).await;
@@ -1193,12 +1091,7 @@ async fn unknown_channels_missing_providers_and_unknown_tools_fail_without_a_rec
     let server = MockServer::start().await;
     let h = Harness::messaging(twilio_messaging(&server));
     let t = turn("B0100001");
-    let message = |channel: &str, to: &str| {
-        call(
-            "send_external_message",
-            &[("channel", channel), ("to", to), ("message", "Salut")],
-        )
-    };
+    let message = |channel: &str, to: &str| send(channel, to, "Salut");
 
     let fax = h.run(&t, &message("fax", "+40721000111")).await;
     assert_eq!(

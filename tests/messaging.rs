@@ -4,6 +4,10 @@
 //! and per-tenant routing built from the typed configuration.
 
 mod support;
+use support::providers::{
+    ACCESS_TOKEN, ACCOUNT_SID, AUTH_TOKEN, PHONE_NUMBER_ID, TWILIO_PATH, form, twilio_config,
+    whatsapp_config, whatsapp_text,
+};
 
 use support::{aws_config, emulator, moto_data, unique_phone};
 
@@ -26,13 +30,8 @@ use voice_operator::messaging::whatsapp::{WhatsAppConfig, WhatsAppProvider};
 use voice_operator::messaging::{
     Channel, EmailAddress, MessageProvider, OutboundMessage, PhoneNumber, SendError, Sent, To,
 };
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-const AUTH_TOKEN: &str = "twilio-test-token";
-const PHONE_NUMBER_ID: &str = "106540352242922";
-const ACCESS_TOKEN: &str = "EAAG-test-token";
 
 fn sms(to: &str, text: &str) -> OutboundMessage {
     OutboundMessage {
@@ -53,9 +52,8 @@ fn email(to: &str, subject: &str, text: &str) -> OutboundMessage {
 // ---------------------------------------------------------------- Twilio
 
 fn twilio(base_url: &str, from: TwilioSender) -> TwilioProvider {
-    let mut config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), from);
-    config.base_url = base_url.to_owned();
-    config.timeout = Duration::from_secs(2);
+    let mut config = twilio_config(base_url);
+    config.from = from;
     TwilioProvider::new(&config).unwrap()
 }
 
@@ -63,18 +61,11 @@ fn twilio_number() -> TwilioSender {
     TwilioSender::Number(PhoneNumber::parse("from", "+40312000000").unwrap())
 }
 
-const TWILIO_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
-
 /// The form fields of the one request `server` received.
 async fn twilio_form(server: &MockServer) -> BTreeMap<String, String> {
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
-    let body = String::from_utf8(requests[0].body.clone()).unwrap();
-    reqwest::Url::parse(&format!("http://form.test/?{body}"))
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
+    form(&requests[0])
 }
 
 #[tokio::test]
@@ -276,36 +267,19 @@ async fn twilio_timeouts_and_refused_connections_are_retryable() {
 // -------------------------------------------------------------- WhatsApp
 
 fn whatsapp(server: &MockServer) -> WhatsAppProvider {
-    let mut config = WhatsAppConfig::new(PHONE_NUMBER_ID, SecretString::from(ACCESS_TOKEN));
-    config.base_url = format!("{}/v21.0", server.uri());
-    WhatsAppProvider::new(&config).unwrap()
+    WhatsAppProvider::new(&whatsapp_config(server)).unwrap()
 }
 
 #[tokio::test]
 async fn whatsapp_posts_a_text_with_the_bearer_token_and_reads_the_message_id() {
     let server = MockServer::start().await;
     let text = "Programarea ta e confirmată pentru mâine la 10:00.";
-    Mock::given(method("POST"))
-        .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
-        .and(header(
-            "authorization",
-            format!("Bearer {ACCESS_TOKEN}").as_str(),
-        ))
-        .and(body_json(json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": "40721000111",
-            "type": "text",
-            "text": {"preview_url": false, "body": text}
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
-            "messages": [{"id": "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    whatsapp_text(
+        text,
+        "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA",
+    )
+    .mount(&server)
+    .await;
     let sent = whatsapp(&server)
         .send(&sms("+40721000111", text))
         .await
@@ -726,13 +700,6 @@ async fn smtp_silence_and_refused_connections_are_retryable() {
 }
 
 // --------------------------------------------------------------- Routing
-
-fn twilio_config(base_url: &str) -> TwilioConfig {
-    let mut config =
-        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), twilio_number());
-    config.base_url = base_url.to_owned();
-    config
-}
 
 #[tokio::test]
 async fn a_tenant_route_overrides_the_channel_default() {

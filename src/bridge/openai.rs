@@ -223,7 +223,7 @@ impl OpenAiRuntime {
         let mut response = request
             .send()
             .await
-            .map_err(|e| OpenAiError::Request(error_chain(&e)))?;
+            .map_err(|e| OpenAiError::Request(crate::telemetry::error_chain(&e)))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();
@@ -238,7 +238,7 @@ impl OpenAiRuntime {
             let received = response
                 .chunk()
                 .await
-                .map_err(|e| OpenAiError::Stream(error_chain(&e)))?;
+                .map_err(|e| OpenAiError::Stream(crate::telemetry::error_chain(&e)))?;
             let ended = received.is_none();
             let complete = match received {
                 Some(bytes) => events.feed(&bytes)?,
@@ -419,17 +419,6 @@ fn cut(message: &str) -> String {
         Some((at, _)) => format!("{}…", &message[..at]),
         None => message.to_owned(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 /// Splits a `text/event-stream` body, fed in arbitrary pieces, into the

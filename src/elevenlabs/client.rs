@@ -301,7 +301,7 @@ impl ElevenLabsClient {
                 (
                     ApiError::Transport {
                         operation: operation.to_owned(),
-                        message: error_chain(&e),
+                        message: crate::telemetry::error_chain(&e),
                     },
                     unprocessed,
                 )
@@ -481,17 +481,6 @@ fn provider_message(body: &[u8]) -> String {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message,
     }
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -65,14 +65,10 @@ pub(super) fn transport(provider: Provider, error: reqwest::Error) -> SendError 
     } else {
         "request failed"
     };
-    let error = error.without_url();
-    let mut message = format!("{what}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
+    let message = format!(
+        "{what}: {}",
+        crate::telemetry::error_chain(&error.without_url())
+    );
     SendError::Retryable { provider, message }
 }
 

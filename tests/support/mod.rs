@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fake_elevenlabs;
 pub mod fake_kinesis;
 pub mod kube_mock;
+pub mod providers;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,0 +1,82 @@
+//! The SaaS messaging providers as the tests fake them on wiremock: the
+//! credentials, the provider configurations pointing at the fake, and the
+//! replies Twilio and the WhatsApp Cloud API give.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::json;
+use voice_operator::messaging::PhoneNumber;
+use voice_operator::messaging::twilio::{TwilioConfig, TwilioSender};
+use voice_operator::messaging::whatsapp::WhatsAppConfig;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const AUTH_TOKEN: &str = "twilio-test-token";
+pub const TWILIO_FROM: &str = "+40312000000";
+pub const TWILIO_PATH: &str =
+    "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+pub const ACCESS_TOKEN: &str = "EAAG-test-token";
+
+/// Twilio at `base_url`, sending from [`TWILIO_FROM`], with a short timeout.
+pub fn twilio_config(base_url: &str) -> TwilioConfig {
+    let from = TwilioSender::Number(PhoneNumber::parse("from", TWILIO_FROM).unwrap());
+    let mut config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN), from);
+    config.base_url = base_url.to_owned();
+    config.timeout = Duration::from_secs(2);
+    config
+}
+
+/// The WhatsApp Cloud API on `server`, Graph version in the path.
+pub fn whatsapp_config(server: &MockServer) -> WhatsAppConfig {
+    let mut config = WhatsAppConfig::new(PHONE_NUMBER_ID, SecretString::from(ACCESS_TOKEN));
+    config.base_url = format!("{}/v21.0", server.uri());
+    config
+}
+
+/// A Twilio error reply.
+pub fn twilio_error(status: u16, code: u32, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status
+    }))
+}
+
+/// The form fields of a request to Twilio.
+pub fn form(request: &Request) -> BTreeMap<String, String> {
+    let body = std::str::from_utf8(&request.body).unwrap();
+    reqwest::Url::parse(&format!("http://form.test/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// Expects exactly one WhatsApp text message `text` to +40721000111, with
+/// the bearer token, and answers it with message id `wamid`.
+pub fn whatsapp_text(text: &str, wamid: &str) -> Mock {
+    Mock::given(method("POST"))
+        .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
+        .and(header(
+            "authorization",
+            format!("Bearer {ACCESS_TOKEN}").as_str(),
+        ))
+        .and(body_json(json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "40721000111",
+            "type": "text",
+            "text": {"preview_url": false, "body": text}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
+            "messages": [{"id": wamid}]
+        })))
+        .expect(1)
+}
