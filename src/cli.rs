@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
+use secrecy::SecretString;
 use tokio::io::BufReader;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -16,17 +17,17 @@ use crate::actionlog::ActionLog;
 use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
 use crate::bridge::tools::Tools;
-use crate::config::bridge::secret;
+use crate::config::bridge::{AgentRuntimeKind, BridgeArgs, secret};
 use crate::config::{
-    ActionLogCommand, Cli, Command, ControllerArgs, CreateTableArgs, DynamodbCommand, ReplayArgs,
-    RunArgs,
+    ActionLogArgs, ActionLogCommand, Cli, Command, ControllerArgs, CreateTableArgs,
+    DynamodbCommand, ReplayArgs, RunArgs,
 };
 use crate::controller::desired::OperatorSettings;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
 use crate::controller::{Metrics, Timing};
-use crate::elevenlabs::{ClientConfig, ElevenLabsClient};
+use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
-use crate::http::admin::KubeAdmin;
+use crate::http::admin::{AgentAdmin, KubeAdmin};
 use crate::http::bridge::{Bridge, BridgeConfig};
 use crate::tenant::TenantStore;
 use crate::tenant::cache::CachedStore;
@@ -47,73 +48,128 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             controller_command(&args.controller, Some(&args), &cli.data_dir).await
         }
+        Command::Local(args) => crate::local::run(&args, &cli.data_dir).await,
     }
 }
 
 /// The bridge's parts, built before the server starts.
-struct BridgeParts {
-    router: axum::Router,
-    shipper: ShipperHandle,
-    grace: Duration,
+pub(crate) struct BridgeParts {
+    pub router: axum::Router,
+    pub shipper: ShipperHandle,
+    pub grace: Duration,
+    /// What answers the calls, for the start-up report.
+    pub agent: String,
+    pub messaging: String,
+    pub action_log: String,
 }
 
-/// Builds the bridge routes `run` serves next to the controller.
-async fn bridge_parts(
+/// The bridge's secrets.
+pub(crate) struct BridgeSecrets {
+    pub webhook: SecretString,
+    pub llm: Option<SecretString>,
+    pub admin: Option<SecretString>,
+}
+
+/// What the bridge is built on besides its settings.
+pub(crate) struct BridgeBackends {
+    pub platform: Arc<dyn AgentPlatform>,
+    pub store: Arc<dyn TenantStore>,
+    pub admin: Arc<dyn AgentAdmin>,
+}
+
+/// Builds the bridge routes and the action log they write to.
+pub(crate) async fn bridge_parts(
+    args: &BridgeArgs,
+    action_log: &ActionLogArgs,
+    runtime_default: AgentRuntimeKind,
+    secrets: BridgeSecrets,
+    backends: BridgeBackends,
+    data_dir: &Path,
+) -> anyhow::Result<BridgeParts> {
+    let runtime_config = args.runtime(runtime_default)?;
+    let runtime = crate::bridge::open_runtime(&runtime_config).await?;
+    let messaging = crate::messaging::config::build(&args.messaging()?).await?;
+    let log_config = action_log.config(data_dir)?;
+    let (log, shipper) = ActionLog::open(&log_config).await?;
+    let tools = Tools::new(args.tools(), messaging, log.clone());
+    let agent = runtime_config.describe();
+    let messaging = tools.messaging().describe();
+    tracing::info!(
+        %agent,
+        %messaging,
+        app_server = args.app_server_url.as_deref().unwrap_or("not configured"),
+        notifications = args.notification_url.as_deref().unwrap_or("not configured"),
+        "bridge configured"
+    );
+    let mut config = BridgeConfig::new(secrets.webhook);
+    config.llm_secret = secrets.llm;
+    config.admin_token = secrets.admin;
+    config.body_limit = (args.body_limit_kib * 1024) as usize;
+    config.post_call_body_limit = (args.post_call_limit_mib * 1024 * 1024) as usize;
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.recordings_dir = args.recordings_dir.clone();
+    let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
+        backends.store,
+        Duration::from_millis(args.tenant_cache_ms),
+        crate::tenant::cache::DEFAULT_CAPACITY,
+    ));
+    let mut bridge = Bridge::new(config, cached, runtime, Arc::new(tools), log);
+    bridge.agents = Some(backends.platform);
+    bridge.admin = Some(backends.admin);
+    Ok(BridgeParts {
+        router: crate::http::bridge_routes(Arc::new(bridge)),
+        shipper,
+        grace: action_log.shutdown_grace(),
+        agent,
+        messaging,
+        action_log: log_config.sink.to_string(),
+    })
+}
+
+/// The bridge of `run`: secrets from the environment, the admin API over
+/// VoiceAgents in the cluster.
+async fn run_bridge(
     run: &RunArgs,
     platform: Arc<ElevenLabsClient>,
     store: Arc<dyn TenantStore>,
     client: &kube::Client,
     data_dir: &Path,
 ) -> anyhow::Result<BridgeParts> {
-    let args = &run.bridge;
-    let webhook_secret = secret("ELEVENLABS_WEBHOOK_SECRET").context(
+    let webhook = secret("ELEVENLABS_WEBHOOK_SECRET").context(
         "ELEVENLABS_WEBHOOK_SECRET is not set; the bridge needs it to check webhook signatures",
     )?;
-    let runtime_config = args.runtime()?;
-    let runtime = crate::bridge::open_runtime(&runtime_config).await?;
-    let messaging = crate::messaging::config::build(&args.messaging()?).await?;
-    let log_config = run.action_log.config(data_dir)?;
-    let (log, shipper) = ActionLog::open(&log_config).await?;
-    let tools = Tools::new(args.tools(), messaging, log.clone());
-    tracing::info!(
-        agent = %runtime_config.describe(),
-        messaging = %tools.messaging().describe(),
-        app_server = args.app_server_url.as_deref().unwrap_or("not configured"),
-        notifications = args.notification_url.as_deref().unwrap_or("not configured"),
-        "bridge configured"
-    );
-    let mut config = BridgeConfig::new(webhook_secret);
-    config.llm_secret = secret("VOICE_OPERATOR_LLM_SECRET");
-    config.admin_token = secret("VOICE_OPERATOR_ADMIN_TOKEN");
-    config.body_limit = (args.body_limit_kib * 1024) as usize;
-    config.post_call_body_limit = (args.post_call_limit_mib * 1024 * 1024) as usize;
-    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
-    config.recordings_dir = args.recordings_dir.clone();
-    if config.llm_secret.is_none() {
+    let secrets = BridgeSecrets {
+        webhook,
+        llm: secret("VOICE_OPERATOR_LLM_SECRET"),
+        admin: secret("VOICE_OPERATOR_ADMIN_TOKEN"),
+    };
+    if secrets.llm.is_none() {
         tracing::warn!(
             "VOICE_OPERATOR_LLM_SECRET is not set: the custom-LLM route takes requests without a bearer token"
         );
     }
-    if config.admin_token.is_none() {
+    if secrets.admin.is_none() {
         tracing::info!("VOICE_OPERATOR_ADMIN_TOKEN is not set: the admin routes answer 401");
     }
-    let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
-        store,
-        Duration::from_millis(args.tenant_cache_ms),
-        crate::tenant::cache::DEFAULT_CAPACITY,
-    ));
-    let mut bridge = Bridge::new(config, cached, runtime, Arc::new(tools), log);
-    bridge.agents = Some(platform);
-    let namespace = args
+    let namespace = run
+        .bridge
         .admin_namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
-    bridge.admin = Some(Arc::new(KubeAdmin::new(client.clone(), &namespace)));
-    Ok(BridgeParts {
-        router: crate::http::bridge_routes(Arc::new(bridge)),
-        shipper,
-        grace: run.action_log.shutdown_grace(),
-    })
+    let backends = BridgeBackends {
+        platform,
+        store,
+        admin: Arc::new(KubeAdmin::new(client.clone(), &namespace)),
+    };
+    bridge_parts(
+        &run.bridge,
+        &run.action_log,
+        AgentRuntimeKind::Bedrock,
+        secrets,
+        backends,
+        data_dir,
+    )
+    .await
 }
 
 /// `controller` and `run`: the controller under leader election, and the
@@ -145,7 +201,7 @@ async fn controller_command(
     let mut router = crate::http::ops_routes(ops.clone());
     let mut bridge = None;
     if let Some(run) = run {
-        let parts = bridge_parts(run, platform.clone(), store.clone(), &client, data_dir).await?;
+        let parts = run_bridge(run, platform.clone(), store.clone(), &client, data_dir).await?;
         router = router.merge(parts.router);
         bridge = Some((parts.shipper, parts.grace));
     }

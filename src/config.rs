@@ -64,6 +64,86 @@ pub enum Command {
     /// Deployment runs. Every replica serves HTTP; only the leader
     /// reconciles.
     Run(Box<RunArgs>),
+    /// Everything in one process without a cluster or a cloud account:
+    /// VoiceAgent manifests from a directory (watched), the same
+    /// controller logic, tenant items in SQLite, the action log in
+    /// <data-dir>/agent-log.jsonl, the scripted agent, and an offline
+    /// ElevenLabs stand-in unless ELEVENLABS_API_KEY is set. Each backend
+    /// can be switched to the real one by its flag.
+    Local(Box<LocalArgs>),
+}
+
+/// Settings of `local`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// HTTP listen address; port 0 takes a free port (the start-up report
+    /// names it).
+    #[arg(long, env = "VOICE_OPERATOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+
+    /// The URL ElevenLabs reaches this process at (a tunnel to --listen);
+    /// agents' custom-LLM URLs are built from it [default: http://<listen>].
+    #[arg(long, env = "VOICE_OPERATOR_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+
+    /// Directory of VoiceAgent manifests: every .yaml / .yml file directly
+    /// in it (not subdirectories), several documents per file. Watched: an
+    /// added, changed or removed manifest is reconciled within
+    /// --manifest-poll-ms.
+    #[arg(long, env = "VOICE_OPERATOR_MANIFESTS", default_value = "examples")]
+    pub manifests: PathBuf,
+
+    /// How often the manifests directory is looked at, in milliseconds.
+    #[arg(long, env = "VOICE_OPERATOR_MANIFEST_POLL_MS", default_value_t = 1000,
+          value_parser = whole("--manifest-poll-ms", "VOICE_OPERATOR_MANIFEST_POLL_MS", 50, 60_000))]
+    pub manifest_poll_ms: u64,
+
+    /// ElevenLabs API base URL (used only when ELEVENLABS_API_KEY is set).
+    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
+    pub elevenlabs_base_url: String,
+
+    /// Id of the ElevenLabs workspace secret that holds
+    /// VOICE_OPERATOR_LLM_SECRET.
+    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
+    pub llm_secret_id: Option<String>,
+
+    /// System prompt for VoiceAgents without customPrompt.
+    #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
+    pub default_prompt: String,
+
+    /// Seconds between checks of each agent for changes made by hand in
+    /// the ElevenLabs dashboard.
+    #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = 600,
+          value_parser = whole("--resync-secs", "VOICE_OPERATOR_RESYNC_SECS", 10, 86_400))]
+    pub resync_secs: u64,
+
+    /// Tenant store backend.
+    #[arg(long, env = "VOICE_OPERATOR_TENANT_STORE", value_enum, default_value_t = TenantStoreKind::Sqlite)]
+    pub tenant_store: TenantStoreKind,
+
+    #[command(flatten)]
+    pub table: TableArg,
+
+    /// SQLite file for `--tenant-store sqlite` [default: <data-dir>/tenants.sqlite3].
+    #[arg(long, env = "VOICE_OPERATOR_SQLITE_FILE")]
+    pub sqlite_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub bridge: bridge::BridgeArgs,
+
+    #[command(flatten)]
+    pub action_log: ActionLogArgs,
+}
+
+impl LocalArgs {
+    pub fn store_config(&self, data_dir: &Path) -> crate::tenant::StoreConfig {
+        store_config(
+            self.tenant_store,
+            &self.table,
+            self.sqlite_file.as_deref(),
+            data_dir,
+        )
+    }
 }
 
 /// Settings of `run`: the controller's, the bridge's and the action log's.
@@ -103,17 +183,30 @@ pub struct TenantStoreArgs {
 
 impl TenantStoreArgs {
     pub fn config(&self, data_dir: &Path) -> crate::tenant::StoreConfig {
-        match self.tenant_store {
-            TenantStoreKind::Dynamodb => crate::tenant::StoreConfig::DynamoDb {
-                table: self.table.dynamodb_table.clone(),
-            },
-            TenantStoreKind::Sqlite => crate::tenant::StoreConfig::Sqlite {
-                path: self
-                    .sqlite_file
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("tenants.sqlite3")),
-            },
-        }
+        store_config(
+            self.tenant_store,
+            &self.table,
+            self.sqlite_file.as_deref(),
+            data_dir,
+        )
+    }
+}
+
+fn store_config(
+    kind: TenantStoreKind,
+    table: &TableArg,
+    sqlite_file: Option<&Path>,
+    data_dir: &Path,
+) -> crate::tenant::StoreConfig {
+    match kind {
+        TenantStoreKind::Dynamodb => crate::tenant::StoreConfig::DynamoDb {
+            table: table.dynamodb_table.clone(),
+        },
+        TenantStoreKind::Sqlite => crate::tenant::StoreConfig::Sqlite {
+            path: sqlite_file
+                .map(Path::to_owned)
+                .unwrap_or_else(|| data_dir.join("tenants.sqlite3")),
+        },
     }
 }
 

@@ -12,6 +12,7 @@ pub mod crd;
 pub mod elevenlabs;
 pub mod http;
 pub mod ids;
+pub mod local;
 pub mod messaging;
 pub mod retry;
 pub mod telemetry;

@@ -18,6 +18,7 @@ use serde_json::json;
 use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, FaultKinds, Faults};
 use support::kube_mock::{Journal, JournaledPlatform, JournaledStore, MockKube};
 use voice_operator::controller::desired::OperatorSettings;
+use voice_operator::controller::objects::KubeObjects;
 use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
 use voice_operator::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentSpec};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
@@ -124,14 +125,13 @@ fn context(
         journal: journal.clone(),
     };
     Arc::new(Context::new(Parts {
-        client: kube.client.clone(),
+        objects: Arc::new(KubeObjects::new(kube.client.clone(), Some("test".into()))),
         platform: Arc::new(platform),
         store: Arc::new(store),
         settings: settings(),
         timing: Timing::default(),
         claims: claims(va, others),
         metrics: Arc::new(Metrics::register(&mut Registry::default())),
-        instance: Some("test".into()),
     }))
 }
 

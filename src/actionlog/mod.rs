@@ -56,6 +56,16 @@ pub struct ActionLogConfig {
     pub shipper: ShipperConfig,
 }
 
+impl std::fmt::Display for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkConfig::Kinesis { stream, .. } => write!(f, "Kinesis stream {stream}"),
+            SinkConfig::JsonLines { path } => write!(f, "JSON lines in {}", path.display()),
+            SinkConfig::Stdout => f.write_str("JSON lines on standard output"),
+        }
+    }
+}
+
 /// Why the action log could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

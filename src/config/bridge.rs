@@ -44,9 +44,9 @@ pub enum SmtpSecurityArg {
 /// Settings of the bridge routes, the agent and its tools.
 #[derive(Debug, Args)]
 pub struct BridgeArgs {
-    /// Agent runtime.
-    #[arg(long, env = "VOICE_OPERATOR_AGENT_RUNTIME", value_enum, default_value_t = AgentRuntimeKind::Bedrock)]
-    pub agent_runtime: AgentRuntimeKind,
+    /// Agent runtime [default: bedrock in `run`, scripted in `local`].
+    #[arg(long, env = "VOICE_OPERATOR_AGENT_RUNTIME", value_enum)]
+    pub agent_runtime: Option<AgentRuntimeKind>,
 
     /// Bedrock Agent id for tenants without their own (spec.bedrock).
     #[arg(long, env = "BEDROCK_AGENT_ID")]
@@ -222,10 +222,11 @@ fn missing(what: &str) -> BridgeConfigError {
 }
 
 impl BridgeArgs {
-    /// The agent runtime these settings ask for.
-    pub fn runtime(&self) -> Result<RuntimeConfig, BridgeConfigError> {
+    /// The agent runtime these settings ask for; `default` when none is
+    /// named.
+    pub fn runtime(&self, default: AgentRuntimeKind) -> Result<RuntimeConfig, BridgeConfigError> {
         let deadline = Duration::from_millis(self.agent_deadline_ms);
-        match self.agent_runtime {
+        match self.agent_runtime.unwrap_or(default) {
             AgentRuntimeKind::Scripted => Ok(RuntimeConfig::Scripted),
             AgentRuntimeKind::Bedrock => {
                 let (Some(agent_id), Some(alias_id)) =

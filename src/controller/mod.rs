@@ -7,6 +7,7 @@ pub mod desired;
 pub mod error;
 pub mod inventory;
 pub mod metrics;
+pub mod objects;
 pub mod plan;
 pub mod reconcile;
 pub mod runner;

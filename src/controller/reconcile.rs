@@ -7,12 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentStatus};
@@ -24,6 +22,7 @@ use super::desired::{self, OperatorSettings};
 use super::error::{Error, backoff};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
+use super::objects::Objects;
 use super::plan::{self, Adoption, Patch as AgentPatch};
 use super::status::{self, Cond};
 
@@ -58,7 +57,7 @@ impl Default for Timing {
 
 /// What every reconcile shares.
 pub struct Context {
-    client: Client,
+    objects: Arc<dyn Objects>,
     platform: Arc<dyn AgentPlatform>,
     store: Arc<dyn TenantStore>,
     settings: OperatorSettings,
@@ -67,7 +66,6 @@ pub struct Context {
     claims: Store<VoiceAgent>,
     inventory: Inventory,
     metrics: Arc<Metrics>,
-    recorder: Recorder,
     attempts: Mutex<HashMap<String, u32>>,
     /// VoiceAgents to look at again when a claim is released.
     released: Option<mpsc::UnboundedSender<ObjectRef<VoiceAgent>>>,
@@ -75,26 +73,21 @@ pub struct Context {
 
 /// The parts a [`Context`] is made of.
 pub struct Parts {
-    pub client: Client,
+    /// The cluster ([`super::objects::KubeObjects`]) or the manifests
+    /// directory of `local` mode.
+    pub objects: Arc<dyn Objects>,
     pub platform: Arc<dyn AgentPlatform>,
     pub store: Arc<dyn TenantStore>,
     pub settings: OperatorSettings,
     pub timing: Timing,
     pub claims: Store<VoiceAgent>,
     pub metrics: Arc<Metrics>,
-    /// Names this replica in the Events it publishes.
-    pub instance: Option<String>,
 }
 
 impl Context {
     pub fn new(parts: Parts) -> Context {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: parts.instance,
-        };
         Context {
-            recorder: Recorder::new(parts.client.clone(), reporter),
-            client: parts.client,
+            objects: parts.objects,
             platform: parts.platform,
             store: parts.store,
             settings: parts.settings,
@@ -118,16 +111,9 @@ impl Context {
     }
 
     async fn event(&self, va: &VoiceAgent, type_: EventType, reason: &str, note: String) {
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(truncate(note, 1000)),
-            action: reason.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &va.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "cannot publish a Kubernetes Event");
-        }
+        self.objects
+            .event(va, type_, reason, truncate(note, 1000))
+            .await;
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -191,55 +177,22 @@ async fn reconcile_once(va: &Arc<VoiceAgent>, ctx: &Context) -> Result<Action, E
     // The conflict decision needs every VoiceAgent, not just the first
     // ones the initial list delivered.
     let _ = ctx.claims.wait_until_ready().await;
-    let api = api_for(va, ctx);
     let has_finalizer = va.finalizers().iter().any(|f| f == FINALIZER);
     if va.metadata.deletion_timestamp.is_some() {
         if has_finalizer {
             cleanup(va, ctx).await?;
-            set_finalizer(&api, va, false).await?;
+            ctx.objects.set_finalizer(va, false).await?;
             ctx.metrics.phase(&va.uid().unwrap_or_default(), None);
             release_claim(va, ctx);
         }
         return Ok(Action::await_change());
     }
     if has_finalizer {
-        apply(va, ctx, &api).await
+        apply(va, ctx).await
     } else {
-        let va = set_finalizer(&api, va, true).await?;
-        apply(&va, ctx, &api).await
+        let va = ctx.objects.set_finalizer(va, true).await?;
+        apply(&va, ctx).await
     }
-}
-
-fn api_for(va: &VoiceAgent, ctx: &Context) -> Api<VoiceAgent> {
-    Api::namespaced(ctx.client.clone(), &va.namespace().unwrap_or_default())
-}
-
-/// Adds or removes our finalizer. The resourceVersion makes it fail with
-/// 409 (and retry) instead of overwriting a concurrent change.
-async fn set_finalizer(
-    api: &Api<VoiceAgent>,
-    va: &VoiceAgent,
-    present: bool,
-) -> Result<VoiceAgent, Error> {
-    let mut finalizers: Vec<String> = va
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.into());
-    }
-    let patch = json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": va.resource_version()}
-    });
-    Ok(api
-        .patch(
-            &va.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?)
 }
 
 struct AgentOutcome {
@@ -248,7 +201,7 @@ struct AgentOutcome {
     touched: bool,
 }
 
-async fn apply(va: &VoiceAgent, ctx: &Context, api: &Api<VoiceAgent>) -> Result<Action, Error> {
+async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
     let key = desired::tenant_key(va)?;
     let owner = desired::owner(va)?;
     let old = va.status.clone().unwrap_or_default();
@@ -266,7 +219,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context, api: &Api<VoiceAgent>) -> Result<
                 .await;
         }
         let new = status::conflict(&old, va.metadata.generation, now, &message);
-        write_status(api, va, ctx, &old, new).await?;
+        write_status(va, ctx, &old, new).await?;
         return Ok(Action::requeue(ctx.timing.conflict_recheck));
     }
 
@@ -287,7 +240,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context, api: &Api<VoiceAgent>) -> Result<
         item_version: item.version,
         synced_now,
     });
-    write_status(api, va, ctx, &old, new).await?;
+    write_status(va, ctx, &old, new).await?;
     let resync = ctx.timing.resync;
     // Spread resyncs so that agents created together are not all checked
     // in the same second.
@@ -569,10 +522,8 @@ fn release_claim(va: &VoiceAgent, ctx: &Context) {
     }
 }
 
-/// Writes the status when it changed (server-side apply, so fields the
-/// operator no longer sets are dropped).
+/// Writes the status when it changed.
 async fn write_status(
-    api: &Api<VoiceAgent>,
     va: &VoiceAgent,
     ctx: &Context,
     old: &VoiceAgentStatus,
@@ -582,18 +533,7 @@ async fn write_status(
     if *old == new && va.status.is_some() {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": VoiceAgent::api_version(&()),
-        "kind": VoiceAgent::kind(&()),
-        "status": new,
-    });
-    api.patch_status(
-        &va.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    ctx.objects.write_status(va, &new).await
 }
 
 /// Puts a failed reconcile into the status and an Event, best effort: the
@@ -611,8 +551,7 @@ async fn report_failure(va: &VoiceAgent, ctx: &Context, err: &Error) {
     );
     ctx.event(va, EventType::Warning, err.reason(), err.to_string())
         .await;
-    let api = api_for(va, ctx);
-    if let Err(e) = write_status(&api, va, ctx, &old, new).await {
+    if let Err(e) = write_status(va, ctx, &old, new).await {
         tracing::warn!(error = %e, "cannot record the failure in the status");
     }
 }

@@ -22,6 +22,7 @@ use crate::tenant::TenantStore;
 
 use super::desired::OperatorSettings;
 use super::metrics::Metrics;
+use super::objects::KubeObjects;
 use super::reconcile::{self, Context, FIELD_MANAGER, Parts, Timing};
 
 /// How the controller runs.
@@ -160,7 +161,7 @@ async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), RunEr
 
 /// A future that resolves on shutdown or, when `leader` is given, on
 /// losing the lease. kube-runtime wants it `Sync`, hence the oneshot.
-fn stop_when(
+pub(crate) fn stop_when(
     mut shutdown: watch::Receiver<bool>,
     leader: Option<watch::Receiver<bool>>,
 ) -> impl Future<Output = ()> + Send + Sync + 'static {
@@ -205,14 +206,16 @@ async fn run_term(
         rx.recv().await.map(|r| (r, rx))
     });
     let ctx = Context::new(Parts {
-        client: backends.client.clone(),
+        objects: Arc::new(KubeObjects::new(
+            backends.client.clone(),
+            Some(config.identity.clone()),
+        )),
         platform: backends.platform.clone(),
         store: backends.store.clone(),
         settings: config.settings.clone(),
         timing: config.timing.clone(),
         claims: reader.clone(),
         metrics: backends.metrics.clone(),
-        instance: Some(config.identity.clone()),
     })
     .with_release_channel(released_tx);
     Controller::for_stream(triggers, reader)
@@ -220,16 +223,24 @@ async fn run_term(
         .reconcile_on(released)
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, Arc::new(ctx))
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(voiceagent = %obj, "reconciled"),
-                Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
-                    tracing::debug!(voiceagent = %obj, error = %e, "reconcile will be retried")
-                }
-                Err(e) => tracing::warn!(error = %e, "controller"),
-            }
-        })
+        .for_each(|result| async move { log_outcome(result) })
         .await;
+}
+
+/// What the controller stream yields, said in the log.
+pub(crate) fn log_outcome<E: std::error::Error, Q: std::error::Error>(
+    result: Result<
+        (ObjectRef<VoiceAgent>, kube::runtime::controller::Action),
+        kube::runtime::controller::Error<E, Q>,
+    >,
+) {
+    match result {
+        Ok((obj, _)) => tracing::debug!(voiceagent = %obj, "reconciled"),
+        Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
+            tracing::debug!(voiceagent = %obj, error = %e, "reconcile will be retried")
+        }
+        Err(e) => tracing::warn!(error = %e, "controller"),
+    }
 }
 
 /// What must change for a VoiceAgent to be reconciled again at once: its

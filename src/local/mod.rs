@@ -1,0 +1,544 @@
+//! `voice-operator local`: the controller and the bridge in one process
+//! without a cluster. VoiceAgents come from a manifests directory
+//! ([`manifests`]), live in [`objects::LocalObjects`] instead of the API
+//! server, and are reconciled by the same kube-runtime Controller and
+//! reconcile function as in a cluster. ElevenLabs is the real API when
+//! ELEVENLABS_API_KEY is set and [`offline::OfflinePlatform`] otherwise.
+
+pub mod admin;
+pub mod manifests;
+pub mod objects;
+pub mod offline;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
+use prometheus_client::registry::Registry;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::cli::{BridgeBackends, BridgeSecrets, bridge_parts, shutdown_signal};
+use crate::config::LocalArgs;
+use crate::config::bridge::{AgentRuntimeKind, secret};
+use crate::controller::desired::OperatorSettings;
+use crate::controller::objects::Objects;
+use crate::controller::runner::{log_outcome, stop_when};
+use crate::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
+use crate::crd::VoiceAgent;
+use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
+use crate::http::Ops;
+use crate::tenant::StoreConfig;
+
+use self::admin::DirAdmin;
+use self::manifests::{ManifestError, Scan, Validator};
+use self::objects::{Changes, LocalObjects};
+use self::offline::OfflinePlatform;
+
+/// Namespace of the VoiceAgents the admin API writes in `local` mode,
+/// unless --admin-namespace says otherwise.
+const ADMIN_NAMESPACE: &str = "default";
+
+/// Runs `local` until SIGTERM or Ctrl-C.
+pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory --data-dir {} (VOICE_OPERATOR_DATA_DIR)",
+            data_dir.display()
+        )
+    })?;
+    if !args.manifests.is_dir() {
+        anyhow::bail!(
+            "--manifests {} (VOICE_OPERATOR_MANIFESTS) is not a directory; point it at a directory of VoiceAgent manifests, such as the repository's examples/",
+            args.manifests.display()
+        );
+    }
+    let webhook = local_secret("ELEVENLABS_WEBHOOK_SECRET", data_dir, "webhook-secret")?;
+    let admin_token = local_secret("VOICE_OPERATOR_ADMIN_TOKEN", data_dir, "admin-token")?;
+    let llm_secret = secret("VOICE_OPERATOR_LLM_SECRET");
+
+    let (platform, elevenlabs): (Arc<dyn AgentPlatform>, String) = match secret(
+        "ELEVENLABS_API_KEY",
+    ) {
+        Some(key) => {
+            let client =
+                ElevenLabsClient::new(ClientConfig::new(args.elevenlabs_base_url.clone(), key))
+                    .context("ELEVENLABS_BASE_URL")?;
+            let line = format!(
+                "the real API at {} (ELEVENLABS_API_KEY is set): agents are created in your workspace",
+                args.elevenlabs_base_url
+            );
+            (Arc::new(client), line)
+        }
+        None => {
+            let path = data_dir.join("offline-agents.json");
+            let offline = OfflinePlatform::open(&path)?;
+            let line = format!(
+                "OFFLINE stand-in (ELEVENLABS_API_KEY is not set): agent ids are made up and kept in {}; no phone will ring",
+                path.display()
+            );
+            (Arc::new(offline), line)
+        }
+    };
+    if elevenlabs.starts_with("OFFLINE") {
+        tracing::warn!(
+            "ElevenLabs is OFFLINE: ELEVENLABS_API_KEY is not set, agents exist only in the local stand-in"
+        );
+    }
+    let store_config = args.store_config(data_dir);
+    let store = crate::tenant::open(&store_config)
+        .await
+        .context("opening the tenant store")?;
+
+    let listener = TcpListener::bind(args.listen).await.with_context(|| {
+        format!(
+            "cannot listen on --listen {} (VOICE_OPERATOR_LISTEN)",
+            args.listen
+        )
+    })?;
+    let address = listener.local_addr()?;
+    let base_url = format!("http://{address}");
+    let public_url = args.public_url.clone().unwrap_or_else(|| base_url.clone());
+
+    let (objects, triggers) = LocalObjects::open(&data_dir.join("voiceagents.json"))?;
+    let objects = Arc::new(objects);
+    let validator = Validator::new();
+    let mut reported = Vec::new();
+    let scan = manifests::scan(&args.manifests, &validator)
+        .with_context(|| format!("cannot read --manifests {}", args.manifests.display()))?;
+    report_scan(&scan, &mut reported);
+    let changes = objects.sync(&scan, true)?;
+    report_changes(&changes);
+
+    let rescan = Arc::new(Notify::new());
+    let admin_namespace = args
+        .bridge
+        .admin_namespace
+        .clone()
+        .unwrap_or_else(|| ADMIN_NAMESPACE.into());
+    let admin = Arc::new(DirAdmin::new(
+        args.manifests.clone(),
+        admin_namespace,
+        objects.clone(),
+        rescan.clone(),
+    ));
+    let secrets = BridgeSecrets {
+        webhook: webhook.value.clone(),
+        llm: llm_secret.clone(),
+        admin: Some(admin_token.value.clone()),
+    };
+    let backends = BridgeBackends {
+        platform: platform.clone(),
+        store: store.clone(),
+        admin,
+    };
+    let bridge = bridge_parts(
+        &args.bridge,
+        &args.action_log,
+        AgentRuntimeKind::Scripted,
+        secrets,
+        backends,
+        data_dir,
+    )
+    .await?;
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let ops = Ops {
+        registry: Arc::new(registry),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let router = crate::http::ops_routes(ops.clone()).merge(bridge.router);
+
+    let report = Report {
+        base_url: &base_url,
+        public_url: &public_url,
+        manifests: &args.manifests,
+        data_dir,
+        voiceagents: objects.all(),
+        errors: scan.errors.len(),
+        elevenlabs: &elevenlabs,
+        store: &store_config,
+        action_log: &bridge.action_log,
+        agent: &bridge.agent,
+        messaging: &bridge.messaging,
+        webhook: &webhook,
+        admin: &admin_token,
+        llm_secret: llm_secret.is_some(),
+    };
+    let text = report.render();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let signalled = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(true);
+    });
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(crate::http::serve(listener, router, async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    }));
+    let watcher = tokio::spawn(watch_manifests(
+        args.manifests.clone(),
+        Duration::from_millis(args.manifest_poll_ms),
+        objects.clone(),
+        validator,
+        rescan,
+        reported,
+        stop_rx.clone(),
+    ));
+
+    let settings = OperatorSettings {
+        public_url,
+        llm_secret_id: args.llm_secret_id.clone(),
+        default_prompt: args.default_prompt.clone(),
+    };
+    let timing = Timing {
+        resync: Duration::from_secs(args.resync_secs),
+        ..Timing::default()
+    };
+    let (released_tx, released_rx) = mpsc::unbounded_channel::<ObjectRef<VoiceAgent>>();
+    let released = futures::stream::unfold(released_rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    });
+    let triggers = futures::stream::unfold(triggers, |mut rx| async move {
+        rx.recv().await.map(|va| (Ok(va), rx))
+    });
+    let ctx = Context::new(Parts {
+        objects: objects.clone() as Arc<dyn Objects>,
+        platform,
+        store,
+        settings,
+        timing,
+        claims: objects.reader(),
+        metrics: metrics.clone(),
+    })
+    .with_release_channel(released_tx);
+    metrics.leader(true);
+    ops.ready.store(true, Ordering::Release);
+    Controller::for_stream(triggers, objects.reader())
+        .with_config(ControllerConfig::default().concurrency(4))
+        .reconcile_on(released)
+        .graceful_shutdown_on(stop_when(stop_rx.clone(), None))
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|result| async move { log_outcome(result) })
+        .await;
+    ops.ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    let _ = watcher.await;
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
+        Err(e) => tracing::warn!(error = %e, "HTTP server task"),
+    }
+    let flushed = bridge.shipper.shutdown(bridge.grace).await;
+    tracing::info!(report = %flushed, "action log flushed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A secret of `local` mode and where it came from.
+struct LocalSecret {
+    value: SecretString,
+    variable: &'static str,
+    /// The file it is kept in, and whether this start made it; `None`
+    /// when it came from the variable.
+    file: Option<(PathBuf, bool)>,
+}
+
+/// `variable` when set; otherwise the value kept in `<data-dir>/<file>`,
+/// made (random, readable by the owner only) on first use, so that the
+/// simulator and curl examples can read it.
+fn local_secret(
+    variable: &'static str,
+    data_dir: &Path,
+    file: &str,
+) -> anyhow::Result<LocalSecret> {
+    if let Some(value) = secret(variable) {
+        return Ok(LocalSecret {
+            value,
+            variable,
+            file: None,
+        });
+    }
+    let path = data_dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            return Ok(LocalSecret {
+                value: SecretString::from(text.trim().to_owned()),
+                variable,
+                file: Some((path, false)),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    }
+    let value = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(out, "{value}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(LocalSecret {
+        value: SecretString::from(value),
+        variable,
+        file: Some((path, true)),
+    })
+}
+
+impl LocalSecret {
+    fn describe(&self) -> String {
+        match &self.file {
+            None => format!("from {}", self.variable),
+            Some((path, created)) => format!(
+                "{} {} (set {} to use your own)",
+                if *created {
+                    "generated into"
+                } else {
+                    "read from"
+                },
+                path.display(),
+                self.variable
+            ),
+        }
+    }
+
+    /// Shell text that yields the secret.
+    fn shell(&self) -> String {
+        match &self.file {
+            None => format!("\"${}\"", self.variable),
+            Some((path, _)) => format!("\"$(cat {})\"", shell_path(path)),
+        }
+    }
+}
+
+fn shell_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Says once what is wrong in the manifests (again only when it changes).
+fn report_scan(scan: &Scan, reported: &mut Vec<ManifestError>) {
+    if scan.errors == *reported {
+        return;
+    }
+    for error in &scan.errors {
+        tracing::error!("invalid manifest: {error}");
+    }
+    for skipped in &scan.skipped {
+        tracing::info!("ignored: {skipped}");
+    }
+    *reported = scan.errors.clone();
+}
+
+fn report_changes(changes: &Changes) {
+    for key in &changes.created {
+        tracing::info!(voiceagent = %key, "VoiceAgent created from its manifest");
+    }
+    for key in &changes.updated {
+        tracing::info!(voiceagent = %key, "VoiceAgent changed in its manifest");
+    }
+    for key in &changes.deleting {
+        tracing::info!(voiceagent = %key, "manifest removed; deleting the VoiceAgent");
+    }
+    for key in &changes.kept {
+        tracing::warn!(voiceagent = %key, "its manifest file has errors; the VoiceAgent is kept as it was");
+    }
+    for error in &changes.refused {
+        tracing::error!("change refused: {error}");
+    }
+}
+
+/// Looks at the manifests directory every `poll` (and at once when the
+/// admin API wrote to it) and syncs the VoiceAgents when it changed.
+async fn watch_manifests(
+    dir: PathBuf,
+    poll: Duration,
+    objects: Arc<LocalObjects>,
+    validator: Validator,
+    rescan: Arc<Notify>,
+    mut reported: Vec<ManifestError>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = manifests::fingerprint(&dir).ok();
+    let mut unreadable = false;
+    let mut ticks = tokio::time::interval(poll);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = rescan.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = match manifests::fingerprint(&dir) {
+            Ok(now) => {
+                unreadable = false;
+                Some(now)
+            }
+            Err(e) => {
+                if !unreadable {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot read the manifests directory; VoiceAgents are kept as they are");
+                }
+                unreadable = true;
+                continue;
+            }
+        };
+        if now == last && !objects.take_removed() {
+            continue;
+        }
+        last = now;
+        let scan = match manifests::scan(&dir, &validator) {
+            Ok(scan) => scan,
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot read the manifests directory");
+                continue;
+            }
+        };
+        report_scan(&scan, &mut reported);
+        match objects.sync(&scan, false) {
+            Ok(changes) => report_changes(&changes),
+            Err(e) => tracing::error!(error = %e, "cannot save the local VoiceAgent state"),
+        }
+    }
+}
+
+/// The start-up report.
+struct Report<'a> {
+    base_url: &'a str,
+    public_url: &'a str,
+    manifests: &'a Path,
+    data_dir: &'a Path,
+    voiceagents: Vec<VoiceAgent>,
+    errors: usize,
+    elevenlabs: &'a str,
+    store: &'a StoreConfig,
+    action_log: &'a str,
+    agent: &'a str,
+    messaging: &'a str,
+    webhook: &'a LocalSecret,
+    admin: &'a LocalSecret,
+    llm_secret: bool,
+}
+
+impl Report<'_> {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        let store = match self.store {
+            StoreConfig::Sqlite { path } => format!("SQLite {}", path.display()),
+            StoreConfig::DynamoDb { table } => {
+                format!(
+                    "DynamoDB table {table} (AWS_REGION / AWS_ENDPOINT_URL from the environment)"
+                )
+            }
+        };
+        let _ = writeln!(out, "voice-operator local");
+        let _ = writeln!(
+            out,
+            "  manifests       {} ({} VoiceAgents, {} invalid documents; watched)",
+            self.manifests.display(),
+            self.voiceagents.len(),
+            self.errors
+        );
+        let _ = writeln!(out, "  data directory  {}", self.data_dir.display());
+        let _ = writeln!(out, "  ElevenLabs      {}", self.elevenlabs);
+        let _ = writeln!(out, "  tenant store    {store}");
+        let _ = writeln!(out, "  action log      {}", self.action_log);
+        let _ = writeln!(out, "  agent runtime   {}", self.agent);
+        let _ = writeln!(out, "  messaging       {}", self.messaging);
+        let _ = writeln!(out, "  webhook secret  {}", self.webhook.describe());
+        let _ = writeln!(out, "  admin token     {}", self.admin.describe());
+        let _ = writeln!(
+            out,
+            "  custom-LLM auth {}",
+            if self.llm_secret {
+                "bearer VOICE_OPERATOR_LLM_SECRET"
+            } else {
+                "none (VOICE_OPERATOR_LLM_SECRET is not set)"
+            }
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "listening on {}", self.base_url);
+        let base = self.base_url;
+        for (what, path) in [
+            (
+                "webhook (seed events)",
+                "/api/elevenlabs/webhook".to_owned(),
+            ),
+            (
+                "custom LLM",
+                "/api/elevenlabs/llm/<businessId>/<locationId>/chat/completions".to_owned(),
+            ),
+            ("post-call webhook", "/api/elevenlabs/post-call".to_owned()),
+            (
+                "conversation init",
+                "/api/elevenlabs/conversation-init".to_owned(),
+            ),
+            (
+                "admin",
+                "/api/elevenlabs/{activate,deactivate,status}/<businessId>".to_owned(),
+            ),
+            ("health, metrics", "/healthz /readyz /metrics".to_owned()),
+        ] {
+            let _ = writeln!(out, "  {what:<22} {base}{path}");
+        }
+        if self.public_url != self.base_url {
+            let _ = writeln!(out, "  ElevenLabs reaches it at {}", self.public_url);
+        }
+        let (business, location) = self
+            .voiceagents
+            .iter()
+            .find(|va| va.spec.enabled)
+            .map(|va| (va.spec.business_id.clone(), va.spec.location_id.clone()))
+            .unwrap_or_else(|| ("B0100001".into(), "L0100001".into()));
+        let body = format!(
+            r#"{{"event":"message","conversationId":"try-1","message":{{"content":"Is there anything free tomorrow at 10:00?"}},"metadata":{{"businessId":"{business}","locationId":"{location}"}}}}"#
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Try a signed conversation turn (bash, openssl, curl):");
+        let _ = writeln!(out, "  body='{body}'");
+        let _ = writeln!(out, "  ts=$(date +%s)");
+        let _ = writeln!(
+            out,
+            "  sig=$(printf '%s.%s' \"$ts\" \"$body\" | openssl dgst -sha256 -hmac {} | sed 's/^.*= //')",
+            self.webhook.shell()
+        );
+        let _ = writeln!(
+            out,
+            "  curl -sS {base}/api/elevenlabs/webhook -H 'content-type: application/json' -H \"ElevenLabs-Signature: t=$ts,v0=$sig\" -d \"$body\""
+        );
+        let _ = writeln!(
+            out,
+            "or a whole call: python3 examples/simulate-call.py --url {base} --data-dir {}",
+            shell_path(self.data_dir)
+        );
+        out
+    }
+}

@@ -1,0 +1,163 @@
+//! The offline stand-in for the ElevenLabs Agents API that `local` mode
+//! uses when no ELEVENLABS_API_KEY is set: it keeps agents in a JSON file
+//! under the data directory and assigns ids, so the controller logic runs
+//! end to end, but no phone rings anywhere.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::elevenlabs::{
+    AgentPage, AgentPlatform, AgentSummary, ApiError, ApiFuture, Deleted, DesiredAgent, ListQuery,
+    RemoteAgent,
+};
+use crate::ids::Id;
+
+/// Agents kept on disk, keyed by id.
+pub struct OfflinePlatform {
+    path: PathBuf,
+    agents: Mutex<BTreeMap<String, Value>>,
+}
+
+impl OfflinePlatform {
+    /// Opens (or starts) the agents file at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<OfflinePlatform> {
+        let agents = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not an offline agents file ({e}); move it away to start afresh",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        Ok(OfflinePlatform {
+            path: path.to_owned(),
+            agents: Mutex::new(agents),
+        })
+    }
+
+    /// How many agents it holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, agents: &BTreeMap<String, Value>, operation: &str) -> Result<(), ApiError> {
+        let failed = |e: std::io::Error| ApiError::Server {
+            operation: operation.to_owned(),
+            status: 500,
+            message: format!("offline stand-in cannot write {}: {e}", self.path.display()),
+        };
+        let text = serde_json::to_vec_pretty(agents).expect("agents serialize");
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).map_err(failed)?;
+        std::fs::rename(&tmp, &self.path).map_err(failed)
+    }
+}
+
+fn not_found(operation: &str) -> ApiError {
+    ApiError::NotFound {
+        operation: operation.to_owned(),
+    }
+}
+
+impl AgentPlatform for OfflinePlatform {
+    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id> {
+        Box::pin(async move {
+            let raw = format!("agent_offline_{}", uuid::Uuid::new_v4().simple());
+            let id = Id::parse("agent_id", &raw).map_err(ApiError::InvalidId)?;
+            let mut agents = self.lock();
+            agents.insert(raw, desired.body());
+            self.save(&agents, "create agent")?;
+            Ok(id)
+        })
+    }
+
+    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent> {
+        Box::pin(async move {
+            let agents = self.lock();
+            let body = agents
+                .get(id.as_str())
+                .ok_or_else(|| not_found("get agent"))?;
+            Ok(RemoteAgent {
+                agent_id: id.clone(),
+                name: body["name"].as_str().unwrap_or_default().to_owned(),
+                tags: tags(body),
+                conversation_config: body["conversation_config"].clone(),
+                platform_settings: body
+                    .get("platform_settings")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            })
+        })
+    }
+
+    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let mut agents = self.lock();
+            let body = agents
+                .get_mut(id.as_str())
+                .ok_or_else(|| not_found("update agent"))?;
+            *body = desired.body();
+            self.save(&agents, "update agent")
+        })
+    }
+
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted> {
+        Box::pin(async move {
+            let mut agents = self.lock();
+            if agents.remove(id.as_str()).is_none() {
+                return Ok(Deleted::AlreadyGone);
+            }
+            self.save(&agents, "delete agent")?;
+            Ok(Deleted::Removed)
+        })
+    }
+
+    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage> {
+        Box::pin(async move {
+            let agents = self.lock();
+            let matches = |body: &Value| match &query.search {
+                Some(search) => body["name"]
+                    .as_str()
+                    .is_some_and(|name| name.to_lowercase().contains(&search.to_lowercase())),
+                None => true,
+            };
+            Ok(AgentPage {
+                agents: agents
+                    .iter()
+                    .filter(|(_, body)| matches(body))
+                    .map(|(id, body)| AgentSummary {
+                        agent_id: id.clone(),
+                        name: body["name"].as_str().unwrap_or_default().to_owned(),
+                        tags: tags(body),
+                    })
+                    .collect(),
+                next_cursor: None,
+                has_more: false,
+            })
+        })
+    }
+}
+
+fn tags(body: &Value) -> Vec<String> {
+    body["tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
