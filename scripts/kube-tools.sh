@@ -11,6 +11,8 @@
 #   scripts/kube-tools.sh --start DIR               # start etcd + kube-apiserver on
 #                                                   # loopback; last line: DIR/kubeconfig
 #   scripts/kube-tools.sh --stop DIR                # stop what --start started
+#   scripts/kube-tools.sh --kubectl                 # also build kubectl (same module
+#                                                   # version) into the bin dir
 #
 # Cache: ${VOICE_OPERATOR_TOOLS:-$HOME/.cache/voice-operator}/kube/<KUBE_VERSION>/bin/
 # The last stdout line is always the absolute bin dir; progress goes to stderr.
@@ -73,22 +75,26 @@ log() { printf '[kube-tools] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 VERIFY=0
+KUBECTL=0
 ACTION=build
 CLUSTER_DIR=""
 while (( $# )); do
   case $1 in
     --verify) VERIFY=1 ;;
+    --kubectl) KUBECTL=1 ;;
     --start|--stop)
       ACTION=${1#--}; shift
       [[ $# -gt 0 ]] || die "--$ACTION needs a directory"
       CLUSTER_DIR=$1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
 done
 
 have_bins() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd ]]; }
+# kubectl is only built when asked for (--kubectl): the tests do not need it.
+have_wanted() { have_bins && { (( ! KUBECTL )) || [[ -x $BIN_DIR/kubectl ]]; }; }
 
 # ---------------------------------------------------------------------------
 # Smoke test: etcd + kube-apiserver on loopback, check /readyz and /apis.
@@ -305,8 +311,8 @@ EOF
       go build -trimpath -ldflags="-s -w" -o "$2" . ) >&2
 }
 
-build_kube_apiserver() { # $1 = scratch dir, $2 = output file
-  local src=$1/kube-apiserver
+build_kube_cmd() { # $1 = scratch dir, $2 = command (kube-apiserver, kubectl), $3 = output file
+  local src=$1/$2
   mkdir -p "$src"
   # k8s.io/kubernetes replaces its staging modules (k8s.io/api, client-go, ...)
   # with ./staging/... paths, which do not exist in the module zip, and a
@@ -329,7 +335,7 @@ build_kube_apiserver() { # $1 = scratch dir, $2 = output file
     END {for (m in st) if (m in req) print m}' "$kmod" | sort)
   [[ -n $mods ]] || die "found no staging modules in $kmod"
   {
-    echo "module voice-operator.local/kube-apiserver-build"
+    echo "module voice-operator.local/$2-build"
     echo
     echo "go $MIN_GO"
     echo
@@ -341,7 +347,7 @@ build_kube_apiserver() { # $1 = scratch dir, $2 = output file
     for m in $mods; do echo "	$m => $m $staging_version"; done
     echo ")"
   } >"$src/go.mod"
-  log "building kube-apiserver $KUBE_VERSION ($(echo "$mods" | wc -l) staging modules at $staging_version); this takes a while"
+  log "building $2 $KUBE_VERSION ($(echo "$mods" | wc -l) staging modules at $staging_version); this takes a while"
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local ld="-s -w" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -349,7 +355,7 @@ build_kube_apiserver() { # $1 = scratch dir, $2 = output file
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   done
   ( cd "$src" && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
-      go build -trimpath -ldflags="$ld" -o "$2" k8s.io/kubernetes/cmd/kube-apiserver ) >&2
+      go build -trimpath -ldflags="$ld" -o "$3" "k8s.io/kubernetes/cmd/$2" ) >&2
 }
 
 main() {
@@ -370,7 +376,7 @@ main() {
 }
 
 build() {
-  if have_bins; then
+  if have_wanted; then
     if (( VERIFY )); then smoke_test "$BIN_DIR" || exit 1; fi
     echo "$BIN_DIR"; return 0
   fi
@@ -380,19 +386,33 @@ build() {
   # one builder at a time (parallel test runs may call this script)
   exec 9>"$KUBE_DIR/.lock"
   flock 9
-  if have_bins; then echo "$BIN_DIR"; return 0; fi
+  if have_wanted; then echo "$BIN_DIR"; return 0; fi
 
   check_go
   SCRATCH=$(mktemp -d "$KUBE_DIR/build.XXXXXX")
   trap 'rm -rf "$SCRATCH"' EXIT
   local scratch=$SCRATCH
   mkdir -p "$scratch/bin"
+  if ! have_bins; then build_server "$scratch"; fi
+  if (( KUBECTL )) && [[ ! -x $BIN_DIR/kubectl ]]; then
+    local t0=$SECONDS
+    build_kube_cmd "$scratch" kubectl "$scratch/bin/kubectl"
+    "$scratch/bin/kubectl" version --client >/dev/null \
+      || die "freshly built kubectl does not run"
+    log "kubectl built in $((SECONDS - t0))s"
+    mv -f "$scratch/bin/kubectl" "$BIN_DIR/kubectl.tmp" && mv -f "$BIN_DIR/kubectl.tmp" "$BIN_DIR/kubectl"
+  fi
+  echo "$BIN_DIR"
+}
+
+build_server() { # $1 = scratch dir; builds, smoke-tests and installs etcd + kube-apiserver
+  local scratch=$1
   local t0=$SECONDS
   if [[ -x $BIN_DIR/etcd ]]; then cp "$BIN_DIR/etcd" "$scratch/bin/etcd"
   else build_etcd "$scratch" "$scratch/bin/etcd"; log "etcd built in $((SECONDS - t0))s"; fi
   local t1=$SECONDS
   if [[ -x $BIN_DIR/kube-apiserver ]]; then cp "$BIN_DIR/kube-apiserver" "$scratch/bin/kube-apiserver"
-  else build_kube_apiserver "$scratch" "$scratch/bin/kube-apiserver"; log "kube-apiserver built in $((SECONDS - t1))s"; fi
+  else build_kube_cmd "$scratch" kube-apiserver "$scratch/bin/kube-apiserver"; log "kube-apiserver built in $((SECONDS - t1))s"; fi
 
   smoke_test "$scratch/bin" || die "freshly built binaries failed the smoke test"
 
@@ -402,7 +422,6 @@ build() {
     mv -f "$scratch/bin/$b" "$BIN_DIR/$b.tmp" && mv -f "$BIN_DIR/$b.tmp" "$BIN_DIR/$b"
   done
   log "installed into $BIN_DIR ($(du -sh "$BIN_DIR" | cut -f1))"
-  echo "$BIN_DIR"
 }
 
 main
