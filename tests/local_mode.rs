@@ -1,0 +1,641 @@
+//! End to end: the built binary in `local` mode with the repository's
+//! examples, driven over HTTP exactly as ElevenLabs calls it (signed),
+//! its JSON-lines action log checked against the agent-log schema; the
+//! manifests directory watched (bad documents named, the others kept);
+//! and the same binary on DynamoDB and Kinesis in the AWS emulator.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, sign};
+
+const CLINIC: (&str, &str) = ("B0100001", "L0100001");
+
+/// A running `voice-operator local`; killed when dropped.
+struct Local {
+    child: Child,
+    base: String,
+    /// What it printed on standard output before serving.
+    report: String,
+    stderr: PathBuf,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+impl Local {
+    /// Starts the binary on a free port and waits for its report.
+    fn start(data: &Path, manifests: &Path, extra: &[&str], env: &[(&str, String)]) -> Local {
+        let stderr = data.join("stderr.log");
+        std::fs::create_dir_all(data).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voice-operator"));
+        command
+            .arg("--data-dir")
+            .arg(data)
+            .arg("local")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--manifests")
+            .arg(manifests)
+            .arg("--manifest-poll-ms")
+            .arg("200")
+            .args(extra)
+            .env_remove("ELEVENLABS_API_KEY")
+            .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("VOICE_OPERATOR_LLM_SECRET", LLM_SECRET)
+            .env("VOICE_OPERATOR_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("VOICE_OPERATOR_ACTION_LOG_FLUSH_MS", "20")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut report = String::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                report.push_str(&line);
+                report.push('\n');
+                if line.starts_with("or a whole call") {
+                    let _ = tx.send(report.clone());
+                }
+            }
+            let _ = tx.send(report);
+        });
+        let report = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no start-up report within 60 s; stderr: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            });
+        let base = report
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in the report:\n{report}\nstderr: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            })
+            .trim()
+            .to_owned();
+        Local {
+            child,
+            base,
+            report,
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The admin API's status of a location (status code, body).
+    async fn status(&self, business: &str, location: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/api/elevenlabs/status/{business}?locationId={location}",
+                self.base
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the location's VoiceAgent is Active; its agent id.
+    async fn active(&self, business: &str, location: &str) -> String {
+        for _ in 0..300 {
+            let (code, body) = self.status(business, location).await;
+            if code == 200 && body["phase"] == json!("Active") {
+                return body["config"]["agentId"].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{business}/{location} not Active within 30 s: {:?}\nstderr: {}",
+            self.status(business, location).await,
+            self.stderr()
+        );
+    }
+
+    async fn signed(&self, path: &str, body: &Value) -> (u16, Value) {
+        let body = body.to_string();
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("ElevenLabs-Signature", sign(body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// SIGTERM, then whether it exited 0 within 30 s (its log on failure).
+    async fn stop(mut self) -> bool {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if !status.success() {
+                    eprintln!("exit {status:?}; stderr:\n{}", self.stderr());
+                }
+                return status.success();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("still running 30 s after SIGTERM");
+    }
+}
+
+fn seed(event: &str, conversation: &str, key: (&str, &str), extra: Value) -> Value {
+    let mut body = json!({"event": event, "conversationId": conversation,
+        "metadata": {"businessId": key.0, "locationId": key.1}});
+    if let Value::Object(extra) = extra {
+        body.as_object_mut().unwrap().extend(extra);
+    }
+    body
+}
+
+fn read_log(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
+    let data = tempfile::tempdir().unwrap();
+    let local = Local::start(data.path(), &examples(), &[], &[]);
+    assert!(
+        local.report.contains("OFFLINE stand-in"),
+        "{}",
+        local.report
+    );
+    assert!(
+        local
+            .report
+            .contains("webhook secret  from ELEVENLABS_WEBHOOK_SECRET"),
+        "{}",
+        local.report
+    );
+    assert!(local.report.contains("curl -sS"), "{}", local.report);
+    let agent = local.active(CLINIC.0, CLINIC.1).await;
+    assert!(agent.starts_with("agent_offline_"), "{agent}");
+
+    // A whole call through the seed webhook.
+    let conversation = "conv_local_e2e_1";
+    let (code, answer) = local
+        .signed(
+            "/api/elevenlabs/webhook",
+            &seed("conversation_start", conversation, CLINIC, json!({})),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let turn = seed(
+        "message",
+        conversation,
+        CLINIC,
+        json!({"message": {"content": "Ce program aveți mâine?"}}),
+    );
+    let (code, answer) = local.signed("/api/elevenlabs/webhook", &turn).await;
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        answer["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("[scripted agent]"),
+        "{answer}"
+    );
+    assert_eq!(answer["continueConversation"], json!(true));
+    let end = seed(
+        "conversation_end",
+        conversation,
+        CLINIC,
+        json!({"duration": 61.5}),
+    );
+    assert_eq!(local.signed("/api/elevenlabs/webhook", &end).await.0, 200);
+
+    // Refusals: no signature, a disabled tenant, an unknown one.
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/api/elevenlabs/webhook", local.base))
+        .json(&turn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let disabled = ("B0200001", "L0200002");
+    let mut code = 0;
+    for _ in 0..100 {
+        let off = seed(
+            "message",
+            "conv_off",
+            disabled,
+            json!({"message": {"content": "hello"}}),
+        );
+        code = local.signed("/api/elevenlabs/webhook", &off).await.0;
+        if code == 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 409, "the disabled example refuses calls");
+    let stranger = seed(
+        "message",
+        "conv_x",
+        ("B9999999", "L9999999"),
+        json!({"message": {"content": "hello"}}),
+    );
+    assert_eq!(
+        local.signed("/api/elevenlabs/webhook", &stranger).await.0,
+        404
+    );
+
+    // The custom LLM, streamed.
+    let request = json!({"model": "custom", "stream": true, "user_id": "caller-1",
+        "messages": [{"role": "system", "content": "You are the front desk."},
+                     {"role": "user", "content": "Aveți liber mâine la 10?"}],
+        "elevenlabs_extra_body": {"conversation_id": conversation}});
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/elevenlabs/llm/{}/{}/chat/completions",
+            local.base, CLINIC.0, CLINIC.1
+        ))
+        .bearer_auth(LLM_SECRET)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut events = response.bytes_stream().eventsource();
+    let mut text = String::new();
+    let mut done = false;
+    while let Some(event) = events.next().await {
+        let event = event.unwrap();
+        if event.data == "[DONE]" {
+            done = true;
+            break;
+        }
+        let chunk: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(chunk["object"], json!("chat.completion.chunk"));
+        if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(piece);
+        }
+    }
+    assert!(done, "the stream ends with [DONE]");
+    assert!(text.starts_with("[scripted agent]"), "{text}");
+
+    // Conversation initiation and the post-call transcription, for the
+    // agent the controller made.
+    let init = json!({"agent_id": agent, "caller_id": "+40721000111",
+        "called_number": "+40312345678", "call_sid": "CA_local_1"});
+    let (code, answer) = local
+        .signed("/api/elevenlabs/conversation-init", &init)
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["dynamic_variables"]["business_id"], json!(CLINIC.0));
+    assert_eq!(answer["dynamic_variables"]["location_id"], json!(CLINIC.1));
+    let mut post_call: Value = serde_json::from_slice(
+        &std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap(),
+    )
+    .unwrap();
+    post_call["data"]["agent_id"] = json!(agent);
+    post_call["data"]["conversation_id"] = json!(conversation);
+    let (code, answer) = local.signed("/api/elevenlabs/post-call", &post_call).await;
+    assert_eq!((code, &answer["status"]), (200, &json!("ok")), "{answer}");
+
+    assert!(local.stop().await);
+    let records = read_log(&data.path().join("agent-log.jsonl"));
+    let validator = support::agent_log_validator();
+    for record in &records {
+        assert!(validator.is_valid(record), "not schema-valid: {record}");
+    }
+    let ours: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["data"]["agentSessionId"] == json!(conversation))
+        .collect();
+    let events: Vec<&str> = ours
+        .iter()
+        .filter_map(|r| r["data"]["metadata"]["event"].as_str())
+        .collect();
+    for event in ["conversation_start", "message", "conversation_end"] {
+        assert!(events.contains(&event), "{event} missing: {ours:?}");
+    }
+    let post = ours
+        .iter()
+        .find(|r| r["data"]["metadata"]["callDuration"].is_number())
+        .expect("a post-call record with callDuration");
+    assert_eq!(post["businessId"], json!(CLINIC.0));
+    assert_eq!(post["data"]["actionType"], json!("voice_call"));
+    assert!(
+        records.iter().all(|r| r["businessId"] != json!("B9999999")),
+        "nothing logged for refused calls"
+    );
+}
+
+const SALON: &str = "apiVersion: voiceagents.io/v1alpha1
+kind: VoiceAgent
+metadata:
+  name: salon-new
+  namespace: tenants
+spec:
+  businessId: B0700001
+  locationId: L0700001
+  businessName: Salon Nou
+  voiceId: 21m00Tcm4TlvDq8ikWAM
+  greeting: Bună ziua!
+";
+
+#[tokio::test]
+async fn the_manifests_directory_is_watched_and_bad_documents_named() {
+    let data = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        examples().join("voiceagent-clinic.yaml"),
+        manifests.path().join("clinic.yaml"),
+    )
+    .unwrap();
+    let bad_phone = SALON
+        .replace("salon-new", "salon-bad")
+        .replace("L0700001", "L0700002")
+        .replace(
+            "greeting: Bună ziua!",
+            "greeting: Bună ziua!\n  phoneNumber: \"0312 345 678\"",
+        );
+    let two = format!(
+        "{}---\n{bad_phone}",
+        SALON
+            .replace("salon-new", "salon-good")
+            .replace("L0700001", "L0700003")
+    );
+    std::fs::write(manifests.path().join("two.yaml"), two).unwrap();
+    let local = Local::start(data.path(), manifests.path(), &[], &[]);
+    assert!(
+        local
+            .report
+            .contains("(2 VoiceAgents, 1 invalid documents; watched)"),
+        "{}",
+        local.report
+    );
+    local.active(CLINIC.0, CLINIC.1).await;
+    local.active("B0700001", "L0700003").await;
+    let stderr = local.stderr();
+    assert!(
+        stderr.contains("two.yaml, document 2: spec.phoneNumber:"),
+        "{stderr}"
+    );
+    assert_eq!(local.status("B0700001", "L0700002").await.0, 404);
+
+    // A new file is picked up; removing it deletes the agent (policy
+    // Delete) and the tenant.
+    std::fs::write(manifests.path().join("salon.yaml"), SALON).unwrap();
+    let agent = local.active("B0700001", "L0700001").await;
+    let offline = data.path().join("offline-agents.json");
+    assert!(std::fs::read_to_string(&offline).unwrap().contains(&agent));
+    std::fs::remove_file(manifests.path().join("salon.yaml")).unwrap();
+    let mut code = 0;
+    for _ in 0..100 {
+        code = local.status("B0700001", "L0700001").await.0;
+        if code == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 404, "the removed manifest's VoiceAgent is gone");
+    let mut deleted = false;
+    for _ in 0..100 {
+        if !std::fs::read_to_string(&offline).unwrap().contains(&agent) {
+            deleted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(deleted, "agent {agent} deleted (deletionPolicy Delete)");
+    let gone = seed(
+        "message",
+        "conv_gone",
+        ("B0700001", "L0700001"),
+        json!({"message": {"content": "hello"}}),
+    );
+    assert_eq!(local.signed("/api/elevenlabs/webhook", &gone).await.0, 404);
+
+    // Breaking a file keeps what it defined; an immutable field edit is
+    // refused and named.
+    std::fs::write(manifests.path().join("two.yaml"), "spec: [unclosed\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(local.status("B0700001", "L0700003").await.0, 200);
+    let moved = std::fs::read_to_string(manifests.path().join("clinic.yaml"))
+        .unwrap()
+        .replace("locationId: L0100001", "locationId: L0100009");
+    std::fs::write(manifests.path().join("clinic.yaml"), moved).unwrap();
+    let mut refused = false;
+    for _ in 0..50 {
+        if local
+            .stderr()
+            .contains("clinic.yaml, document 1: spec.locationId: is immutable")
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "{}", local.stderr());
+    assert_eq!(local.status(CLINIC.0, CLINIC.1).await.0, 200);
+
+    // The admin API writes a manifest into the directory.
+    let activation = json!({"locationId": "L0800001", "voiceId": "21m00Tcm4TlvDq8ikWAM",
+        "greeting": "Hello!", "businessName": "Admin Made"});
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/elevenlabs/activate/B0800001", local.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&activation)
+        .send()
+        .await
+        .unwrap();
+    let code = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let written = manifests.path().join("b0800001-l0800001.yaml");
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(text.contains("businessName: Admin Made"), "{text}");
+    local.active("B0800001", "L0800001").await;
+    let response = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/elevenlabs/deactivate/B0800001?locationId=L0800001",
+            local.base
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(text.contains("enabled: false"), "{text}");
+    assert!(local.stop().await);
+}
+
+#[tokio::test]
+async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
+    let Some(endpoint) = support::emulator() else {
+        return;
+    };
+    let config = support::aws_config(&endpoint);
+    let table = support::unique_name("local-tenants");
+    let stream = support::unique_name("local-actions");
+    voice_operator::tenant::dynamodb::create_table(
+        &aws_sdk_dynamodb::Client::new(&config),
+        &table,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let aws_env = [
+        ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let local = Local::start(
+        data.path(),
+        &examples(),
+        &[
+            "--tenant-store",
+            "dynamodb",
+            "--dynamodb-table",
+            &table,
+            "--action-sink",
+            "kinesis",
+            "--kinesis-stream",
+            &stream,
+        ],
+        &aws_env,
+    );
+    assert!(
+        local.report.contains(&format!("DynamoDB table {table}")),
+        "{}",
+        local.report
+    );
+    assert!(
+        local.report.contains(&format!("Kinesis stream {stream}")),
+        "{}",
+        local.report
+    );
+    let agent = local.active(CLINIC.0, CLINIC.1).await;
+    let item = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(&table)
+        .key(
+            "businessId",
+            aws_sdk_dynamodb::types::AttributeValue::S(CLINIC.0.into()),
+        )
+        .key(
+            "locationId",
+            aws_sdk_dynamodb::types::AttributeValue::S(CLINIC.1.into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the tenant item is in DynamoDB");
+    assert_eq!(
+        item.get("agentId").and_then(|v| v.as_s().ok()),
+        Some(&agent)
+    );
+
+    let conversation = "conv_local_kinesis";
+    let turn = seed(
+        "message",
+        conversation,
+        CLINIC,
+        json!({"message": {"content": "Ce program aveți?"}}),
+    );
+    let (code, answer) = local.signed("/api/elevenlabs/webhook", &turn).await;
+    assert_eq!(code, 200, "{answer}");
+    assert!(local.stop().await);
+    assert!(
+        !data.path().join("agent-log.jsonl").exists(),
+        "no JSON-lines file with the Kinesis sink"
+    );
+
+    let shards = kinesis
+        .list_shards()
+        .stream_name(&stream)
+        .send()
+        .await
+        .unwrap();
+    let shard = shards.shards()[0].shard_id().to_owned();
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_name(&stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let records = kinesis
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = records
+        .records()
+        .iter()
+        .map(|r| serde_json::from_slice(r.data().as_ref()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let validator = support::agent_log_validator();
+    assert!(validator.is_valid(&records[0]), "{}", records[0]);
+    assert_eq!(records[0]["data"]["agentSessionId"], json!(conversation));
+    assert_eq!(records[0]["businessId"], json!(CLINIC.0));
+}
