@@ -186,6 +186,7 @@ async fn run() {
             queue_capacity: 1 << 20,
             ..ShipperConfig::default()
         },
+        echo: false,
     })
     .await
     .unwrap();

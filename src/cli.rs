@@ -122,7 +122,11 @@ pub(crate) async fn bridge_parts(
         grace: action_log.shutdown_grace(),
         agent,
         messaging,
-        action_log: log_config.sink.to_string(),
+        action_log: if log_config.echo {
+            format!("{} (echoed to standard output)", log_config.sink)
+        } else {
+            log_config.sink.to_string()
+        },
     })
 }
 

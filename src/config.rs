@@ -388,6 +388,12 @@ pub struct ActionLogArgs {
     #[arg(long, env = "VOICE_OPERATOR_ACTION_SINK", value_enum, default_value_t = SinkKind::Jsonl)]
     pub action_sink: SinkKind,
 
+    /// Also print every delivered agent-log record on standard output,
+    /// whatever the sink.
+    #[arg(long, env = "VOICE_OPERATOR_ECHO_ACTIONS", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub echo_actions: bool,
+
     /// File for `--action-sink jsonl` [default: <data-dir>/agent-log.jsonl].
     #[arg(long, env = "VOICE_OPERATOR_ACTION_LOG_FILE")]
     pub action_log_file: Option<PathBuf>,
@@ -497,6 +503,7 @@ impl ActionLogArgs {
         }
         Ok(ActionLogConfig {
             sink,
+            echo: self.echo_actions,
             shipper: ShipperConfig {
                 queue_capacity: self.action_log_queue as usize,
                 flush_interval: Duration::from_millis(self.action_log_flush_ms),

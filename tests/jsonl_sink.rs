@@ -20,6 +20,7 @@ async fn records_land_in_the_file_and_bad_ones_are_refused_and_counted() {
     let config = ActionLogConfig {
         sink: SinkConfig::JsonLines { path: path.clone() },
         shipper: ShipperConfig::default(),
+        echo: false,
     };
     let (log, shipper) = ActionLog::open(&config).await.unwrap();
 

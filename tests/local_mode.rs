@@ -25,6 +25,8 @@ struct Local {
     base: String,
     /// What it printed on standard output before serving.
     report: String,
+    /// Everything it printed on standard output.
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: PathBuf,
 }
 
@@ -70,17 +72,32 @@ impl Local {
         let mut child = command.spawn().expect("the binary starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let all = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let collected = all.clone();
         std::thread::spawn(move || {
-            let mut report = String::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                report.push_str(&line);
-                report.push('\n');
+            let mut reader = BufReader::new(stdout);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        collected
+                            .lock()
+                            .unwrap()
+                            .push_str(&format!("<read error {e}>"));
+                        break;
+                    }
+                }
+                let line = String::from_utf8_lossy(&raw);
+                let mut all = collected.lock().unwrap();
+                all.push_str(&line);
                 if line.starts_with("or a whole call") {
-                    let _ = tx.send(report.clone());
+                    let _ = tx.send(all.clone());
                 }
             }
-            let _ = tx.send(report);
+            let _ = tx.send(collected.lock().unwrap().clone());
         });
         let report = rx
             .recv_timeout(Duration::from_secs(60))
@@ -105,6 +122,7 @@ impl Local {
             child,
             base,
             report,
+            stdout: all,
             stderr,
         }
     }
@@ -197,7 +215,12 @@ fn read_log(path: &Path) -> Vec<Value> {
 #[tokio::test]
 async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
     let data = tempfile::tempdir().unwrap();
-    let local = Local::start(data.path(), &examples(), &[], &[]);
+    let local = Local::start(data.path(), &examples(), &["--echo-actions"], &[]);
+    assert!(
+        local.report.contains("(echoed to standard output)"),
+        "{}",
+        local.report
+    );
     assert!(
         local.report.contains("OFFLINE stand-in"),
         "{}",
@@ -341,8 +364,31 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
     let (code, answer) = local.signed("/api/elevenlabs/post-call", &post_call).await;
     assert_eq!((code, &answer["status"]), (200, &json!("ok")), "{answer}");
 
+    let stdout = local.stdout.clone();
+    let stderr_path = local.stderr.clone();
     assert!(local.stop().await);
     let records = read_log(&data.path().join("agent-log.jsonl"));
+    // The pipe may still hold lines after the exit.
+    let mut echoed = 0;
+    for _ in 0..50 {
+        echoed = stdout
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("{\"resourceType\""))
+            .count();
+        if echoed >= records.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        echoed,
+        records.len(),
+        "every record echoed once: {}\n{}",
+        stdout.lock().unwrap(),
+        std::fs::read_to_string(&stderr_path).unwrap()
+    );
     let validator = support::agent_log_validator();
     for record in &records {
         assert!(validator.is_valid(record), "not schema-valid: {record}");

@@ -54,6 +54,8 @@ pub enum SinkConfig {
 pub struct ActionLogConfig {
     pub sink: SinkConfig,
     pub shipper: ShipperConfig,
+    /// Also print every delivered record on standard output.
+    pub echo: bool,
 }
 
 impl std::fmt::Display for SinkConfig {
@@ -151,6 +153,11 @@ impl ActionLog {
                 })?)
             }
             SinkConfig::Stdout => Arc::new(sink::JsonLinesSink::stdout()),
+        };
+        let sink: Arc<dyn ActionSink> = if config.echo && config.sink != SinkConfig::Stdout {
+            Arc::new(sink::EchoSink::new(sink))
+        } else {
+            sink
         };
         Self::start(sink, config.shipper.clone()).map_err(|source| StartError::Spill {
             path: config

@@ -126,6 +126,49 @@ impl<W: AsyncWrite + Unpin + Send + 'static> ActionSink for JsonLinesSink<W> {
     }
 }
 
+/// Delivers to another sink and copies what it accepted to standard
+/// output, for watching a local run. The copy is best effort: it never
+/// changes what the shipper is told.
+pub struct EchoSink {
+    primary: std::sync::Arc<dyn ActionSink>,
+    echo: JsonLinesSink<tokio::io::Stdout>,
+}
+
+impl EchoSink {
+    pub fn new(primary: std::sync::Arc<dyn ActionSink>) -> EchoSink {
+        EchoSink {
+            primary,
+            echo: JsonLinesSink::stdout(),
+        }
+    }
+}
+
+impl ActionSink for EchoSink {
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+        Box::pin(async move {
+            let outcome = self.primary.put(batch).await;
+            let accepted: Vec<EncodedRecord> = match &outcome {
+                PutOutcome::Delivered => batch.to_vec(),
+                PutOutcome::Partial { failed, .. } => batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !failed.contains(i))
+                    .map(|(_, r)| r.clone())
+                    .collect(),
+                PutOutcome::Failed(_) => Vec::new(),
+            };
+            if !accepted.is_empty() {
+                let _ = self.echo.put(&accepted).await;
+            }
+            outcome
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (echoed to standard output)", self.primary.describe())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
