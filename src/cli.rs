@@ -55,6 +55,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The bridge's parts, built before the server starts.
 pub(crate) struct BridgeParts {
     pub router: axum::Router,
+    /// The action log the routes write to (its counters go on /metrics).
+    pub log: ActionLog,
     pub shipper: ShipperHandle,
     pub grace: Duration,
     /// What answers the calls, for the start-up report.
@@ -113,11 +115,12 @@ pub(crate) async fn bridge_parts(
         Duration::from_millis(args.tenant_cache_ms),
         crate::tenant::cache::DEFAULT_CAPACITY,
     ));
-    let mut bridge = Bridge::new(config, cached, runtime, Arc::new(tools), log);
+    let mut bridge = Bridge::new(config, cached, runtime, Arc::new(tools), log.clone());
     bridge.agents = Some(backends.platform);
     bridge.admin = Some(backends.admin);
     Ok(BridgeParts {
         router: crate::http::bridge_routes(Arc::new(bridge)),
+        log,
         shipper,
         grace: action_log.shutdown_grace(),
         agent,
@@ -196,16 +199,24 @@ async fn controller_command(
         "cannot configure the Kubernetes client (in-cluster service account or KUBECONFIG)",
     )?;
 
+    let parts = match run {
+        Some(run) => {
+            Some(run_bridge(run, platform.clone(), store.clone(), &client, data_dir).await?)
+        }
+        None => None,
+    };
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
+    if let Some(parts) = &parts {
+        registry.register_collector(Box::new(parts.log.collector()));
+    }
     let ops = Ops {
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
     };
     let mut router = crate::http::ops_routes(ops.clone());
     let mut bridge = None;
-    if let Some(run) = run {
-        let parts = run_bridge(run, platform.clone(), store.clone(), &client, data_dir).await?;
+    if let Some(parts) = parts {
         router = router.merge(parts.router);
         bridge = Some((parts.shipper, parts.grace));
     }

@@ -364,6 +364,25 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
     let (code, answer) = local.signed("/api/elevenlabs/post-call", &post_call).await;
     assert_eq!((code, &answer["status"]), (200, &json!("ok")), "{answer}");
 
+    // The action log's counters are on /metrics next to the controller's.
+    let metrics = reqwest::get(format!("{}/metrics", local.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let enqueued: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("voice_operator_action_log_enqueued_total "))
+        .unwrap_or_else(|| panic!("no action-log counter in:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(enqueued >= 5, "{metrics}");
+    assert!(
+        metrics.contains("voice_operator_action_log_dropped_total 0"),
+        "{metrics}"
+    );
     let stdout = local.stdout.clone();
     let stderr_path = local.stderr.clone();
     assert!(local.stop().await);

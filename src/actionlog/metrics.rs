@@ -1,6 +1,12 @@
 //! Counters of the action log, shared by the handle and the shipper.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Live counters; read them with [`Metrics::snapshot`].
@@ -15,6 +21,69 @@ pub struct Metrics {
     queue_depth: AtomicU64,
     spilled: AtomicU64,
     last_drop_warning_ms: AtomicU64,
+}
+
+/// The counters on `/metrics`: `voice_operator_action_log_<name>`.
+#[derive(Debug)]
+pub struct Collector(pub(crate) Arc<Metrics>);
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.snapshot();
+        let counters = [
+            (
+                "voice_operator_action_log_enqueued",
+                "Agent-log records accepted onto the queue",
+                s.enqueued,
+            ),
+            (
+                "voice_operator_action_log_delivered",
+                "Agent-log records the sink confirmed",
+                s.delivered,
+            ),
+            (
+                "voice_operator_action_log_retried",
+                "Agent-log record sends repeated after a failure",
+                s.retried,
+            ),
+            (
+                "voice_operator_action_log_failed",
+                "Agent-log records given up on (refused permanently, or unsaved at shutdown)",
+                s.failed,
+            ),
+            (
+                "voice_operator_action_log_dropped",
+                "Agent-log records refused because the queue was full",
+                s.dropped,
+            ),
+            (
+                "voice_operator_action_log_rejected",
+                "Agent-log records refused as invalid or oversized",
+                s.rejected,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        let gauges = [
+            (
+                "voice_operator_action_log_pending",
+                "Agent-log records accepted and not yet delivered",
+                s.queue_depth,
+            ),
+            (
+                "voice_operator_action_log_spilled",
+                "Agent-log records waiting in the spill file",
+                s.spilled,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 /// A point-in-time copy of the counters.

@@ -306,4 +306,10 @@ impl ActionLog {
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
     }
+
+    /// The counters as a Prometheus collector for `/metrics`, read at
+    /// each scrape.
+    pub fn collector(&self) -> metrics::Collector {
+        metrics::Collector(self.metrics.clone())
+    }
 }

@@ -270,7 +270,7 @@ impl Bridge {
             Ok(())
         } else {
             Err(ApiError::Unauthorized(format!(
-                "the {what} bearer token is wrong"
+                "the bearer token for {what} is wrong"
             )))
         }
     }

@@ -153,6 +153,7 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
 
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
+    registry.register_collector(Box::new(bridge.log.collector()));
     let ops = Ops {
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
