@@ -22,9 +22,8 @@ use crate::config::{
     ActionLogArgs, ActionLogCommand, Cli, Command, ControllerArgs, CreateTableArgs,
     DynamodbCommand, ReplayArgs, RunArgs,
 };
-use crate::controller::desired::OperatorSettings;
+use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
-use crate::controller::{Metrics, Timing};
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
 use crate::http::admin::{AgentAdmin, KubeAdmin};
@@ -189,8 +188,11 @@ async fn controller_command(
     let api_key = secret("ELEVENLABS_API_KEY")
         .context("ELEVENLABS_API_KEY is not set; the controller needs it to manage agents")?;
     let platform = Arc::new(
-        ElevenLabsClient::new(ClientConfig::new(args.elevenlabs_base_url.clone(), api_key))
-            .context("ELEVENLABS_BASE_URL")?,
+        ElevenLabsClient::new(ClientConfig::new(
+            args.agents.elevenlabs_base_url.clone(),
+            api_key,
+        ))
+        .context("ELEVENLABS_BASE_URL")?,
     );
     let store = crate::tenant::open(&args.tenant.config(data_dir))
         .await
@@ -229,17 +231,8 @@ async fn controller_command(
         tracing::info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
     }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let signalled = stop_tx.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = signalled.send(true);
-    });
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(crate::http::serve(listener, router, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    }));
+    let serving = Serving::start(listener, router);
+    let stop_rx = serving.stop.clone();
 
     let identity = args.identity();
     let leader = if args.leader_election {
@@ -258,15 +251,8 @@ async fn controller_command(
     let config = RunConfig {
         namespace: args.watch_namespace.clone(),
         concurrency: u16::try_from(args.concurrency).unwrap_or(u16::MAX),
-        settings: OperatorSettings {
-            public_url: args.public_url.clone(),
-            llm_secret_id: args.llm_secret_id.clone(),
-            default_prompt: args.default_prompt.clone(),
-        },
-        timing: Timing {
-            resync: Duration::from_secs(args.resync_secs),
-            ..Timing::default()
-        },
+        settings: args.agents.settings(args.public_url.clone()),
+        timing: args.agents.timing(),
         identity,
         leader,
     };
@@ -281,20 +267,55 @@ async fn controller_command(
     ops.ready.store(false, Ordering::Release);
     // The controller may end on its own (the CRD is missing); the server
     // then stops too instead of serving a half-working process.
-    let _ = stop_tx.send(true);
-    // The server has drained its requests once it returns; only then is
-    // every record of those requests queued, so the log flushes last.
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
-        Err(e) => tracing::warn!(error = %e, "HTTP server task"),
-    }
-    if let Some((shipper, grace)) = bridge {
-        let report = shipper.shutdown(grace).await;
-        tracing::info!(%report, "action log flushed");
-    }
+    serving.finish(bridge).await;
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP server, running until SIGTERM or Ctrl-C, or until
+/// [`Serving::finish`].
+pub(crate) struct Serving {
+    /// Turns true when the process is to stop.
+    pub stop: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    pub fn start(listener: TcpListener, router: axum::Router) -> Serving {
+        let (stop_tx, stop) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let signalled = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = signalled.send(true);
+        });
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(crate::http::serve(listener, router, async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        }));
+        Serving {
+            stop,
+            stop_tx,
+            server,
+        }
+    }
+
+    /// Stops the server and waits until it has drained its requests; only
+    /// then is every record of those requests queued, so the action log
+    /// (`shipper`, within its grace) flushes last.
+    pub async fn finish(self, log: Option<(ShipperHandle, Duration)>) {
+        let _ = self.stop_tx.send(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
+            Err(e) => tracing::warn!(error = %e, "HTTP server task"),
+        }
+        if let Some((shipper, grace)) = log {
+            let report = shipper.shutdown(grace).await;
+            tracing::info!(%report, "action log flushed");
+        }
+    }
 }
 
 async fn create_table_command(args: &CreateTableArgs) -> anyhow::Result<ExitCode> {

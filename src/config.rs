@@ -98,24 +98,8 @@ pub struct LocalArgs {
           value_parser = whole("--manifest-poll-ms", "VOICE_OPERATOR_MANIFEST_POLL_MS", 50, 60_000))]
     pub manifest_poll_ms: u64,
 
-    /// ElevenLabs API base URL (used only when ELEVENLABS_API_KEY is set).
-    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
-    pub elevenlabs_base_url: String,
-
-    /// Id of the ElevenLabs workspace secret that holds
-    /// VOICE_OPERATOR_LLM_SECRET.
-    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
-    pub llm_secret_id: Option<String>,
-
-    /// System prompt for VoiceAgents without customPrompt.
-    #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
-    pub default_prompt: String,
-
-    /// Seconds between checks of each agent for changes made by hand in
-    /// the ElevenLabs dashboard.
-    #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = 600,
-          value_parser = whole("--resync-secs", "VOICE_OPERATOR_RESYNC_SECS", 10, 86_400))]
-    pub resync_secs: u64,
+    #[command(flatten)]
+    pub agents: AgentArgs,
 
     /// Tenant store backend.
     #[arg(long, env = "VOICE_OPERATOR_TENANT_STORE", value_enum, default_value_t = TenantStoreKind::Sqlite)]
@@ -223,19 +207,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "VOICE_OPERATOR_PUBLIC_URL", value_parser = public_url)]
     pub public_url: String,
 
-    /// ElevenLabs API base URL.
-    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
-    pub elevenlabs_base_url: String,
-
-    /// Id of the ElevenLabs workspace secret that holds
-    /// VOICE_OPERATOR_LLM_SECRET; ElevenLabs sends it as the bearer token
-    /// of every custom-LLM request. Without it the requests carry none.
-    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
-    pub llm_secret_id: Option<String>,
-
-    /// System prompt for VoiceAgents without customPrompt.
-    #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
-    pub default_prompt: String,
+    #[command(flatten)]
+    pub agents: AgentArgs,
 
     /// Watch VoiceAgents in this namespace only [default: every namespace].
     #[arg(long, env = "VOICE_OPERATOR_WATCH_NAMESPACE")]
@@ -245,12 +218,6 @@ pub struct ControllerArgs {
     #[arg(long, env = "VOICE_OPERATOR_CONCURRENCY", default_value_t = 8,
           value_parser = whole("--concurrency", "VOICE_OPERATOR_CONCURRENCY", 1, 1000))]
     pub concurrency: u64,
-
-    /// Seconds between checks of each agent for changes made by hand in
-    /// the ElevenLabs dashboard.
-    #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = 600,
-          value_parser = whole("--resync-secs", "VOICE_OPERATOR_RESYNC_SECS", 10, 86_400))]
-    pub resync_secs: u64,
 
     /// Elect a leader on a Lease so that only one replica reconciles.
     /// Turn off only when running a single replica.
@@ -284,6 +251,50 @@ pub struct ControllerArgs {
 
     #[command(flatten)]
     pub tenant: TenantStoreArgs,
+}
+
+/// How the agents are made, in `controller`, `run` and `local`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// ElevenLabs API base URL (`local` uses it only when
+    /// ELEVENLABS_API_KEY is set).
+    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
+    pub elevenlabs_base_url: String,
+
+    /// Id of the ElevenLabs workspace secret that holds
+    /// VOICE_OPERATOR_LLM_SECRET; ElevenLabs sends it as the bearer token
+    /// of every custom-LLM request. Without it the requests carry none.
+    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
+    pub llm_secret_id: Option<String>,
+
+    /// System prompt for VoiceAgents without customPrompt.
+    #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
+    pub default_prompt: String,
+
+    /// Seconds between checks of each agent for changes made by hand in
+    /// the ElevenLabs dashboard.
+    #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = 600,
+          value_parser = whole("--resync-secs", "VOICE_OPERATOR_RESYNC_SECS", 10, 86_400))]
+    pub resync_secs: u64,
+}
+
+impl AgentArgs {
+    /// The operator settings, with agents' custom-LLM URLs built on
+    /// `public_url`.
+    pub fn settings(&self, public_url: String) -> crate::controller::desired::OperatorSettings {
+        crate::controller::desired::OperatorSettings {
+            public_url,
+            llm_secret_id: self.llm_secret_id.clone(),
+            default_prompt: self.default_prompt.clone(),
+        }
+    }
+
+    pub fn timing(&self) -> crate::controller::Timing {
+        crate::controller::Timing {
+            resync: Duration::from_secs(self.resync_secs),
+            ..crate::controller::Timing::default()
+        }
+    }
 }
 
 /// Prompt for agents whose VoiceAgent has no customPrompt.

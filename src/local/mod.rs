@@ -27,13 +27,12 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::cli::{BridgeBackends, BridgeSecrets, bridge_parts, shutdown_signal};
+use crate::cli::{BridgeBackends, BridgeSecrets, Serving, bridge_parts};
 use crate::config::LocalArgs;
 use crate::config::bridge::{AgentRuntimeKind, secret};
-use crate::controller::desired::OperatorSettings;
 use crate::controller::objects::Objects;
 use crate::controller::runner::{log_outcome, stop_when};
-use crate::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
+use crate::controller::{Context, Metrics, Parts, error_policy, reconcile};
 use crate::crd::VoiceAgent;
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
@@ -43,6 +42,33 @@ use self::admin::DirAdmin;
 use self::manifests::{ManifestError, Scan, Validator};
 use self::objects::{Changes, LocalObjects};
 use self::offline::OfflinePlatform;
+
+/// Reads a JSON state file of the data directory (`what` names it in the
+/// error); a missing file is the default state.
+fn load_state<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not {what} ({e}); move it away to start afresh",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Replaces a JSON state file whole (written aside, then renamed), so a
+/// crash leaves the old state or the new one, never half of one.
+fn save_state<T: serde::Serialize>(path: &Path, state: &T) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
 
 /// Namespace of the VoiceAgents the admin API writes in `local` mode,
 /// unless --admin-namespace says otherwise.
@@ -70,12 +96,14 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
         "ELEVENLABS_API_KEY",
     ) {
         Some(key) => {
-            let client =
-                ElevenLabsClient::new(ClientConfig::new(args.elevenlabs_base_url.clone(), key))
-                    .context("ELEVENLABS_BASE_URL")?;
+            let client = ElevenLabsClient::new(ClientConfig::new(
+                args.agents.elevenlabs_base_url.clone(),
+                key,
+            ))
+            .context("ELEVENLABS_BASE_URL")?;
             let line = format!(
                 "the real API at {} (ELEVENLABS_API_KEY is set): agents are created in your workspace",
-                args.elevenlabs_base_url
+                args.agents.elevenlabs_base_url
             );
             (Arc::new(client), line)
         }
@@ -182,17 +210,8 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
     let _ = stdout.flush();
     drop(stdout);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let signalled = stop_tx.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = signalled.send(true);
-    });
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(crate::http::serve(listener, router, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    }));
+    let serving = Serving::start(listener, router);
+    let stop_rx = serving.stop.clone();
     let watcher = tokio::spawn(watch_manifests(
         args.manifests.clone(),
         Duration::from_millis(args.manifest_poll_ms),
@@ -203,15 +222,8 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
         stop_rx.clone(),
     ));
 
-    let settings = OperatorSettings {
-        public_url,
-        llm_secret_id: args.llm_secret_id.clone(),
-        default_prompt: args.default_prompt.clone(),
-    };
-    let timing = Timing {
-        resync: Duration::from_secs(args.resync_secs),
-        ..Timing::default()
-    };
+    let settings = args.agents.settings(public_url);
+    let timing = args.agents.timing();
     let (released_tx, released_rx) = mpsc::unbounded_channel::<ObjectRef<VoiceAgent>>();
     let released = futures::stream::unfold(released_rx, |mut rx| async move {
         rx.recv().await.map(|r| (r, rx))
@@ -239,15 +251,8 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
         .for_each(|result| async move { log_outcome(result) })
         .await;
     ops.ready.store(false, Ordering::Release);
-    let _ = stop_tx.send(true);
+    serving.finish(Some((bridge.shipper, bridge.grace))).await;
     let _ = watcher.await;
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
-        Err(e) => tracing::warn!(error = %e, "HTTP server task"),
-    }
-    let flushed = bridge.shipper.shutdown(bridge.grace).await;
-    tracing::info!(report = %flushed, "action log flushed");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -76,16 +76,7 @@ impl LocalObjects {
     pub fn open(
         path: &Path,
     ) -> anyhow::Result<(LocalObjects, mpsc::UnboundedReceiver<VoiceAgent>)> {
-        let saved: Saved = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is not a local VoiceAgent state file ({e}); move it away to start afresh",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
-            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        };
+        let saved: Saved = super::load_state(path, "a local VoiceAgent state file")?;
         let (reader, writer) = reflector::store();
         let (tx, rx) = mpsc::unbounded_channel();
         Ok((
@@ -137,10 +128,7 @@ impl LocalObjects {
     }
 
     fn save(&self, inner: &Inner) -> std::io::Result<()> {
-        let text = serde_json::to_vec_pretty(&inner.saved).expect("state serializes");
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &self.path)
+        super::save_state(&self.path, &inner.saved)
     }
 
     /// Makes the objects match `scan`: new documents are created, changed

@@ -24,16 +24,7 @@ pub struct OfflinePlatform {
 impl OfflinePlatform {
     /// Opens (or starts) the agents file at `path`.
     pub fn open(path: &Path) -> anyhow::Result<OfflinePlatform> {
-        let agents = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is not an offline agents file ({e}); move it away to start afresh",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        };
+        let agents = super::load_state(path, "an offline agents file")?;
         Ok(OfflinePlatform {
             path: path.to_owned(),
             agents: Mutex::new(agents),
@@ -59,10 +50,7 @@ impl OfflinePlatform {
             status: 500,
             message: format!("offline stand-in cannot write {}: {e}", self.path.display()),
         };
-        let text = serde_json::to_vec_pretty(agents).expect("agents serialize");
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(failed)?;
-        std::fs::rename(&tmp, &self.path).map_err(failed)
+        super::save_state(&self.path, agents).map_err(failed)
     }
 }
 
