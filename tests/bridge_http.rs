@@ -10,7 +10,7 @@ use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::bridge::{ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, sign};
+use support::bridge::{ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, json_of, sign, signed_post};
 use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use tokio::sync::{mpsc, oneshot};
 use voice_operator::bridge::{AgentRuntime, Answer, BoxFuture, ToolRunner, Turn};
@@ -25,23 +25,6 @@ fn post_call_fixture() -> Value {
         &std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap(),
     )
     .unwrap()
-}
-
-async fn signed_post(url: &str, body: &[u8]) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("ElevenLabs-Signature", sign(body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn json_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
 }
 
 fn assert_schema_valid(records: &[Value]) {

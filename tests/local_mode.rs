@@ -15,7 +15,7 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, sign};
+use support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, json_of, signed_post};
 
 const CLINIC: (&str, &str) = ("B0100001", "L0100001");
 
@@ -163,17 +163,8 @@ impl Local {
     }
 
     async fn signed(&self, path: &str, body: &Value) -> (u16, Value) {
-        let body = body.to_string();
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .header("ElevenLabs-Signature", sign(body.as_bytes()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let code = response.status().as_u16();
-        (code, response.json().await.unwrap_or(Value::Null))
+        let url = format!("{}{path}", self.base);
+        json_of(signed_post(&url, body.to_string().as_bytes()).await).await
     }
 
     /// SIGTERM, then whether it exited 0 within 30 s (its log on failure).

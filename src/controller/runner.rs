@@ -201,11 +201,7 @@ async fn run_term(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
-    let (released_tx, released_rx) = mpsc::unbounded_channel::<ObjectRef<VoiceAgent>>();
-    let released = futures::stream::unfold(released_rx, |mut rx| async move {
-        rx.recv().await.map(|r| (r, rx))
-    });
-    let ctx = Context::new(Parts {
+    let parts = Parts {
         objects: Arc::new(KubeObjects::new(
             backends.client.clone(),
             Some(config.identity.clone()),
@@ -214,12 +210,30 @@ async fn run_term(
         store: backends.store.clone(),
         settings: config.settings.clone(),
         timing: config.timing.clone(),
-        claims: reader.clone(),
+        claims: reader,
         metrics: backends.metrics.clone(),
-    })
-    .with_release_channel(released_tx);
+    };
+    drive(triggers, parts, config.concurrency, stop).await;
+}
+
+/// Reconciles the VoiceAgents `triggers` names (read from `parts.claims`)
+/// until `stop`; VoiceAgents waiting in Conflict are looked at again when
+/// the holder of their location goes. The cluster and `local` mode both
+/// run this.
+pub(crate) async fn drive(
+    triggers: impl futures::Stream<Item = Result<VoiceAgent, watcher::Error>> + Send + 'static,
+    parts: Parts,
+    concurrency: u16,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (released_tx, released_rx) = mpsc::unbounded_channel::<ObjectRef<VoiceAgent>>();
+    let released = futures::stream::unfold(released_rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    });
+    let reader = parts.claims.clone();
+    let ctx = Context::new(parts).with_release_channel(released_tx);
     Controller::for_stream(triggers, reader)
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .with_config(ControllerConfig::default().concurrency(concurrency))
         .reconcile_on(released)
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, Arc::new(ctx))
@@ -228,7 +242,7 @@ async fn run_term(
 }
 
 /// What the controller stream yields, said in the log.
-pub(crate) fn log_outcome<E: std::error::Error, Q: std::error::Error>(
+fn log_outcome<E: std::error::Error, Q: std::error::Error>(
     result: Result<
         (ObjectRef<VoiceAgent>, kube::runtime::controller::Action),
         kube::runtime::controller::Error<E, Q>,

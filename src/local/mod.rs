@@ -19,20 +19,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::cli::{BridgeBackends, BridgeSecrets, Serving, bridge_parts};
 use crate::config::LocalArgs;
 use crate::config::bridge::{AgentRuntimeKind, secret};
 use crate::controller::objects::Objects;
-use crate::controller::runner::{log_outcome, stop_when};
-use crate::controller::{Context, Metrics, Parts, error_policy, reconcile};
+use crate::controller::runner::{drive, stop_when};
+use crate::controller::{Metrics, Parts};
 use crate::crd::VoiceAgent;
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
@@ -42,6 +39,9 @@ use self::admin::DirAdmin;
 use self::manifests::{ManifestError, Scan, Validator};
 use self::objects::{Changes, LocalObjects};
 use self::offline::OfflinePlatform;
+
+/// VoiceAgents reconciled at the same time in `local` mode.
+const LOCAL_CONCURRENCY: u16 = 4;
 
 /// Reads a JSON state file of the data directory (`what` names it in the
 /// error); a missing file is the default state.
@@ -222,34 +222,27 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
         stop_rx.clone(),
     ));
 
-    let settings = args.agents.settings(public_url);
-    let timing = args.agents.timing();
-    let (released_tx, released_rx) = mpsc::unbounded_channel::<ObjectRef<VoiceAgent>>();
-    let released = futures::stream::unfold(released_rx, |mut rx| async move {
-        rx.recv().await.map(|r| (r, rx))
-    });
     let triggers = futures::stream::unfold(triggers, |mut rx| async move {
         rx.recv().await.map(|va| (Ok(va), rx))
     });
-    let ctx = Context::new(Parts {
+    let parts = Parts {
         objects: objects.clone() as Arc<dyn Objects>,
         platform,
         store,
-        settings,
-        timing,
+        settings: args.agents.settings(public_url),
+        timing: args.agents.timing(),
         claims: objects.reader(),
         metrics: metrics.clone(),
-    })
-    .with_release_channel(released_tx);
+    };
     metrics.leader(true);
     ops.ready.store(true, Ordering::Release);
-    Controller::for_stream(triggers, objects.reader())
-        .with_config(ControllerConfig::default().concurrency(4))
-        .reconcile_on(released)
-        .graceful_shutdown_on(stop_when(stop_rx.clone(), None))
-        .run(reconcile, error_policy, Arc::new(ctx))
-        .for_each(|result| async move { log_outcome(result) })
-        .await;
+    drive(
+        triggers,
+        parts,
+        LOCAL_CONCURRENCY,
+        stop_when(stop_rx.clone(), None),
+    )
+    .await;
     ops.ready.store(false, Ordering::Release);
     serving.finish(Some((bridge.shipper, bridge.grace))).await;
     let _ = watcher.await;

@@ -142,11 +142,11 @@ impl LocalObjects {
         let mut inner = self.lock();
         let now = Time(Timestamp::now());
         let mut present = std::collections::HashSet::new();
+        // Bumped for each object written, saved with the state.
+        let mut version = inner.saved.resource_version;
         for doc in &scan.documents {
             let key = key_of(&doc.object);
             present.insert(key.clone());
-            inner.saved.resource_version += 1;
-            let version = inner.saved.resource_version.to_string();
             match inner.saved.voiceagents.get_mut(&key) {
                 Some(entry) if entry.object.metadata.deletion_timestamp.is_some() => {
                     // Being deleted; it comes back once the deletion is done.
@@ -179,7 +179,8 @@ impl LocalObjects {
                         object.metadata.generation =
                             Some(object.metadata.generation.unwrap_or(0) + 1);
                     }
-                    object.metadata.resource_version = Some(version);
+                    version += 1;
+                    object.metadata.resource_version = Some(version.to_string());
                     changes.updated.push(key);
                     triggered.push(object.clone());
                 }
@@ -188,7 +189,8 @@ impl LocalObjects {
                     object.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
                     object.metadata.generation = Some(1);
                     object.metadata.creation_timestamp = Some(now.clone());
-                    object.metadata.resource_version = Some(version);
+                    version += 1;
+                    object.metadata.resource_version = Some(version.to_string());
                     object.status = None;
                     inner.saved.voiceagents.insert(
                         key.clone(),
@@ -203,6 +205,7 @@ impl LocalObjects {
                 }
             }
         }
+        inner.saved.resource_version = version;
         let gone: Vec<String> = inner
             .saved
             .voiceagents

@@ -169,6 +169,25 @@ impl TestBridge {
     }
 }
 
+/// POSTs `body` as JSON, signed as ElevenLabs signs its webhooks.
+pub async fn signed_post(url: &str, body: &[u8]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("ElevenLabs-Signature", sign(body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The status and the JSON body (null when there is none).
+pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
 /// The `ElevenLabs-Signature` header for `body`, made now.
 pub fn sign(body: &[u8]) -> String {
     signature::sign(
