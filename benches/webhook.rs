@@ -38,6 +38,11 @@ use voice_operator::tenant::cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_TTL};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{TenantKey, TenantStore};
 
+/// The allocator the voice-operator binary runs with (see src/main.rs),
+/// so the figures are those of what ships; both sides share it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const SECRET: &str = "wsec_bench";
 
 fn env_or(name: &str, default: usize) -> usize {

@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use voice_operator::config::Cli;
 
+/// jemalloc instead of the C library's allocator: under many request
+/// threads glibc malloc spends its time waiting on arena locks.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     voice_operator::telemetry::init(cli.log_format);
