@@ -473,6 +473,50 @@ async fn post_call_transcription_logs_duration_cost_and_transcript_once() {
 }
 
 #[tokio::test]
+async fn a_post_call_event_delivered_to_two_replicas_gives_one_request_id() {
+    // Two replicas, each with its own memory and its own action log.
+    let (a, b) = (clinic().await, clinic().await);
+    for replica in [&a, &b] {
+        replica
+            .tenant("B0100001", "L0100001", "agent_7801k2abcd0efgh", true)
+            .await;
+    }
+    let body = std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap();
+    for replica in [&a, &b] {
+        let url = format!("{}/api/elevenlabs/post-call", replica.url);
+        let (status, answer) = json_of(signed_post(&url, &body).await).await;
+        assert_eq!((status, &answer["status"]), (200, &json!("ok")));
+    }
+    // Another event of the same conversation is another record.
+    let mut failure: Value = serde_json::from_slice(&body).unwrap();
+    failure["type"] = json!("call_initiation_failure");
+    let url = format!("{}/api/elevenlabs/post-call", a.url);
+    let (status, _) = json_of(signed_post(&url, failure.to_string().as_bytes()).await).await;
+    assert_eq!(status, 200);
+
+    let (from_a, from_b) = (a.records().await, b.records().await);
+    assert_eq!((from_a.len(), from_b.len()), (2, 1));
+    assert_schema_valid(&from_a);
+    assert_schema_valid(&from_b);
+    let id = |r: &Value| r["requestId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        id(&from_a[0]),
+        id(&from_b[0]),
+        "one event, one requestId, whichever replica logged it"
+    );
+    assert_ne!(id(&from_a[0]), id(&from_a[1]));
+    assert_eq!(from_a[1]["data"]["subAction"], json!("failed"));
+    // Turns keep their random ids: two turns are two records.
+    let webhook = format!("{}/api/elevenlabs/webhook", a.url);
+    for _ in 0..2 {
+        assert_eq!(signed_post(&webhook, &seed_message()).await.status(), 200);
+    }
+    let turns = a.records().await;
+    assert_eq!(turns.len(), 4);
+    assert_ne!(id(&turns[2]), id(&turns[3]));
+}
+
+#[tokio::test]
 async fn call_initiation_failures_are_logged_failed_and_audio_is_kept() {
     let bridge = clinic().await;
     let url = format!("{}/api/elevenlabs/post-call", bridge.url);

@@ -302,6 +302,18 @@ impl ActionLog {
         self.log_built(AgentLogRecord::voice_call(action, call))
     }
 
+    /// Logs a voice conversation record that stands for the delivered
+    /// event `event`; its request id comes from `event` (see
+    /// [`AgentLogRecord::for_event`]).
+    pub fn log_agent_voice_call_event(
+        &self,
+        action: Action,
+        call: VoiceCall,
+        event: &str,
+    ) -> Result<Uuid, LogError> {
+        self.log_built(AgentLogRecord::voice_call(action, call).map(|r| r.for_event(event)))
+    }
+
     /// The counters as they are now.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()

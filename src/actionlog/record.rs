@@ -384,6 +384,15 @@ impl AgentLogRecord {
         )
     }
 
+    /// Gives the record the request id `event` always maps to (a UUID v5),
+    /// so that a webhook delivered twice, to one replica or to two, yields
+    /// records with one `requestId`, as a retried record would: the
+    /// consumer keeps the first.
+    pub fn for_event(mut self, event: &str) -> Self {
+        self.request_id = Uuid::new_v5(&EVENT_NAMESPACE, event.as_bytes());
+        self
+    }
+
     fn build(
         action: Action,
         action_type: ActionType,
@@ -553,6 +562,10 @@ impl EncodedRecord {
     }
 }
 
+/// Namespace of the name-based request ids of records that stand for one
+/// delivered event (see [`AgentLogRecord::for_event`]).
+const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x4b84_abbd_72ea_41bf_b4ee_5016_87c7_421b);
+
 /// Request ids need uniqueness, not secrecy: a fast non-cryptographic
 /// source keeps building a record well under a microsecond.
 fn random_uuid() -> Uuid {
@@ -600,6 +613,32 @@ mod tests {
             recipient: Recipient::phone("+40721000111"),
             outcome,
         }
+    }
+
+    #[test]
+    fn records_of_one_event_share_a_name_based_request_id() {
+        let make = |event: &str| {
+            let action = Action {
+                business_id: "B1".into(),
+                location_id: "L1".into(),
+                agent_session_id: Some("conv_1".into()),
+                recipient: Recipient::default(),
+                outcome: Outcome::Received { external_id: None },
+            };
+            let call = VoiceCall {
+                conversation_id: "conv_1".into(),
+                call_duration_secs: Some(3.0),
+                extra: Map::new(),
+            };
+            AgentLogRecord::voice_call(action, call)
+                .unwrap()
+                .for_event(event)
+        };
+        let (first, again) = (make("post-call/x/conv_1"), make("post-call/x/conv_1"));
+        assert_eq!(first.request_id, again.request_id);
+        assert_eq!(first.request_id.get_version_num(), 5);
+        assert_ne!(first.request_id, make("post-call/y/conv_1").request_id);
+        first.validate().unwrap();
     }
 
     #[test]

@@ -232,13 +232,16 @@ impl Bridge {
     }
 
     /// Logs one `voice_call` record; a full queue is counted by the log
-    /// and reported here, the request goes on.
+    /// and reported here, the request goes on. With `event`, the record's
+    /// request id is derived from it, so redeliveries of that event give
+    /// the same id.
     pub fn log_call(
         &self,
         tenant: &TenantKey,
         outcome: Outcome,
         call: VoiceCall,
         caller: Option<&str>,
+        event: Option<&str>,
     ) {
         let action = Action {
             business_id: tenant.business_id.to_string(),
@@ -250,7 +253,11 @@ impl Bridge {
             },
             outcome,
         };
-        if let Err(e) = self.log.log_agent_voice_call(action, call) {
+        let logged = match event {
+            Some(event) => self.log.log_agent_voice_call_event(action, call, event),
+            None => self.log.log_agent_voice_call(action, call),
+        };
+        if let Err(e) = logged {
             tracing::error!(error = %e, "voice call not logged");
         }
     }

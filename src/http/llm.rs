@@ -140,6 +140,7 @@ pub async fn chat_completions(
             extra,
         },
         None,
+        None,
     );
     let turn = Turn {
         session_id: session.to_string(),

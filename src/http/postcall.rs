@@ -125,6 +125,9 @@ pub async fn post_call(
         tracing::info!("already handled; acknowledged again");
         return Ok(Json(json!({"status": "duplicate"})));
     }
+    // The same name on every delivery of this event, on any replica: its
+    // record's request id.
+    let delivery = format!("post-call/{}/{}/{}", event.kind, tenant.key, conversation);
     let metadata = data.metadata.unwrap_or_default();
     let phone = metadata.phone_call.as_ref();
     let caller = phone.and_then(|p| p.external_number.clone());
@@ -173,6 +176,7 @@ pub async fn post_call(
                     extra,
                 },
                 caller.as_deref(),
+                Some(&delivery),
             );
         }
         "call_initiation_failure" => {
@@ -188,6 +192,7 @@ pub async fn post_call(
                     extra,
                 },
                 caller.as_deref(),
+                Some(&delivery),
             );
         }
         _ => keep_audio(&bridge, &tenant, &conversation, data.full_audio),

@@ -117,6 +117,7 @@ pub async fn webhook(
                         Some(("messageLength", json!(content.chars().count()))),
                     ),
                     caller,
+                    None,
                 );
                 let turn = Turn {
                     session_id: conversation.to_string(),
@@ -138,6 +139,7 @@ pub async fn webhook(
                     received(),
                     call(None, "conversation_start", None),
                     caller,
+                    None,
                 );
                 Ok(Json(
                     json!({"status": "ok", "conversationId": conversation.as_str()}),
@@ -152,6 +154,7 @@ pub async fn webhook(
                     received(),
                     call(Some(duration), "conversation_end", None),
                     caller,
+                    None,
                 );
                 Ok(Json(json!({
                     "status": "ok",
