@@ -108,13 +108,15 @@ pub struct VoiceAgentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ConversationSpec {
     /// Longest call, in seconds (30 to 7200).
+    // `format: int32` because the API server knows int32 and int64 only;
+    // schemars' own `uint32` makes kubectl warn on every apply.
     #[serde(default = "default_max_duration")]
-    #[schemars(range(min = 30, max = 7200))]
+    #[schemars(range(min = 30, max = 7200), extend("format" = "int32"))]
     pub max_duration_seconds: u32,
 
     /// Seconds of caller silence before the agent speaks again (1 to 60).
     #[serde(default = "default_turn_timeout")]
-    #[schemars(range(min = 1, max = 60))]
+    #[schemars(range(min = 1, max = 60), extend("format" = "int32"))]
     pub turn_timeout_seconds: u32,
 
     /// Keep call transcripts.
