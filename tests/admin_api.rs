@@ -189,6 +189,49 @@ async fn status_finds_voiceagents_by_tenant_whatever_their_name() {
     .await;
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["field"], json!("greeting"));
+
+    // While the VoiceAgent is being deleted (held here by a finalizer, as
+    // the controller's cleanup holds it), status says so and activate
+    // refuses rather than write into an object that is going away.
+    let hold = json!({"metadata": {"finalizers": ["test.voiceagents.io/hold"]}});
+    api.patch("from-git", &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .unwrap();
+    api.delete("from-git", &Default::default()).await.unwrap();
+    let status_url = format!("{base}/status/{}?locationId={}", key.0, key.1);
+    let (code, body) = call(reqwest::Method::GET, &status_url, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["deleting"], json!(true));
+    assert!(
+        body["message"].as_str().unwrap().contains("being deleted"),
+        "{body}"
+    );
+    let mut again = activation();
+    again["locationId"] = json!(key.1);
+    let (code, body) = call(
+        reqwest::Method::POST,
+        &format!("{base}/activate/{}", key.0),
+        Some(&again),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("from-git"),
+        "names the VoiceAgent: {body}"
+    );
+    let release = json!({"metadata": {"finalizers": null}});
+    api.patch("from-git", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    until(
+        Duration::from_secs(10),
+        "the VoiceAgent is gone",
+        || api.get_opt("from-git"),
+        |got| matches!(got, Ok(None)),
+    )
+    .await;
+    let (code, body) = call(reqwest::Method::GET, &status_url, None).await;
+    assert_eq!(code, 404, "{body}");
 }
 
 #[tokio::test]

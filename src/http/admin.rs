@@ -35,7 +35,8 @@ pub trait AgentAdmin: Send + Sync {
         key: &'a TenantKey,
         spec: Map<String, Value>,
     ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>>;
-    /// The VoiceAgent of `key`, whatever its name.
+    /// The VoiceAgent of `key`, whatever its name, also while it is being
+    /// deleted.
     fn find<'a>(
         &'a self,
         key: &'a TenantKey,
@@ -236,6 +237,14 @@ pub async fn activate(
             spec.insert(name.into(), json!(value));
         }
     }
+    if let Some(va) = backend.find(&key).await?
+        && va.metadata.deletion_timestamp.is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "VoiceAgent {} of {key} is being deleted; activate again once it is gone",
+            va.metadata.name.as_deref().unwrap_or_default()
+        )));
+    }
     let applied = backend.apply(&key, spec).await?;
     tracing::info!(business_id = %key.business_id, location_id = %key.location_id, "activated through the admin API");
     let deadline = tokio::time::Instant::now() + ACTIVATE_WAIT;
@@ -313,9 +322,16 @@ pub async fn status(
     let va = backend.find(&key).await?.ok_or_else(|| no_agent(&key))?;
     let status = va.status.clone().unwrap_or_default();
     let spec = &va.spec;
+    let deleting = va.metadata.deletion_timestamp.is_some();
+    let message = if deleting {
+        Some("being deleted: its ElevenLabs agent and tenant item are being cleaned up".to_owned())
+    } else {
+        ready_message(&va)
+    };
     Ok(Json(json!({
         "enabled": spec.enabled,
         "phase": status.phase,
+        "deleting": deleting,
         "config": {
             "agentId": status.agent_id,
             "voiceId": spec.voice_id,
@@ -331,7 +347,7 @@ pub async fn status(
             },
         },
         "voiceAgent": {"namespace": va.metadata.namespace, "name": va.metadata.name},
-        "message": ready_message(&va),
+        "message": message,
     })))
 }
 

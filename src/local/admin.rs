@@ -51,11 +51,18 @@ impl DirAdmin {
         }
     }
 
+    /// The VoiceAgent of `key` that is not being deleted.
     fn current(&self, key: &TenantKey) -> Option<VoiceAgent> {
-        self.objects.all().into_iter().find(|va| {
+        self.of(key)
+            .find(|va| va.metadata.deletion_timestamp.is_none())
+    }
+
+    /// Every VoiceAgent of `key`: one, or while a removed manifest is
+    /// being cleaned up, also the one going away.
+    fn of<'a>(&self, key: &'a TenantKey) -> impl Iterator<Item = VoiceAgent> + 'a {
+        self.objects.all().into_iter().filter(|va| {
             va.spec.business_id == key.business_id.as_str()
                 && va.spec.location_id == key.location_id.as_str()
-                && va.metadata.deletion_timestamp.is_none()
         })
     }
 
@@ -165,7 +172,7 @@ impl AgentAdmin for DirAdmin {
         &'a self,
         key: &'a TenantKey,
     ) -> BoxFuture<'a, Result<Option<VoiceAgent>, ApiError>> {
-        Box::pin(async move { Ok(self.current(key)) })
+        Box::pin(async move { Ok(self.current(key).or_else(|| self.of(key).next())) })
     }
 
     fn set_enabled<'a>(
