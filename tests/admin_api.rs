@@ -223,13 +223,14 @@ async fn status_finds_voiceagents_by_tenant_whatever_their_name() {
     api.patch("from-git", &PatchParams::default(), &Patch::Merge(&release))
         .await
         .unwrap();
-    until(
+    let gone = until(
         Duration::from_secs(10),
         "the VoiceAgent is gone",
         || api.get_opt("from-git"),
         |got| matches!(got, Ok(None)),
     )
     .await;
+    assert!(gone.unwrap().is_none());
     let (code, body) = call(reqwest::Method::GET, &status_url, None).await;
     assert_eq!(code, 404, "{body}");
 }
