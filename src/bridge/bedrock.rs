@@ -15,7 +15,7 @@ use aws_sdk_bedrockagentruntime::types::{
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-use super::{AgentRuntime, Answer, BoxFuture, FALLBACK, ToolCall, ToolOutput, ToolRunner, Turn};
+use super::{AgentRuntime, Answer, BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
 
 /// Which Bedrock Agent answers, and the limits of one turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,15 +195,7 @@ impl AgentRuntime for BedrockRuntime {
                         location_id = %turn.location_id,
                         "Bedrock agent gave no answer; speaking the fallback"
                     );
-                    if let Some(tx) = &stream {
-                        let joint = if text.is_empty() { "" } else { " " };
-                        let _ = tx.send(format!("{joint}{FALLBACK}")).await;
-                    }
-                    Answer {
-                        text: FALLBACK.into(),
-                        tools: tools_called,
-                        fallback: true,
-                    }
+                    fall_back(stream.as_ref(), &text, tools_called).await
                 }
             }
         })

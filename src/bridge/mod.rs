@@ -86,6 +86,30 @@ pub trait AgentRuntime: Send + Sync {
 /// What the caller hears when the agent cannot answer.
 pub const FALLBACK: &str = "Sorry, I cannot answer that right now. Please stay on the line or call again in a few minutes.";
 
+/// How long the fallback sentence may wait for room in a full stream:
+/// a caller that stopped reading must not hold the turn.
+const FALLBACK_SEND_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The answer of a turn its runtime could not finish: the fallback
+/// sentence, also sent on `stream` after the text `said` so far, and the
+/// tools that did run.
+async fn fall_back(
+    stream: Option<&mpsc::Sender<String>>,
+    said: &str,
+    tools: Vec<ToolCall>,
+) -> Answer {
+    if let Some(tx) = stream {
+        let joint = if said.is_empty() { "" } else { " " };
+        let piece = format!("{joint}{FALLBACK}");
+        let _ = tokio::time::timeout(FALLBACK_SEND_GRACE, tx.send(piece)).await;
+    }
+    Answer {
+        text: FALLBACK.into(),
+        tools,
+        fallback: true,
+    }
+}
+
 /// Which runtime answers, picked once at start.
 #[derive(Debug, Clone)]
 pub enum RuntimeConfig {

@@ -28,10 +28,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use super::tools::{ACTION_GROUP, catalog};
-use super::{AgentRuntime, Answer, BoxFuture, FALLBACK, ToolCall, ToolOutput, ToolRunner, Turn};
+use super::{AgentRuntime, Answer, BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
 
 /// Messages of past exchanges sent along with a turn, per session.
 const HISTORY_MESSAGES: usize = 40;
@@ -42,10 +42,6 @@ const HISTORY_SESSIONS: usize = 10_000;
 const MAX_EVENT_BYTES: usize = 1 << 20;
 /// Server error messages longer than this are cut in logs.
 const MAX_MESSAGE_CHARS: usize = 300;
-/// How long the fallback may wait for room in a full stream channel once
-/// the deadline has passed; a consumer that stopped reading must not hold
-/// the answer back.
-const FALLBACK_SEND_GRACE: Duration = Duration::from_secs(1);
 
 /// Which endpoint and model answer, and the limits of one turn.
 #[derive(Debug, Clone)]
@@ -313,16 +309,7 @@ impl AgentRuntime for OpenAiRuntime {
                         location_id = %turn.location_id,
                         "OpenAI-compatible model gave no answer; speaking the fallback"
                     );
-                    if let Some(tx) = &stream {
-                        let joint = if text.is_empty() { "" } else { " " };
-                        let _ = timeout(FALLBACK_SEND_GRACE, tx.send(format!("{joint}{FALLBACK}")))
-                            .await;
-                    }
-                    Answer {
-                        text: FALLBACK.into(),
-                        tools: called,
-                        fallback: true,
-                    }
+                    fall_back(stream.as_ref(), &text, called).await
                 }
             }
         })
