@@ -1,9 +1,10 @@
-//! AWS SDK errors (SNS, SES v2) sorted into the classes callers act on.
-//! Both SDKs share the smithy error types, so one reading serves both.
+//! AWS SDK answers (SNS, SES v2) read for what callers act on: errors
+//! sorted into classes, and the message id of an accepted message. Both
+//! SDKs share the smithy error types, so one reading serves both.
 
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use super::SendError;
+use super::{SendError, Sent};
 use crate::actionlog::record::Provider;
 
 /// Error codes that mean our credentials or their permissions were refused.
@@ -63,6 +64,23 @@ fn class_of(code: Option<&str>, status: u16) -> Class {
     }
 }
 
+/// What an SNS or SES call that succeeded means: sent, with the
+/// `MessageId` it answered. Without one it is a permanent error, not a
+/// retryable one: the service took the request, and sending again could
+/// deliver the message twice.
+pub(super) fn accepted(provider: Provider, message_id: Option<&str>) -> Result<Sent, SendError> {
+    match message_id {
+        Some(id) if !id.is_empty() => Ok(Sent {
+            external_id: id.to_owned(),
+            price: None,
+        }),
+        _ => Err(SendError::Permanent {
+            provider,
+            message: "answered without a MessageId".into(),
+        }),
+    }
+}
+
 /// The [`SendError`] for a failed SNS or SES call. The provider's code and
 /// message are kept (`MessageRejected: Email address not verified …`).
 pub(super) fn classify<E>(provider: Provider, error: &SdkError<E>) -> SendError
@@ -105,6 +123,21 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
+
+    #[test]
+    fn an_accepted_message_needs_its_id() {
+        let sent = accepted(Provider::AwsSes, Some("0100018c-abc")).unwrap();
+        assert_eq!(sent.external_id, "0100018c-abc");
+        for missing in [None, Some("")] {
+            match accepted(Provider::AwsSns, missing) {
+                Err(SendError::Permanent { provider, message }) => {
+                    assert_eq!(provider, Provider::AwsSns);
+                    assert_eq!(message, "answered without a MessageId");
+                }
+                other => panic!("{missing:?}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn codes_decide_before_the_status() {

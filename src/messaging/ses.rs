@@ -82,17 +82,7 @@ impl SesProvider {
             .send()
             .await
             .map_err(|e| aws_error::classify(Provider::AwsSes, &e))?;
-        match output.message_id() {
-            Some(id) if !id.is_empty() => Ok(Sent {
-                external_id: id.to_owned(),
-                price: None,
-            }),
-            // SES took the request; sending again could deliver it twice.
-            _ => Err(SendError::Permanent {
-                provider: Provider::AwsSes,
-                message: "answered without a MessageId".into(),
-            }),
-        }
+        aws_error::accepted(Provider::AwsSes, output.message_id())
     }
 }
 

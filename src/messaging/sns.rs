@@ -100,17 +100,7 @@ impl SnsProvider {
             .send()
             .await
             .map_err(|e| aws_error::classify(Provider::AwsSns, &e))?;
-        match output.message_id() {
-            Some(id) if !id.is_empty() => Ok(Sent {
-                external_id: id.to_owned(),
-                price: None,
-            }),
-            // SNS took the request; sending again could deliver it twice.
-            _ => Err(SendError::Permanent {
-                provider: Provider::AwsSns,
-                message: "answered without a MessageId".into(),
-            }),
-        }
+        aws_error::accepted(Provider::AwsSns, output.message_id())
     }
 }
 
