@@ -2,6 +2,9 @@
 //! Bedrock Agent Runtime server that answers `InvokeAgent` with AWS
 //! event-stream frames (written by aws-smithy-eventstream).
 
+mod support;
+use support::runtime::{Tools, drain, turn};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,9 +21,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use voice_operator::bridge::bedrock::{BedrockConfig, BedrockRuntime};
-use voice_operator::bridge::{
-    AgentRuntime, BoxFuture, FALLBACK, ToolCall, ToolOutput, ToolRunner, Turn,
-};
+use voice_operator::bridge::{AgentRuntime, FALLBACK};
 
 /// One frame of an event stream.
 #[derive(Clone)]
@@ -142,29 +143,6 @@ fn runtime(url: &str, max_rounds: u32) -> BedrockRuntime {
     )
 }
 
-fn turn(text: &str) -> Turn {
-    Turn {
-        session_id: "conv_1".into(),
-        business_id: "B0100001".into(),
-        location_id: "L0100001".into(),
-        source: "voice".into(),
-        text: text.into(),
-        bedrock: None,
-    }
-}
-
-/// Answers each tool with a fixed text and remembers the calls.
-#[derive(Default)]
-struct Tools(Mutex<Vec<ToolCall>>);
-
-impl ToolRunner for Tools {
-    fn run<'a>(&'a self, _turn: &'a Turn, call: &'a ToolCall) -> BoxFuture<'a, ToolOutput> {
-        self.0.lock().unwrap().push(call.clone());
-        let body = format!("{{\"result\":\"{} ok\"}}", call.function);
-        Box::pin(async move { ToolOutput { body, ok: true } })
-    }
-}
-
 fn function_call(id: &str, calls: &[(&str, &[(&str, &str)])]) -> Value {
     let inputs: Vec<Value> = calls
         .iter()
@@ -182,14 +160,6 @@ fn function_call(id: &str, calls: &[(&str, &[(&str, &str)])]) -> Value {
     json!({"invocationId": id, "invocationInputs": inputs})
 }
 
-async fn drain(mut rx: mpsc::Receiver<String>) -> Vec<String> {
-    let mut pieces = Vec::new();
-    while let Some(p) = rx.recv().await {
-        pieces.push(p);
-    }
-    pieces
-}
-
 #[tokio::test]
 async fn a_plain_answer_streams_its_chunks_and_sends_the_session() {
     let (url, server) = start(vec![Reply::Stream(vec![
@@ -199,7 +169,11 @@ async fn a_plain_answer_streams_its_chunks_and_sends_the_session() {
     .await;
     let (tx, rx) = mpsc::channel(16);
     let answer = runtime(&url, 3)
-        .answer(&turn("Aveți loc mâine?"), &Tools::default(), Some(tx))
+        .answer(
+            &turn("conv_1", "Aveți loc mâine?"),
+            &Tools::default(),
+            Some(tx),
+        )
         .await;
     assert_eq!(answer.text, "Bună ziua! Avem loc mâine la 10.");
     assert!(!answer.fallback);
@@ -232,10 +206,10 @@ async fn a_return_control_round_trip_runs_the_tool_and_sends_its_result() {
     .await;
     let tools = Tools::default();
     let answer = runtime(&url, 3)
-        .answer(&turn("Ce ore libere aveți?"), &tools, None)
+        .answer(&turn("conv_1", "Ce ore libere aveți?"), &tools, None)
         .await;
     assert_eq!(answer.text, "Mâine la 10 este liber.");
-    let calls = tools.0.lock().unwrap().clone();
+    let calls = tools.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].function, "query_app_server");
     assert_eq!(
@@ -281,7 +255,7 @@ async fn two_tools_in_one_turn_are_both_answered_in_order() {
     .await;
     let tools = Tools::default();
     let answer = runtime(&url, 3)
-        .answer(&turn("Vreau o programare"), &tools, None)
+        .answer(&turn("conv_1", "Vreau o programare"), &tools, None)
         .await;
     assert_eq!(answer.text, "Gata, v-am trimis confirmarea.");
     let names: Vec<String> = answer.tools.iter().map(|c| c.function.clone()).collect();
@@ -303,7 +277,7 @@ async fn throttling_becomes_the_spoken_fallback() {
     let (url, _server) = start(vec![Reply::Error(429, "ThrottlingException")]).await;
     let (tx, rx) = mpsc::channel(16);
     let answer = runtime(&url, 3)
-        .answer(&turn("Alo?"), &Tools::default(), Some(tx))
+        .answer(&turn("conv_1", "Alo?"), &Tools::default(), Some(tx))
         .await;
     assert!(answer.fallback);
     assert_eq!(answer.text, FALLBACK);
@@ -319,7 +293,7 @@ async fn an_error_in_the_middle_of_the_stream_ends_with_the_fallback() {
     .await;
     let (tx, rx) = mpsc::channel(16);
     let answer = runtime(&url, 3)
-        .answer(&turn("Alo?"), &Tools::default(), Some(tx))
+        .answer(&turn("conv_1", "Alo?"), &Tools::default(), Some(tx))
         .await;
     assert!(answer.fallback);
     assert_eq!(
@@ -336,7 +310,7 @@ async fn an_agent_that_keeps_calling_tools_is_stopped_after_the_round_limit() {
     ))]);
     let (url, server) = start(vec![again.clone(), again.clone(), again.clone(), again]).await;
     let answer = runtime(&url, 3)
-        .answer(&turn("?"), &Tools::default(), None)
+        .answer(&turn("conv_1", "?"), &Tools::default(), None)
         .await;
     assert!(answer.fallback);
     assert_eq!(server.lock().unwrap().seen.len(), 3);
@@ -346,7 +320,7 @@ async fn an_agent_that_keeps_calling_tools_is_stopped_after_the_round_limit() {
 #[tokio::test]
 async fn a_tenant_with_its_own_agent_is_answered_by_it() {
     let (url, server) = start(vec![Reply::Stream(vec![Frame::Chunk("Da.")])]).await;
-    let mut own = turn("Aveți loc?");
+    let mut own = turn("conv_1", "Aveți loc?");
     own.bedrock = Some(voice_operator::tenant::BedrockAgentRef {
         agent_id: "TENANTAGNT".into(),
         alias_id: "LIVEALIAS1".into(),

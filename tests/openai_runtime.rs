@@ -2,6 +2,9 @@
 //! server (axum) that records each request and answers from a script of
 //! server-sent-event bodies, sent in pieces as a streaming server would.
 
+mod support;
+use support::runtime::{Tools, drain, turn};
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -17,9 +20,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use voice_operator::bridge::openai::{OpenAiConfig, OpenAiRuntime};
-use voice_operator::bridge::{
-    AgentRuntime, Answer, BoxFuture, FALLBACK, ToolCall, ToolOutput, ToolRunner, Turn,
-};
+use voice_operator::bridge::{AgentRuntime, Answer, FALLBACK, ToolCall, Turn};
 
 /// What the server answers to one request.
 #[derive(Clone)]
@@ -109,35 +110,6 @@ fn runtime(config: OpenAiConfig) -> OpenAiRuntime {
     OpenAiRuntime::new(reqwest::Client::new(), config)
 }
 
-fn turn(session: &str, text: &str) -> Turn {
-    Turn {
-        session_id: session.into(),
-        business_id: "B0100001".into(),
-        location_id: "L0100001".into(),
-        source: "voice".into(),
-        text: text.into(),
-        bedrock: None,
-    }
-}
-
-/// Answers each tool with a fixed text and remembers the calls.
-#[derive(Default)]
-struct Tools(Mutex<Vec<ToolCall>>);
-
-impl Tools {
-    fn calls(&self) -> Vec<ToolCall> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl ToolRunner for Tools {
-    fn run<'a>(&'a self, _turn: &'a Turn, call: &'a ToolCall) -> BoxFuture<'a, ToolOutput> {
-        self.0.lock().unwrap().push(call.clone());
-        let body = format!("{{\"result\":\"{} ok\"}}", call.function);
-        Box::pin(async move { ToolOutput { body, ok: true } })
-    }
-}
-
 /// The answer, with a sanity bound so that a hang fails the test instead
 /// of stalling the suite.
 async fn ask(
@@ -149,14 +121,6 @@ async fn ask(
     tokio::time::timeout(Duration::from_secs(10), runtime.answer(turn, tools, stream))
         .await
         .expect("the runtime answers within 10 s")
-}
-
-async fn drain(mut rx: mpsc::Receiver<String>) -> Vec<String> {
-    let mut pieces = Vec::new();
-    while let Some(p) = rx.recv().await {
-        pieces.push(p);
-    }
-    pieces
 }
 
 fn event(chunk: Value) -> String {

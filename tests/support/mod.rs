@@ -9,6 +9,7 @@ pub mod fake_elevenlabs;
 pub mod fake_kinesis;
 pub mod kube_mock;
 pub mod providers;
+pub mod runtime;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
