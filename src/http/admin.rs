@@ -29,10 +29,13 @@ pub const ADMIN_FIELD_MANAGER: &str = "voice-operator-admin";
 /// directory in `local` mode.
 pub trait AgentAdmin: Send + Sync {
     /// Creates or updates the VoiceAgent of `key` with the `spec` fields
-    /// given (the others are left as they are).
+    /// given (the others are left as they are). `found` is what
+    /// [`AgentAdmin::find`] has just answered, so that it need not be
+    /// looked up again.
     fn apply<'a>(
         &'a self,
         key: &'a TenantKey,
+        found: Option<&'a VoiceAgent>,
         spec: Map<String, Value>,
     ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>>;
     /// The VoiceAgent of `key`, whatever its name, also while it is being
@@ -86,13 +89,13 @@ impl AgentAdmin for KubeAdmin {
     fn apply<'a>(
         &'a self,
         key: &'a TenantKey,
+        found: Option<&'a VoiceAgent>,
         spec: Map<String, Value>,
     ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>> {
         Box::pin(async move {
-            let name = match self.find(key).await? {
-                Some(existing) => existing.metadata.name.unwrap_or_else(|| resource_name(key)),
-                None => resource_name(key),
-            };
+            let name = found
+                .and_then(|existing| existing.metadata.name.clone())
+                .unwrap_or_else(|| resource_name(key));
             let object = json!({
                 "apiVersion": "voiceagents.io/v1alpha1",
                 "kind": "VoiceAgent",
@@ -237,7 +240,8 @@ pub async fn activate(
             spec.insert(name.into(), json!(value));
         }
     }
-    if let Some(va) = backend.find(&key).await?
+    let found = backend.find(&key).await?;
+    if let Some(va) = &found
         && va.metadata.deletion_timestamp.is_some()
     {
         return Err(ApiError::Conflict(format!(
@@ -245,7 +249,7 @@ pub async fn activate(
             va.metadata.name.as_deref().unwrap_or_default()
         )));
     }
-    let applied = backend.apply(&key, spec).await?;
+    let applied = backend.apply(&key, found.as_ref(), spec).await?;
     tracing::info!(business_id = %key.business_id, location_id = %key.location_id, "activated through the admin API");
     let deadline = tokio::time::Instant::now() + ACTIVATE_WAIT;
     let mut latest = applied;

@@ -160,9 +160,12 @@ fn strip_nulls(value: &mut Value) {
 }
 
 impl AgentAdmin for DirAdmin {
+    /// Reads the manifests again under the write lock rather than use
+    /// `found`: a file may have changed in between.
     fn apply<'a>(
         &'a self,
         key: &'a TenantKey,
+        _found: Option<&'a VoiceAgent>,
         spec: Map<String, Value>,
     ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>> {
         Box::pin(self.write(key, spec))
