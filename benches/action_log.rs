@@ -10,22 +10,17 @@
 //! Run with `cargo bench --bench action_log`. `ACTION_LOG_BENCH_RECORDS`
 //! sets the records per throughput run (default 300000).
 
-// The bench uses only the fake's happy path; the tests use the rest.
-#[allow(dead_code)]
-#[path = "../tests/support/fake_kinesis.rs"]
-mod fake_kinesis;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use fake_kinesis::{Answer, FakeKinesis};
 use voice_operator::actionlog::kinesis::KinesisSink;
 use voice_operator::actionlog::sink::PutFuture;
 use voice_operator::actionlog::{
     Action, ActionLog, ActionSink, AgentLogRecord, EncodedRecord, Outcome, PutOutcome, Recipient,
     ShipperConfig, SmsProvider,
 };
+use voice_operator::testkit::fake_kinesis::{Answer, FakeKinesis};
 
 /// Accepts everything without looking: the baseline.
 struct NullSink;

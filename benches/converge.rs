@@ -23,26 +23,20 @@
 //! (requests/s, default 25) and `BENCH_CONCURRENCY` (operator
 //! --concurrency, default 64) change the run.
 
-#[allow(dead_code)]
-#[path = "../tests/support/fake_elevenlabs.rs"]
-mod fake_elevenlabs;
-
-#[allow(dead_code)]
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use futures::StreamExt;
 use kube::api::{Api, ListParams, PostParams};
 use secrecy::SecretString;
-use voice_operator::controller::desired::{self, OperatorSettings};
+use voice_operator::controller::desired;
 use voice_operator::crd::{Phase, VoiceAgent};
 use voice_operator::elevenlabs::{AgentPlatform, ApiError, ClientConfig, ElevenLabsClient};
+use voice_operator::testkit::cluster;
+use voice_operator::testkit::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
+use voice_operator::testkit::fixtures::operator_settings;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -124,7 +118,7 @@ async fn baseline(n: u64, rate: f64, concurrency: usize, template: &VoiceAgent) 
     let mut config = ClientConfig::new(fake.uri(), SecretString::from(API_KEY));
     config.max_retries = 100;
     let client = Arc::new(ElevenLabsClient::new(config).unwrap());
-    let settings = settings();
+    let settings = operator_settings();
     let started = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
@@ -150,14 +144,6 @@ async fn baseline(n: u64, rate: f64, concurrency: usize, template: &VoiceAgent) 
     let took = started.elapsed().as_secs_f64();
     assert_eq!(fake.agents().len() as u64, n);
     took
-}
-
-fn settings() -> OperatorSettings {
-    OperatorSettings {
-        public_url: "https://voice.example.com".into(),
-        llm_secret_id: None,
-        default_prompt: "You are a helpful assistant.".into(),
-    }
 }
 
 struct Operator(Child);

@@ -12,12 +12,6 @@
 //!
 //! Run with `cargo bench --bench webhook`.
 
-// The bench takes its tenant from the test support; the rest of that
-// module serves the tests.
-#[allow(dead_code)]
-#[path = "../tests/support/bridge.rs"]
-mod bridge_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +31,7 @@ use voice_operator::messaging::Messaging;
 use voice_operator::tenant::cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_TTL};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{TenantKey, TenantStore};
+use voice_operator::testkit::fixtures::tenant_settings;
 
 /// The allocator the voice-operator binary runs with (see src/main.rs),
 /// so the figures are those of what ships; both sides share it.
@@ -172,7 +167,7 @@ async fn run() {
         .await
         .unwrap();
     let key = TenantKey::parse("B0100001", "L0100001").unwrap();
-    let settings = bridge_support::settings("agent_bench", true);
+    let settings = tenant_settings("agent_bench", true);
     sqlite
         .put(&key, &Id::parse("uid", "bench-owner").unwrap(), &settings)
         .await

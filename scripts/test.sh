@@ -6,7 +6,9 @@
 # first use and starts it on a free loopback port; builds kube-apiserver and
 # etcd from Go modules on first use (scripts/kube-tools.sh, cached) and
 # starts them on loopback; runs `cargo test`; stops both whatever happens.
-# Extra arguments go to `cargo test`.
+# Extra arguments go to `cargo test`: a test-name filter runs one area, for
+# example `scripts/test.sh controller::` (the unit tests of src/controller
+# and the integration tests of tests/it/controller).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -17,3 +17,5 @@ pub mod messaging;
 pub mod retry;
 pub mod telemetry;
 pub mod tenant;
+#[cfg(feature = "testkit")]
+pub mod testkit;

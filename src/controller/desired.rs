@@ -154,25 +154,8 @@ fn canonical(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{BedrockSpec, VoiceAgentSpec};
-
-    pub(super) fn clinic() -> VoiceAgent {
-        let spec: VoiceAgentSpec = serde_json::from_value(serde_json::json!({
-            "businessId": "B0100001",
-            "locationId": "L0100001",
-            "businessName": "Clinica Dentara XYZ",
-            "voiceId": "21m00Tcm4TlvDq8ikWAM",
-            "language": "ro",
-            "greeting": "Bună ziua!",
-            "customPrompt": "You are a helpful dental assistant.",
-            "phoneNumber": "+40312345678"
-        }))
-        .unwrap();
-        let mut va = VoiceAgent::new("clinica-xyz", spec);
-        va.metadata.uid = Some("3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f".into());
-        va.metadata.namespace = Some("tenants".into());
-        va
-    }
+    use crate::crd::BedrockSpec;
+    use crate::testkit::fixtures::{CLINIC_UID, clinic};
 
     fn operator() -> OperatorSettings {
         OperatorSettings {
@@ -193,7 +176,7 @@ mod tests {
                 api_key_secret_id: Some("sec_llm".into()),
             }
         );
-        assert_eq!(desired.first_message, "Bună ziua!");
+        assert_eq!(desired.first_message, "Bună ziua! Cu ce vă pot ajuta?");
         assert_eq!(desired.language, "ro");
         assert_eq!(desired.prompt, "You are a helpful dental assistant.");
         assert_eq!(
@@ -203,9 +186,9 @@ mod tests {
         assert_eq!(
             desired.tags,
             [
-                "voice-operator",
-                "uid:3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f",
-                "tenant:B0100001:L0100001"
+                "voice-operator".to_owned(),
+                format!("uid:{CLINIC_UID}"),
+                "tenant:B0100001:L0100001".to_owned()
             ]
         );
     }
@@ -247,7 +230,11 @@ mod tests {
 
     #[test]
     fn the_hash_is_stable_and_moves_with_every_managed_field() {
-        let base = agent(&clinic(), &operator()).unwrap();
+        // The pinned hash below was taken over this greeting and uid.
+        let mut pinned = clinic();
+        pinned.spec.greeting = "Bună ziua!".into();
+        pinned.metadata.uid = Some("3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f".into());
+        let base = agent(&pinned, &operator()).unwrap();
         assert_eq!(config_hash(&base), config_hash(&base.clone()));
         assert_eq!(config_hash(&base).len(), 32);
         // Pinned: a change here means every agent in every cluster gets a
@@ -265,7 +252,7 @@ mod tests {
             |va| va.spec.conversation.turn_timeout_seconds = 5,
         ];
         for change in changes {
-            let mut va = clinic();
+            let mut va = pinned.clone();
             change(&mut va);
             assert_ne!(
                 config_hash(&agent(&va, &operator()).unwrap()),
@@ -273,7 +260,7 @@ mod tests {
             );
         }
         // Fields the agent does not carry leave the hash alone.
-        let mut va = clinic();
+        let mut va = pinned.clone();
         va.spec.enabled = false;
         va.spec.phone_number = None;
         assert_eq!(

@@ -272,18 +272,12 @@ fn trigger_hash(va: &VoiceAgent) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::VoiceAgentSpec;
     use crate::crd::VoiceAgentStatus;
-    use serde_json::json;
+    use crate::testkit::fixtures::voice_agent;
 
     #[test]
     fn own_writes_do_not_retrigger_but_spec_and_deletion_do() {
-        let spec: VoiceAgentSpec = serde_json::from_value(json!({
-            "businessId": "B1", "locationId": "L1", "businessName": "Clinic",
-            "voiceId": "v1", "greeting": "Hello"
-        }))
-        .unwrap();
-        let mut va = VoiceAgent::new("a", spec);
+        let mut va = voice_agent("a", "u-a", "L1");
         va.metadata.generation = Some(1);
         let base = trigger_hash(&va);
         let mut status_only = va.clone();

@@ -1,10 +1,8 @@
 //! Records built for every action type and outcome validate against the
 //! shared agent-log JSON Schema; the shared samples round-trip unchanged.
 
-mod support;
-
+use crate::support::{agent_log_validator, fixture, sample_record};
 use serde_json::Value;
-use support::{agent_log_validator, fixture, sample_record};
 use voice_operator::actionlog::AgentLogRecord;
 
 #[test]

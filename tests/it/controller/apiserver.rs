@@ -2,13 +2,13 @@
 //! (started by scripts/test.sh), with ElevenLabs on the wiremock fake and
 //! the tenant table in DynamoDB on the local AWS emulator.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::cluster::{self, until};
+use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -16,8 +16,6 @@ use kube::{Client, ResourceExt};
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use serde_json::json;
-use support::cluster::{self, until};
-use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use voice_operator::controller::desired::OperatorSettings;
@@ -47,8 +45,8 @@ impl Operator {
 }
 
 async fn dynamo_store() -> Arc<DynamoStore> {
-    let client = support::dynamodb_client(&support::emulator_endpoint());
-    let table = support::unique_name("agents");
+    let client = crate::support::dynamodb_client(&crate::support::emulator_endpoint());
+    let table = crate::support::unique_name("agents");
     create_table(&client, &table, Duration::from_secs(30))
         .await
         .unwrap();
@@ -464,7 +462,7 @@ struct Replica {
 
 impl Replica {
     fn start(ns: &str, fake: &FakeElevenLabs, table: &str, identity: &str) -> Replica {
-        let port = support::free_port();
+        let port = crate::support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_voice-operator"))
             .arg("controller")
             .env("KUBECONFIG", cluster::kubeconfig_path())
@@ -478,7 +476,7 @@ impl Replica {
             .env("VOICE_OPERATOR_IDENTITY", identity)
             .env("VOICE_OPERATOR_TENANT_STORE", "dynamodb")
             .env("DYNAMODB_ELEVENLABS_AGENTS_TABLE", table)
-            .env("AWS_ENDPOINT_URL", support::emulator_endpoint())
+            .env("AWS_ENDPOINT_URL", crate::support::emulator_endpoint())
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")

@@ -4,17 +4,15 @@
 //! file after the exit even though the flush timer never fired: shutdown
 //! drains the requests, then flushes the log.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::bridge::{WEBHOOK_SECRET, sign};
+use crate::support::cluster::{self, until};
+use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
-use support::bridge::{WEBHOOK_SECRET, sign};
-use support::cluster::{self, until};
-use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use voice_operator::crd::{Phase, VoiceAgent};
 
 struct Running(Child);
@@ -33,7 +31,7 @@ async fn run_serves_the_bridge_and_flushes_the_log_on_sigterm() {
     let ns = cluster::namespace(&client, "run").await;
     let fake = FakeElevenLabs::start(Faults::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let mut child = Running(
         Command::new(env!("CARGO_BIN_EXE_voice-operator"))
             .arg("run")
@@ -123,7 +121,7 @@ async fn run_serves_the_bridge_and_flushes_the_log_on_sigterm() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
-    let validator = support::agent_log_validator();
+    let validator = crate::support::agent_log_validator();
     assert!(validator.is_valid(&lines[0]), "{}", lines[0]);
     assert_eq!(lines[0]["data"]["agentSessionId"], json!("conv_run_1"));
 }

@@ -2,13 +2,11 @@
 //! delivered in time is saved to the spill file and shipped on the next
 //! start.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use support::fake_kinesis::{Answer, FakeKinesis};
-use support::{request_ids, sample_record};
+use crate::support::fake_kinesis::{Answer, FakeKinesis};
+use crate::support::{request_ids, sample_record};
 
 fn replay(endpoint: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_voice-operator"))

@@ -2,11 +2,11 @@
 //! ElevenLabs on wiremock and a real SQLite tenant store: the exact calls,
 //! in order, of each kind of reconcile.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, FaultKinds, Faults};
+use crate::support::kube_mock::{Journal, JournaledPlatform, JournaledStore, MockKube};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -15,38 +15,15 @@ use kube::runtime::watcher;
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use serde_json::json;
-use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, FaultKinds, Faults};
-use support::kube_mock::{Journal, JournaledPlatform, JournaledStore, MockKube};
-use voice_operator::controller::desired::OperatorSettings;
 use voice_operator::controller::objects::KubeObjects;
 use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
 use voice_operator::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentSpec};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{Read, TenantKey, TenantStore};
+use voice_operator::testkit::fixtures::{CLINIC_UID as UID, clinic, operator_settings as settings};
 
-const UID: &str = "6f1c2a9e-0b7d-4c1e-9a51-2f3d4e5a6b7c";
 const KEY: &str = "B0100001/L0100001";
-
-fn clinic() -> VoiceAgent {
-    let spec: VoiceAgentSpec = serde_json::from_value(json!({
-        "businessId": "B0100001",
-        "locationId": "L0100001",
-        "businessName": "Clinica Dentara XYZ",
-        "voiceId": "21m00Tcm4TlvDq8ikWAM",
-        "language": "ro",
-        "greeting": "Bună ziua! Cu ce vă pot ajuta?",
-        "phoneNumber": "+40312345678"
-    }))
-    .unwrap();
-    let mut va = VoiceAgent::new("clinica-xyz", spec);
-    va.metadata.namespace = Some("tenants".into());
-    va.metadata.uid = Some(UID.into());
-    va.metadata.generation = Some(1);
-    va.metadata.resource_version = Some("1".into());
-    va.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_700_000_000).unwrap()));
-    va
-}
 
 struct Harness {
     kube: MockKube,
@@ -133,14 +110,6 @@ fn context(
         claims: claims(va, others),
         metrics: Arc::new(Metrics::register(&mut Registry::default())),
     }))
-}
-
-fn settings() -> OperatorSettings {
-    OperatorSettings {
-        public_url: "https://voice.example.com".into(),
-        llm_secret_id: Some("llm-secret".into()),
-        default_prompt: "You are a helpful assistant.".into(),
-    }
 }
 
 fn claims(va: &VoiceAgent, others: &[VoiceAgent]) -> reflector::Store<VoiceAgent> {

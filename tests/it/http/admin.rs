@@ -2,15 +2,13 @@
 //! VoiceAgents in the real kube-apiserver that scripts/test.sh starts.
 //! No controller runs here: the test plays its part by writing status.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::bridge::{ADMIN_TOKEN, Options, TestBridge};
+use crate::support::cluster::{self, until};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-use support::bridge::{ADMIN_TOKEN, Options, TestBridge};
-use support::cluster::{self, until};
 use voice_operator::crd::VoiceAgent;
 use voice_operator::http::admin::KubeAdmin;
 

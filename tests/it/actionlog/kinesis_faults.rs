@@ -2,14 +2,12 @@
 //! Kinesis-protocol server: every record arrives exactly once and failed
 //! entries are retried alone.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::fake_kinesis::{Answer, FakeKinesis};
-use support::{decode_data, kinesis_client, request_ids, sample_record};
+use crate::support::fake_kinesis::{Answer, FakeKinesis};
+use crate::support::{decode_data, kinesis_client, request_ids, sample_record};
 use voice_operator::actionlog::kinesis::KinesisSink;
 use voice_operator::actionlog::{ActionLog, ShipperConfig};
 

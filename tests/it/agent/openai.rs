@@ -2,8 +2,7 @@
 //! server (axum) that records each request and answers from a script of
 //! server-sent-event bodies, sent in pieces as a streaming server would.
 
-mod support;
-use support::runtime::{Tools, drain, turn};
+use crate::support::runtime::{Tools, drain, turn};
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

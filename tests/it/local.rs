@@ -4,18 +4,16 @@
 //! manifests directory watched (bad documents named, the others kept);
 //! and the same binary on DynamoDB and Kinesis in the AWS emulator.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, json_of, signed_post};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, json_of, signed_post};
 
 const CLINIC: (&str, &str) = ("B0100001", "L0100001");
 
@@ -347,7 +345,10 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
     assert_eq!(answer["dynamic_variables"]["business_id"], json!(CLINIC.0));
     assert_eq!(answer["dynamic_variables"]["location_id"], json!(CLINIC.1));
     let mut post_call: Value = serde_json::from_slice(
-        &std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap(),
+        &std::fs::read(crate::support::fixture(
+            "elevenlabs/post_call_transcription.json",
+        ))
+        .unwrap(),
     )
     .unwrap();
     post_call["data"]["agent_id"] = json!(agent);
@@ -399,7 +400,7 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
         stdout.lock().unwrap(),
         std::fs::read_to_string(&stderr_path).unwrap()
     );
-    let validator = support::agent_log_validator();
+    let validator = crate::support::agent_log_validator();
     for record in &records {
         assert!(validator.is_valid(record), "not schema-valid: {record}");
     }
@@ -569,12 +570,12 @@ async fn the_manifests_directory_is_watched_and_bad_documents_named() {
 
 #[tokio::test]
 async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
-    let Some(endpoint) = support::emulator() else {
+    let Some(endpoint) = crate::support::emulator() else {
         return;
     };
-    let config = support::aws_config(&endpoint);
-    let table = support::unique_name("local-tenants");
-    let stream = support::unique_name("local-actions");
+    let config = crate::support::aws_config(&endpoint);
+    let table = crate::support::unique_name("local-tenants");
+    let stream = crate::support::unique_name("local-actions");
     voice_operator::tenant::dynamodb::create_table(
         &aws_sdk_dynamodb::Client::new(&config),
         &table,
@@ -690,7 +691,7 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
         .map(|r| serde_json::from_slice(r.data().as_ref()).unwrap())
         .collect();
     assert_eq!(records.len(), 1, "{records:?}");
-    let validator = support::agent_log_validator();
+    let validator = crate::support::agent_log_validator();
     assert!(validator.is_valid(&records[0]), "{}", records[0]);
     assert_eq!(records[0]["data"]["agentSessionId"], json!(conversation));
     assert_eq!(records[0]["businessId"], json!(CLINIC.0));

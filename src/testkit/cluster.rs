@@ -1,6 +1,6 @@
 //! The real kube-apiserver + etcd that `scripts/test.sh` starts (through
-//! `scripts/kube-tools.sh --start`): a client, the CRD, a namespace per
-//! test, and VoiceAgents read from the example manifests.
+//! `scripts/kube-tools.sh --start`): a client from its kubeconfig, the CRD,
+//! a namespace per test, and VoiceAgents read from the example manifests.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,19 +11,10 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
-use voice_operator::crd::VoiceAgent;
 
-/// Path of the test cluster's kubeconfig.
-pub fn kubeconfig_path() -> String {
-    std::env::var("VOICE_OPERATOR_TEST_KUBECONFIG").expect(
-        "VOICE_OPERATOR_TEST_KUBECONFIG is not set: run the tests with scripts/test.sh, which starts kube-apiserver and etcd on loopback",
-    )
-}
+use crate::crd::VoiceAgent;
 
-pub async fn client() -> Client {
-    client_from(&kubeconfig_path()).await
-}
-
+/// A client for the cluster that the kubeconfig at `path` names.
 pub async fn client_from(path: &str) -> Client {
     let kubeconfig = Kubeconfig::read_from(path).expect("the test kubeconfig reads");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

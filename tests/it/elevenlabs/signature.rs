@@ -1,8 +1,6 @@
 //! `ElevenLabs-Signature` verification against the shared test vectors,
 //! and a property check that any one-byte change is refused.
 
-mod support;
-
 use proptest::prelude::*;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -18,7 +16,7 @@ struct Vector {
 }
 
 fn body(file: &str) -> Vec<u8> {
-    std::fs::read(support::fixture(&format!("elevenlabs/{file}"))).unwrap()
+    std::fs::read(crate::support::fixture(&format!("elevenlabs/{file}"))).unwrap()
 }
 
 fn check(vector: &Vector) {
@@ -44,7 +42,8 @@ fn check(vector: &Vector) {
 #[test]
 fn every_shared_vector_gives_the_expected_verdict() {
     let text =
-        std::fs::read_to_string(support::fixture("elevenlabs/signature_vectors.json")).unwrap();
+        std::fs::read_to_string(crate::support::fixture("elevenlabs/signature_vectors.json"))
+            .unwrap();
     let vectors: Vec<Vector> = serde_json::from_str(&text).unwrap();
     assert_eq!(vectors.len(), 6);
     for expect in [
@@ -64,8 +63,10 @@ fn every_shared_vector_gives_the_expected_verdict() {
 
 #[test]
 fn the_seed_webhook_vector_verifies() {
-    let text =
-        std::fs::read_to_string(support::fixture("elevenlabs/seed_webhook_vector.json")).unwrap();
+    let text = std::fs::read_to_string(crate::support::fixture(
+        "elevenlabs/seed_webhook_vector.json",
+    ))
+    .unwrap();
     let vector: Vector = serde_json::from_str(&text).unwrap();
     assert_eq!(vector.expect, "valid");
     check(&vector);
@@ -82,8 +83,10 @@ fn the_seed_webhook_vector_verifies() {
 }
 
 fn seed() -> (SecretString, String, Vec<u8>, i64) {
-    let text =
-        std::fs::read_to_string(support::fixture("elevenlabs/seed_webhook_vector.json")).unwrap();
+    let text = std::fs::read_to_string(crate::support::fixture(
+        "elevenlabs/seed_webhook_vector.json",
+    ))
+    .unwrap();
     let v: Vector = serde_json::from_str(&text).unwrap();
     (SecretString::from(v.secret), v.header, body(&v.file), v.now)
 }

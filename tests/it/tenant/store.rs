@@ -3,8 +3,6 @@
 //! Each case also reads the stored item behind the store's back, to check
 //! the seed's item format attribute by attribute.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,8 +90,8 @@ struct Dynamo {
 
 impl Dynamo {
     async fn new() -> Dynamo {
-        let client = support::dynamodb_client(&support::emulator_endpoint());
-        let table = support::unique_name("tenants");
+        let client = crate::support::dynamodb_client(&crate::support::emulator_endpoint());
+        let table = crate::support::unique_name("tenants");
         let outcome = create_table(&client, &table, Duration::from_secs(30))
             .await
             .unwrap();
@@ -482,8 +480,8 @@ async fn racing_owners_never_both_win_on_sqlite() {
 
 #[tokio::test]
 async fn create_table_is_idempotent_and_checks_the_key_schema() {
-    let client = support::dynamodb_client(&support::emulator_endpoint());
-    let table = support::unique_name("tenants");
+    let client = crate::support::dynamodb_client(&crate::support::emulator_endpoint());
+    let table = crate::support::unique_name("tenants");
     let wait = Duration::from_secs(30);
     assert_eq!(
         create_table(&client, &table, wait).await.unwrap(),
@@ -509,7 +507,7 @@ async fn create_table_is_idempotent_and_checks_the_key_schema() {
     );
 
     // A table of that name with another key is reported, not used.
-    let wrong = support::unique_name("wrong");
+    let wrong = crate::support::unique_name("wrong");
     client
         .create_table()
         .table_name(&wrong)
@@ -537,7 +535,7 @@ async fn create_table_is_idempotent_and_checks_the_key_schema() {
 
 #[tokio::test]
 async fn a_missing_table_says_how_to_create_it() {
-    let client = support::dynamodb_client(&support::emulator_endpoint());
+    let client = crate::support::dynamodb_client(&crate::support::emulator_endpoint());
     let store = DynamoStore::new(client, "no-such-table".into());
     let err = store.get(&key("L1"), Read::Strong).await.unwrap_err();
     assert!(!err.is_retryable());

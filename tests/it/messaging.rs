@@ -3,13 +3,12 @@
 //! the local AWS emulator, SMTP against a small SMTP server in this file;
 //! and per-tenant routing built from the typed configuration.
 
-mod support;
-use support::providers::{
+use crate::support::providers::{
     ACCESS_TOKEN, ACCOUNT_SID, AUTH_TOKEN, PHONE_NUMBER_ID, TWILIO_PATH, form, twilio_config,
     whatsapp_config, whatsapp_text,
 };
 
-use support::{aws_config, emulator, moto_data, unique_phone};
+use crate::support::{aws_config, emulator, moto_data, unique_phone};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -253,7 +252,7 @@ async fn twilio_timeouts_and_refused_connections_are_retryable() {
         "{error:?}"
     );
 
-    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
     let error = twilio(&closed, twilio_number())
         .send(&sms("+40721000111", "Salut"))
         .await
@@ -400,8 +399,11 @@ async fn ses_refuses_an_unverified_sender_then_sends_once_it_is_verified() {
     let aws = aws_config(&endpoint);
     let client = aws_sdk_sesv2::Client::new(&aws);
     // A domain of its own, so no identity verified by another test covers it.
-    let from = format!("programari@{}.example.com", support::unique_name("salon"));
-    let to = format!("ana@{}.example.ro", support::unique_name("client"));
+    let from = format!(
+        "programari@{}.example.com",
+        crate::support::unique_name("salon")
+    );
+    let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let provider = SesProvider::new(
         client.clone(),
         &SesConfig::new(EmailAddress::parse("from", &from).unwrap()),
@@ -449,7 +451,7 @@ async fn ses_refuses_an_unverified_sender_then_sends_once_it_is_verified() {
 #[tokio::test]
 async fn aws_providers_refuse_the_wrong_recipient_before_any_call() {
     // Nothing listens here: reaching the network would be Retryable.
-    let aws = aws_config(&format!("http://127.0.0.1:{}", support::free_port()));
+    let aws = aws_config(&format!("http://127.0.0.1:{}", crate::support::free_port()));
     let sns = SnsProvider::new(aws_sdk_sns::Client::new(&aws), &SnsConfig::default()).unwrap();
     let error = sns
         .send(&email("ana@example.com", "Programare", "Salut"))
@@ -692,7 +694,7 @@ async fn smtp_silence_and_refused_connections_are_retryable() {
     );
     holder.abort();
 
-    let error = smtp(support::free_port(), Duration::from_secs(2))
+    let error = smtp(crate::support::free_port(), Duration::from_secs(2))
         .send(&email("ana@client.example.com", "Programare", "Salut"))
         .await
         .unwrap_err();
@@ -727,7 +729,7 @@ async fn a_tenant_route_overrides_the_channel_default() {
         ..MessagingConfig::default()
     };
     // The AWS clients are built but never called here.
-    let aws = aws_config(&format!("http://127.0.0.1:{}", support::free_port()));
+    let aws = aws_config(&format!("http://127.0.0.1:{}", crate::support::free_port()));
     let messaging = config::build_with_aws(&config, &aws).unwrap();
     assert_eq!(
         messaging.describe(),

@@ -18,7 +18,7 @@ use voice_operator::http::bridge::{Bridge, BridgeConfig};
 use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{ConversationSettings, TenantKey, TenantSettings, TenantStore};
+use voice_operator::tenant::{TenantKey, TenantStore};
 
 /// The webhook secret of the shared signature vectors.
 pub const WEBHOOK_SECRET: &str = "wsec_test_7f3c2a9e51d84b06";
@@ -64,24 +64,7 @@ pub fn capture_log() -> (ActionLog, ShipperHandle, CaptureSink) {
     (log, shipper, sink)
 }
 
-/// Tenant settings for tests; `agent` is the ElevenLabs agent id.
-pub fn settings(agent: &str, enabled: bool) -> TenantSettings {
-    TenantSettings {
-        enabled,
-        agent_id: Id::parse("agentId", agent).unwrap(),
-        voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
-        greeting: "Bună ziua!".into(),
-        custom_prompt: None,
-        business_name: Some("Clinica Test".into()),
-        phone_number: None,
-        bedrock: None,
-        conversation: ConversationSettings {
-            max_duration_secs: 300,
-            record_calls: true,
-            send_transcripts: false,
-        },
-    }
-}
+pub use voice_operator::testkit::fixtures::tenant_settings as settings;
 
 /// A running bridge.
 pub struct TestBridge {
@@ -89,7 +72,8 @@ pub struct TestBridge {
     pub sink: CaptureSink,
     pub store: Arc<dyn TenantStore>,
     pub dir: tempfile::TempDir,
-    pub shipper: Option<ShipperHandle>,
+    /// Held so the shipper keeps running for as long as the bridge.
+    _shipper: ShipperHandle,
 }
 
 /// What to build the bridge from; `Default` is the scripted runtime and
@@ -148,7 +132,7 @@ impl TestBridge {
             sink,
             store,
             dir,
-            shipper: Some(shipper),
+            _shipper: shipper,
         }
     }
 

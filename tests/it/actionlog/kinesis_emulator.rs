@@ -2,17 +2,15 @@
 //! aws-sdk-kinesis client: nothing lost, nothing duplicated, also across
 //! an outage of the emulator.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
-use serde_json::Value;
-use support::{
+use crate::support::{
     Moto, agent_log_validator, emulator_endpoint, kinesis_client, sample_record, wait_for,
 };
+use aws_sdk_kinesis::types::ShardIteratorType;
+use serde_json::Value;
 use voice_operator::actionlog::buffer::SpillConfig;
 use voice_operator::actionlog::kinesis::KinesisSink;
 use voice_operator::actionlog::{ActionLog, ShipperConfig};

@@ -2,12 +2,10 @@
 //! file, in the same format as Kinesis gets; bad records are refused at
 //! the call, counted, and never queued.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{agent_log_validator, sample_record};
 use serde_json::{Map, Value};
-use support::{agent_log_validator, sample_record};
 use voice_operator::actionlog::{
     Action, ActionLog, ActionLogConfig, LogError, Outcome, Recipient, RecordError, ShipperConfig,
     SinkConfig, SmsProvider, VoiceCall,

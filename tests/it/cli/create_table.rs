@@ -2,8 +2,6 @@
 //! AWS emulator: creates, then finds the table in place; bad input is
 //! refused before any call.
 
-mod support;
-
 use std::process::{Command, Output};
 
 fn create_table(endpoint: &str, extra: &[&str], env_region: bool) -> Output {
@@ -30,8 +28,8 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn creates_the_table_once_and_then_finds_it() {
-    let endpoint = support::emulator_endpoint();
-    let table = support::unique_name("cli-tenants");
+    let endpoint = crate::support::emulator_endpoint();
+    let table = crate::support::unique_name("cli-tenants");
     let first = create_table(&endpoint, &["--dynamodb-table", &table], true);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_eq!(
@@ -47,7 +45,7 @@ async fn creates_the_table_once_and_then_finds_it() {
         text(&second.stdout)
     );
 
-    let client = support::dynamodb_client(&endpoint);
+    let client = crate::support::dynamodb_client(&endpoint);
     let described = client
         .describe_table()
         .table_name(&table)

@@ -1,15 +1,13 @@
 //! Shared test helpers: AWS clients for the local emulator, the moto
 //! server, the fake Kinesis endpoint, and record factories.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 pub mod bridge;
 pub mod cluster;
-pub mod fake_elevenlabs;
-pub mod fake_kinesis;
 pub mod kube_mock;
 pub mod providers;
 pub mod runtime;
+
+pub use voice_operator::testkit::{fake_elevenlabs, fake_kinesis};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -4,23 +4,22 @@
 //! the local AWS emulator. Every message attempt must leave exactly one
 //! schema-valid agent-log record; everything else must leave none.
 
-mod support;
-use support::providers::{
+use crate::support::providers::{
     ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, form, twilio_config, twilio_error,
     whatsapp_config, whatsapp_text,
 };
 
-use support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
+use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::bridge::{CaptureSink, capture_log};
 use aws_config::SdkConfig;
 use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::bridge::{CaptureSink, capture_log};
 use voice_operator::actionlog::ShipperHandle;
 use voice_operator::bridge::tools::{self, Tools, ToolsConfig};
 use voice_operator::bridge::{ToolCall, ToolOutput, ToolRunner, Turn};
@@ -97,14 +96,14 @@ impl Harness {
     /// is valid against the agent-log schema.
     async fn records(&self, count: usize) -> Vec<Value> {
         let sink = self.sink.clone();
-        support::wait_for(Duration::from_secs(5), "the agent-log records", || {
+        crate::support::wait_for(Duration::from_secs(5), "the agent-log records", || {
             sink.records().len() >= count
         })
         .await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let records = self.sink.records();
         assert_eq!(records.len(), count, "{records:#?}");
-        let validator = support::agent_log_validator();
+        let validator = crate::support::agent_log_validator();
         for record in &records {
             let errors: Vec<String> = validator
                 .iter_errors(record)
@@ -855,7 +854,7 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
         .await
         .expect("create the sender identity");
     let h = Harness::messaging(ses_messaging(&aws, &from));
-    let to = format!("ana@{}.example.ro", support::unique_name("client"));
+    let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let t = turn("B0100001");
 
     let text = "Bună Ana,\nprogramarea ta e mâine la 10:00.";
@@ -944,7 +943,7 @@ async fn an_email_from_an_unverified_ses_sender_is_logged_once_as_failed() {
     let aws = aws_config(&endpoint);
     let from = unique_sender();
     let h = Harness::messaging(ses_messaging(&aws, &from));
-    let to = format!("ana@{}.example.ro", support::unique_name("client"));
+    let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let output = h
         .run(
             &turn("B0100001"),

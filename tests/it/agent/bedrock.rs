@@ -2,8 +2,7 @@
 //! Bedrock Agent Runtime server that answers `InvokeAgent` with AWS
 //! event-stream frames (written by aws-smithy-eventstream).
 
-mod support;
-use support::runtime::{Tools, drain, turn};
+use crate::support::runtime::{Tools, drain, turn};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -2,33 +2,39 @@
 //! with the scheme of the shared vectors: what each answers, and the
 //! agent-log records each leaves.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::bridge::{
+    ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, json_of, sign, signed_post,
+};
+use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::bridge::{ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, json_of, sign, signed_post};
-use support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use tokio::sync::{mpsc, oneshot};
 use voice_operator::bridge::{AgentRuntime, Answer, BoxFuture, ToolRunner, Turn};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 
 fn seed_message() -> Vec<u8> {
-    std::fs::read(support::fixture("elevenlabs/seed_webhook_message.json")).unwrap()
+    std::fs::read(crate::support::fixture(
+        "elevenlabs/seed_webhook_message.json",
+    ))
+    .unwrap()
 }
 
 fn post_call_fixture() -> Value {
     serde_json::from_slice(
-        &std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap(),
+        &std::fs::read(crate::support::fixture(
+            "elevenlabs/post_call_transcription.json",
+        ))
+        .unwrap(),
     )
     .unwrap()
 }
 
 fn assert_schema_valid(records: &[Value]) {
-    let validator = support::agent_log_validator();
+    let validator = crate::support::agent_log_validator();
     for r in records {
         let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{r}: {errors:?}");
@@ -93,7 +99,10 @@ async fn signatures_are_checked_before_anything_else() {
     // The shared vector for this very body: right secret and digest, but
     // signed a year ago, so now it is a replay.
     let vector: Value = serde_json::from_slice(
-        &std::fs::read(support::fixture("elevenlabs/seed_webhook_vector.json")).unwrap(),
+        &std::fs::read(crate::support::fixture(
+            "elevenlabs/seed_webhook_vector.json",
+        ))
+        .unwrap(),
     )
     .unwrap();
     let expired = client
@@ -448,7 +457,10 @@ async fn post_call_transcription_logs_duration_cost_and_transcript_once() {
         .tenant("B0100001", "L0100001", "agent_7801k2abcd0efgh", true)
         .await;
     let url = format!("{}/api/elevenlabs/post-call", bridge.url);
-    let body = std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap();
+    let body = std::fs::read(crate::support::fixture(
+        "elevenlabs/post_call_transcription.json",
+    ))
+    .unwrap();
     let (status, answer) = json_of(signed_post(&url, &body).await).await;
     assert_eq!((status, &answer["status"]), (200, &json!("ok")));
     let (status, answer) = json_of(signed_post(&url, &body).await).await;
@@ -481,7 +493,10 @@ async fn a_post_call_event_delivered_to_two_replicas_gives_one_request_id() {
             .tenant("B0100001", "L0100001", "agent_7801k2abcd0efgh", true)
             .await;
     }
-    let body = std::fs::read(support::fixture("elevenlabs/post_call_transcription.json")).unwrap();
+    let body = std::fs::read(crate::support::fixture(
+        "elevenlabs/post_call_transcription.json",
+    ))
+    .unwrap();
     for replica in [&a, &b] {
         let url = format!("{}/api/elevenlabs/post-call", replica.url);
         let (status, answer) = json_of(signed_post(&url, &body).await).await;
@@ -545,7 +560,7 @@ async fn call_initiation_failures_are_logged_failed_and_audio_is_kept() {
         .dir
         .path()
         .join("recordings/B0100001/L0100001/conv_audio_1.mp3");
-    support::wait_for(Duration::from_secs(5), "the audio file", || file.exists()).await;
+    crate::support::wait_for(Duration::from_secs(5), "the audio file", || file.exists()).await;
     assert_eq!(
         std::fs::read(&file).unwrap(),
         b"ID3\x04\x00\x00\x00\x00\x00"
@@ -610,7 +625,7 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
     // The bearer form of authentication works too.
     let by_bearer = reqwest::Client::new()
         .post(&url)
-        .bearer_auth(support::bridge::WEBHOOK_SECRET)
+        .bearer_auth(crate::support::bridge::WEBHOOK_SECRET)
         .json(&request)
         .send()
         .await

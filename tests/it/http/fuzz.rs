@@ -3,11 +3,9 @@
 //! get past the signature check. The bridge must answer every one with a
 //! 2xx or a 4xx, never a 5xx and never a dropped connection (a panic).
 
-mod support;
-
+use crate::support::bridge::{LLM_SECRET, Options, TestBridge, sign};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use support::bridge::{LLM_SECRET, Options, TestBridge, sign};
 
 /// A JSON value of any shape, small.
 fn any_json() -> impl Strategy<Value = Value> {
@@ -109,7 +107,7 @@ fn apply(mut body: Value, edits: &[Edit]) -> Value {
 }
 
 fn fixture_json(name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(support::fixture(name)).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(crate::support::fixture(name)).unwrap()).unwrap()
 }
 
 /// A body for `route`: a mangled real payload, or (one case in eight) raw

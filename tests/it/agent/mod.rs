@@ -1,0 +1,5 @@
+//! Agent runtimes (Bedrock, OpenAI-compatible) and the tool registry.
+
+mod bedrock;
+mod openai;
+mod tools;

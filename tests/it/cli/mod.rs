@@ -1,0 +1,4 @@
+//! The built binary's subcommands.
+
+mod create_table;
+mod run_binary;

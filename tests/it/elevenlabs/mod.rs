@@ -1,0 +1,4 @@
+//! The ElevenLabs client and webhook signatures.
+
+mod api;
+mod signature;

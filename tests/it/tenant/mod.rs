@@ -1,0 +1,4 @@
+//! The tenant configuration store (SQLite, DynamoDB) and its cache.
+
+mod cache;
+mod store;
