@@ -10,12 +10,12 @@
 //! Run with `cargo bench --bench action_log`. `ACTION_LOG_BENCH_RECORDS`
 //! sets the records per throughput run (default 300000).
 
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use voice_operator::actionlog::kinesis::KinesisSink;
-use voice_operator::actionlog::sink::PutFuture;
 use voice_operator::actionlog::{
     Action, ActionLog, ActionSink, AgentLogRecord, EncodedRecord, Outcome, PutOutcome, Recipient,
     ShipperConfig, SmsProvider,
@@ -26,7 +26,7 @@ use voice_operator::testkit::fake_kinesis::{Answer, FakeKinesis};
 struct NullSink;
 
 impl ActionSink for NullSink {
-    fn put<'a>(&'a self, _batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+    fn put<'a>(&'a self, _batch: &'a [EncodedRecord]) -> BoxFuture<'a, PutOutcome> {
         Box::pin(async { PutOutcome::Delivered })
     }
 

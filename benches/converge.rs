@@ -33,7 +33,7 @@ use kube::api::{Api, ListParams, PostParams};
 use secrecy::SecretString;
 use voice_operator::controller::desired;
 use voice_operator::crd::{Phase, VoiceAgent};
-use voice_operator::elevenlabs::{AgentPlatform, ApiError, ClientConfig, ElevenLabsClient};
+use voice_operator::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient, ElevenLabsError};
 use voice_operator::testkit::cluster;
 use voice_operator::testkit::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use voice_operator::testkit::fixtures::operator_settings;
@@ -130,7 +130,7 @@ async fn baseline(n: u64, rate: f64, concurrency: usize, template: &VoiceAgent) 
                 loop {
                     match client.create_agent(&desired).await {
                         Ok(_) => break,
-                        Err(ApiError::RateLimited { retry_after, .. }) => {
+                        Err(ElevenLabsError::RateLimited { retry_after, .. }) => {
                             tokio::time::sleep(retry_after.unwrap_or(Duration::from_secs(1))).await
                         }
                         Err(e) => panic!("baseline create failed: {e}"),

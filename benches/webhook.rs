@@ -22,10 +22,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use voice_operator::actionlog::{ActionLog, ActionLogConfig, ShipperConfig, SinkConfig};
-use voice_operator::bridge::scripted::ScriptedRuntime;
-use voice_operator::bridge::tools::{Tools, ToolsConfig};
+use voice_operator::agent::scripted::ScriptedRuntime;
+use voice_operator::agent::tools::{Tools, ToolsConfig};
 use voice_operator::elevenlabs::signature;
-use voice_operator::http::bridge::{Bridge, BridgeConfig};
+use voice_operator::http::state::{AppState, HttpConfig};
 use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_TTL};
@@ -195,8 +195,8 @@ async fn run() {
         Messaging::default(),
         log.clone(),
     ));
-    let bridge = Bridge::new(
-        BridgeConfig::new(SecretString::from(SECRET)),
+    let bridge = AppState::new(
+        HttpConfig::new(SecretString::from(SECRET)),
         store,
         Arc::new(ScriptedRuntime),
         tools,

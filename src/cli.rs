@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use crate::actionlog::ActionLog;
 use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
-use crate::bridge::tools::Tools;
+use crate::admin::{AgentAdmin, KubeAdmin};
+use crate::agent::tools::Tools;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs, secret};
 use crate::config::{
     ActionLogArgs, ActionLogCommand, Cli, Command, ControllerArgs, CreateTableArgs,
@@ -26,8 +27,7 @@ use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
-use crate::http::admin::{AgentAdmin, KubeAdmin};
-use crate::http::bridge::{Bridge, BridgeConfig};
+use crate::http::state::{AppState, HttpConfig};
 use crate::tenant::TenantStore;
 use crate::tenant::cache::CachedStore;
 use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
@@ -88,7 +88,7 @@ pub(crate) async fn bridge_parts(
     data_dir: &Path,
 ) -> anyhow::Result<BridgeParts> {
     let runtime_config = args.runtime(runtime_default)?;
-    let runtime = crate::bridge::open_runtime(&runtime_config).await?;
+    let runtime = crate::agent::open_runtime(&runtime_config).await?;
     let messaging = crate::messaging::config::build(&args.messaging()?).await?;
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
@@ -102,7 +102,7 @@ pub(crate) async fn bridge_parts(
         notifications = args.notification_url.as_deref().unwrap_or("not configured"),
         "bridge configured"
     );
-    let mut config = BridgeConfig::new(secrets.webhook);
+    let mut config = HttpConfig::new(secrets.webhook);
     config.llm_secret = secrets.llm;
     config.admin_token = secrets.admin;
     config.body_limit = (args.body_limit_kib * 1024) as usize;
@@ -114,7 +114,7 @@ pub(crate) async fn bridge_parts(
         Duration::from_millis(args.tenant_cache_ms),
         crate::tenant::cache::DEFAULT_CAPACITY,
     ));
-    let mut bridge = Bridge::new(config, cached, runtime, Arc::new(tools), log.clone());
+    let mut bridge = AppState::new(config, cached, runtime, Arc::new(tools), log.clone());
     bridge.agents = Some(backends.platform);
     bridge.admin = Some(backends.admin);
     Ok(BridgeParts {

@@ -3,8 +3,9 @@
 //! agent does.
 
 pub mod actionlog;
+pub mod admin;
+pub mod agent;
 pub mod aws;
-pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod controller;

@@ -6,9 +6,10 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use aws_sdk_kinesis::operation::put_records::{PutRecordsError, PutRecordsOutput};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use futures::future::BoxFuture;
 
 use super::record::EncodedRecord;
-use super::sink::{ActionSink, FailureKind, PutFuture, PutOutcome, SinkError};
+use super::sink::{ActionSink, FailureKind, PutOutcome, SinkError};
 
 /// Sends batches to one stream with the client it is given. The client
 /// should have the SDK's own retries turned off: the shipper retries, and
@@ -29,7 +30,7 @@ impl KinesisSink {
 }
 
 impl ActionSink for KinesisSink {
-    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> BoxFuture<'a, PutOutcome> {
         Box::pin(async move {
             let entries = batch
                 .iter()

@@ -1,22 +1,18 @@
 //! Where records end up: the trait the shipper sends to, and the
 //! JSON-lines sinks (a file, the embedded default, and stdout).
 
-use std::future::Future;
+use futures::future::BoxFuture;
 use std::path::Path;
-use std::pin::Pin;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 use super::record::EncodedRecord;
 
-/// A boxed future, so sinks can be chosen at run time.
-pub type PutFuture<'a> = Pin<Box<dyn Future<Output = PutOutcome> + Send + 'a>>;
-
 /// A destination for batches of records.
 pub trait ActionSink: Send + Sync + 'static {
     /// Sends one batch and reports, per record, what became of it.
-    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a>;
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> BoxFuture<'a, PutOutcome>;
 
     /// Names the destination for logs and start-up messages.
     fn describe(&self) -> String;
@@ -100,7 +96,7 @@ impl JsonLinesSink<tokio::io::Stdout> {
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> ActionSink for JsonLinesSink<W> {
-    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> BoxFuture<'a, PutOutcome> {
         Box::pin(async move {
             let len = batch.iter().map(|r| r.data.len() + 1).sum();
             let mut lines = Vec::with_capacity(len);
@@ -144,7 +140,7 @@ impl EchoSink {
 }
 
 impl ActionSink for EchoSink {
-    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> BoxFuture<'a, PutOutcome> {
         Box::pin(async move {
             let outcome = self.primary.put(batch).await;
             let accepted: Vec<EncodedRecord> = match &outcome {

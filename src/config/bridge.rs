@@ -9,10 +9,10 @@ use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
 use super::whole;
-use crate::bridge::RuntimeConfig;
-use crate::bridge::bedrock::BedrockConfig;
-use crate::bridge::openai::OpenAiConfig;
-use crate::bridge::tools::ToolsConfig;
+use crate::agent::RuntimeConfig;
+use crate::agent::bedrock::BedrockConfig;
+use crate::agent::openai::OpenAiConfig;
+use crate::agent::tools::ToolsConfig;
 use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
 use crate::messaging::ses::SesConfig;
 use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};

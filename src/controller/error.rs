@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::elevenlabs::ApiError;
+use crate::elevenlabs::ElevenLabsError;
 use crate::tenant::StoreError;
 
 use super::desired::SpecError;
@@ -12,7 +12,7 @@ use super::desired::SpecError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("ElevenLabs: {0}")]
-    ElevenLabs(#[from] ApiError),
+    ElevenLabs(#[from] ElevenLabsError),
     #[error("tenant store: {0}")]
     Store(#[from] StoreError),
     #[error("Kubernetes API: {0}")]
@@ -26,11 +26,11 @@ impl Error {
     /// `reason` label of the failure counter.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::ElevenLabs(ApiError::RateLimited { .. }) => "ElevenLabsRateLimited",
-            Error::ElevenLabs(ApiError::Validation { .. }) => "ElevenLabsRejected",
-            Error::ElevenLabs(ApiError::Auth { .. }) => "ElevenLabsAuth",
-            Error::ElevenLabs(ApiError::Timeout { .. }) => "ElevenLabsTimeout",
-            Error::ElevenLabs(ApiError::Server { .. }) => "ElevenLabsServerError",
+            Error::ElevenLabs(ElevenLabsError::RateLimited { .. }) => "ElevenLabsRateLimited",
+            Error::ElevenLabs(ElevenLabsError::Validation { .. }) => "ElevenLabsRejected",
+            Error::ElevenLabs(ElevenLabsError::Auth { .. }) => "ElevenLabsAuth",
+            Error::ElevenLabs(ElevenLabsError::Timeout { .. }) => "ElevenLabsTimeout",
+            Error::ElevenLabs(ElevenLabsError::Server { .. }) => "ElevenLabsServerError",
             Error::ElevenLabs(_) => "ElevenLabsError",
             Error::Store(StoreError::Conflict { .. }) => "TenantOwnedElsewhere",
             Error::Store(StoreError::BadItem { .. }) => "TenantItemInvalid",
@@ -121,14 +121,14 @@ mod tests {
 
     #[test]
     fn permanent_and_transient_are_told_apart() {
-        let rate = Error::ElevenLabs(ApiError::RateLimited {
+        let rate = Error::ElevenLabs(ElevenLabsError::RateLimited {
             operation: "POST /v1/convai/agents/create".into(),
             retry_after: Some(Duration::from_secs(3)),
         });
         assert!(!rate.is_permanent());
         assert_eq!(rate.retry_after(), Some(Duration::from_secs(3)));
         assert_eq!(rate.reason(), "ElevenLabsRateLimited");
-        let invalid = Error::ElevenLabs(ApiError::Validation {
+        let invalid = Error::ElevenLabs(ElevenLabsError::Validation {
             operation: "POST /v1/convai/agents/create".into(),
             status: 422,
             message: "voice_id: Voice 'nope' does not exist".into(),

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use crate::elevenlabs::{AgentPlatform, AgentSummary, ApiError, ListQuery};
+use crate::elevenlabs::{AgentPlatform, AgentSummary, ElevenLabsError, ListQuery};
 use crate::ids::Id;
 
 use super::desired::MANAGED_TAG;
@@ -50,7 +50,7 @@ impl Inventory {
         platform: &dyn AgentPlatform,
         owner: &Id,
         name: &str,
-    ) -> Result<Vec<AgentSummary>, ApiError> {
+    ) -> Result<Vec<AgentSummary>, ElevenLabsError> {
         self.ensure_loaded(platform).await?;
         let uncertain = self.lock().uncertain.contains(owner.as_str());
         if uncertain {
@@ -104,7 +104,7 @@ impl Inventory {
         }
     }
 
-    async fn ensure_loaded(&self, platform: &dyn AgentPlatform) -> Result<(), ApiError> {
+    async fn ensure_loaded(&self, platform: &dyn AgentPlatform) -> Result<(), ElevenLabsError> {
         if self.lock().loaded {
             return Ok(());
         }
@@ -153,7 +153,7 @@ pub fn owner_of(agent: &AgentSummary) -> Option<&str> {
 async fn list_all(
     platform: &dyn AgentPlatform,
     mut query: ListQuery,
-) -> Result<Vec<AgentSummary>, ApiError> {
+) -> Result<Vec<AgentSummary>, ElevenLabsError> {
     query.page_size = Some(PAGE_SIZE);
     let mut all = Vec::new();
     for _ in 0..MAX_PAGES {

@@ -3,12 +3,12 @@
 //! adds or removes its finalizer, writes the status and tells what it did;
 //! everything else it decides is the same for both.
 
+use futures::future::BoxFuture;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::bridge::BoxFuture;
 use crate::crd::{FINALIZER, VoiceAgent, VoiceAgentStatus};
 
 use super::error::Error;

@@ -14,7 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::mpsc;
 
 use crate::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentStatus};
-use crate::elevenlabs::{AgentPlatform, ApiError, Deleted, DesiredAgent};
+use crate::elevenlabs::{AgentPlatform, Deleted, DesiredAgent, ElevenLabsError};
 use crate::ids::Id;
 use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
 
@@ -272,7 +272,7 @@ async fn sync_agent(
                     ctx.event(va, EventType::Normal, "Updated", note).await;
                     return Ok(AgentOutcome { id, touched: true });
                 }
-                Err(ApiError::NotFound { .. }) => true,
+                Err(ElevenLabsError::NotFound { .. }) => true,
                 Err(e) => return Err(e.into()),
             }
         } else if resync_due(old, now, ctx.timing.resync) {
@@ -291,7 +291,7 @@ async fn sync_agent(
                     }
                     return Ok(AgentOutcome { id, touched: true });
                 }
-                Err(ApiError::NotFound { .. }) => true,
+                Err(ElevenLabsError::NotFound { .. }) => true,
                 Err(e) => return Err(e.into()),
             }
         } else {
@@ -340,7 +340,7 @@ async fn adopt_or_create(
         };
         match platform.update_agent(&keep, want).await {
             Ok(()) => {}
-            Err(ApiError::NotFound { .. }) => {
+            Err(ElevenLabsError::NotFound { .. }) => {
                 // Listed, but deleted since; look at the others.
                 ctx.inventory.removed(owner, &keep);
                 continue;
@@ -377,13 +377,13 @@ async fn adopt_or_create(
 }
 
 /// Whether ElevenLabs may have made the agent although the call failed.
-fn may_have_created(e: &ApiError) -> bool {
+fn may_have_created(e: &ElevenLabsError) -> bool {
     !matches!(
         e,
-        ApiError::Validation { .. }
-            | ApiError::Auth { .. }
-            | ApiError::RateLimited { .. }
-            | ApiError::InvalidId(_)
+        ElevenLabsError::Validation { .. }
+            | ElevenLabsError::Auth { .. }
+            | ElevenLabsError::RateLimited { .. }
+            | ElevenLabsError::InvalidId(_)
     )
 }
 

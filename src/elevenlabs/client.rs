@@ -1,5 +1,6 @@
 //! The HTTP client for the ElevenLabs Agents API.
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
@@ -8,9 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::AgentPlatform;
+use super::error::ElevenLabsError;
 use super::model::{AgentPage, Audio, Conversation, Deleted, DesiredAgent, ListQuery, RemoteAgent};
-use super::{AgentPlatform, ApiFuture};
 use crate::ids::Id;
 
 /// The production API.
@@ -148,7 +149,7 @@ impl ElevenLabsClient {
     }
 
     /// `GET /v1/convai/conversations/{id}`: transcript, duration, cost.
-    pub async fn get_conversation(&self, id: &Id) -> Result<Conversation, ApiError> {
+    pub async fn get_conversation(&self, id: &Id) -> Result<Conversation, ElevenLabsError> {
         let call = Call::new(Method::GET, format!("v1/convai/conversations/{id}"));
         let operation = call.operation();
         let answer = self.execute(call).await?;
@@ -156,7 +157,7 @@ impl ElevenLabsClient {
     }
 
     /// `GET /v1/convai/conversations/{id}/audio`: the recording.
-    pub async fn get_conversation_audio(&self, id: &Id) -> Result<Audio, ApiError> {
+    pub async fn get_conversation_audio(&self, id: &Id) -> Result<Audio, ElevenLabsError> {
         let call = Call::new(Method::GET, format!("v1/convai/conversations/{id}/audio"));
         let answer = self.execute(call).await?;
         let content_type = answer
@@ -171,7 +172,7 @@ impl ElevenLabsClient {
         })
     }
 
-    async fn create(&self, desired: &DesiredAgent) -> Result<Id, ApiError> {
+    async fn create(&self, desired: &DesiredAgent) -> Result<Id, ElevenLabsError> {
         let mut call = Call::new(Method::POST, "v1/convai/agents/create".into());
         call.body = Some(desired.body());
         call.repeat = Repeat::OnlyIfUnprocessed;
@@ -180,7 +181,7 @@ impl ElevenLabsClient {
         agent_id_in(&operation, &parse_json(&operation, &answer.body)?)
     }
 
-    async fn get(&self, id: &Id) -> Result<RemoteAgent, ApiError> {
+    async fn get(&self, id: &Id) -> Result<RemoteAgent, ElevenLabsError> {
         #[derive(serde::Deserialize)]
         struct Wire {
             #[serde(default)]
@@ -207,24 +208,24 @@ impl ElevenLabsClient {
         })
     }
 
-    async fn update(&self, id: &Id, desired: &DesiredAgent) -> Result<(), ApiError> {
+    async fn update(&self, id: &Id, desired: &DesiredAgent) -> Result<(), ElevenLabsError> {
         let mut call = Call::new(Method::PATCH, format!("v1/convai/agents/{id}"));
         call.body = Some(desired.body());
         self.execute(call).await.map(drop)
     }
 
-    async fn delete(&self, id: &Id) -> Result<Deleted, ApiError> {
+    async fn delete(&self, id: &Id) -> Result<Deleted, ElevenLabsError> {
         match self
             .execute(Call::new(Method::DELETE, format!("v1/convai/agents/{id}")))
             .await
         {
             Ok(_) => Ok(Deleted::Removed),
-            Err(ApiError::NotFound { .. }) => Ok(Deleted::AlreadyGone),
+            Err(ElevenLabsError::NotFound { .. }) => Ok(Deleted::AlreadyGone),
             Err(e) => Err(e),
         }
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<AgentPage, ApiError> {
+    async fn list(&self, query: &ListQuery) -> Result<AgentPage, ElevenLabsError> {
         let mut call = Call::new(Method::GET, "v1/convai/agents".into());
         if let Some(size) = query.page_size {
             call.query
@@ -242,7 +243,7 @@ impl ElevenLabsClient {
     }
 
     /// Sends `call`, retrying per its [`Repeat`] and the configured budget.
-    async fn execute(&self, call: Call) -> Result<Answer, ApiError> {
+    async fn execute(&self, call: Call) -> Result<Answer, ElevenLabsError> {
         let operation = call.operation();
         let url = self
             .base
@@ -286,11 +287,11 @@ impl ElevenLabsClient {
         &self,
         operation: &str,
         request: reqwest::RequestBuilder,
-    ) -> Result<Answer, (ApiError, bool)> {
+    ) -> Result<Answer, (ElevenLabsError, bool)> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 (
-                    ApiError::Timeout {
+                    ElevenLabsError::Timeout {
                         operation: operation.to_owned(),
                         after: self.config.request_timeout,
                     },
@@ -299,7 +300,7 @@ impl ElevenLabsClient {
             } else {
                 let unprocessed = e.is_connect();
                 (
-                    ApiError::Transport {
+                    ElevenLabsError::Transport {
                         operation: operation.to_owned(),
                         message: crate::telemetry::error_chain(&e),
                     },
@@ -330,33 +331,43 @@ impl ElevenLabsClient {
 }
 
 impl AgentPlatform for ElevenLabsClient {
-    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id> {
+    fn create_agent<'a>(
+        &'a self,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
         Box::pin(self.create(desired))
     }
 
-    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent> {
+    fn get_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<RemoteAgent, ElevenLabsError>> {
         Box::pin(self.get(id))
     }
 
-    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()> {
+    fn update_agent<'a>(
+        &'a self,
+        id: &'a Id,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<(), ElevenLabsError>> {
         Box::pin(self.update(id, desired))
     }
 
-    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted> {
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>> {
         Box::pin(self.delete(id))
     }
 
-    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage> {
+    fn list_agents<'a>(
+        &'a self,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<AgentPage, ElevenLabsError>> {
         Box::pin(self.list(query))
     }
 }
 
-fn parse_json<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ApiError> {
+fn parse_json<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ElevenLabsError> {
     serde_json::from_slice(body).map_err(|e| bad_body(operation, e))
 }
 
-fn bad_body(operation: &str, e: serde_json::Error) -> ApiError {
-    ApiError::BadResponse {
+fn bad_body(operation: &str, e: serde_json::Error) -> ElevenLabsError {
+    ElevenLabsError::BadResponse {
         operation: operation.to_owned(),
         field: "body".into(),
         reason: e.to_string(),
@@ -364,8 +375,8 @@ fn bad_body(operation: &str, e: serde_json::Error) -> ApiError {
 }
 
 /// The `agent_id` of an answer, checked like every id we put in a path.
-fn agent_id_in(operation: &str, body: &Value) -> Result<Id, ApiError> {
-    let bad = |reason: &str| ApiError::BadResponse {
+fn agent_id_in(operation: &str, body: &Value) -> Result<Id, ElevenLabsError> {
+    let bad = |reason: &str| ElevenLabsError::BadResponse {
         operation: operation.to_owned(),
         field: "agent_id".into(),
         reason: reason.into(),
@@ -378,35 +389,40 @@ fn agent_id_in(operation: &str, body: &Value) -> Result<Id, ApiError> {
 }
 
 /// Turns a non-2xx answer into the error callers act on.
-fn classify(operation: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
+fn classify(
+    operation: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ElevenLabsError {
     let operation = operation.to_owned();
     let message = provider_message(body);
     let code = status.as_u16();
     match code {
-        404 => ApiError::NotFound { operation },
-        400 | 422 => ApiError::Validation {
+        404 => ElevenLabsError::NotFound { operation },
+        400 | 422 => ElevenLabsError::Validation {
             operation,
             status: code,
             message,
         },
-        401 | 403 => ApiError::Auth {
+        401 | 403 => ElevenLabsError::Auth {
             operation,
             status: code,
             message,
         },
-        429 => ApiError::RateLimited {
+        429 => ElevenLabsError::RateLimited {
             operation,
             retry_after: headers
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
         },
-        408 | 500..=599 => ApiError::Server {
+        408 | 500..=599 => ElevenLabsError::Server {
             operation,
             status: code,
             message,
         },
-        _ => ApiError::Unexpected {
+        _ => ElevenLabsError::Unexpected {
             operation,
             status: code,
             message,

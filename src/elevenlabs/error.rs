@@ -7,7 +7,7 @@ use crate::ids::IdError;
 /// A failed ElevenLabs call. `operation` names the call, such as
 /// `PATCH /v1/convai/agents/agent_123`; the API key never appears.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ApiError {
+pub enum ElevenLabsError {
     #[error("ElevenLabs {operation}: not found")]
     NotFound { operation: String },
     /// The request was refused as invalid (400 or 422); `message` is the
@@ -59,22 +59,22 @@ pub enum ApiError {
     InvalidId(#[from] IdError),
 }
 
-impl ApiError {
+impl ElevenLabsError {
     /// Whether trying the same call again later can succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ApiError::RateLimited { .. }
-                | ApiError::Server { .. }
-                | ApiError::Timeout { .. }
-                | ApiError::Transport { .. }
+            ElevenLabsError::RateLimited { .. }
+                | ElevenLabsError::Server { .. }
+                | ElevenLabsError::Timeout { .. }
+                | ElevenLabsError::Transport { .. }
         )
     }
 
     /// How long the provider asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::RateLimited { retry_after, .. } => *retry_after,
+            ElevenLabsError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

@@ -6,11 +6,10 @@ mod error;
 pub mod model;
 pub mod signature;
 
-use std::future::Future;
-use std::pin::Pin;
+use futures::future::BoxFuture;
 
 pub use client::{ClientConfig, ClientConfigError, DEFAULT_BASE_URL, ElevenLabsClient};
-pub use error::ApiError;
+pub use error::ElevenLabsError;
 pub use model::{
     AgentPage, AgentSummary, Audio, Conversation, Deleted, DesiredAgent, ListQuery, Llm,
     RemoteAgent,
@@ -18,19 +17,26 @@ pub use model::{
 
 use crate::ids::Id;
 
-/// What an [`AgentPlatform`] call returns.
-pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
-
 /// The agent operations the controller needs, so that an offline stand-in
 /// can take the real API's place.
 pub trait AgentPlatform: Send + Sync {
     /// Creates an agent and returns its id.
-    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id>;
-    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent>;
+    fn create_agent<'a>(
+        &'a self,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>>;
+    fn get_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<RemoteAgent, ElevenLabsError>>;
     /// Sets every managed field of the agent to `desired`.
-    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()>;
+    fn update_agent<'a>(
+        &'a self,
+        id: &'a Id,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<(), ElevenLabsError>>;
     /// Deletes the agent; an agent that is already gone is not an error.
-    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted>;
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>>;
     /// One page of agents matching `query`.
-    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage>;
+    fn list_agents<'a>(
+        &'a self,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<AgentPage, ElevenLabsError>>;
 }

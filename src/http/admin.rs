@@ -11,156 +11,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::bridge::Bridge;
 use super::error::{ApiError, parse_json};
-use crate::bridge::BoxFuture;
+use super::state::AppState;
+use crate::admin::{AdminError, AgentAdmin};
 use crate::crd::{Phase, VoiceAgent};
 use crate::tenant::TenantKey;
-
-/// Field manager of what the admin API applies, distinct from the
-/// controller's so that server-side apply keeps their fields apart.
-pub const ADMIN_FIELD_MANAGER: &str = "voice-operator-admin";
-
-/// Where VoiceAgents live for the admin API: the cluster, or the manifests
-/// directory in `local` mode.
-pub trait AgentAdmin: Send + Sync {
-    /// Creates or updates the VoiceAgent of `key` with the `spec` fields
-    /// given (the others are left as they are). `found` is what
-    /// [`AgentAdmin::find`] has just answered, so that it need not be
-    /// looked up again.
-    fn apply<'a>(
-        &'a self,
-        key: &'a TenantKey,
-        found: Option<&'a VoiceAgent>,
-        spec: Map<String, Value>,
-    ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>>;
-    /// The VoiceAgent of `key`, whatever its name, also while it is being
-    /// deleted.
-    fn find<'a>(
-        &'a self,
-        key: &'a TenantKey,
-    ) -> BoxFuture<'a, Result<Option<VoiceAgent>, ApiError>>;
-    /// Sets `spec.enabled` of the VoiceAgent of `key`.
-    fn set_enabled<'a>(
-        &'a self,
-        key: &'a TenantKey,
-        enabled: bool,
-    ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>>;
-}
-
-/// The name the admin API gives a new VoiceAgent: a DNS label made of
-/// the two ids.
-pub fn resource_name(key: &TenantKey) -> String {
-    let raw = format!("{}-{}", key.business_id, key.location_id).to_ascii_lowercase();
-    raw.replace('_', "-").trim_matches('-').to_owned()
-}
-
-/// The admin API over VoiceAgents in one namespace of the cluster.
-pub struct KubeAdmin {
-    api: Api<VoiceAgent>,
-}
-
-impl KubeAdmin {
-    pub fn new(client: kube::Client, namespace: &str) -> KubeAdmin {
-        KubeAdmin {
-            api: Api::namespaced(client, namespace),
-        }
-    }
-}
-
-fn kube_error(e: kube::Error) -> ApiError {
-    match e {
-        kube::Error::Api(status) if status.code == 409 => ApiError::Conflict(format!(
-            "the VoiceAgent is managed by someone else: {}",
-            status.message
-        )),
-        kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
-            ApiError::field("spec", status.message)
-        }
-        other => ApiError::Unavailable(format!("the Kubernetes API failed: {other}")),
-    }
-}
-
-impl AgentAdmin for KubeAdmin {
-    fn apply<'a>(
-        &'a self,
-        key: &'a TenantKey,
-        found: Option<&'a VoiceAgent>,
-        spec: Map<String, Value>,
-    ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>> {
-        Box::pin(async move {
-            let name = found
-                .and_then(|existing| existing.metadata.name.clone())
-                .unwrap_or_else(|| resource_name(key));
-            let object = json!({
-                "apiVersion": "voiceagents.io/v1alpha1",
-                "kind": "VoiceAgent",
-                "metadata": {"name": name},
-                "spec": spec,
-            });
-            self.api
-                .patch(
-                    &name,
-                    &PatchParams::apply(ADMIN_FIELD_MANAGER),
-                    &Patch::Apply(&object),
-                )
-                .await
-                .map_err(kube_error)
-        })
-    }
-
-    fn find<'a>(
-        &'a self,
-        key: &'a TenantKey,
-    ) -> BoxFuture<'a, Result<Option<VoiceAgent>, ApiError>> {
-        Box::pin(async move {
-            if let Some(va) = self
-                .api
-                .get_opt(&resource_name(key))
-                .await
-                .map_err(kube_error)?
-                && owns(&va, key)
-            {
-                return Ok(Some(va));
-            }
-            let params = ListParams::default();
-            let list = self.api.list(&params).await.map_err(kube_error)?;
-            Ok(list.items.into_iter().find(|va| owns(va, key)))
-        })
-    }
-
-    fn set_enabled<'a>(
-        &'a self,
-        key: &'a TenantKey,
-        enabled: bool,
-    ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>> {
-        Box::pin(async move {
-            let va = self.find(key).await?.ok_or_else(|| no_agent(key))?;
-            let name = va.metadata.name.unwrap_or_default();
-            self.api
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"enabled": enabled}})),
-                )
-                .await
-                .map_err(kube_error)
-        })
-    }
-}
-
-fn owns(va: &VoiceAgent, key: &TenantKey) -> bool {
-    va.spec.business_id == key.business_id.as_str()
-        && va.spec.location_id == key.location_id.as_str()
-}
-
-fn no_agent(key: &TenantKey) -> ApiError {
-    ApiError::NotFound(format!("no VoiceAgent exists for {key}"))
-}
 
 /// The seed's activation body.
 #[derive(Debug, Deserialize)]
@@ -191,12 +49,12 @@ pub struct LocationQuery {
 /// How long `activate` waits for the controller to report the agent id.
 const ACTIVATE_WAIT: Duration = Duration::from_secs(10);
 
-fn admin(bridge: &Bridge, headers: &HeaderMap) -> Result<Arc<dyn AgentAdmin>, ApiError> {
-    let token = bridge.config.admin_token.as_ref().ok_or_else(|| {
+fn admin(state: &AppState, headers: &HeaderMap) -> Result<Arc<dyn AgentAdmin>, ApiError> {
+    let token = state.config.admin_token.as_ref().ok_or_else(|| {
         ApiError::Unauthorized("the admin API is off: VOICE_OPERATOR_ADMIN_TOKEN is not set".into())
     })?;
-    Bridge::check_bearer(headers, token, "the admin API")?;
-    bridge
+    AppState::check_bearer(headers, token, "the admin API")?;
+    state
         .admin
         .clone()
         .ok_or_else(|| ApiError::NotFound("the admin API has no VoiceAgent backend here".into()))
@@ -216,12 +74,12 @@ fn key_of(business_id: &str, location: Option<&str>, field: &str) -> Result<Tena
 
 /// `POST /api/elevenlabs/activate/{businessId}`.
 pub async fn activate(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     Path(business_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let backend = admin(&bridge, &headers)?;
+    let backend = admin(&state, &headers)?;
     let request: Activation = parse_json(&body)?;
     let key = key_of(&business_id, Some(&request.location_id), "locationId")?;
     let mut spec = Map::new();
@@ -298,12 +156,12 @@ pub async fn activate(
 
 /// `DELETE /api/elevenlabs/deactivate/{businessId}?locationId=`.
 pub async fn deactivate(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     Path(business_id): Path<String>,
     Query(query): Query<LocationQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let backend = admin(&bridge, &headers)?;
+    let backend = admin(&state, &headers)?;
     let key = key_of(&business_id, query.location_id.as_deref(), "locationId")?;
     let va = backend.set_enabled(&key, false).await?;
     tracing::info!(business_id = %key.business_id, location_id = %key.location_id, "deactivated through the admin API");
@@ -316,14 +174,17 @@ pub async fn deactivate(
 
 /// `GET /api/elevenlabs/status/{businessId}?locationId=`.
 pub async fn status(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     Path(business_id): Path<String>,
     Query(query): Query<LocationQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let backend = admin(&bridge, &headers)?;
+    let backend = admin(&state, &headers)?;
     let key = key_of(&business_id, query.location_id.as_deref(), "locationId")?;
-    let va = backend.find(&key).await?.ok_or_else(|| no_agent(&key))?;
+    let va = backend
+        .find(&key)
+        .await?
+        .ok_or_else(|| AdminError::no_agent(&key))?;
     let status = va.status.clone().unwrap_or_default();
     let spec = &va.spec;
     let deleting = va.metadata.deletion_timestamp.is_some();

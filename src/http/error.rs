@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::admin::AdminError;
 use crate::elevenlabs::signature::SignatureError;
 use crate::tenant::TenantKey;
 
@@ -119,6 +120,18 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
                 .unwrap_or(&message)
                 .to_owned();
             Err(ApiError::field(field, reason))
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> ApiError {
+        match e {
+            AdminError::NotFound(m) => ApiError::NotFound(m),
+            AdminError::Conflict(m) => ApiError::Conflict(m),
+            AdminError::Invalid { field, reason } => ApiError::BadField { field, reason },
+            AdminError::Unavailable(m) => ApiError::Unavailable(m),
+            AdminError::Internal(m) => ApiError::Internal(m),
         }
     }
 }

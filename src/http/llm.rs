@@ -19,11 +19,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::bridge::{Bridge, unix_now};
 use super::error::{ApiError, parse_json};
+use super::state::{AppState, unix_now};
 use super::webhook::VOICE;
 use crate::actionlog::{Outcome, VoiceCall};
-use crate::bridge::Turn;
+use crate::agent::Turn;
 use crate::ids::Id;
 use crate::tenant::TenantKey;
 
@@ -99,13 +99,13 @@ fn session_id(key: &TenantKey, request: &ChatRequest) -> Result<Id, ApiError> {
 
 /// Handles one custom-LLM turn.
 pub async fn chat_completions(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     Path((business_id, location_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(secret) = &bridge.config.llm_secret {
-        Bridge::check_bearer(&headers, secret, "the custom-LLM route")?;
+    if let Some(secret) = &state.config.llm_secret {
+        AppState::check_bearer(&headers, secret, "the custom-LLM route")?;
     }
     let key = TenantKey::parse(&business_id, &location_id)?;
     let request: ChatRequest = parse_json(&body)?;
@@ -124,12 +124,12 @@ pub async fn chat_completions(
         location_id = %key.location_id,
         conversation = %session,
     );
-    let tenant = bridge.enabled_tenant(&key).instrument(span.clone()).await?;
-    bridge.claim_conversation(session.as_str(), &tenant.key)?;
+    let tenant = state.enabled_tenant(&key).instrument(span.clone()).await?;
+    state.claim_conversation(session.as_str(), &tenant.key)?;
     let mut extra = Map::new();
     extra.insert("event".into(), json!("custom_llm_turn"));
     extra.insert("messageLength".into(), json!(text.chars().count()));
-    bridge.log_call(
+    state.log_call(
         &key,
         Outcome::Received {
             external_id: Some(session.to_string()),
@@ -157,9 +157,9 @@ pub async fn chat_completions(
     // that tools it started finish and are logged.
     let task = tokio::spawn(
         async move {
-            bridge
+            state
                 .runtime
-                .answer(&turn, bridge.tools.as_ref(), Some(tx))
+                .answer(&turn, state.tools.as_ref(), Some(tx))
                 .await
         }
         .instrument(span),

@@ -3,10 +3,10 @@
 //! and the admin clients call.
 
 pub mod admin;
-pub mod bridge;
 pub mod error;
 pub mod llm;
 pub mod postcall;
+pub mod state;
 pub mod webhook;
 
 use std::future::Future;
@@ -66,7 +66,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// Every ElevenLabs-facing and admin route, with request ids, a span per
 /// request, body limits and a timeout.
-pub fn bridge_routes(state: Arc<bridge::Bridge>) -> Router {
+pub fn bridge_routes(state: Arc<state::AppState>) -> Router {
     let config = &state.config;
     let post_call = Router::new()
         .route("/api/elevenlabs/post-call", post(postcall::post_call))

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use super::bridge::Bridge;
 use super::error::{ApiError, parse_json};
+use super::state::AppState;
 use crate::actionlog::{Outcome, VoiceCall};
 use crate::ids::Id;
 use crate::tenant::{TenantConfig, TenantKey};
@@ -91,11 +91,11 @@ const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
 
 /// Handles one post-call webhook.
 pub async fn post_call(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    bridge.verify_signature(&headers, &body)?;
+    state.verify_signature(&headers, &body)?;
     let event: PostCall = parse_json(&body)?;
     let data = event.data;
     let conversation = Id::parse("data.conversation_id", &data.conversation_id)?;
@@ -111,8 +111,8 @@ pub async fn post_call(
             ),
         ));
     }
-    let tenant = resolve(&bridge, &data, &conversation).await?;
-    bridge.check_agent(&tenant, data.agent_id.as_deref())?;
+    let tenant = resolve(&state, &data, &conversation).await?;
+    state.check_agent(&tenant, data.agent_id.as_deref())?;
     let span = tracing::info_span!(
         "post_call",
         kind = %event.kind,
@@ -121,7 +121,7 @@ pub async fn post_call(
         conversation = %conversation,
     );
     let _entered = span.enter();
-    if !bridge.first_delivery(&event.kind, conversation.as_str()) {
+    if !state.first_delivery(&event.kind, conversation.as_str()) {
         tracing::info!("already handled; acknowledged again");
         return Ok(Json(json!({"status": "duplicate"})));
     }
@@ -165,7 +165,7 @@ pub async fn post_call(
                     }
                 }
             }
-            bridge.log_call(
+            state.log_call(
                 &tenant.key,
                 Outcome::Received {
                     external_id: Some(conversation.to_string()),
@@ -183,7 +183,7 @@ pub async fn post_call(
             let reason = data
                 .failure_reason
                 .unwrap_or_else(|| "the call could not be started".into());
-            bridge.log_call(
+            state.log_call(
                 &tenant.key,
                 Outcome::failed(format!("call initiation failed: {reason}")),
                 VoiceCall {
@@ -195,7 +195,7 @@ pub async fn post_call(
                 Some(&delivery),
             );
         }
-        _ => keep_audio(&bridge, &tenant, &conversation, data.full_audio),
+        _ => keep_audio(&state, &tenant, &conversation, data.full_audio),
     }
     Ok(Json(json!({"status": "ok"})))
 }
@@ -204,7 +204,7 @@ pub async fn post_call(
 /// conversation-init route gave the call, else from this replica's
 /// memory of the conversation, else from the agent id.
 async fn resolve(
-    bridge: &Bridge,
+    state: &AppState,
     data: &PostCallData,
     conversation: &Id,
 ) -> Result<TenantConfig, ApiError> {
@@ -227,8 +227,8 @@ async fn resolve(
                 e.reason,
             )
         })?;
-        let tenant = bridge.tenant(&key).await?;
-        if let Some(seen) = bridge.conversation(conversation.as_str())
+        let tenant = state.tenant(&key).await?;
+        if let Some(seen) = state.conversation(conversation.as_str())
             && seen.tenant != key
         {
             return Err(ApiError::Forbidden(format!(
@@ -237,13 +237,13 @@ async fn resolve(
         }
         return Ok(tenant);
     }
-    if let Some(seen) = bridge.conversation(conversation.as_str()) {
-        return bridge.tenant(&seen.tenant).await;
+    if let Some(seen) = state.conversation(conversation.as_str()) {
+        return state.tenant(&seen.tenant).await;
     }
     match &data.agent_id {
         Some(agent) => {
             let agent = Id::parse("data.agent_id", agent)?;
-            bridge.tenant_of_agent(&agent).await
+            state.tenant_of_agent(&agent).await
         }
         None => Err(ApiError::field(
             "data.agent_id",
@@ -274,9 +274,9 @@ fn transcript(turns: &[TranscriptTurn]) -> (Value, bool) {
 
 /// Writes the call audio under the recordings directory when the tenant
 /// records calls. In the background: ElevenLabs wants a quick 200.
-fn keep_audio(bridge: &Bridge, tenant: &TenantConfig, conversation: &Id, audio: Option<String>) {
+fn keep_audio(state: &AppState, tenant: &TenantConfig, conversation: &Id, audio: Option<String>) {
     let (Some(dir), true, Some(audio)) = (
-        bridge.config.recordings_dir.clone(),
+        state.config.recordings_dir.clone(),
         tenant.settings.conversation.record_calls,
         audio,
     ) else {
@@ -330,22 +330,22 @@ struct InitRequest {
 /// `ElevenLabs-Signature` header or, since ElevenLabs sends this one with
 /// configured headers instead, `Authorization: Bearer <webhook secret>`.
 pub async fn conversation_init(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     if headers.contains_key(crate::elevenlabs::signature::HEADER) {
-        bridge.verify_signature(&headers, &body)?;
+        state.verify_signature(&headers, &body)?;
     } else {
-        Bridge::check_bearer(
+        AppState::check_bearer(
             &headers,
-            &bridge.config.webhook_secret,
+            &state.config.webhook_secret,
             "the conversation-init route (ElevenLabs-Signature or bearer)",
         )?;
     }
     let request: InitRequest = parse_json(&body)?;
     let agent = Id::parse("agent_id", &request.agent_id)?;
-    let tenant = bridge.tenant_of_agent(&agent).await?;
+    let tenant = state.tenant_of_agent(&agent).await?;
     if !tenant.settings.enabled {
         return Err(ApiError::Disabled(tenant.key));
     }
@@ -360,7 +360,7 @@ pub async fn conversation_init(
         conversation = %correlation,
     );
     span.in_scope(|| tracing::info!("inbound call"));
-    bridge.claim_conversation(&correlation, &tenant.key)?;
+    state.claim_conversation(&correlation, &tenant.key)?;
     let mut vars = Map::new();
     vars.insert("business_id".into(), json!(tenant.key.business_id.as_str()));
     vars.insert("location_id".into(), json!(tenant.key.location_id.as_str()));

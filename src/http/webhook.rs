@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use super::bridge::Bridge;
 use super::error::{ApiError, parse_json};
+use super::state::AppState;
 use crate::actionlog::{Outcome, VoiceCall};
-use crate::bridge::{Answer, Turn};
+use crate::agent::{Answer, Turn};
 use crate::ids::Id;
 use crate::tenant::TenantKey;
 
@@ -55,11 +55,11 @@ pub const VOICE: &str = "voice";
 
 /// Handles one seed webhook event.
 pub async fn webhook(
-    State(bridge): State<Arc<Bridge>>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    bridge.verify_signature(&headers, &body)?;
+    state.verify_signature(&headers, &body)?;
     let event: SeedEvent = parse_json(&body)?;
     let key = TenantKey::parse(&event.metadata.business_id, &event.metadata.location_id)
         .map_err(|e| ApiError::field(format!("metadata.{}", e.field), e.reason))?;
@@ -80,9 +80,9 @@ pub async fn webhook(
         conversation = %conversation,
     );
     async move {
-        let tenant = bridge.enabled_tenant(&key).await?;
-        bridge.check_agent(&tenant, event.agent_id.as_deref())?;
-        let seen = bridge.claim_conversation(conversation.as_str(), &key)?;
+        let tenant = state.enabled_tenant(&key).await?;
+        state.check_agent(&tenant, event.agent_id.as_deref())?;
+        let seen = state.claim_conversation(conversation.as_str(), &key)?;
         let caller = event.metadata.caller_phone.as_deref();
         let call = |duration: Option<f64>, what: &str, extra: Option<(&str, Value)>| {
             let mut metadata = Map::new();
@@ -108,7 +108,7 @@ pub async fn webhook(
                 if content.trim().is_empty() {
                     return Err(ApiError::field("message.content", "must not be empty"));
                 }
-                bridge.log_call(
+                state.log_call(
                     &key,
                     received(),
                     call(
@@ -127,14 +127,14 @@ pub async fn webhook(
                     text: content,
                     bedrock: tenant.settings.bedrock.clone(),
                 };
-                let answer = bridge
+                let answer = state
                     .runtime
-                    .answer(&turn, bridge.tools.as_ref(), None)
+                    .answer(&turn, state.tools.as_ref(), None)
                     .await;
                 Ok(Json(reply(&answer)))
             }
             "conversation_start" => {
-                bridge.log_call(
+                state.log_call(
                     &key,
                     received(),
                     call(None, "conversation_start", None),
@@ -149,7 +149,7 @@ pub async fn webhook(
                 let duration = event
                     .duration
                     .unwrap_or_else(|| seen.started.elapsed().as_secs_f64().round());
-                bridge.log_call(
+                state.log_call(
                     &key,
                     received(),
                     call(Some(duration), "conversation_end", None),

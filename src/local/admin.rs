@@ -4,6 +4,7 @@
 //! reads the VoiceAgent. The directory stays the one source of truth; the
 //! watcher picks the change up like any other edit.
 
+use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,8 @@ use tokio::sync::Notify;
 
 use super::manifests::replace_document;
 use super::objects::LocalObjects;
-use crate::bridge::BoxFuture;
+use crate::admin::{AdminError, AgentAdmin, owns, resource_name};
 use crate::crd::VoiceAgent;
-use crate::http::admin::{AgentAdmin, resource_name};
-use crate::http::error::ApiError;
 use crate::tenant::TenantKey;
 
 /// First line of every file the admin API writes.
@@ -60,10 +59,7 @@ impl DirAdmin {
     /// Every VoiceAgent of `key`: one, or while a removed manifest is
     /// being cleaned up, also the one going away.
     fn of<'a>(&self, key: &'a TenantKey) -> impl Iterator<Item = VoiceAgent> + 'a {
-        self.objects.all().into_iter().filter(|va| {
-            va.spec.business_id == key.business_id.as_str()
-                && va.spec.location_id == key.location_id.as_str()
-        })
+        self.objects.all().into_iter().filter(|va| owns(va, key))
     }
 
     /// Writes `spec` (merged over the current one) as the VoiceAgent of
@@ -72,7 +68,7 @@ impl DirAdmin {
         &self,
         key: &TenantKey,
         spec: Map<String, Value>,
-    ) -> Result<VoiceAgent, ApiError> {
+    ) -> Result<VoiceAgent, AdminError> {
         let _one = self.writing.lock().await;
         let current = self.current(key);
         let (name, namespace, mut merged) = match &current {
@@ -102,15 +98,15 @@ impl DirAdmin {
             "spec": merged,
         });
         let yaml = serde_saphyr::to_string(&object)
-            .map_err(|e| ApiError::Internal(format!("cannot write the manifest as YAML: {e}")))?;
+            .map_err(|e| AdminError::Internal(format!("cannot write the manifest as YAML: {e}")))?;
         let origin = current.as_ref().and_then(|va| self.objects.origin(va));
         let (path, text) = match origin {
             Some((path, document)) => {
                 let old = tokio::fs::read_to_string(&path).await.map_err(|e| {
-                    ApiError::Unavailable(format!("cannot read {}: {e}", path.display()))
+                    AdminError::Unavailable(format!("cannot read {}: {e}", path.display()))
                 })?;
                 let text = replace_document(&old, document, &yaml).ok_or_else(|| {
-                    ApiError::Conflict(format!(
+                    AdminError::Conflict(format!(
                         "{} changed while it was being edited; try again",
                         path.display()
                     ))
@@ -127,12 +123,14 @@ impl DirAdmin {
             tokio::fs::write(&tmp, &text).await?;
             tokio::fs::rename(&tmp, &path).await
         };
-        written
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("cannot write {}: {e}", path.display())))?;
+        written.await.map_err(|e| {
+            AdminError::Unavailable(format!("cannot write {}: {e}", path.display()))
+        })?;
         tracing::info!(file = %path.display(), voiceagent = %format!("{namespace}/{name}"), "admin API wrote a VoiceAgent manifest");
-        let want: VoiceAgent =
-            serde_json::from_value(object).map_err(|e| ApiError::field("spec", e.to_string()))?;
+        let want: VoiceAgent = serde_json::from_value(object).map_err(|e| AdminError::Invalid {
+            field: "spec".into(),
+            reason: e.to_string(),
+        })?;
         let deadline = tokio::time::Instant::now() + PICKUP_WAIT;
         loop {
             self.rescan.notify_one();
@@ -167,14 +165,14 @@ impl AgentAdmin for DirAdmin {
         key: &'a TenantKey,
         _found: Option<&'a VoiceAgent>,
         spec: Map<String, Value>,
-    ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>> {
+    ) -> BoxFuture<'a, Result<VoiceAgent, AdminError>> {
         Box::pin(self.write(key, spec))
     }
 
     fn find<'a>(
         &'a self,
         key: &'a TenantKey,
-    ) -> BoxFuture<'a, Result<Option<VoiceAgent>, ApiError>> {
+    ) -> BoxFuture<'a, Result<Option<VoiceAgent>, AdminError>> {
         Box::pin(async move { Ok(self.current(key).or_else(|| self.of(key).next())) })
     }
 
@@ -182,12 +180,10 @@ impl AgentAdmin for DirAdmin {
         &'a self,
         key: &'a TenantKey,
         enabled: bool,
-    ) -> BoxFuture<'a, Result<VoiceAgent, ApiError>> {
+    ) -> BoxFuture<'a, Result<VoiceAgent, AdminError>> {
         Box::pin(async move {
             if self.current(key).is_none() {
-                return Err(ApiError::NotFound(format!(
-                    "no VoiceAgent exists for {key}"
-                )));
+                return Err(AdminError::no_agent(key));
             }
             let mut spec = Map::new();
             spec.insert("enabled".into(), json!(enabled));

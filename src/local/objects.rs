@@ -4,6 +4,7 @@
 //! finds the agents it made. The controller reads them through a
 //! kube-runtime [`Store`], exactly as in a cluster.
 
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::manifests::{ManifestError, Scan};
-use crate::bridge::BoxFuture;
 use crate::controller::Error;
 use crate::controller::objects::{Objects, finalizers};
 use crate::crd::{VoiceAgent, VoiceAgentStatus};

@@ -3,6 +3,7 @@
 //! under the data directory and assigns ids, so the controller logic runs
 //! end to end, but no phone rings anywhere.
 
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::elevenlabs::{
-    AgentPage, AgentPlatform, AgentSummary, ApiError, ApiFuture, Deleted, DesiredAgent, ListQuery,
+    AgentPage, AgentPlatform, AgentSummary, Deleted, DesiredAgent, ElevenLabsError, ListQuery,
     RemoteAgent,
 };
 use crate::ids::Id;
@@ -44,8 +45,12 @@ impl OfflinePlatform {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, agents: &BTreeMap<String, Value>, operation: &str) -> Result<(), ApiError> {
-        let failed = |e: std::io::Error| ApiError::Server {
+    fn save(
+        &self,
+        agents: &BTreeMap<String, Value>,
+        operation: &str,
+    ) -> Result<(), ElevenLabsError> {
+        let failed = |e: std::io::Error| ElevenLabsError::Server {
             operation: operation.to_owned(),
             status: 500,
             message: format!("offline stand-in cannot write {}: {e}", self.path.display()),
@@ -54,17 +59,20 @@ impl OfflinePlatform {
     }
 }
 
-fn not_found(operation: &str) -> ApiError {
-    ApiError::NotFound {
+fn not_found(operation: &str) -> ElevenLabsError {
+    ElevenLabsError::NotFound {
         operation: operation.to_owned(),
     }
 }
 
 impl AgentPlatform for OfflinePlatform {
-    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id> {
+    fn create_agent<'a>(
+        &'a self,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
         Box::pin(async move {
             let raw = format!("agent_offline_{}", uuid::Uuid::new_v4().simple());
-            let id = Id::parse("agent_id", &raw).map_err(ApiError::InvalidId)?;
+            let id = Id::parse("agent_id", &raw).map_err(ElevenLabsError::InvalidId)?;
             let mut agents = self.lock();
             agents.insert(raw, desired.body());
             self.save(&agents, "create agent")?;
@@ -72,7 +80,7 @@ impl AgentPlatform for OfflinePlatform {
         })
     }
 
-    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent> {
+    fn get_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<RemoteAgent, ElevenLabsError>> {
         Box::pin(async move {
             let agents = self.lock();
             let body = agents
@@ -91,7 +99,11 @@ impl AgentPlatform for OfflinePlatform {
         })
     }
 
-    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()> {
+    fn update_agent<'a>(
+        &'a self,
+        id: &'a Id,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<(), ElevenLabsError>> {
         Box::pin(async move {
             let mut agents = self.lock();
             let body = agents
@@ -102,7 +114,7 @@ impl AgentPlatform for OfflinePlatform {
         })
     }
 
-    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted> {
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>> {
         Box::pin(async move {
             let mut agents = self.lock();
             if agents.remove(id.as_str()).is_none() {
@@ -113,7 +125,10 @@ impl AgentPlatform for OfflinePlatform {
         })
     }
 
-    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage> {
+    fn list_agents<'a>(
+        &'a self,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<AgentPage, ElevenLabsError>> {
         Box::pin(async move {
             let agents = self.lock();
             let matches = |body: &Value| match &query.search {

@@ -12,6 +12,7 @@ pub mod sns;
 pub mod twilio;
 pub mod whatsapp;
 
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 pub use address::{AddressError, EmailAddress, PhoneNumber};
 
 use crate::actionlog::record::Provider;
-use crate::bridge::BoxFuture;
 
 /// The three kinds of message the agent can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

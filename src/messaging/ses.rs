@@ -2,11 +2,11 @@
 //! text body).
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use futures::future::BoxFuture;
 
 use super::config::MessagingConfigError;
 use super::{Channel, EmailAddress, MessageProvider, OutboundMessage, SendError, Sent, aws_error};
 use crate::actionlog::record::Provider;
-use crate::bridge::BoxFuture;
 use crate::ids::Id;
 
 /// Email settings for SES; region and credentials come from the AWS SDK

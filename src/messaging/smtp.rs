@@ -7,6 +7,7 @@
 //! have no common format and only mean something to that server; they are
 //! logged at debug level.
 
+use futures::future::BoxFuture;
 use std::fmt;
 use std::time::Duration;
 
@@ -20,7 +21,6 @@ use secrecy::{ExposeSecret, SecretString};
 use super::config::MessagingConfigError;
 use super::{Channel, EmailAddress, MessageProvider, OutboundMessage, SendError, Sent};
 use crate::actionlog::record::Provider;
-use crate::bridge::BoxFuture;
 
 /// How the connection to the server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

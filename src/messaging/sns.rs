@@ -1,11 +1,11 @@
 //! SMS through Amazon SNS `Publish` to a phone number.
 
 use aws_sdk_sns::types::MessageAttributeValue;
+use futures::future::BoxFuture;
 
 use super::config::MessagingConfigError;
 use super::{Channel, MessageProvider, OutboundMessage, SendError, Sent, aws_error};
 use crate::actionlog::record::Provider;
-use crate::bridge::BoxFuture;
 
 /// SNS refuses longer SMS bodies.
 const MAX_BODY_BYTES: usize = 1600;

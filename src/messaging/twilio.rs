@@ -1,5 +1,6 @@
 //! SMS through Twilio's Programmable Messaging API.
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -10,7 +11,6 @@ use serde_json::Value;
 use super::config::MessagingConfigError;
 use super::{Channel, MessageProvider, OutboundMessage, PhoneNumber, SendError, Sent, rest};
 use crate::actionlog::record::Provider;
-use crate::bridge::BoxFuture;
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";

@@ -1,5 +1,6 @@
 //! WhatsApp text messages through Meta's WhatsApp Cloud API (Graph API).
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -9,7 +10,6 @@ use serde_json::{Value, json};
 use super::config::MessagingConfigError;
 use super::{Channel, MessageProvider, OutboundMessage, SendError, Sent, rest};
 use crate::actionlog::record::Provider;
-use crate::bridge::BoxFuture;
 
 /// The production Graph API, at the version this module was written for.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v21.0";

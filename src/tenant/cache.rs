@@ -6,13 +6,14 @@
 //! Misses are cached too, so a flood of calls for an unknown tenant reaches
 //! the store once per TTL. Strong reads always go to the store.
 
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Read, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
 use crate::ids::Id;
 
 /// Default entry lifetime.
@@ -84,7 +85,11 @@ impl CachedStore {
 }
 
 impl TenantStore for CachedStore {
-    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>> {
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>> {
         Box::pin(async move {
             if read == Read::Eventual
                 && let Some(hit) = self.fresh(key)
@@ -102,7 +107,7 @@ impl TenantStore for CachedStore {
         key: &'a TenantKey,
         owner: &'a Id,
         settings: &'a TenantSettings,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
             let result = self.inner.put(key, owner, settings).await;
             self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
@@ -115,7 +120,7 @@ impl TenantStore for CachedStore {
         key: &'a TenantKey,
         owner: &'a Id,
         enabled: bool,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
             let result = self.inner.set_enabled(key, owner, enabled).await;
             self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
@@ -123,7 +128,11 @@ impl TenantStore for CachedStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let result = self.inner.delete(key, owner).await;
             self.after_write(key, result.as_ref().ok().map(|_| None));

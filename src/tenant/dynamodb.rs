@@ -2,6 +2,7 @@
 //! `businessId`, RANGE `locationId`), items in the seed's format. The
 //! owner check is a condition expression, so it holds across replicas.
 
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use serde_json::{Map, Number, Value};
 use super::item::{
     self, BUSINESS_ID, CREATED_AT, ENABLED, LOCATION_ID, OWNER, UPDATED_AT, VERSION,
 };
-use super::{Read, StoreError, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
 use crate::ids::Id;
 
 const BACKEND: &str = "DynamoDB";
@@ -186,7 +187,11 @@ impl DynamoStore {
 }
 
 impl TenantStore for DynamoStore {
-    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>> {
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>> {
         Box::pin(async move {
             self.get_item(key, read)
                 .await?
@@ -200,7 +205,7 @@ impl TenantStore for DynamoStore {
         key: &'a TenantKey,
         owner: &'a Id,
         settings: &'a TenantSettings,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
             let set = item::settings_attributes(settings);
             let remove: Vec<&str> = item::OPTIONAL
@@ -217,7 +222,7 @@ impl TenantStore for DynamoStore {
         key: &'a TenantKey,
         owner: &'a Id,
         enabled: bool,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
             let set = Map::from_iter([(ENABLED.to_owned(), Value::Bool(enabled))]);
             let now = item::timestamp(item::now());
@@ -225,7 +230,11 @@ impl TenantStore for DynamoStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let result = self
                 .client

@@ -12,10 +12,9 @@ pub mod dynamodb;
 mod item;
 pub mod sqlite;
 
+use futures::future::BoxFuture;
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -149,12 +148,13 @@ impl StoreError {
     }
 }
 
-/// What a [`TenantStore`] call returns.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
 /// Where tenant configuration lives. Writes are conditional on the owner.
 pub trait TenantStore: Send + Sync {
-    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>>;
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>>;
 
     /// Creates or replaces the item with `settings`, if `owner` owns it or
     /// nobody does; keeps `createdAt`, sets `updatedAt`, raises `version`.
@@ -163,7 +163,7 @@ pub trait TenantStore: Send + Sync {
         key: &'a TenantKey,
         owner: &'a Id,
         settings: &'a TenantSettings,
-    ) -> StoreFuture<'a, TenantConfig>;
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>>;
 
     /// Switches `enabled` only; every other attribute (the agent id above
     /// all) stays. [`StoreError::NotFound`] when there is no item.
@@ -172,11 +172,15 @@ pub trait TenantStore: Send + Sync {
         key: &'a TenantKey,
         owner: &'a Id,
         enabled: bool,
-    ) -> StoreFuture<'a, TenantConfig>;
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>>;
 
     /// Deletes the item if `owner` owns it (or nobody does). `false` when
     /// there was nothing to delete.
-    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool>;
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 /// Which store to use.

@@ -2,6 +2,7 @@
 //! JSON. Writes run in an immediate transaction, so the owner check and the
 //! write cannot interleave with another writer, in this process or another.
 
+use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -9,9 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
 use super::item::{self, OWNER, UPDATED_AT, VERSION};
-use super::{
-    OpenError, Read, StoreError, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore,
-};
+use super::{OpenError, Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
 use crate::ids::Id;
 
 const BACKEND: &str = "the SQLite tenant store";
@@ -219,7 +218,11 @@ fn stamped(
 }
 
 impl TenantStore for SqliteStore {
-    fn get<'a>(&'a self, key: &'a TenantKey, _read: Read) -> StoreFuture<'a, Option<TenantConfig>> {
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        _read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>> {
         // One file, one writer at a time: every read is strongly consistent.
         let key = key.clone();
         Box::pin(self.with_db(move |db| {
@@ -239,7 +242,7 @@ impl TenantStore for SqliteStore {
         key: &'a TenantKey,
         owner: &'a Id,
         settings: &'a TenantSettings,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         let attributes = item::settings_attributes(settings);
         let (k, o) = (key.clone(), owner.clone());
         Box::pin(async move {
@@ -258,7 +261,7 @@ impl TenantStore for SqliteStore {
         key: &'a TenantKey,
         owner: &'a Id,
         enabled: bool,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         let (k, o) = (key.clone(), owner.clone());
         Box::pin(async move {
             let written = self
@@ -275,7 +278,11 @@ impl TenantStore for SqliteStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let (existed, _) = self.write(key, owner, |_| Ok(None)).await?;
             Ok(existed)

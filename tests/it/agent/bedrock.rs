@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use voice_operator::bridge::bedrock::{BedrockConfig, BedrockRuntime};
-use voice_operator::bridge::{AgentRuntime, FALLBACK};
+use voice_operator::agent::bedrock::{BedrockConfig, BedrockRuntime};
+use voice_operator::agent::{AgentRuntime, FALLBACK};
 
 /// One frame of an event stream.
 #[derive(Clone)]

@@ -18,8 +18,8 @@ use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use voice_operator::bridge::openai::{OpenAiConfig, OpenAiRuntime};
-use voice_operator::bridge::{AgentRuntime, Answer, FALLBACK, ToolCall, Turn};
+use voice_operator::agent::openai::{OpenAiConfig, OpenAiRuntime};
+use voice_operator::agent::{AgentRuntime, Answer, FALLBACK, ToolCall, Turn};
 
 /// What the server answers to one request.
 #[derive(Clone)]

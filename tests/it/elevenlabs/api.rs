@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use voice_operator::elevenlabs::{
-    AgentPlatform, ApiError, ClientConfig, Deleted, DesiredAgent, ElevenLabsClient, ListQuery, Llm,
+    AgentPlatform, ClientConfig, Deleted, DesiredAgent, ElevenLabsClient, ElevenLabsError,
+    ListQuery, Llm,
 };
 use voice_operator::ids::Id;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
@@ -159,7 +160,7 @@ async fn delete_removes_and_a_missing_agent_counts_as_gone() {
         Deleted::AlreadyGone
     );
     let err = c.get_agent(&id("agent_gone")).await.unwrap_err();
-    assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+    assert!(matches!(err, ElevenLabsError::NotFound { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -326,7 +327,7 @@ async fn server_errors_exhaust_the_retry_budget_and_keep_the_status() {
         .await;
     let err = client(&server).get_agent(&id("agent_1")).await.unwrap_err();
     match &err {
-        ApiError::Server {
+        ElevenLabsError::Server {
             status: 503,
             message,
             ..
@@ -346,7 +347,7 @@ async fn a_failed_create_is_not_repeated_so_no_second_agent_appears() {
         .await;
     let err = client(&server).create_agent(&desired()).await.unwrap_err();
     assert!(
-        matches!(err, ApiError::Server { status: 502, .. }),
+        matches!(err, ElevenLabsError::Server { status: 502, .. }),
         "{err:?}"
     );
     assert!(
@@ -368,7 +369,7 @@ async fn validation_errors_carry_the_provider_message_and_are_not_retried() {
         .await;
     let err = client(&server).create_agent(&desired()).await.unwrap_err();
     match &err {
-        ApiError::Validation {
+        ElevenLabsError::Validation {
             status: 422,
             message,
             ..
@@ -393,7 +394,10 @@ async fn a_refused_key_is_an_auth_error_that_never_shows_the_key() {
         .mount(&server)
         .await;
     let err = client(&server).get_agent(&id("agent_1")).await.unwrap_err();
-    assert!(matches!(err, ApiError::Auth { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, ElevenLabsError::Auth { status: 401, .. }),
+        "{err:?}"
+    );
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains(KEY), "{shown}");
         assert!(shown.contains("Invalid API key"), "{shown}");
@@ -412,7 +416,7 @@ async fn slow_answers_time_out_per_attempt_and_are_retried() {
     let started = Instant::now();
     let err = client(&server).get_agent(&id("agent_1")).await.unwrap_err();
     let took = started.elapsed();
-    assert!(matches!(err, ApiError::Timeout { .. }), "{err:?}");
+    assert!(matches!(err, ElevenLabsError::Timeout { .. }), "{err:?}");
     assert!(err.is_retryable());
     // Three attempts of 800 ms plus short backoffs, far below one 5 s answer.
     assert!(took < Duration::from_secs(4), "{took:?}");
@@ -438,7 +442,7 @@ async fn a_create_answer_without_agent_id_is_a_typed_error() {
     }
     for answer in answers {
         match client(&server).create_agent(&desired()).await.unwrap_err() {
-            ApiError::BadResponse { field, .. } => assert_eq!(field, "agent_id", "{answer}"),
+            ElevenLabsError::BadResponse { field, .. } => assert_eq!(field, "agent_id", "{answer}"),
             other => panic!("{answer}: {other:?}"),
         }
     }
@@ -449,7 +453,7 @@ async fn a_create_answer_without_agent_id_is_a_typed_error() {
         .await;
     let err = client(&server).create_agent(&desired()).await.unwrap_err();
     assert!(
-        matches!(err, ApiError::BadResponse { ref field, .. } if field == "body"),
+        matches!(err, ElevenLabsError::BadResponse { ref field, .. } if field == "body"),
         "{err:?}"
     );
 }

@@ -9,8 +9,8 @@ use crate::support::cluster::{self, until};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
+use voice_operator::admin::KubeAdmin;
 use voice_operator::crd::VoiceAgent;
-use voice_operator::http::admin::KubeAdmin;
 
 async fn setup() -> (TestBridge, Api<VoiceAgent>, String) {
     let client = cluster::client().await;

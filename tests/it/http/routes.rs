@@ -2,6 +2,7 @@
 //! with the scheme of the shared vectors: what each answers, and the
 //! agent-log records each leaves.
 
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use voice_operator::bridge::{AgentRuntime, Answer, BoxFuture, ToolRunner, Turn};
+use voice_operator::agent::{AgentRuntime, Answer, ToolRunner, Turn};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 
 fn seed_message() -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! The bridge routes served on 127.0.0.1:0 with a real SQLite tenant
 //! store and an action log whose sink keeps every record for the test.
 
+use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,13 +9,13 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use voice_operator::actionlog::record::EncodedRecord;
-use voice_operator::actionlog::sink::{ActionSink, PutFuture, PutOutcome};
+use voice_operator::actionlog::sink::{ActionSink, PutOutcome};
 use voice_operator::actionlog::{ActionLog, ShipperConfig, ShipperHandle};
-use voice_operator::bridge::scripted::ScriptedRuntime;
-use voice_operator::bridge::tools::{Tools, ToolsConfig};
-use voice_operator::bridge::{AgentRuntime, ToolRunner};
+use voice_operator::agent::scripted::ScriptedRuntime;
+use voice_operator::agent::tools::{Tools, ToolsConfig};
+use voice_operator::agent::{AgentRuntime, ToolRunner};
 use voice_operator::elevenlabs::signature;
-use voice_operator::http::bridge::{Bridge, BridgeConfig};
+use voice_operator::http::state::{AppState, HttpConfig};
 use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::sqlite::SqliteStore;
@@ -38,7 +39,7 @@ impl CaptureSink {
 }
 
 impl ActionSink for CaptureSink {
-    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> PutFuture<'a> {
+    fn put<'a>(&'a self, batch: &'a [EncodedRecord]) -> BoxFuture<'a, PutOutcome> {
         Box::pin(async move {
             let mut records = self.records.lock().unwrap();
             for r in batch {
@@ -83,7 +84,7 @@ pub struct Options {
     pub tools: Option<Arc<dyn ToolRunner>>,
     pub tools_config: ToolsConfig,
     pub messaging: Messaging,
-    pub configure: Box<dyn FnOnce(&mut Bridge) + Send>,
+    pub configure: Box<dyn FnOnce(&mut AppState) + Send>,
     pub body_limit: usize,
 }
 
@@ -116,12 +117,12 @@ impl TestBridge {
                 log.clone(),
             ))
         });
-        let mut config = BridgeConfig::new(SecretString::from(WEBHOOK_SECRET));
+        let mut config = HttpConfig::new(SecretString::from(WEBHOOK_SECRET));
         config.llm_secret = Some(SecretString::from(LLM_SECRET));
         config.admin_token = Some(SecretString::from(ADMIN_TOKEN));
         config.body_limit = options.body_limit;
         config.recordings_dir = Some(dir.path().join("recordings"));
-        let mut bridge = Bridge::new(config, store.clone(), options.runtime, tools, log);
+        let mut bridge = AppState::new(config, store.clone(), options.runtime, tools, log);
         (options.configure)(&mut bridge);
         let router = voice_operator::http::bridge_routes(Arc::new(bridge));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

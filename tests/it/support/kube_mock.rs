@@ -3,6 +3,7 @@
 //! Every request lands in a [`Journal`] that the platform and store
 //! wrappers share, so a test sees the whole call sequence in order.
 
+use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode};
@@ -11,11 +12,11 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use voice_operator::crd::VoiceAgent;
 use voice_operator::elevenlabs::{
-    AgentPage, AgentPlatform, ApiFuture, Deleted, DesiredAgent, ListQuery, RemoteAgent,
+    AgentPage, AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, ListQuery, RemoteAgent,
 };
 use voice_operator::ids::Id;
 use voice_operator::tenant::{
-    Read, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore,
+    Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
 };
 
 use super::fake_elevenlabs::merge;
@@ -174,23 +175,33 @@ pub struct JournaledPlatform<P> {
 }
 
 impl<P: AgentPlatform> AgentPlatform for JournaledPlatform<P> {
-    fn create_agent<'a>(&'a self, desired: &'a DesiredAgent) -> ApiFuture<'a, Id> {
+    fn create_agent<'a>(
+        &'a self,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
         self.journal.push("elevenlabs: create agent".into());
         self.inner.create_agent(desired)
     }
-    fn get_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, RemoteAgent> {
+    fn get_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<RemoteAgent, ElevenLabsError>> {
         self.journal.push(format!("elevenlabs: get agent {id}"));
         self.inner.get_agent(id)
     }
-    fn update_agent<'a>(&'a self, id: &'a Id, desired: &'a DesiredAgent) -> ApiFuture<'a, ()> {
+    fn update_agent<'a>(
+        &'a self,
+        id: &'a Id,
+        desired: &'a DesiredAgent,
+    ) -> BoxFuture<'a, Result<(), ElevenLabsError>> {
         self.journal.push(format!("elevenlabs: update agent {id}"));
         self.inner.update_agent(id, desired)
     }
-    fn delete_agent<'a>(&'a self, id: &'a Id) -> ApiFuture<'a, Deleted> {
+    fn delete_agent<'a>(&'a self, id: &'a Id) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>> {
         self.journal.push(format!("elevenlabs: delete agent {id}"));
         self.inner.delete_agent(id)
     }
-    fn list_agents<'a>(&'a self, query: &'a ListQuery) -> ApiFuture<'a, AgentPage> {
+    fn list_agents<'a>(
+        &'a self,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<AgentPage, ElevenLabsError>> {
         self.journal.push(match &query.search {
             Some(s) => format!("elevenlabs: list agents named {s:?}"),
             None => "elevenlabs: list agents".into(),
@@ -206,7 +217,11 @@ pub struct JournaledStore<S: ?Sized> {
 }
 
 impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
-    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>> {
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>> {
         self.journal.push(format!("store: get {key}"));
         self.inner.get(key, read)
     }
@@ -215,7 +230,7 @@ impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
         key: &'a TenantKey,
         owner: &'a Id,
         settings: &'a TenantSettings,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.journal.push(format!("store: put {key}"));
         self.inner.put(key, owner, settings)
     }
@@ -224,12 +239,16 @@ impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
         key: &'a TenantKey,
         owner: &'a Id,
         enabled: bool,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.journal
             .push(format!("store: set {key} enabled={enabled}"));
         self.inner.set_enabled(key, owner, enabled)
     }
-    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.journal.push(format!("store: delete {key}"));
         self.inner.delete(key, owner)
     }

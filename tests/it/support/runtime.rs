@@ -2,10 +2,11 @@
 //! answers every call at once and remembers it, and the text a runtime
 //! streamed.
 
+use futures::future::BoxFuture;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc;
-use voice_operator::bridge::{BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn};
+use voice_operator::agent::{ToolCall, ToolOutput, ToolRunner, Turn};
 
 /// A phone turn of the test tenant B0100001/L0100001 in `session`.
 pub fn turn(session: &str, text: &str) -> Turn {

@@ -1,5 +1,6 @@
 //! The webhook path's read-through cache over a real (SQLite) store.
 
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use voice_operator::ids::Id;
 use voice_operator::tenant::cache::CachedStore;
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{
-    ConversationSettings, Read, StoreFuture, TenantConfig, TenantKey, TenantSettings, TenantStore,
+    ConversationSettings, Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
 };
 
 /// Counts the reads that reach the store.
@@ -18,7 +19,11 @@ struct Counting {
 }
 
 impl TenantStore for Counting {
-    fn get<'a>(&'a self, key: &'a TenantKey, read: Read) -> StoreFuture<'a, Option<TenantConfig>> {
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key, read)
     }
@@ -27,7 +32,7 @@ impl TenantStore for Counting {
         key: &'a TenantKey,
         owner: &'a Id,
         settings: &'a TenantSettings,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.inner.put(key, owner, settings)
     }
     fn set_enabled<'a>(
@@ -35,10 +40,14 @@ impl TenantStore for Counting {
         key: &'a TenantKey,
         owner: &'a Id,
         enabled: bool,
-    ) -> StoreFuture<'a, TenantConfig> {
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.inner.set_enabled(key, owner, enabled)
     }
-    fn delete<'a>(&'a self, key: &'a TenantKey, owner: &'a Id) -> StoreFuture<'a, bool> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.delete(key, owner)
     }
 }

@@ -12,10 +12,10 @@ use axum::http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
-use super::admin::AgentAdmin;
 use super::error::ApiError;
 use crate::actionlog::{Action, ActionLog, Outcome, Recipient, VoiceCall};
-use crate::bridge::{AgentRuntime, ToolRunner};
+use crate::admin::AgentAdmin;
+use crate::agent::{AgentRuntime, ToolRunner};
 use crate::elevenlabs::AgentPlatform;
 use crate::elevenlabs::signature;
 use crate::ids::Id;
@@ -23,7 +23,7 @@ use crate::tenant::{Read, TenantConfig, TenantKey, TenantStore};
 
 /// Limits and secrets of the bridge routes.
 #[derive(Debug, Clone)]
-pub struct BridgeConfig {
+pub struct HttpConfig {
     /// HMAC secret of the `ElevenLabs-Signature` header.
     pub webhook_secret: SecretString,
     /// Bearer secret ElevenLabs sends to the custom-LLM route; without one
@@ -42,10 +42,10 @@ pub struct BridgeConfig {
     pub recordings_dir: Option<PathBuf>,
 }
 
-impl BridgeConfig {
+impl HttpConfig {
     /// Defaults around `webhook_secret`.
-    pub fn new(webhook_secret: SecretString) -> BridgeConfig {
-        BridgeConfig {
+    pub fn new(webhook_secret: SecretString) -> HttpConfig {
+        HttpConfig {
             webhook_secret,
             llm_secret: None,
             admin_token: None,
@@ -58,8 +58,8 @@ impl BridgeConfig {
 }
 
 /// Everything the bridge routes use.
-pub struct Bridge {
-    pub config: BridgeConfig,
+pub struct AppState {
+    pub config: HttpConfig,
     /// The tenant store, behind the read cache.
     pub store: Arc<dyn TenantStore>,
     pub runtime: Arc<dyn AgentRuntime>,
@@ -88,15 +88,15 @@ const MEMORY: Duration = Duration::from_secs(6 * 3600);
 /// How many of each it remembers at most.
 const MEMORY_CAPACITY: usize = 200_000;
 
-impl Bridge {
+impl AppState {
     pub fn new(
-        config: BridgeConfig,
+        config: HttpConfig,
         store: Arc<dyn TenantStore>,
         runtime: Arc<dyn AgentRuntime>,
         tools: Arc<dyn ToolRunner>,
         log: ActionLog,
-    ) -> Bridge {
-        Bridge {
+    ) -> AppState {
+        AppState {
             config,
             store,
             runtime,
@@ -195,7 +195,7 @@ impl Bridge {
                     ))
                 })?;
                 let agent = platform.get_agent(agent_id).await.map_err(|e| {
-                    if matches!(e, crate::elevenlabs::ApiError::NotFound { .. }) {
+                    if matches!(e, crate::elevenlabs::ElevenLabsError::NotFound { .. }) {
                         ApiError::NotFound(format!("agent {agent_id} does not exist"))
                     } else {
                         ApiError::Unavailable(format!(

@@ -1,13 +1,14 @@
 //! The tools the agent can call, as the models see them. Bedrock action
 //! groups (RETURN_CONTROL) declare the same functions and parameters.
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use super::{BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn};
+use super::{ToolCall, ToolOutput, ToolRunner, Turn};
 use crate::actionlog::record::Provider;
 use crate::actionlog::{
     Action, ActionLog, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider,

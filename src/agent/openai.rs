@@ -20,6 +20,7 @@
 //! keeps alternating user and assistant messages, which some chat templates
 //! require.
 
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -31,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
 use super::tools::{ACTION_GROUP, catalog};
-use super::{AgentRuntime, Answer, BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
+use super::{AgentRuntime, Answer, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
 
 /// Messages of past exchanges sent along with a turn, per session.
 const HISTORY_MESSAGES: usize = 40;

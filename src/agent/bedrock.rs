@@ -4,6 +4,7 @@
 //! agent answers in text. Bounded in rounds and in time; any failure
 //! becomes the spoken fallback.
 
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 use aws_sdk_bedrockagentruntime::Client;
@@ -15,7 +16,7 @@ use aws_sdk_bedrockagentruntime::types::{
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-use super::{AgentRuntime, Answer, BoxFuture, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
+use super::{AgentRuntime, Answer, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
 
 /// Which Bedrock Agent answers, and the limits of one turn.
 #[derive(Debug, Clone, PartialEq, Eq)]

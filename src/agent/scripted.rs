@@ -3,11 +3,12 @@
 //! matching tool and says what it did. Named so that nobody mistakes it for
 //! a model.
 
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
-use super::{AgentRuntime, Answer, BoxFuture, ToolCall, ToolRunner, Turn};
+use super::{AgentRuntime, Answer, ToolCall, ToolRunner, Turn};
 
 /// Keyword rules, first match wins; no match echoes the turn back.
 #[derive(Debug, Default, Clone)]
@@ -113,7 +114,7 @@ impl AgentRuntime for ScriptedRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::ToolOutput;
+    use crate::agent::ToolOutput;
 
     struct Echo;
 

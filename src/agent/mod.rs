@@ -9,9 +9,8 @@ pub mod openai;
 pub mod scripted;
 pub mod tools;
 
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use std::sync::Arc;
 
@@ -51,8 +50,6 @@ pub struct ToolOutput {
     /// False when the tool failed; the agent is told so.
     pub ok: bool,
 }
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs the tools an agent calls. Each call has `turn` at hand for its
 /// tenant and session.
