@@ -5,6 +5,7 @@
 pub mod actionlog;
 pub mod admin;
 pub mod agent;
+pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;

@@ -1,18 +1,18 @@
 //! Settings of the webhook bridge (`run`): the agent runtime, the tools,
-//! the messaging providers and the HTTP limits. Secrets are read from the
-//! environment only, never from flags, so they stay out of `ps` output.
+//! the messaging providers and the HTTP limits. Secrets are not flags:
+//! they come from [`Secrets`], read from the environment once.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use secrecy::SecretString;
 
 use super::whole;
 use crate::agent::RuntimeConfig;
 use crate::agent::bedrock::BedrockConfig;
 use crate::agent::openai::OpenAiConfig;
 use crate::agent::tools::ToolsConfig;
+use crate::app::Secrets;
 use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
 use crate::messaging::ses::SesConfig;
 use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};
@@ -199,14 +199,6 @@ pub struct BridgeArgs {
     pub tenant_cache_ms: u64,
 }
 
-/// A secret from the environment; empty counts as unset.
-pub fn secret(name: &str) -> Option<SecretString> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| SecretString::from(v.trim().to_owned()))
-}
-
 /// A bridge setting that is missing or makes no sense; names the flag and
 /// the variable.
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +216,11 @@ fn missing(what: &str) -> BridgeConfigError {
 impl BridgeArgs {
     /// The agent runtime these settings ask for; `default` when none is
     /// named.
-    pub fn runtime(&self, default: AgentRuntimeKind) -> Result<RuntimeConfig, BridgeConfigError> {
+    pub fn runtime(
+        &self,
+        default: AgentRuntimeKind,
+        secrets: &Secrets,
+    ) -> Result<RuntimeConfig, BridgeConfigError> {
         let deadline = Duration::from_millis(self.agent_deadline_ms);
         match self.agent_runtime.unwrap_or(default) {
             AgentRuntimeKind::Scripted => Ok(RuntimeConfig::Scripted),
@@ -250,7 +246,7 @@ impl BridgeArgs {
                     ));
                 };
                 let mut config = OpenAiConfig::new(base.clone(), model.clone());
-                config.api_key = secret("OPENAI_API_KEY");
+                config.api_key = secrets.openai_api_key.clone();
                 config.max_rounds = self.agent_max_rounds as usize;
                 config.deadline = deadline;
                 Ok(RuntimeConfig::OpenAi(config))
@@ -259,19 +255,19 @@ impl BridgeArgs {
     }
 
     /// Where the HTTP tools go.
-    pub fn tools(&self) -> ToolsConfig {
+    pub fn tools(&self, secrets: &Secrets) -> ToolsConfig {
         ToolsConfig {
             app_server_url: self.app_server_url.clone(),
-            app_server_token: secret("APP_SERVER_TOKEN"),
+            app_server_token: secrets.app_server_token.clone(),
             notification_url: self.notification_url.clone(),
             timeout: Duration::from_millis(self.tool_timeout_ms),
         }
     }
 
     /// The messaging providers these settings turn on.
-    pub fn messaging(&self) -> Result<MessagingConfig, BridgeConfigError> {
+    pub fn messaging(&self, secrets: &Secrets) -> Result<MessagingConfig, BridgeConfigError> {
         let setting = MessagingConfigError::setting;
-        let twilio = match (&self.twilio_account_sid, secret("TWILIO_AUTH_TOKEN")) {
+        let twilio = match (&self.twilio_account_sid, secrets.twilio_auth_token.clone()) {
             (None, _) => None,
             (Some(_), None) => {
                 return Err(missing(
@@ -298,7 +294,7 @@ impl BridgeArgs {
         };
         let whatsapp = match (
             &self.whatsapp_phone_number_id,
-            secret("WHATSAPP_ACCESS_TOKEN"),
+            secrets.whatsapp_access_token.clone(),
         ) {
             (None, _) => None,
             (Some(_), None) => {
@@ -350,7 +346,7 @@ impl BridgeArgs {
                     config.port = port;
                 }
                 config.username = self.smtp_username.clone();
-                config.password = secret("SMTP_PASSWORD");
+                config.password = secrets.smtp_password.clone();
                 Some(config)
             }
         };

@@ -24,9 +24,9 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::cli::{BridgeBackends, BridgeSecrets, Serving, bridge_parts};
+use crate::app::{BridgeBackends, RouteSecrets, Secrets, Serving, build_bridge};
 use crate::config::LocalArgs;
-use crate::config::bridge::{AgentRuntimeKind, secret};
+use crate::config::bridge::AgentRuntimeKind;
 use crate::controller::objects::Objects;
 use crate::controller::runner::{drive, stop_when};
 use crate::controller::{Metrics, Parts};
@@ -75,7 +75,7 @@ fn save_state<T: serde::Serialize>(path: &Path, state: &T) -> std::io::Result<()
 const ADMIN_NAMESPACE: &str = "default";
 
 /// Runs `local` until SIGTERM or Ctrl-C.
-pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(data_dir).with_context(|| {
         format!(
             "cannot create the data directory --data-dir {} (VOICE_OPERATOR_DATA_DIR)",
@@ -88,13 +88,24 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
             args.manifests.display()
         );
     }
-    let webhook = local_secret("ELEVENLABS_WEBHOOK_SECRET", data_dir, "webhook-secret")?;
-    let admin_token = local_secret("VOICE_OPERATOR_ADMIN_TOKEN", data_dir, "admin-token")?;
-    let llm_secret = secret("VOICE_OPERATOR_LLM_SECRET");
+    let webhook = local_secret(
+        secrets.webhook.clone(),
+        "ELEVENLABS_WEBHOOK_SECRET",
+        data_dir,
+        "webhook-secret",
+    )?;
+    let admin_token = local_secret(
+        secrets.admin.clone(),
+        "VOICE_OPERATOR_ADMIN_TOKEN",
+        data_dir,
+        "admin-token",
+    )?;
+    let llm_secret = secrets.llm.clone();
 
-    let (platform, elevenlabs): (Arc<dyn AgentPlatform>, String) = match secret(
-        "ELEVENLABS_API_KEY",
-    ) {
+    let (platform, elevenlabs): (Arc<dyn AgentPlatform>, String) = match secrets
+        .elevenlabs_api_key
+        .clone()
+    {
         Some(key) => {
             let client = ElevenLabsClient::new(ClientConfig::new(
                 args.agents.elevenlabs_base_url.clone(),
@@ -159,7 +170,7 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
         objects.clone(),
         rescan.clone(),
     ));
-    let secrets = BridgeSecrets {
+    let routes = RouteSecrets {
         webhook: webhook.value.clone(),
         llm: llm_secret.clone(),
         admin: Some(admin_token.value.clone()),
@@ -169,11 +180,12 @@ pub async fn run(args: &LocalArgs, data_dir: &Path) -> anyhow::Result<ExitCode> 
         store: store.clone(),
         admin,
     };
-    let bridge = bridge_parts(
+    let bridge = build_bridge(
         &args.bridge,
         &args.action_log,
         AgentRuntimeKind::Scripted,
         secrets,
+        routes,
         backends,
         data_dir,
     )
@@ -258,15 +270,16 @@ struct LocalSecret {
     file: Option<(PathBuf, bool)>,
 }
 
-/// `variable` when set; otherwise the value kept in `<data-dir>/<file>`,
-/// made (random, readable by the owner only) on first use, so that the
-/// simulator and curl examples can read it.
+/// `given` (from `variable`) when set; otherwise the value kept in
+/// `<data-dir>/<file>`, made (random, readable by the owner only) on first
+/// use, so that the simulator and curl examples can read it.
 fn local_secret(
+    given: Option<SecretString>,
     variable: &'static str,
     data_dir: &Path,
     file: &str,
 ) -> anyhow::Result<LocalSecret> {
-    if let Some(value) = secret(variable) {
+    if let Some(value) = given {
         return Ok(LocalSecret {
             value,
             variable,

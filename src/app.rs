@@ -1,0 +1,433 @@
+//! The one place that turns typed configuration into running parts: the
+//! secrets read from the environment once ([`Secrets::from_env`]), the
+//! bridge (routes, action log, agent runtime, tools, messaging), the HTTP
+//! server with its shutdown order ([`Serving`]), and the subcommands that
+//! run them. `cli` dispatches to it; `local` builds on it.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use secrecy::SecretString;
+use tokio::io::BufReader;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::actionlog::ActionLog;
+use crate::actionlog::ShipperHandle;
+use crate::actionlog::replay::replay;
+use crate::admin::{AgentAdmin, KubeAdmin};
+use crate::agent::tools::Tools;
+use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
+use crate::config::{ActionLogArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs};
+use crate::controller::Metrics;
+use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
+use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
+use crate::http::Ops;
+use crate::http::state::{AppState, HttpConfig};
+use crate::tenant::TenantStore;
+use crate::tenant::cache::CachedStore;
+use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
+
+/// Every secret the program uses. They come from the environment only,
+/// never from flags, so that they stay out of `ps` output; empty counts as
+/// unset. `Debug` shows none of them.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// `ELEVENLABS_API_KEY`: the one key of the ElevenLabs workspace.
+    pub elevenlabs_api_key: Option<SecretString>,
+    /// `ELEVENLABS_WEBHOOK_SECRET`: checks `ElevenLabs-Signature`.
+    pub webhook: Option<SecretString>,
+    /// `VOICE_OPERATOR_LLM_SECRET`: the bearer secret of the custom-LLM route.
+    pub llm: Option<SecretString>,
+    /// `VOICE_OPERATOR_ADMIN_TOKEN`: the bearer token of the admin routes.
+    pub admin: Option<SecretString>,
+    /// `OPENAI_API_KEY`: the OpenAI-compatible server's key, if it wants one.
+    pub openai_api_key: Option<SecretString>,
+    /// `APP_SERVER_TOKEN`: the business app server's bearer token.
+    pub app_server_token: Option<SecretString>,
+    /// `TWILIO_AUTH_TOKEN`.
+    pub twilio_auth_token: Option<SecretString>,
+    /// `WHATSAPP_ACCESS_TOKEN`.
+    pub whatsapp_access_token: Option<SecretString>,
+    /// `SMTP_PASSWORD`.
+    pub smtp_password: Option<SecretString>,
+}
+
+impl Secrets {
+    /// Reads every secret from the process environment: the only place
+    /// in the program that reads a variable itself (clap reads the rest).
+    pub fn from_env() -> Secrets {
+        let read = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| SecretString::from(v.trim().to_owned()))
+        };
+        Secrets {
+            elevenlabs_api_key: read("ELEVENLABS_API_KEY"),
+            webhook: read("ELEVENLABS_WEBHOOK_SECRET"),
+            llm: read("VOICE_OPERATOR_LLM_SECRET"),
+            admin: read("VOICE_OPERATOR_ADMIN_TOKEN"),
+            openai_api_key: read("OPENAI_API_KEY"),
+            app_server_token: read("APP_SERVER_TOKEN"),
+            twilio_auth_token: read("TWILIO_AUTH_TOKEN"),
+            whatsapp_access_token: read("WHATSAPP_ACCESS_TOKEN"),
+            smtp_password: read("SMTP_PASSWORD"),
+        }
+    }
+}
+
+/// The bridge's parts, built before the server starts.
+pub struct BridgeParts {
+    pub router: axum::Router,
+    /// The action log the routes write to (its counters go on /metrics).
+    pub log: ActionLog,
+    pub shipper: ShipperHandle,
+    pub grace: Duration,
+    /// What answers the calls, for the start-up report.
+    pub agent: String,
+    pub messaging: String,
+    pub action_log: String,
+}
+
+/// The secrets the bridge routes check requests with.
+pub struct RouteSecrets {
+    pub webhook: SecretString,
+    pub llm: Option<SecretString>,
+    pub admin: Option<SecretString>,
+}
+
+/// What the bridge is built on besides its settings.
+pub struct BridgeBackends {
+    pub platform: Arc<dyn AgentPlatform>,
+    pub store: Arc<dyn TenantStore>,
+    pub admin: Arc<dyn AgentAdmin>,
+}
+
+/// Builds the bridge routes and the action log they write to.
+pub async fn build_bridge(
+    args: &BridgeArgs,
+    action_log: &ActionLogArgs,
+    runtime_default: AgentRuntimeKind,
+    secrets: &Secrets,
+    routes: RouteSecrets,
+    backends: BridgeBackends,
+    data_dir: &Path,
+) -> anyhow::Result<BridgeParts> {
+    let runtime_config = args.runtime(runtime_default, secrets)?;
+    let runtime = crate::agent::open_runtime(&runtime_config).await?;
+    let messaging = crate::messaging::config::build(&args.messaging(secrets)?).await?;
+    let log_config = action_log.config(data_dir)?;
+    let (log, shipper) = ActionLog::open(&log_config).await?;
+    let tools = Tools::new(args.tools(secrets), messaging, log.clone());
+    let agent = runtime_config.describe();
+    let messaging = tools.messaging().describe();
+    tracing::info!(
+        %agent,
+        %messaging,
+        app_server = args.app_server_url.as_deref().unwrap_or("not configured"),
+        notifications = args.notification_url.as_deref().unwrap_or("not configured"),
+        "bridge configured"
+    );
+    let mut config = HttpConfig::new(routes.webhook);
+    config.llm_secret = routes.llm;
+    config.admin_token = routes.admin;
+    config.body_limit = (args.body_limit_kib * 1024) as usize;
+    config.post_call_body_limit = (args.post_call_limit_mib * 1024 * 1024) as usize;
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs);
+    config.recordings_dir = args.recordings_dir.clone();
+    let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
+        backends.store,
+        Duration::from_millis(args.tenant_cache_ms),
+        crate::tenant::cache::DEFAULT_CAPACITY,
+    ));
+    let mut bridge = AppState::new(config, cached, runtime, Arc::new(tools), log.clone());
+    bridge.agents = Some(backends.platform);
+    bridge.admin = Some(backends.admin);
+    Ok(BridgeParts {
+        router: crate::http::bridge_routes(Arc::new(bridge)),
+        log,
+        shipper,
+        grace: action_log.shutdown_grace(),
+        agent,
+        messaging,
+        action_log: if log_config.echo {
+            format!("{} (echoed to standard output)", log_config.sink)
+        } else {
+            log_config.sink.to_string()
+        },
+    })
+}
+
+/// The bridge of `run`: secrets from the environment, the admin API over
+/// VoiceAgents in the cluster.
+async fn run_bridge(
+    run: &RunArgs,
+    secrets: &Secrets,
+    platform: Arc<ElevenLabsClient>,
+    store: Arc<dyn TenantStore>,
+    client: &kube::Client,
+    data_dir: &Path,
+) -> anyhow::Result<BridgeParts> {
+    let webhook = secrets.webhook.clone().context(
+        "ELEVENLABS_WEBHOOK_SECRET is not set; the bridge needs it to check webhook signatures",
+    )?;
+    let routes = RouteSecrets {
+        webhook,
+        llm: secrets.llm.clone(),
+        admin: secrets.admin.clone(),
+    };
+    if routes.llm.is_none() {
+        tracing::warn!(
+            "VOICE_OPERATOR_LLM_SECRET is not set: the custom-LLM route takes requests without a bearer token"
+        );
+    }
+    if routes.admin.is_none() {
+        tracing::info!("VOICE_OPERATOR_ADMIN_TOKEN is not set: the admin routes answer 401");
+    }
+    let namespace = run
+        .bridge
+        .admin_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let backends = BridgeBackends {
+        platform,
+        store,
+        admin: Arc::new(KubeAdmin::new(client.clone(), &namespace)),
+    };
+    build_bridge(
+        &run.bridge,
+        &run.action_log,
+        AgentRuntimeKind::Bedrock,
+        secrets,
+        routes,
+        backends,
+        data_dir,
+    )
+    .await
+}
+
+/// `controller` and `run`: the controller under leader election, and the
+/// HTTP server on every replica (with the bridge routes in `run`).
+pub async fn controller(
+    args: &ControllerArgs,
+    run: Option<&RunArgs>,
+    secrets: &Secrets,
+    data_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let api_key = secrets
+        .elevenlabs_api_key
+        .clone()
+        .context("ELEVENLABS_API_KEY is not set; the controller needs it to manage agents")?;
+    let platform = Arc::new(
+        ElevenLabsClient::new(ClientConfig::new(
+            args.agents.elevenlabs_base_url.clone(),
+            api_key,
+        ))
+        .context("ELEVENLABS_BASE_URL")?,
+    );
+    let store = crate::tenant::open(&args.tenant.config(data_dir))
+        .await
+        .context("opening the tenant store")?;
+    let client = kube::Client::try_default().await.context(
+        "cannot configure the Kubernetes client (in-cluster service account or KUBECONFIG)",
+    )?;
+
+    let parts = match run {
+        Some(run) => Some(
+            run_bridge(
+                run,
+                secrets,
+                platform.clone(),
+                store.clone(),
+                &client,
+                data_dir,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    if let Some(parts) = &parts {
+        registry.register_collector(Box::new(parts.log.collector()));
+    }
+    let ops = Ops {
+        registry: Arc::new(registry),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let mut router = crate::http::ops_routes(ops.clone());
+    let mut bridge = None;
+    if let Some(parts) = parts {
+        router = router.merge(parts.router);
+        bridge = Some((parts.shipper, parts.grace));
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
+    if bridge.is_some() {
+        tracing::info!(listen = %args.listen, "serving the ElevenLabs webhook, custom-LLM, post-call, conversation-init and admin routes, /healthz, /readyz and /metrics");
+    } else {
+        tracing::info!(listen = %args.listen, "serving /healthz, /readyz and /metrics");
+    }
+
+    let serving = Serving::start(listener, router);
+    let stop_rx = serving.stop.clone();
+
+    let identity = args.identity();
+    let leader = if args.leader_election {
+        Some(LeaderConfig {
+            lease_name: args.lease_name.clone(),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
+            lease_duration: Duration::from_secs(args.lease_duration_secs),
+            renew_before: Duration::from_secs((args.lease_duration_secs / 3).max(1)),
+        })
+    } else {
+        None
+    };
+    let config = RunConfig {
+        namespace: args.watch_namespace.clone(),
+        concurrency: u16::try_from(args.concurrency).unwrap_or(u16::MAX),
+        settings: args.agents.settings(args.public_url.clone()),
+        timing: args.agents.timing(),
+        identity,
+        leader,
+    };
+    let backends = Backends {
+        client,
+        platform,
+        store,
+        metrics,
+    };
+    ops.ready.store(true, Ordering::Release);
+    let result = runner::run(backends, config, stop_rx).await;
+    ops.ready.store(false, Ordering::Release);
+    // The controller may end on its own (the CRD is missing); the server
+    // then stops too instead of serving a half-working process.
+    serving.finish(bridge).await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP server, running until SIGTERM or Ctrl-C, or until
+/// [`Serving::finish`].
+pub struct Serving {
+    /// Turns true when the process is to stop.
+    pub stop: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    pub fn start(listener: TcpListener, router: axum::Router) -> Serving {
+        let (stop_tx, stop) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let signalled = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = signalled.send(true);
+        });
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(crate::http::serve(listener, router, async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        }));
+        Serving {
+            stop,
+            stop_tx,
+            server,
+        }
+    }
+
+    /// Stops the server and waits until it has drained its requests; only
+    /// then is every record of those requests queued, so the action log
+    /// (`shipper`, within its grace) flushes last.
+    pub async fn finish(self, log: Option<(ShipperHandle, Duration)>) {
+        let _ = self.stop_tx.send(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
+            Err(e) => tracing::warn!(error = %e, "HTTP server task"),
+        }
+        if let Some((shipper, grace)) = log {
+            let report = shipper.shutdown(grace).await;
+            tracing::info!(%report, "action log flushed");
+        }
+    }
+}
+
+/// `dynamodb create-table`.
+pub async fn create_table_command(args: &CreateTableArgs) -> anyhow::Result<ExitCode> {
+    let sdk = sdk_config().await?;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = &args.table.dynamodb_table;
+    let outcome = create_table(&client, table, Duration::from_secs(args.wait_secs)).await?;
+    match outcome {
+        TableOutcome::Created => println!("created table {table}; it is ACTIVE"),
+        TableOutcome::AlreadyExisted => {
+            println!("table {table} already exists with the expected key schema; it is ACTIVE")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `action-log replay`: records from a JSON-lines file or standard input
+/// into the action log.
+pub async fn replay_command(args: &ReplayArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let config = args.action_log.config(data_dir)?;
+    let (log, shipper) = ActionLog::open(&config).await?;
+    let summary = if args.input.as_os_str() == "-" {
+        replay(
+            &mut BufReader::new(tokio::io::stdin()),
+            &log,
+            shutdown_signal(),
+        )
+        .await
+    } else {
+        let file = tokio::fs::File::open(&args.input)
+            .await
+            .with_context(|| format!("cannot open --input {}", args.input.display()))?;
+        replay(&mut BufReader::new(file), &log, shutdown_signal()).await
+    }
+    .with_context(|| format!("reading {}", args.input.display()))?;
+    let report = shipper.shutdown(args.action_log.shutdown_grace()).await;
+    let metrics = log.metrics();
+    eprintln!(
+        "replay: {} lines, {} queued, {} rejected; {report}; retried sends {}",
+        summary.lines, summary.queued, summary.rejected, metrics.retried
+    );
+    let clean = summary.rejected == 0 && report.undelivered == 0;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("interrupted; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
