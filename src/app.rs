@@ -1,6 +1,6 @@
-//! The one place that turns typed configuration into running parts: the
-//! secrets read from the environment once ([`Secrets::from_env`]), the
-//! bridge (routes, action log, agent runtime, tools, messaging), the HTTP
+//! The one place that turns typed configuration (flags from
+//! [`crate::config`], secrets from [`Secrets::from_env`]) into running
+//! parts: the bridge (routes, action log, agent runtime, tools, messaging), the HTTP
 //! server with its shutdown order ([`Serving`]), and the subcommands that
 //! run them. `cli` dispatches to it; `local` builds on it.
 
@@ -22,6 +22,7 @@ use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
 use crate::admin::{AgentAdmin, KubeAdmin};
 use crate::agent::tools::Tools;
+use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
 use crate::config::{ActionLogArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs};
 use crate::controller::Metrics;
@@ -32,55 +33,6 @@ use crate::http::state::{AppState, HttpConfig};
 use crate::tenant::TenantStore;
 use crate::tenant::cache::CachedStore;
 use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
-
-/// Every secret the program uses. They come from the environment only,
-/// never from flags, so that they stay out of `ps` output; empty counts as
-/// unset. `Debug` shows none of them.
-#[derive(Debug, Clone, Default)]
-pub struct Secrets {
-    /// `ELEVENLABS_API_KEY`: the one key of the ElevenLabs workspace.
-    pub elevenlabs_api_key: Option<SecretString>,
-    /// `ELEVENLABS_WEBHOOK_SECRET`: checks `ElevenLabs-Signature`.
-    pub webhook: Option<SecretString>,
-    /// `VOICE_OPERATOR_LLM_SECRET`: the bearer secret of the custom-LLM route.
-    pub llm: Option<SecretString>,
-    /// `VOICE_OPERATOR_ADMIN_TOKEN`: the bearer token of the admin routes.
-    pub admin: Option<SecretString>,
-    /// `OPENAI_API_KEY`: the OpenAI-compatible server's key, if it wants one.
-    pub openai_api_key: Option<SecretString>,
-    /// `APP_SERVER_TOKEN`: the business app server's bearer token.
-    pub app_server_token: Option<SecretString>,
-    /// `TWILIO_AUTH_TOKEN`.
-    pub twilio_auth_token: Option<SecretString>,
-    /// `WHATSAPP_ACCESS_TOKEN`.
-    pub whatsapp_access_token: Option<SecretString>,
-    /// `SMTP_PASSWORD`.
-    pub smtp_password: Option<SecretString>,
-}
-
-impl Secrets {
-    /// Reads every secret from the process environment: the only place
-    /// in the program that reads a variable itself (clap reads the rest).
-    pub fn from_env() -> Secrets {
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| SecretString::from(v.trim().to_owned()))
-        };
-        Secrets {
-            elevenlabs_api_key: read("ELEVENLABS_API_KEY"),
-            webhook: read("ELEVENLABS_WEBHOOK_SECRET"),
-            llm: read("VOICE_OPERATOR_LLM_SECRET"),
-            admin: read("VOICE_OPERATOR_ADMIN_TOKEN"),
-            openai_api_key: read("OPENAI_API_KEY"),
-            app_server_token: read("APP_SERVER_TOKEN"),
-            twilio_auth_token: read("TWILIO_AUTH_TOKEN"),
-            whatsapp_access_token: read("WHATSAPP_ACCESS_TOKEN"),
-            smtp_password: read("SMTP_PASSWORD"),
-        }
-    }
-}
 
 /// The bridge's parts, built before the server starts.
 pub struct BridgeParts {

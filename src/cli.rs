@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use crate::app::{self, Secrets};
+use crate::app;
+use crate::config::Secrets;
 use crate::config::{ActionLogCommand, Cli, Command, DynamodbCommand};
 
 /// Runs the command `cli` names, with the secrets of the environment.

@@ -7,6 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod bridge;
+mod secrets;
+
+pub use secrets::Secrets;
 
 use crate::actionlog::buffer::SpillConfig;
 use crate::actionlog::{ActionLogConfig, ShipperConfig, SinkConfig};

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::Secrets;
 use super::whole;
 use crate::agent::RuntimeConfig;
 use crate::agent::bedrock::BedrockConfig;
 use crate::agent::openai::OpenAiConfig;
 use crate::agent::tools::ToolsConfig;
-use crate::app::Secrets;
 use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
 use crate::messaging::ses::SesConfig;
 use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};

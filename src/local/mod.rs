@@ -24,8 +24,9 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::app::{BridgeBackends, RouteSecrets, Secrets, Serving, build_bridge};
+use crate::app::{BridgeBackends, RouteSecrets, Serving, build_bridge};
 use crate::config::LocalArgs;
+use crate::config::Secrets;
 use crate::config::bridge::AgentRuntimeKind;
 use crate::controller::objects::Objects;
 use crate::controller::runner::{drive, stop_when};
