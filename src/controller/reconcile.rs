@@ -24,6 +24,7 @@ use super::inventory::Inventory;
 use super::metrics::Metrics;
 use super::objects::Objects;
 use super::plan::{self, Adoption, Patch as AgentPatch};
+use super::reason::Reason;
 use super::status::{self, Cond};
 
 /// Field manager for every write the operator makes.
@@ -110,7 +111,7 @@ impl Context {
         self
     }
 
-    async fn event(&self, va: &VoiceAgent, type_: EventType, reason: &str, note: String) {
+    async fn event(&self, va: &VoiceAgent, type_: EventType, reason: Reason, note: String) {
         self.objects
             .event(va, type_, reason, truncate(note, 1000))
             .await;
@@ -215,7 +216,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
             holder.name_any()
         );
         if old.phase != Some(Phase::Conflict) {
-            ctx.event(va, EventType::Warning, "Conflict", message.clone())
+            ctx.event(va, EventType::Warning, Reason::Conflict, message.clone())
                 .await;
         }
         let new = status::conflict(&old, va.metadata.generation, now, &message);
@@ -269,7 +270,8 @@ async fn sync_agent(
             match platform.update_agent(&id, want).await {
                 Ok(()) => {
                     let note = format!("updated ElevenLabs agent {id} to the new spec");
-                    ctx.event(va, EventType::Normal, "Updated", note).await;
+                    ctx.event(va, EventType::Normal, Reason::Updated, note)
+                        .await;
                     return Ok(AgentOutcome { id, touched: true });
                 }
                 Err(ApiError::NotFound { .. }) => true,
@@ -286,7 +288,7 @@ async fn sync_agent(
                             "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
                             fields.join(", ")
                         );
-                        ctx.event(va, EventType::Normal, "DriftCorrected", note)
+                        ctx.event(va, EventType::Normal, Reason::DriftCorrected, note)
                             .await;
                     }
                     return Ok(AgentOutcome { id, touched: true });
@@ -302,7 +304,7 @@ async fn sync_agent(
         }
         ctx.inventory.removed(owner, &id);
         let note = format!("ElevenLabs agent {id} no longer exists; making a new one");
-        ctx.event(va, EventType::Warning, "AgentMissing", note)
+        ctx.event(va, EventType::Warning, Reason::AgentMissing, note)
             .await;
     }
     let id = adopt_or_create(va, ctx, owner, want).await?;
@@ -350,12 +352,13 @@ async fn adopt_or_create(
         let note = format!(
             "adopted existing ElevenLabs agent {keep}, which carries this VoiceAgent's identity"
         );
-        ctx.event(va, EventType::Normal, "Adopted", note).await;
+        ctx.event(va, EventType::Normal, Reason::Adopted, note)
+            .await;
         for duplicate in duplicates {
             platform.delete_agent(&duplicate).await?;
             ctx.inventory.removed(owner, &duplicate);
             let note = format!("deleted ElevenLabs agent {duplicate}, a duplicate of {keep}");
-            ctx.event(va, EventType::Normal, "DuplicateDeleted", note)
+            ctx.event(va, EventType::Normal, Reason::DuplicateDeleted, note)
                 .await;
         }
         return Ok(keep);
@@ -364,7 +367,8 @@ async fn adopt_or_create(
         Ok(id) => {
             ctx.inventory.created(owner, &id, &want.name, &want.tags);
             let note = format!("created ElevenLabs agent {id}");
-            ctx.event(va, EventType::Normal, "Created", note).await;
+            ctx.event(va, EventType::Normal, Reason::Created, note)
+                .await;
             Ok(id)
         }
         Err(e) => {
@@ -429,15 +433,15 @@ async fn item_event(
     let enabled = item.settings.enabled;
     let (reason, note) = match (enabled_before, enabled) {
         (Some(true) | None, false) => (
-            "Disabled",
+            Reason::Disabled,
             format!(
                 "tenant {key} disabled: calls are refused; ElevenLabs agent {} is kept",
                 item.settings.agent_id
             ),
         ),
-        (Some(false), true) => ("Enabled", format!("tenant {key} enabled again")),
+        (Some(false), true) => (Reason::Enabled, format!("tenant {key} enabled again")),
         _ => (
-            "ConfigSynced",
+            Reason::ConfigSynced,
             format!(
                 "tenant {key} configuration written (version {})",
                 item.version
@@ -458,7 +462,8 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
             holder.namespace().unwrap_or_default(),
             holder.name_any()
         );
-        ctx.event(va, EventType::Normal, "Deleted", note).await;
+        ctx.event(va, EventType::Normal, Reason::Deleted, note)
+            .await;
         return Ok(());
     }
     let platform = ctx.platform.as_ref();
@@ -485,11 +490,12 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
                     Deleted::Removed => format!("deleted ElevenLabs agent {id}"),
                     Deleted::AlreadyGone => format!("ElevenLabs agent {id} was already gone"),
                 };
-                ctx.event(va, EventType::Normal, "AgentDeleted", note).await;
+                ctx.event(va, EventType::Normal, Reason::AgentDeleted, note)
+                    .await;
             }
             DeletionPolicy::Retain => {
                 let note = format!("kept ElevenLabs agent {id} (deletionPolicy Retain)");
-                ctx.event(va, EventType::Normal, "AgentRetained", note)
+                ctx.event(va, EventType::Normal, Reason::AgentRetained, note)
                     .await;
             }
         }
@@ -497,7 +503,7 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
     match ctx.store.delete(&key, &owner).await {
         Ok(true) => {
             let note = format!("deleted tenant {key} configuration");
-            ctx.event(va, EventType::Normal, "ConfigDeleted", note)
+            ctx.event(va, EventType::Normal, Reason::ConfigDeleted, note)
                 .await;
         }
         Ok(false) => {}

@@ -10,6 +10,7 @@ use crate::ids::Id;
 use crate::tenant::TenantKey;
 
 use super::error::Error;
+use super::reason::Reason;
 
 pub const READY: &str = "Ready";
 pub const AGENT_SYNCED: &str = "AgentSynced";
@@ -24,18 +25,18 @@ pub struct Cond {
 }
 
 impl Cond {
-    pub fn ok(reason: &str, message: String) -> Cond {
+    pub fn ok(reason: Reason, message: String) -> Cond {
         Cond {
             ok: true,
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             message,
         }
     }
 
-    pub fn not(reason: &str, message: String) -> Cond {
+    pub fn not(reason: Reason, message: String) -> Cond {
         Cond {
             ok: false,
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             message,
         }
     }
@@ -64,7 +65,7 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         (
             Phase::Active,
             Cond::ok(
-                "Active",
+                Reason::Active,
                 format!("agent {} answers calls for {}", s.agent_id, s.key),
             ),
         )
@@ -72,7 +73,7 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         (
             Phase::Disabled,
             Cond::ok(
-                "Disabled",
+                Reason::Disabled,
                 format!(
                     "{} is disabled: calls are refused; agent {} is kept",
                     s.key, s.agent_id
@@ -85,14 +86,14 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         (
             AGENT_SYNCED,
             Cond::ok(
-                "Synced",
+                Reason::Synced,
                 format!("ElevenLabs agent {} matches the spec", s.agent_id),
             ),
         ),
         (
             CONFIG_SYNCED,
             Cond::ok(
-                "Synced",
+                Reason::Synced,
                 format!("tenant {} is current (version {})", s.key, s.item_version),
             ),
         ),
@@ -118,7 +119,7 @@ pub fn conflict(
     now: Timestamp,
     message: &str,
 ) -> VoiceAgentStatus {
-    let cond = || Cond::not("Conflict", message.to_owned());
+    let cond = || Cond::not(Reason::Conflict, message.to_owned());
     VoiceAgentStatus {
         phase: Some(Phase::Conflict),
         agent_id: None,
@@ -182,7 +183,7 @@ fn carried(old: &VoiceAgentStatus, kind: &str) -> Cond {
             reason: c.reason.clone(),
             message: c.message.clone(),
         },
-        None => Cond::not("NotReconciled", "not reconciled yet".into()),
+        None => Cond::not(Reason::NotReconciled, "not reconciled yet".into()),
     }
 }
 
@@ -271,7 +272,7 @@ mod tests {
         let t0 = ts("2026-11-24T10:00:00Z");
         let t1 = ts("2026-11-24T10:05:00Z");
         let ok = synced_at(&VoiceAgentStatus::default(), t0, true, true);
-        let why = Cond::not("ElevenLabsRateLimited", "slow down".into());
+        let why = Cond::not(Reason::ElevenLabsRateLimited, "slow down".into());
         let failed = failed(&ok, Some(2), t1, &why, false, true, false);
         assert_eq!(failed.phase, Some(Phase::Active), "transient: phase kept");
         let get = |s: &VoiceAgentStatus, k: &str| {
