@@ -2,12 +2,15 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::time::Duration;
 
-use crate::crd::VoiceAgent;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{VoiceAgent, VoiceAgentStatus};
 use crate::elevenlabs::{AgentSummary, DesiredAgent, RemoteAgent};
 use crate::ids::Id;
 
-use super::desired::{self, uid_tag};
+use super::desired::uid_tag;
 
 /// The VoiceAgent that holds `me`'s (businessId, locationId), when it is
 /// not `me`: the oldest claimant wins (creation time, then namespace and
@@ -81,33 +84,71 @@ pub fn adoption(
     })
 }
 
-/// Why an existing agent gets a PATCH.
+/// What to do about the ElevenLabs agent, decided from the last status
+/// before any call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Patch {
-    /// The spec changed since the last sync (the hash in status differs).
-    SpecChanged,
-    /// Someone changed these fields outside the operator (the dashboard).
-    Drift(Vec<String>),
+pub enum AgentStep {
+    /// Synced with this spec and checked recently: no call.
+    Keep(Id),
+    /// The spec changed since the last sync (the hash in status differs):
+    /// PATCH without reading first.
+    Update(Id),
+    /// Same spec, but the resync interval is up: read the live agent and
+    /// PATCH it if [`patch_needed`] finds changes made by hand.
+    CheckDrift(Id),
+    /// Status names no agent: adopt one carrying this VoiceAgent's uid,
+    /// or create it.
+    Create,
 }
 
-/// Whether the agent must be updated. With a new spec hash the PATCH goes
-/// out without comparing; otherwise `remote` (read on resync) is compared.
-pub fn patch_needed(
-    status_hash: Option<&str>,
-    desired: &DesiredAgent,
-    remote: Option<&RemoteAgent>,
-) -> Option<Patch> {
-    if status_hash != Some(desired::config_hash(desired).as_str()) {
-        return Some(Patch::SpecChanged);
+/// The step for the agent `old` (the status) names, given the hash of the
+/// desired agent. An `agentId` that does not parse counts as none.
+pub fn agent_step(
+    old: &VoiceAgentStatus,
+    desired_hash: &str,
+    now: Timestamp,
+    resync: Duration,
+) -> AgentStep {
+    let Some(id) = old
+        .agent_id
+        .as_deref()
+        .and_then(|id| Id::parse("status.agentId", id).ok())
+    else {
+        return AgentStep::Create;
+    };
+    if old.config_hash.as_deref() != Some(desired_hash) {
+        AgentStep::Update(id)
+    } else if resync_due(old, now, resync) {
+        AgentStep::CheckDrift(id)
+    } else {
+        AgentStep::Keep(id)
     }
-    let drift = desired.drift(remote?);
-    (!drift.is_empty()).then_some(Patch::Drift(drift))
+}
+
+fn resync_due(old: &VoiceAgentStatus, now: Timestamp, resync: Duration) -> bool {
+    let Some(last) = old
+        .last_synced_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    else {
+        return true;
+    };
+    let age = now.duration_since(last);
+    // A little early, so that the requeue that comes at `resync` (plus
+    // jitter) always finds the check due.
+    age.as_secs_f64() >= resync.as_secs_f64() * 0.9
+}
+
+/// The fields someone changed outside the operator (in the dashboard),
+/// when the live agent `remote` needs a PATCH back to `desired`.
+pub fn patch_needed(desired: &DesiredAgent, remote: &RemoteAgent) -> Option<Vec<String>> {
+    let drift = desired.drift(remote);
+    (!drift.is_empty()).then_some(drift)
 }
 
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use k8s_openapi::jiff::Timestamp;
     use serde_json::json;
 
     use super::*;
@@ -188,6 +229,63 @@ mod tests {
         assert_eq!(adoption(&listed[2..], &owner, None), None);
     }
 
+    fn synced(agent_id: &str, hash: Option<&str>, at: &str) -> VoiceAgentStatus {
+        VoiceAgentStatus {
+            agent_id: Some(agent_id.into()),
+            config_hash: hash.map(Into::into),
+            last_synced_at: Some(at.into()),
+            ..VoiceAgentStatus::default()
+        }
+    }
+
+    #[test]
+    fn resync_is_due_after_most_of_the_interval() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let at = |s: &str| VoiceAgentStatus {
+            last_synced_at: Some(s.into()),
+            ..VoiceAgentStatus::default()
+        };
+        let ten_min = Duration::from_secs(600);
+        assert!(!resync_due(&at("2026-11-24T09:55:00Z"), now, ten_min));
+        assert!(resync_due(&at("2026-11-24T09:50:00Z"), now, ten_min));
+        assert!(resync_due(&VoiceAgentStatus::default(), now, ten_min));
+        assert!(resync_due(&at("not a time"), now, ten_min));
+    }
+
+    #[test]
+    fn the_agent_step_follows_status_hash_and_resync() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let ten_min = Duration::from_secs(600);
+        let id = Id::parse("agent_id", "agent_1").unwrap();
+        let step = |old: &VoiceAgentStatus| agent_step(old, "h1", now, ten_min);
+        let recent = "2026-11-24T09:55:00Z";
+        let long_ago = "2026-11-24T09:00:00Z";
+        assert_eq!(step(&VoiceAgentStatus::default()), AgentStep::Create);
+        assert_eq!(
+            step(&synced("not an id!", Some("h1"), recent)),
+            AgentStep::Create
+        );
+        assert_eq!(
+            step(&synced("agent_1", Some("h1"), recent)),
+            AgentStep::Keep(id.clone())
+        );
+        assert_eq!(
+            step(&synced("agent_1", Some("h1"), long_ago)),
+            AgentStep::CheckDrift(id.clone())
+        );
+        // A new spec is sent without reading, resync due or not.
+        for at in [recent, long_ago] {
+            assert_eq!(
+                step(&synced("agent_1", Some("h0"), at)),
+                AgentStep::Update(id.clone())
+            );
+            assert_eq!(
+                step(&synced("agent_1", None, at)),
+                AgentStep::Update(id.clone())
+            );
+        }
+    }
+
     #[test]
     fn a_patch_goes_out_on_spec_change_or_drift_only() {
         let mut clinic = va("c", "u1", "L1", Some(1));
@@ -207,20 +305,25 @@ mod tests {
             conversation_config: body["conversation_config"].clone(),
             platform_settings: json!({}),
         };
-        assert_eq!(patch_needed(None, &desired, None), Some(Patch::SpecChanged));
-        assert_eq!(
-            patch_needed(Some("old"), &desired, Some(&remote)),
-            Some(Patch::SpecChanged)
-        );
-        assert_eq!(patch_needed(Some(&hash), &desired, None), None);
-        assert_eq!(patch_needed(Some(&hash), &desired, Some(&remote)), None);
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let ten_min = Duration::from_secs(600);
+        let (recent, long_ago) = ("2026-11-24T09:55:00Z", "2026-11-24T09:00:00Z");
+        let id = remote.agent_id.clone();
+        let step = |status_hash: Option<&str>, at: &str| {
+            agent_step(&synced("agent_1", status_hash, at), &hash, now, ten_min)
+        };
+        // A new spec is patched without reading the live agent.
+        assert_eq!(step(None, recent), AgentStep::Update(id.clone()));
+        assert_eq!(step(Some("old"), long_ago), AgentStep::Update(id.clone()));
+        // The same spec is only compared when the resync reads the agent.
+        assert_eq!(step(Some(&hash), recent), AgentStep::Keep(id.clone()));
+        assert_eq!(step(Some(&hash), long_ago), AgentStep::CheckDrift(id));
+        assert_eq!(patch_needed(&desired, &remote), None);
         let mut edited = remote.clone();
         edited.conversation_config["tts"]["voice_id"] = json!("changed-by-hand");
         assert_eq!(
-            patch_needed(Some(&hash), &desired, Some(&edited)),
-            Some(Patch::Drift(vec![
-                "conversation_config.tts.voice_id".into()
-            ]))
+            patch_needed(&desired, &edited),
+            Some(vec!["conversation_config.tts.voice_id".into()])
         );
     }
 }

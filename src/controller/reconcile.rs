@@ -23,7 +23,7 @@ use super::error::{Error, backoff};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
 use super::objects::Objects;
-use super::plan::{self, Adoption, Patch as AgentPatch};
+use super::plan::{self, Adoption, AgentStep};
 use super::reason::Reason;
 use super::status::{self, Cond};
 
@@ -261,47 +261,38 @@ async fn sync_agent(
     now: Timestamp,
 ) -> Result<AgentOutcome, Error> {
     let platform = ctx.platform.as_ref();
-    let known = old
-        .agent_id
-        .as_deref()
-        .and_then(|id| Id::parse("status.agentId", id).ok());
-    if let Some(id) = known {
-        let missing = if old.config_hash.as_deref() != Some(hash) {
-            match platform.update_agent(&id, want).await {
-                Ok(()) => {
-                    let note = format!("updated ElevenLabs agent {id} to the new spec");
-                    ctx.event(va, EventType::Normal, Reason::Updated, note)
+    // The agent status names, when it turns out to be deleted by hand.
+    let gone = match plan::agent_step(old, hash, now, ctx.timing.resync) {
+        AgentStep::Keep(id) => return Ok(AgentOutcome { id, touched: false }),
+        AgentStep::Update(id) => match platform.update_agent(&id, want).await {
+            Ok(()) => {
+                let note = format!("updated ElevenLabs agent {id} to the new spec");
+                ctx.event(va, EventType::Normal, Reason::Updated, note)
+                    .await;
+                return Ok(AgentOutcome { id, touched: true });
+            }
+            Err(ApiError::NotFound { .. }) => Some(id),
+            Err(e) => return Err(e.into()),
+        },
+        AgentStep::CheckDrift(id) => match platform.get_agent(&id).await {
+            Ok(remote) => {
+                if let Some(fields) = plan::patch_needed(want, &remote) {
+                    platform.update_agent(&id, want).await?;
+                    let note = format!(
+                        "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
+                        fields.join(", ")
+                    );
+                    ctx.event(va, EventType::Normal, Reason::DriftCorrected, note)
                         .await;
-                    return Ok(AgentOutcome { id, touched: true });
                 }
-                Err(ApiError::NotFound { .. }) => true,
-                Err(e) => return Err(e.into()),
+                return Ok(AgentOutcome { id, touched: true });
             }
-        } else if resync_due(old, now, ctx.timing.resync) {
-            match platform.get_agent(&id).await {
-                Ok(remote) => {
-                    if let Some(AgentPatch::Drift(fields)) =
-                        plan::patch_needed(Some(hash), want, Some(&remote))
-                    {
-                        platform.update_agent(&id, want).await?;
-                        let note = format!(
-                            "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
-                            fields.join(", ")
-                        );
-                        ctx.event(va, EventType::Normal, Reason::DriftCorrected, note)
-                            .await;
-                    }
-                    return Ok(AgentOutcome { id, touched: true });
-                }
-                Err(ApiError::NotFound { .. }) => true,
-                Err(e) => return Err(e.into()),
-            }
-        } else {
-            false
-        };
-        if !missing {
-            return Ok(AgentOutcome { id, touched: false });
-        }
+            Err(ApiError::NotFound { .. }) => Some(id),
+            Err(e) => return Err(e.into()),
+        },
+        AgentStep::Create => None,
+    };
+    if let Some(id) = gone {
         ctx.inventory.removed(owner, &id);
         let note = format!("ElevenLabs agent {id} no longer exists; making a new one");
         ctx.event(va, EventType::Warning, Reason::AgentMissing, note)
@@ -309,20 +300,6 @@ async fn sync_agent(
     }
     let id = adopt_or_create(va, ctx, owner, want).await?;
     Ok(AgentOutcome { id, touched: true })
-}
-
-fn resync_due(old: &VoiceAgentStatus, now: Timestamp, resync: Duration) -> bool {
-    let Some(last) = old
-        .last_synced_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok())
-    else {
-        return true;
-    };
-    let age = now.duration_since(last);
-    // A little early, so that the requeue that comes at `resync` (plus
-    // jitter) always finds the check due.
-    age.as_secs_f64() >= resync.as_secs_f64() * 0.9
 }
 
 /// Never two agents for one VoiceAgent: an agent already tagged with its
@@ -576,20 +553,6 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resync_is_due_after_most_of_the_interval() {
-        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
-        let at = |s: &str| VoiceAgentStatus {
-            last_synced_at: Some(s.into()),
-            ..VoiceAgentStatus::default()
-        };
-        let ten_min = Duration::from_secs(600);
-        assert!(!resync_due(&at("2026-11-24T09:55:00Z"), now, ten_min));
-        assert!(resync_due(&at("2026-11-24T09:50:00Z"), now, ten_min));
-        assert!(resync_due(&VoiceAgentStatus::default(), now, ten_min));
-        assert!(resync_due(&at("not a time"), now, ten_min));
-    }
 
     #[test]
     fn truncation_keeps_whole_characters() {
