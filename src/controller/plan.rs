@@ -58,13 +58,10 @@ pub struct Adoption {
 }
 
 /// Looks through listed agents for ones tagged with `owner`'s uid. The
-/// agent to keep is `preferred` when it is among them (the one status
-/// names), otherwise the smallest id, so repeated runs choose the same.
-pub fn adoption(
-    candidates: &[AgentSummary],
-    owner: &Id,
-    preferred: Option<&Id>,
-) -> Option<Adoption> {
+/// agent to keep is the smallest id, so repeated runs choose the same.
+/// Adoption only runs when status names no agent or a deleted one, so
+/// there is none to prefer.
+pub fn adoption(candidates: &[AgentSummary], owner: &Id) -> Option<Adoption> {
     let tag = uid_tag(owner);
     let mut ours: Vec<Id> = candidates
         .iter()
@@ -73,14 +70,10 @@ pub fn adoption(
         .collect();
     ours.sort();
     ours.dedup();
-    let keep = match preferred {
-        Some(p) if ours.contains(p) => p.clone(),
-        _ => ours.first()?.clone(),
-    };
-    ours.retain(|id| *id != keep);
+    let (keep, duplicates) = ours.split_first()?;
     Some(Adoption {
-        keep,
-        duplicates: ours,
+        keep: keep.clone(),
+        duplicates: duplicates.to_vec(),
     })
 }
 
@@ -219,14 +212,16 @@ mod tests {
             summary("agent_b", &["voice-operator", "uid:u2"]),
             summary("agent_d", &[]),
         ];
-        let found = adoption(&listed, &owner, None).unwrap();
+        let found = adoption(&listed, &owner).unwrap();
         assert_eq!(found.keep.as_str(), "agent_a");
         assert_eq!(found.duplicates, [Id::parse("x", "agent_c").unwrap()]);
-        let preferred = Id::parse("x", "agent_c").unwrap();
-        let found = adoption(&listed, &owner, Some(&preferred)).unwrap();
-        assert_eq!(found.keep.as_str(), "agent_c");
-        assert_eq!(found.duplicates, [Id::parse("x", "agent_a").unwrap()]);
-        assert_eq!(adoption(&listed[2..], &owner, None), None);
+        // Whatever order the listing comes in, and listed twice, the same
+        // agent is kept and none is both kept and a duplicate.
+        let mut shuffled = listed.to_vec();
+        shuffled.reverse();
+        shuffled.push(summary("agent_a", &["uid:u1"]));
+        assert_eq!(adoption(&shuffled, &owner), Some(found));
+        assert_eq!(adoption(&listed[2..], &owner), None);
     }
 
     fn synced(agent_id: &str, hash: Option<&str>, at: &str) -> VoiceAgentStatus {

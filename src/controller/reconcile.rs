@@ -314,7 +314,7 @@ async fn adopt_or_create(
     let platform = ctx.platform.as_ref();
     loop {
         let tagged = ctx.inventory.agents_of(platform, owner, &want.name).await?;
-        let Some(Adoption { keep, duplicates }) = plan::adoption(&tagged, owner, None) else {
+        let Some(Adoption { keep, duplicates }) = plan::adoption(&tagged, owner) else {
             break;
         };
         match platform.update_agent(&keep, want).await {
