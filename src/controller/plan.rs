@@ -9,8 +9,10 @@ use k8s_openapi::jiff::Timestamp;
 use crate::crd::{VoiceAgent, VoiceAgentStatus};
 use crate::elevenlabs::{AgentSummary, DesiredAgent, RemoteAgent};
 use crate::ids::Id;
+use crate::tenant::{TenantConfig, TenantKey, TenantSettings};
 
 use super::desired::uid_tag;
+use super::reason::Reason;
 
 /// The VoiceAgent that holds `me`'s (businessId, locationId), when it is
 /// not `me`: the oldest claimant wins (creation time, then namespace and
@@ -139,13 +141,77 @@ pub fn patch_needed(desired: &DesiredAgent, remote: &RemoteAgent) -> Option<Vec<
     (!drift.is_empty()).then_some(drift)
 }
 
+/// What to write to the tenant item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemStep<'a> {
+    /// Ours and as wanted: nothing is written.
+    Keep(&'a TenantConfig),
+    /// Ours, and only `enabled` differs: only that attribute is switched.
+    EnableOnly(bool),
+    /// No item, an unclaimed one, another VoiceAgent's (the store's owner
+    /// condition then refuses the write) or more than `enabled` differs:
+    /// the whole item is put.
+    Put,
+}
+
+/// The step that brings `current` (the item as read) to `want` for
+/// `owner`.
+pub fn item_step<'a>(
+    current: Option<&'a TenantConfig>,
+    owner: &Id,
+    want: &TenantSettings,
+) -> ItemStep<'a> {
+    let Some(ours) = current.filter(|c| c.owner.as_ref() == Some(owner)) else {
+        return ItemStep::Put;
+    };
+    if ours.settings == *want {
+        return ItemStep::Keep(ours);
+    }
+    let only_enabled = TenantSettings {
+        enabled: want.enabled,
+        ..ours.settings.clone()
+    } == *want;
+    if only_enabled {
+        ItemStep::EnableOnly(want.enabled)
+    } else {
+        ItemStep::Put
+    }
+}
+
+/// The Event for tenant item `item` just written: whether it was switched
+/// off, on again, or otherwise rewritten. `enabled_before` is `None` when
+/// there was no item.
+pub fn item_event(
+    key: &TenantKey,
+    item: &TenantConfig,
+    enabled_before: Option<bool>,
+) -> (Reason, String) {
+    match (enabled_before, item.settings.enabled) {
+        (Some(true) | None, false) => (
+            Reason::Disabled,
+            format!(
+                "tenant {key} disabled: calls are refused; ElevenLabs agent {} is kept",
+                item.settings.agent_id
+            ),
+        ),
+        (Some(false), true) => (Reason::Enabled, format!("tenant {key} enabled again")),
+        _ => (
+            Reason::ConfigSynced,
+            format!(
+                "tenant {key} configuration written (version {})",
+                item.version
+            ),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     use super::*;
-    use crate::controller::desired::{OperatorSettings, agent, config_hash};
+    use crate::controller::desired::{self, OperatorSettings, agent, config_hash};
     use crate::crd::VoiceAgentSpec;
 
     fn va(name: &str, uid: &str, location: &str, created_secs: Option<i64>) -> VoiceAgent {
@@ -320,5 +386,106 @@ mod tests {
             patch_needed(&desired, &edited),
             Some(vec!["conversation_config.tts.voice_id".into()])
         );
+    }
+
+    fn item(owner: Option<&str>, settings: TenantSettings) -> TenantConfig {
+        TenantConfig {
+            key: TenantKey::parse("B1", "L1").unwrap(),
+            settings,
+            owner: owner.map(|o| Id::parse("uid", o).unwrap()),
+            version: 4,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_item_is_kept_switched_or_put() {
+        let owner = Id::parse("uid", "u1").unwrap();
+        let agent_id = Id::parse("agent_id", "agent_1").unwrap();
+        let want = desired::tenant_settings(&va("c", "u1", "L1", Some(1)), &agent_id);
+        assert!(want.enabled);
+        assert_eq!(item_step(None, &owner, &want), ItemStep::Put);
+        let same = item(Some("u1"), want.clone());
+        assert_eq!(item_step(Some(&same), &owner, &want), ItemStep::Keep(&same));
+        let off = item(
+            Some("u1"),
+            TenantSettings {
+                enabled: false,
+                ..want.clone()
+            },
+        );
+        assert_eq!(
+            item_step(Some(&off), &owner, &want),
+            ItemStep::EnableOnly(true)
+        );
+        assert_eq!(
+            item_step(Some(&same), &owner, &off.settings),
+            ItemStep::EnableOnly(false)
+        );
+        let greeting = item(
+            Some("u1"),
+            TenantSettings {
+                greeting: "Hi".into(),
+                ..want.clone()
+            },
+        );
+        assert_eq!(item_step(Some(&greeting), &owner, &want), ItemStep::Put);
+        let off_and_greeting = item(
+            Some("u1"),
+            TenantSettings {
+                enabled: false,
+                ..greeting.settings.clone()
+            },
+        );
+        assert_eq!(
+            item_step(Some(&off_and_greeting), &owner, &want),
+            ItemStep::Put
+        );
+        // Not ours, even when it reads as wanted: put, and the store decides.
+        assert_eq!(
+            item_step(Some(&item(None, want.clone())), &owner, &want),
+            ItemStep::Put
+        );
+        assert_eq!(
+            item_step(Some(&item(Some("u2"), want.clone())), &owner, &want),
+            ItemStep::Put
+        );
+        assert_eq!(
+            item_step(Some(&item(Some("u2"), off.settings.clone())), &owner, &want),
+            ItemStep::Put
+        );
+    }
+
+    #[test]
+    fn the_item_event_says_what_the_write_switched() {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let agent_id = Id::parse("agent_id", "agent_1").unwrap();
+        let on = desired::tenant_settings(&va("c", "u1", "L1", Some(1)), &agent_id);
+        let off = item(
+            Some("u1"),
+            TenantSettings {
+                enabled: false,
+                ..on.clone()
+            },
+        );
+        let on = item(Some("u1"), on);
+        let disabled = (
+            Reason::Disabled,
+            "tenant B1/L1 disabled: calls are refused; ElevenLabs agent agent_1 is kept".to_owned(),
+        );
+        assert_eq!(item_event(&key, &off, Some(true)), disabled);
+        assert_eq!(item_event(&key, &off, None), disabled);
+        assert_eq!(
+            item_event(&key, &on, Some(false)),
+            (Reason::Enabled, "tenant B1/L1 enabled again".to_owned())
+        );
+        let written = (
+            Reason::ConfigSynced,
+            "tenant B1/L1 configuration written (version 4)".to_owned(),
+        );
+        assert_eq!(item_event(&key, &on, Some(true)), written);
+        assert_eq!(item_event(&key, &on, None), written);
+        assert_eq!(item_event(&key, &off, Some(false)), written);
     }
 }

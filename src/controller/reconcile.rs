@@ -16,14 +16,14 @@ use tokio::sync::mpsc;
 use crate::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentStatus};
 use crate::elevenlabs::{AgentPlatform, ApiError, Deleted, DesiredAgent};
 use crate::ids::Id;
-use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantStore};
 
 use super::desired::{self, OperatorSettings};
 use super::error::{Error, backoff};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
 use super::objects::Objects;
-use super::plan::{self, Adoption, AgentStep};
+use super::plan::{self, Adoption, AgentStep, ItemStep};
 use super::reason::Reason;
 use super::status::{self, Cond};
 
@@ -379,53 +379,15 @@ async fn sync_item(
 ) -> Result<(TenantConfig, bool), Error> {
     let want = desired::tenant_settings(va, agent_id);
     let current = ctx.store.get(key, Read::Strong).await?;
-    let ours = current.as_ref().filter(|c| c.owner.as_ref() == Some(owner));
-    if let Some(c) = ours {
-        if c.settings == want {
-            return Ok((c.clone(), false));
-        }
-        let only_enabled = TenantSettings {
-            enabled: want.enabled,
-            ..c.settings.clone()
-        } == want;
-        if only_enabled {
-            let item = ctx.store.set_enabled(key, owner, want.enabled).await?;
-            item_event(va, ctx, key, &item, Some(c.settings.enabled)).await;
-            return Ok((item, true));
-        }
-    }
-    let before = current.as_ref().map(|c| c.settings.enabled);
-    let item = ctx.store.put(key, owner, &want).await?;
-    item_event(va, ctx, key, &item, before).await;
-    Ok((item, true))
-}
-
-async fn item_event(
-    va: &VoiceAgent,
-    ctx: &Context,
-    key: &TenantKey,
-    item: &TenantConfig,
-    enabled_before: Option<bool>,
-) {
-    let enabled = item.settings.enabled;
-    let (reason, note) = match (enabled_before, enabled) {
-        (Some(true) | None, false) => (
-            Reason::Disabled,
-            format!(
-                "tenant {key} disabled: calls are refused; ElevenLabs agent {} is kept",
-                item.settings.agent_id
-            ),
-        ),
-        (Some(false), true) => (Reason::Enabled, format!("tenant {key} enabled again")),
-        _ => (
-            Reason::ConfigSynced,
-            format!(
-                "tenant {key} configuration written (version {})",
-                item.version
-            ),
-        ),
+    let item = match plan::item_step(current.as_ref(), owner, &want) {
+        ItemStep::Keep(item) => return Ok((item.clone(), false)),
+        ItemStep::EnableOnly(enabled) => ctx.store.set_enabled(key, owner, enabled).await?,
+        ItemStep::Put => ctx.store.put(key, owner, &want).await?,
     };
+    let enabled_before = current.as_ref().map(|c| c.settings.enabled);
+    let (reason, note) = plan::item_event(key, &item, enabled_before);
     ctx.event(va, EventType::Normal, reason, note).await;
+    Ok((item, true))
 }
 
 /// Deletion: the agent per `deletionPolicy`, then the tenant item.
