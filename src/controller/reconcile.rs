@@ -25,7 +25,7 @@ use super::metrics::Metrics;
 use super::objects::Objects;
 use super::plan::{self, Adoption, AgentStep, ItemStep};
 use super::reason::Reason;
-use super::status::{self, Cond};
+use super::status;
 
 /// Field manager for every write the operator makes.
 pub const FIELD_MANAGER: &str = "voice-operator";
@@ -485,15 +485,7 @@ async fn write_status(
 /// error itself is what gets retried.
 async fn report_failure(va: &VoiceAgent, ctx: &Context, err: &Error) {
     let old = va.status.clone().unwrap_or_default();
-    let new = status::failed(
-        &old,
-        va.metadata.generation,
-        Timestamp::now(),
-        &Cond::failed(err),
-        err.is_permanent(),
-        matches!(err, Error::ElevenLabs(_)),
-        matches!(err, Error::Store(_)),
-    );
+    let new = status::failed(&old, va.metadata.generation, Timestamp::now(), err);
     ctx.event(va, EventType::Warning, err.reason(), err.to_string())
         .await;
     if let Err(e) = write_status(va, ctx, &old, new).await {
