@@ -191,6 +191,8 @@ async fn reconcile_once(va: &Arc<VoiceAgent>, ctx: &Context) -> Result<Action, E
     if has_finalizer {
         apply(va, ctx).await
     } else {
+        // Not kube::runtime::finalizer: it adds the finalizer and then awaits
+        // that update, which the trigger predicate (runner::trigger_hash) drops.
         let va = ctx.objects.set_finalizer(va, true).await?;
         apply(&va, ctx).await
     }
