@@ -7,6 +7,7 @@ use crate::elevenlabs::ElevenLabsError;
 use crate::tenant::StoreError;
 
 use super::desired::SpecError;
+use super::reason::Reason;
 
 /// A reconcile that did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -24,19 +25,19 @@ pub enum Error {
 impl Error {
     /// Short PascalCase cause, for the condition reason, the Event and the
     /// `reason` label of the failure counter.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::ElevenLabs(ElevenLabsError::RateLimited { .. }) => "ElevenLabsRateLimited",
-            Error::ElevenLabs(ElevenLabsError::Validation { .. }) => "ElevenLabsRejected",
-            Error::ElevenLabs(ElevenLabsError::Auth { .. }) => "ElevenLabsAuth",
-            Error::ElevenLabs(ElevenLabsError::Timeout { .. }) => "ElevenLabsTimeout",
-            Error::ElevenLabs(ElevenLabsError::Server { .. }) => "ElevenLabsServerError",
-            Error::ElevenLabs(_) => "ElevenLabsError",
-            Error::Store(StoreError::Conflict { .. }) => "TenantOwnedElsewhere",
-            Error::Store(StoreError::BadItem { .. }) => "TenantItemInvalid",
-            Error::Store(_) => "TenantStoreError",
-            Error::Kube(_) => "KubernetesError",
-            Error::Spec(_) => "InvalidSpec",
+            Error::ElevenLabs(ElevenLabsError::RateLimited { .. }) => Reason::ElevenLabsRateLimited,
+            Error::ElevenLabs(ElevenLabsError::Validation { .. }) => Reason::ElevenLabsRejected,
+            Error::ElevenLabs(ElevenLabsError::Auth { .. }) => Reason::ElevenLabsAuth,
+            Error::ElevenLabs(ElevenLabsError::Timeout { .. }) => Reason::ElevenLabsTimeout,
+            Error::ElevenLabs(ElevenLabsError::Server { .. }) => Reason::ElevenLabsServerError,
+            Error::ElevenLabs(_) => Reason::ElevenLabsError,
+            Error::Store(StoreError::Conflict { .. }) => Reason::TenantOwnedElsewhere,
+            Error::Store(StoreError::BadItem { .. }) => Reason::TenantItemInvalid,
+            Error::Store(_) => Reason::TenantStoreError,
+            Error::Kube(_) => Reason::KubernetesError,
+            Error::Spec(_) => Reason::InvalidSpec,
         }
     }
 
@@ -127,14 +128,14 @@ mod tests {
         });
         assert!(!rate.is_permanent());
         assert_eq!(rate.retry_after(), Some(Duration::from_secs(3)));
-        assert_eq!(rate.reason(), "ElevenLabsRateLimited");
+        assert_eq!(rate.reason().as_str(), "ElevenLabsRateLimited");
         let invalid = Error::ElevenLabs(ElevenLabsError::Validation {
             operation: "POST /v1/convai/agents/create".into(),
             status: 422,
             message: "voice_id: Voice 'nope' does not exist".into(),
         });
         assert!(invalid.is_permanent());
-        assert_eq!(invalid.reason(), "ElevenLabsRejected");
+        assert_eq!(invalid.reason().as_str(), "ElevenLabsRejected");
         assert!(Error::Spec(SpecError::NoUid).is_permanent());
     }
 }

@@ -12,6 +12,8 @@ use prometheus_client::registry::Registry;
 
 use crate::crd::Phase;
 
+use super::reason::Reason;
+
 type Labels = Vec<(&'static str, String)>;
 
 /// Every controller metric, registered once in the process registry.
@@ -75,12 +77,12 @@ impl Metrics {
         metrics
     }
 
-    pub fn reconciled(&self, took: Duration, failure: Option<&'static str>) {
+    pub fn reconciled(&self, took: Duration, failure: Option<Reason>) {
         self.reconciliations.inc();
         self.duration.observe(took.as_secs_f64());
         if let Some(reason) = failure {
             self.failures
-                .get_or_create(&vec![("reason", reason.to_owned())])
+                .get_or_create(&vec![("reason", reason.as_str().to_owned())])
                 .inc();
         }
     }
@@ -133,7 +135,10 @@ mod tests {
         metrics.phase("u3", Some(Phase::Conflict));
         metrics.phase("u3", None);
         metrics.reconciled(Duration::from_millis(20), None);
-        metrics.reconciled(Duration::from_millis(20), Some("ElevenLabsRateLimited"));
+        metrics.reconciled(
+            Duration::from_millis(20),
+            Some(Reason::ElevenLabsRateLimited),
+        );
         let text = encode(&registry);
         assert!(
             text.contains("voice_operator_voiceagents{phase=\"Active\"} 2"),

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod objects;
 pub mod plan;
+pub mod reason;
 pub mod reconcile;
 pub mod runner;
 pub mod status;

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::crd::{FINALIZER, VoiceAgent, VoiceAgentStatus};
 
 use super::error::Error;
+use super::reason::Reason;
 use super::reconcile::FIELD_MANAGER;
 
 /// The writes the reconciler makes to a VoiceAgent.
@@ -34,7 +35,7 @@ pub trait Objects: Send + Sync {
         &'a self,
         va: &'a VoiceAgent,
         type_: EventType,
-        reason: &'a str,
+        reason: Reason,
         note: String,
     ) -> BoxFuture<'a, ()>;
 }
@@ -132,19 +133,19 @@ impl Objects for KubeObjects {
         &'a self,
         va: &'a VoiceAgent,
         type_: EventType,
-        reason: &'a str,
+        reason: Reason,
         note: String,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let event = Event {
                 type_,
-                reason: reason.into(),
+                reason: reason.as_str().into(),
                 note: Some(note),
-                action: reason.into(),
+                action: reason.as_str().into(),
                 secondary: None,
             };
             if let Err(e) = self.recorder.publish(&event, &va.object_ref(&())).await {
-                tracing::warn!(error = %e, reason, "cannot publish a Kubernetes Event");
+                tracing::warn!(error = %e, %reason, "cannot publish a Kubernetes Event");
             }
         })
     }

@@ -2,12 +2,17 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::time::Duration;
 
-use crate::crd::VoiceAgent;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{VoiceAgent, VoiceAgentStatus};
 use crate::elevenlabs::{AgentSummary, DesiredAgent, RemoteAgent};
 use crate::ids::Id;
+use crate::tenant::{TenantConfig, TenantKey, TenantSettings};
 
-use super::desired::{self, uid_tag};
+use super::desired::uid_tag;
+use super::reason::Reason;
 
 /// The VoiceAgent that holds `me`'s (businessId, locationId), when it is
 /// not `me`: the oldest claimant wins (creation time, then namespace and
@@ -55,13 +60,10 @@ pub struct Adoption {
 }
 
 /// Looks through listed agents for ones tagged with `owner`'s uid. The
-/// agent to keep is `preferred` when it is among them (the one status
-/// names), otherwise the smallest id, so repeated runs choose the same.
-pub fn adoption(
-    candidates: &[AgentSummary],
-    owner: &Id,
-    preferred: Option<&Id>,
-) -> Option<Adoption> {
+/// agent to keep is the smallest id, so repeated runs choose the same.
+/// Adoption only runs when status names no agent or a deleted one, so
+/// there is none to prefer.
+pub fn adoption(candidates: &[AgentSummary], owner: &Id) -> Option<Adoption> {
     let tag = uid_tag(owner);
     let mut ours: Vec<Id> = candidates
         .iter()
@@ -70,61 +72,150 @@ pub fn adoption(
         .collect();
     ours.sort();
     ours.dedup();
-    let keep = match preferred {
-        Some(p) if ours.contains(p) => p.clone(),
-        _ => ours.first()?.clone(),
-    };
-    ours.retain(|id| *id != keep);
+    let (keep, duplicates) = ours.split_first()?;
     Some(Adoption {
-        keep,
-        duplicates: ours,
+        keep: keep.clone(),
+        duplicates: duplicates.to_vec(),
     })
 }
 
-/// Why an existing agent gets a PATCH.
+/// What to do about the ElevenLabs agent, decided from the last status
+/// before any call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Patch {
-    /// The spec changed since the last sync (the hash in status differs).
-    SpecChanged,
-    /// Someone changed these fields outside the operator (the dashboard).
-    Drift(Vec<String>),
+pub enum AgentStep {
+    /// Synced with this spec and checked recently: no call.
+    Keep(Id),
+    /// The spec changed since the last sync (the hash in status differs):
+    /// PATCH without reading first.
+    Update(Id),
+    /// Same spec, but the resync interval is up: read the live agent and
+    /// PATCH it if [`patch_needed`] finds changes made by hand.
+    CheckDrift(Id),
+    /// Status names no agent: adopt one carrying this VoiceAgent's uid,
+    /// or create it.
+    Create,
 }
 
-/// Whether the agent must be updated. With a new spec hash the PATCH goes
-/// out without comparing; otherwise `remote` (read on resync) is compared.
-pub fn patch_needed(
-    status_hash: Option<&str>,
-    desired: &DesiredAgent,
-    remote: Option<&RemoteAgent>,
-) -> Option<Patch> {
-    if status_hash != Some(desired::config_hash(desired).as_str()) {
-        return Some(Patch::SpecChanged);
+/// The step for the agent `old` (the status) names, given the hash of the
+/// desired agent. An `agentId` that does not parse counts as none.
+pub fn agent_step(
+    old: &VoiceAgentStatus,
+    desired_hash: &str,
+    now: Timestamp,
+    resync: Duration,
+) -> AgentStep {
+    let Some(id) = old
+        .agent_id
+        .as_deref()
+        .and_then(|id| Id::parse("status.agentId", id).ok())
+    else {
+        return AgentStep::Create;
+    };
+    if old.config_hash.as_deref() != Some(desired_hash) {
+        AgentStep::Update(id)
+    } else if resync_due(old, now, resync) {
+        AgentStep::CheckDrift(id)
+    } else {
+        AgentStep::Keep(id)
     }
-    let drift = desired.drift(remote?);
-    (!drift.is_empty()).then_some(Patch::Drift(drift))
+}
+
+fn resync_due(old: &VoiceAgentStatus, now: Timestamp, resync: Duration) -> bool {
+    let Some(last) = old
+        .last_synced_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    else {
+        return true;
+    };
+    let age = now.duration_since(last);
+    // A little early, so that the requeue that comes at `resync` (plus
+    // jitter) always finds the check due.
+    age.as_secs_f64() >= resync.as_secs_f64() * 0.9
+}
+
+/// The fields someone changed outside the operator (in the dashboard),
+/// when the live agent `remote` needs a PATCH back to `desired`.
+pub fn patch_needed(desired: &DesiredAgent, remote: &RemoteAgent) -> Option<Vec<String>> {
+    let drift = desired.drift(remote);
+    (!drift.is_empty()).then_some(drift)
+}
+
+/// What to write to the tenant item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemStep<'a> {
+    /// Ours and as wanted: nothing is written.
+    Keep(&'a TenantConfig),
+    /// Ours, and only `enabled` differs: only that attribute is switched.
+    EnableOnly(bool),
+    /// No item, an unclaimed one, another VoiceAgent's (the store's owner
+    /// condition then refuses the write) or more than `enabled` differs:
+    /// the whole item is put.
+    Put,
+}
+
+/// The step that brings `current` (the item as read) to `want` for
+/// `owner`.
+pub fn item_step<'a>(
+    current: Option<&'a TenantConfig>,
+    owner: &Id,
+    want: &TenantSettings,
+) -> ItemStep<'a> {
+    let Some(ours) = current.filter(|c| c.owner.as_ref() == Some(owner)) else {
+        return ItemStep::Put;
+    };
+    if ours.settings == *want {
+        return ItemStep::Keep(ours);
+    }
+    let only_enabled = TenantSettings {
+        enabled: want.enabled,
+        ..ours.settings.clone()
+    } == *want;
+    if only_enabled {
+        ItemStep::EnableOnly(want.enabled)
+    } else {
+        ItemStep::Put
+    }
+}
+
+/// The Event for tenant item `item` just written: whether it was switched
+/// off, on again, or otherwise rewritten. `enabled_before` is `None` when
+/// there was no item.
+pub fn item_event(
+    key: &TenantKey,
+    item: &TenantConfig,
+    enabled_before: Option<bool>,
+) -> (Reason, String) {
+    match (enabled_before, item.settings.enabled) {
+        (Some(true) | None, false) => (
+            Reason::Disabled,
+            format!(
+                "tenant {key} disabled: calls are refused; ElevenLabs agent {} is kept",
+                item.settings.agent_id
+            ),
+        ),
+        (Some(false), true) => (Reason::Enabled, format!("tenant {key} enabled again")),
+        _ => (
+            Reason::ConfigSynced,
+            format!(
+                "tenant {key} configuration written (version {})",
+                item.version
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use k8s_openapi::jiff::Timestamp;
     use serde_json::json;
 
     use super::*;
-    use crate::controller::desired::{OperatorSettings, agent, config_hash};
-    use crate::crd::VoiceAgentSpec;
+    use crate::controller::desired::{self, agent, config_hash};
+    use crate::testkit::fixtures::{created_at, operator_settings, voice_agent};
 
     fn va(name: &str, uid: &str, location: &str, created_secs: Option<i64>) -> VoiceAgent {
-        let spec: VoiceAgentSpec = serde_json::from_value(json!({
-            "businessId": "B1", "locationId": location, "businessName": "Clinic",
-            "voiceId": "v1", "greeting": "Hello"
-        }))
-        .unwrap();
-        let mut va = VoiceAgent::new(name, spec);
-        va.metadata.uid = Some(uid.into());
-        va.metadata.namespace = Some("tenants".into());
-        va.metadata.creation_timestamp =
-            created_secs.map(|s| Time(Timestamp::from_second(s).unwrap()));
+        let mut va = voice_agent(name, uid, location);
+        va.metadata.creation_timestamp = created_secs.map(created_at);
         va
     }
 
@@ -178,26 +269,80 @@ mod tests {
             summary("agent_b", &["voice-operator", "uid:u2"]),
             summary("agent_d", &[]),
         ];
-        let found = adoption(&listed, &owner, None).unwrap();
+        let found = adoption(&listed, &owner).unwrap();
         assert_eq!(found.keep.as_str(), "agent_a");
         assert_eq!(found.duplicates, [Id::parse("x", "agent_c").unwrap()]);
-        let preferred = Id::parse("x", "agent_c").unwrap();
-        let found = adoption(&listed, &owner, Some(&preferred)).unwrap();
-        assert_eq!(found.keep.as_str(), "agent_c");
-        assert_eq!(found.duplicates, [Id::parse("x", "agent_a").unwrap()]);
-        assert_eq!(adoption(&listed[2..], &owner, None), None);
+        // Whatever order the listing comes in, and listed twice, the same
+        // agent is kept and none is both kept and a duplicate.
+        let mut shuffled = listed.to_vec();
+        shuffled.reverse();
+        shuffled.push(summary("agent_a", &["uid:u1"]));
+        assert_eq!(adoption(&shuffled, &owner), Some(found));
+        assert_eq!(adoption(&listed[2..], &owner), None);
+    }
+
+    fn synced(agent_id: &str, hash: Option<&str>, at: &str) -> VoiceAgentStatus {
+        VoiceAgentStatus {
+            agent_id: Some(agent_id.into()),
+            config_hash: hash.map(Into::into),
+            last_synced_at: Some(at.into()),
+            ..VoiceAgentStatus::default()
+        }
+    }
+
+    #[test]
+    fn resync_is_due_after_most_of_the_interval() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let at = |s: &str| VoiceAgentStatus {
+            last_synced_at: Some(s.into()),
+            ..VoiceAgentStatus::default()
+        };
+        let ten_min = Duration::from_secs(600);
+        assert!(!resync_due(&at("2026-11-24T09:55:00Z"), now, ten_min));
+        assert!(resync_due(&at("2026-11-24T09:50:00Z"), now, ten_min));
+        assert!(resync_due(&VoiceAgentStatus::default(), now, ten_min));
+        assert!(resync_due(&at("not a time"), now, ten_min));
+    }
+
+    #[test]
+    fn the_agent_step_follows_status_hash_and_resync() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let ten_min = Duration::from_secs(600);
+        let id = Id::parse("agent_id", "agent_1").unwrap();
+        let step = |old: &VoiceAgentStatus| agent_step(old, "h1", now, ten_min);
+        let recent = "2026-11-24T09:55:00Z";
+        let long_ago = "2026-11-24T09:00:00Z";
+        assert_eq!(step(&VoiceAgentStatus::default()), AgentStep::Create);
+        assert_eq!(
+            step(&synced("not an id!", Some("h1"), recent)),
+            AgentStep::Create
+        );
+        assert_eq!(
+            step(&synced("agent_1", Some("h1"), recent)),
+            AgentStep::Keep(id.clone())
+        );
+        assert_eq!(
+            step(&synced("agent_1", Some("h1"), long_ago)),
+            AgentStep::CheckDrift(id.clone())
+        );
+        // A new spec is sent without reading, resync due or not.
+        for at in [recent, long_ago] {
+            assert_eq!(
+                step(&synced("agent_1", Some("h0"), at)),
+                AgentStep::Update(id.clone())
+            );
+            assert_eq!(
+                step(&synced("agent_1", None, at)),
+                AgentStep::Update(id.clone())
+            );
+        }
     }
 
     #[test]
     fn a_patch_goes_out_on_spec_change_or_drift_only() {
         let mut clinic = va("c", "u1", "L1", Some(1));
         clinic.spec.greeting = "Hello".into();
-        let op = OperatorSettings {
-            public_url: "https://voice.example.com".into(),
-            llm_secret_id: None,
-            default_prompt: "p".into(),
-        };
-        let desired = agent(&clinic, &op).unwrap();
+        let desired = agent(&clinic, &operator_settings()).unwrap();
         let hash = config_hash(&desired);
         let body = desired.body();
         let remote = RemoteAgent {
@@ -207,20 +352,126 @@ mod tests {
             conversation_config: body["conversation_config"].clone(),
             platform_settings: json!({}),
         };
-        assert_eq!(patch_needed(None, &desired, None), Some(Patch::SpecChanged));
-        assert_eq!(
-            patch_needed(Some("old"), &desired, Some(&remote)),
-            Some(Patch::SpecChanged)
-        );
-        assert_eq!(patch_needed(Some(&hash), &desired, None), None);
-        assert_eq!(patch_needed(Some(&hash), &desired, Some(&remote)), None);
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let ten_min = Duration::from_secs(600);
+        let (recent, long_ago) = ("2026-11-24T09:55:00Z", "2026-11-24T09:00:00Z");
+        let id = remote.agent_id.clone();
+        let step = |status_hash: Option<&str>, at: &str| {
+            agent_step(&synced("agent_1", status_hash, at), &hash, now, ten_min)
+        };
+        // A new spec is patched without reading the live agent.
+        assert_eq!(step(None, recent), AgentStep::Update(id.clone()));
+        assert_eq!(step(Some("old"), long_ago), AgentStep::Update(id.clone()));
+        // The same spec is only compared when the resync reads the agent.
+        assert_eq!(step(Some(&hash), recent), AgentStep::Keep(id.clone()));
+        assert_eq!(step(Some(&hash), long_ago), AgentStep::CheckDrift(id));
+        assert_eq!(patch_needed(&desired, &remote), None);
         let mut edited = remote.clone();
         edited.conversation_config["tts"]["voice_id"] = json!("changed-by-hand");
         assert_eq!(
-            patch_needed(Some(&hash), &desired, Some(&edited)),
-            Some(Patch::Drift(vec![
-                "conversation_config.tts.voice_id".into()
-            ]))
+            patch_needed(&desired, &edited),
+            Some(vec!["conversation_config.tts.voice_id".into()])
         );
+    }
+
+    fn item(owner: Option<&str>, settings: TenantSettings) -> TenantConfig {
+        TenantConfig {
+            key: TenantKey::parse("B1", "L1").unwrap(),
+            settings,
+            owner: owner.map(|o| Id::parse("uid", o).unwrap()),
+            version: 4,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_item_is_kept_switched_or_put() {
+        let owner = Id::parse("uid", "u1").unwrap();
+        let agent_id = Id::parse("agent_id", "agent_1").unwrap();
+        let want = desired::tenant_settings(&va("c", "u1", "L1", Some(1)), &agent_id);
+        assert!(want.enabled);
+        assert_eq!(item_step(None, &owner, &want), ItemStep::Put);
+        let same = item(Some("u1"), want.clone());
+        assert_eq!(item_step(Some(&same), &owner, &want), ItemStep::Keep(&same));
+        let off = item(
+            Some("u1"),
+            TenantSettings {
+                enabled: false,
+                ..want.clone()
+            },
+        );
+        assert_eq!(
+            item_step(Some(&off), &owner, &want),
+            ItemStep::EnableOnly(true)
+        );
+        assert_eq!(
+            item_step(Some(&same), &owner, &off.settings),
+            ItemStep::EnableOnly(false)
+        );
+        let greeting = item(
+            Some("u1"),
+            TenantSettings {
+                greeting: "Hi".into(),
+                ..want.clone()
+            },
+        );
+        assert_eq!(item_step(Some(&greeting), &owner, &want), ItemStep::Put);
+        let off_and_greeting = item(
+            Some("u1"),
+            TenantSettings {
+                enabled: false,
+                ..greeting.settings.clone()
+            },
+        );
+        assert_eq!(
+            item_step(Some(&off_and_greeting), &owner, &want),
+            ItemStep::Put
+        );
+        // Not ours, even when it reads as wanted: put, and the store decides.
+        assert_eq!(
+            item_step(Some(&item(None, want.clone())), &owner, &want),
+            ItemStep::Put
+        );
+        assert_eq!(
+            item_step(Some(&item(Some("u2"), want.clone())), &owner, &want),
+            ItemStep::Put
+        );
+        assert_eq!(
+            item_step(Some(&item(Some("u2"), off.settings.clone())), &owner, &want),
+            ItemStep::Put
+        );
+    }
+
+    #[test]
+    fn the_item_event_says_what_the_write_switched() {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let agent_id = Id::parse("agent_id", "agent_1").unwrap();
+        let on = desired::tenant_settings(&va("c", "u1", "L1", Some(1)), &agent_id);
+        let off = item(
+            Some("u1"),
+            TenantSettings {
+                enabled: false,
+                ..on.clone()
+            },
+        );
+        let on = item(Some("u1"), on);
+        let disabled = (
+            Reason::Disabled,
+            "tenant B1/L1 disabled: calls are refused; ElevenLabs agent agent_1 is kept".to_owned(),
+        );
+        assert_eq!(item_event(&key, &off, Some(true)), disabled);
+        assert_eq!(item_event(&key, &off, None), disabled);
+        assert_eq!(
+            item_event(&key, &on, Some(false)),
+            (Reason::Enabled, "tenant B1/L1 enabled again".to_owned())
+        );
+        let written = (
+            Reason::ConfigSynced,
+            "tenant B1/L1 configuration written (version 4)".to_owned(),
+        );
+        assert_eq!(item_event(&key, &on, Some(true)), written);
+        assert_eq!(item_event(&key, &on, None), written);
+        assert_eq!(item_event(&key, &off, Some(false)), written);
     }
 }

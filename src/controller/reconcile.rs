@@ -16,15 +16,16 @@ use tokio::sync::mpsc;
 use crate::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentStatus};
 use crate::elevenlabs::{AgentPlatform, Deleted, DesiredAgent, ElevenLabsError};
 use crate::ids::Id;
-use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantStore};
 
 use super::desired::{self, OperatorSettings};
 use super::error::{Error, backoff};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
 use super::objects::Objects;
-use super::plan::{self, Adoption, Patch as AgentPatch};
-use super::status::{self, Cond};
+use super::plan::{self, Adoption, AgentStep, ItemStep};
+use super::reason::Reason;
+use super::status;
 
 /// Field manager for every write the operator makes.
 pub const FIELD_MANAGER: &str = "voice-operator";
@@ -110,7 +111,7 @@ impl Context {
         self
     }
 
-    async fn event(&self, va: &VoiceAgent, type_: EventType, reason: &str, note: String) {
+    async fn event(&self, va: &VoiceAgent, type_: EventType, reason: Reason, note: String) {
         self.objects
             .event(va, type_, reason, truncate(note, 1000))
             .await;
@@ -190,6 +191,8 @@ async fn reconcile_once(va: &Arc<VoiceAgent>, ctx: &Context) -> Result<Action, E
     if has_finalizer {
         apply(va, ctx).await
     } else {
+        // Not kube::runtime::finalizer: it adds the finalizer and then awaits
+        // that update, which the trigger predicate (runner::trigger_hash) drops.
         let va = ctx.objects.set_finalizer(va, true).await?;
         apply(&va, ctx).await
     }
@@ -215,7 +218,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
             holder.name_any()
         );
         if old.phase != Some(Phase::Conflict) {
-            ctx.event(va, EventType::Warning, "Conflict", message.clone())
+            ctx.event(va, EventType::Warning, Reason::Conflict, message.clone())
                 .await;
         }
         let new = status::conflict(&old, va.metadata.generation, now, &message);
@@ -260,67 +263,45 @@ async fn sync_agent(
     now: Timestamp,
 ) -> Result<AgentOutcome, Error> {
     let platform = ctx.platform.as_ref();
-    let known = old
-        .agent_id
-        .as_deref()
-        .and_then(|id| Id::parse("status.agentId", id).ok());
-    if let Some(id) = known {
-        let missing = if old.config_hash.as_deref() != Some(hash) {
-            match platform.update_agent(&id, want).await {
-                Ok(()) => {
-                    let note = format!("updated ElevenLabs agent {id} to the new spec");
-                    ctx.event(va, EventType::Normal, "Updated", note).await;
-                    return Ok(AgentOutcome { id, touched: true });
-                }
-                Err(ElevenLabsError::NotFound { .. }) => true,
-                Err(e) => return Err(e.into()),
+    // The agent status names, when it turns out to be deleted by hand.
+    let gone = match plan::agent_step(old, hash, now, ctx.timing.resync) {
+        AgentStep::Keep(id) => return Ok(AgentOutcome { id, touched: false }),
+        AgentStep::Update(id) => match platform.update_agent(&id, want).await {
+            Ok(()) => {
+                let note = format!("updated ElevenLabs agent {id} to the new spec");
+                ctx.event(va, EventType::Normal, Reason::Updated, note)
+                    .await;
+                return Ok(AgentOutcome { id, touched: true });
             }
-        } else if resync_due(old, now, ctx.timing.resync) {
-            match platform.get_agent(&id).await {
-                Ok(remote) => {
-                    if let Some(AgentPatch::Drift(fields)) =
-                        plan::patch_needed(Some(hash), want, Some(&remote))
-                    {
-                        platform.update_agent(&id, want).await?;
-                        let note = format!(
-                            "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
-                            fields.join(", ")
-                        );
-                        ctx.event(va, EventType::Normal, "DriftCorrected", note)
-                            .await;
-                    }
-                    return Ok(AgentOutcome { id, touched: true });
+            Err(ElevenLabsError::NotFound { .. }) => Some(id),
+            Err(e) => return Err(e.into()),
+        },
+        AgentStep::CheckDrift(id) => match platform.get_agent(&id).await {
+            Ok(remote) => {
+                if let Some(fields) = plan::patch_needed(want, &remote) {
+                    platform.update_agent(&id, want).await?;
+                    let note = format!(
+                        "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
+                        fields.join(", ")
+                    );
+                    ctx.event(va, EventType::Normal, Reason::DriftCorrected, note)
+                        .await;
                 }
-                Err(ElevenLabsError::NotFound { .. }) => true,
-                Err(e) => return Err(e.into()),
+                return Ok(AgentOutcome { id, touched: true });
             }
-        } else {
-            false
-        };
-        if !missing {
-            return Ok(AgentOutcome { id, touched: false });
-        }
+            Err(ElevenLabsError::NotFound { .. }) => Some(id),
+            Err(e) => return Err(e.into()),
+        },
+        AgentStep::Create => None,
+    };
+    if let Some(id) = gone {
         ctx.inventory.removed(owner, &id);
         let note = format!("ElevenLabs agent {id} no longer exists; making a new one");
-        ctx.event(va, EventType::Warning, "AgentMissing", note)
+        ctx.event(va, EventType::Warning, Reason::AgentMissing, note)
             .await;
     }
     let id = adopt_or_create(va, ctx, owner, want).await?;
     Ok(AgentOutcome { id, touched: true })
-}
-
-fn resync_due(old: &VoiceAgentStatus, now: Timestamp, resync: Duration) -> bool {
-    let Some(last) = old
-        .last_synced_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok())
-    else {
-        return true;
-    };
-    let age = now.duration_since(last);
-    // A little early, so that the requeue that comes at `resync` (plus
-    // jitter) always finds the check due.
-    age.as_secs_f64() >= resync.as_secs_f64() * 0.9
 }
 
 /// Never two agents for one VoiceAgent: an agent already tagged with its
@@ -335,7 +316,7 @@ async fn adopt_or_create(
     let platform = ctx.platform.as_ref();
     loop {
         let tagged = ctx.inventory.agents_of(platform, owner, &want.name).await?;
-        let Some(Adoption { keep, duplicates }) = plan::adoption(&tagged, owner, None) else {
+        let Some(Adoption { keep, duplicates }) = plan::adoption(&tagged, owner) else {
             break;
         };
         match platform.update_agent(&keep, want).await {
@@ -350,12 +331,13 @@ async fn adopt_or_create(
         let note = format!(
             "adopted existing ElevenLabs agent {keep}, which carries this VoiceAgent's identity"
         );
-        ctx.event(va, EventType::Normal, "Adopted", note).await;
+        ctx.event(va, EventType::Normal, Reason::Adopted, note)
+            .await;
         for duplicate in duplicates {
             platform.delete_agent(&duplicate).await?;
             ctx.inventory.removed(owner, &duplicate);
             let note = format!("deleted ElevenLabs agent {duplicate}, a duplicate of {keep}");
-            ctx.event(va, EventType::Normal, "DuplicateDeleted", note)
+            ctx.event(va, EventType::Normal, Reason::DuplicateDeleted, note)
                 .await;
         }
         return Ok(keep);
@@ -364,7 +346,8 @@ async fn adopt_or_create(
         Ok(id) => {
             ctx.inventory.created(owner, &id, &want.name, &want.tags);
             let note = format!("created ElevenLabs agent {id}");
-            ctx.event(va, EventType::Normal, "Created", note).await;
+            ctx.event(va, EventType::Normal, Reason::Created, note)
+                .await;
             Ok(id)
         }
         Err(e) => {
@@ -398,53 +381,15 @@ async fn sync_item(
 ) -> Result<(TenantConfig, bool), Error> {
     let want = desired::tenant_settings(va, agent_id);
     let current = ctx.store.get(key, Read::Strong).await?;
-    let ours = current.as_ref().filter(|c| c.owner.as_ref() == Some(owner));
-    if let Some(c) = ours {
-        if c.settings == want {
-            return Ok((c.clone(), false));
-        }
-        let only_enabled = TenantSettings {
-            enabled: want.enabled,
-            ..c.settings.clone()
-        } == want;
-        if only_enabled {
-            let item = ctx.store.set_enabled(key, owner, want.enabled).await?;
-            item_event(va, ctx, key, &item, Some(c.settings.enabled)).await;
-            return Ok((item, true));
-        }
-    }
-    let before = current.as_ref().map(|c| c.settings.enabled);
-    let item = ctx.store.put(key, owner, &want).await?;
-    item_event(va, ctx, key, &item, before).await;
-    Ok((item, true))
-}
-
-async fn item_event(
-    va: &VoiceAgent,
-    ctx: &Context,
-    key: &TenantKey,
-    item: &TenantConfig,
-    enabled_before: Option<bool>,
-) {
-    let enabled = item.settings.enabled;
-    let (reason, note) = match (enabled_before, enabled) {
-        (Some(true) | None, false) => (
-            "Disabled",
-            format!(
-                "tenant {key} disabled: calls are refused; ElevenLabs agent {} is kept",
-                item.settings.agent_id
-            ),
-        ),
-        (Some(false), true) => ("Enabled", format!("tenant {key} enabled again")),
-        _ => (
-            "ConfigSynced",
-            format!(
-                "tenant {key} configuration written (version {})",
-                item.version
-            ),
-        ),
+    let item = match plan::item_step(current.as_ref(), owner, &want) {
+        ItemStep::Keep(item) => return Ok((item.clone(), false)),
+        ItemStep::EnableOnly(enabled) => ctx.store.set_enabled(key, owner, enabled).await?,
+        ItemStep::Put => ctx.store.put(key, owner, &want).await?,
     };
+    let enabled_before = current.as_ref().map(|c| c.settings.enabled);
+    let (reason, note) = plan::item_event(key, &item, enabled_before);
     ctx.event(va, EventType::Normal, reason, note).await;
+    Ok((item, true))
 }
 
 /// Deletion: the agent per `deletionPolicy`, then the tenant item.
@@ -458,7 +403,8 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
             holder.namespace().unwrap_or_default(),
             holder.name_any()
         );
-        ctx.event(va, EventType::Normal, "Deleted", note).await;
+        ctx.event(va, EventType::Normal, Reason::Deleted, note)
+            .await;
         return Ok(());
     }
     let platform = ctx.platform.as_ref();
@@ -485,11 +431,12 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
                     Deleted::Removed => format!("deleted ElevenLabs agent {id}"),
                     Deleted::AlreadyGone => format!("ElevenLabs agent {id} was already gone"),
                 };
-                ctx.event(va, EventType::Normal, "AgentDeleted", note).await;
+                ctx.event(va, EventType::Normal, Reason::AgentDeleted, note)
+                    .await;
             }
             DeletionPolicy::Retain => {
                 let note = format!("kept ElevenLabs agent {id} (deletionPolicy Retain)");
-                ctx.event(va, EventType::Normal, "AgentRetained", note)
+                ctx.event(va, EventType::Normal, Reason::AgentRetained, note)
                     .await;
             }
         }
@@ -497,7 +444,7 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
     match ctx.store.delete(&key, &owner).await {
         Ok(true) => {
             let note = format!("deleted tenant {key} configuration");
-            ctx.event(va, EventType::Normal, "ConfigDeleted", note)
+            ctx.event(va, EventType::Normal, Reason::ConfigDeleted, note)
                 .await;
         }
         Ok(false) => {}
@@ -540,15 +487,7 @@ async fn write_status(
 /// error itself is what gets retried.
 async fn report_failure(va: &VoiceAgent, ctx: &Context, err: &Error) {
     let old = va.status.clone().unwrap_or_default();
-    let new = status::failed(
-        &old,
-        va.metadata.generation,
-        Timestamp::now(),
-        &Cond::failed(err),
-        err.is_permanent(),
-        matches!(err, Error::ElevenLabs(_)),
-        matches!(err, Error::Store(_)),
-    );
+    let new = status::failed(&old, va.metadata.generation, Timestamp::now(), err);
     ctx.event(va, EventType::Warning, err.reason(), err.to_string())
         .await;
     if let Err(e) = write_status(va, ctx, &old, new).await {
@@ -570,20 +509,6 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resync_is_due_after_most_of_the_interval() {
-        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
-        let at = |s: &str| VoiceAgentStatus {
-            last_synced_at: Some(s.into()),
-            ..VoiceAgentStatus::default()
-        };
-        let ten_min = Duration::from_secs(600);
-        assert!(!resync_due(&at("2026-11-24T09:55:00Z"), now, ten_min));
-        assert!(resync_due(&at("2026-11-24T09:50:00Z"), now, ten_min));
-        assert!(resync_due(&VoiceAgentStatus::default(), now, ten_min));
-        assert!(resync_due(&at("not a time"), now, ten_min));
-    }
 
     #[test]
     fn truncation_keeps_whole_characters() {

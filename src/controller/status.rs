@@ -10,6 +10,7 @@ use crate::ids::Id;
 use crate::tenant::TenantKey;
 
 use super::error::Error;
+use super::reason::Reason;
 
 pub const READY: &str = "Ready";
 pub const AGENT_SYNCED: &str = "AgentSynced";
@@ -24,24 +25,20 @@ pub struct Cond {
 }
 
 impl Cond {
-    pub fn ok(reason: &str, message: String) -> Cond {
+    pub fn ok(reason: Reason, message: String) -> Cond {
         Cond {
             ok: true,
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             message,
         }
     }
 
-    pub fn not(reason: &str, message: String) -> Cond {
+    pub fn not(reason: Reason, message: String) -> Cond {
         Cond {
             ok: false,
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             message,
         }
-    }
-
-    pub fn failed(err: &Error) -> Cond {
-        Cond::not(err.reason(), err.to_string())
     }
 }
 
@@ -64,7 +61,7 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         (
             Phase::Active,
             Cond::ok(
-                "Active",
+                Reason::Active,
                 format!("agent {} answers calls for {}", s.agent_id, s.key),
             ),
         )
@@ -72,7 +69,7 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         (
             Phase::Disabled,
             Cond::ok(
-                "Disabled",
+                Reason::Disabled,
                 format!(
                     "{} is disabled: calls are refused; agent {} is kept",
                     s.key, s.agent_id
@@ -85,14 +82,14 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         (
             AGENT_SYNCED,
             Cond::ok(
-                "Synced",
+                Reason::Synced,
                 format!("ElevenLabs agent {} matches the spec", s.agent_id),
             ),
         ),
         (
             CONFIG_SYNCED,
             Cond::ok(
-                "Synced",
+                Reason::Synced,
                 format!("tenant {} is current (version {})", s.key, s.item_version),
             ),
         ),
@@ -118,7 +115,7 @@ pub fn conflict(
     now: Timestamp,
     message: &str,
 ) -> VoiceAgentStatus {
-    let cond = || Cond::not("Conflict", message.to_owned());
+    let cond = || Cond::not(Reason::Conflict, message.to_owned());
     VoiceAgentStatus {
         phase: Some(Phase::Conflict),
         agent_id: None,
@@ -139,23 +136,28 @@ pub fn conflict(
 }
 
 /// A failed reconcile. Permanent failures set phase Error; transient ones
-/// keep the phase (Pending if there was none) and say why in Ready.
+/// keep the phase (Pending if there was none). Ready says why, and so does
+/// AgentSynced or ConfigSynced when ElevenLabs or the tenant store failed;
+/// the other conditions are carried over.
 pub fn failed(
     old: &VoiceAgentStatus,
     generation: Option<i64>,
     now: Timestamp,
-    why: &Cond,
-    permanent: bool,
-    agent_side: bool,
-    store_side: bool,
+    err: &Error,
 ) -> VoiceAgentStatus {
-    let phase = if permanent {
+    let why = Cond::not(err.reason(), err.to_string());
+    let phase = if err.is_permanent() {
         Phase::Error
     } else {
         old.phase.unwrap_or(Phase::Pending)
     };
-    let side = |kind: &str, involved: bool| {
-        if involved {
+    let failed_side = match err {
+        Error::ElevenLabs(_) => Some(AGENT_SYNCED),
+        Error::Store(_) => Some(CONFIG_SYNCED),
+        Error::Kube(_) | Error::Spec(_) => None,
+    };
+    let side = |kind: &str| {
+        if failed_side == Some(kind) {
             why.clone()
         } else {
             carried(old, kind)
@@ -163,8 +165,8 @@ pub fn failed(
     };
     let conds = [
         (READY, why.clone()),
-        (AGENT_SYNCED, side(AGENT_SYNCED, agent_side)),
-        (CONFIG_SYNCED, side(CONFIG_SYNCED, store_side)),
+        (AGENT_SYNCED, side(AGENT_SYNCED)),
+        (CONFIG_SYNCED, side(CONFIG_SYNCED)),
     ];
     VoiceAgentStatus {
         phase: Some(phase),
@@ -182,7 +184,7 @@ fn carried(old: &VoiceAgentStatus, kind: &str) -> Cond {
             reason: c.reason.clone(),
             message: c.message.clone(),
         },
-        None => Cond::not("NotReconciled", "not reconciled yet".into()),
+        None => Cond::not(Reason::NotReconciled, "not reconciled yet".into()),
     }
 }
 
@@ -225,6 +227,9 @@ pub fn conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::desired::SpecError;
+    use crate::elevenlabs::ElevenLabsError;
+    use crate::tenant::StoreError;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -271,8 +276,11 @@ mod tests {
         let t0 = ts("2026-11-24T10:00:00Z");
         let t1 = ts("2026-11-24T10:05:00Z");
         let ok = synced_at(&VoiceAgentStatus::default(), t0, true, true);
-        let why = Cond::not("ElevenLabsRateLimited", "slow down".into());
-        let failed = failed(&ok, Some(2), t1, &why, false, true, false);
+        let rate_limited = Error::ElevenLabs(ElevenLabsError::RateLimited {
+            operation: "PATCH /v1/convai/agents/agent_1".into(),
+            retry_after: None,
+        });
+        let failed = failed(&ok, Some(2), t1, &rate_limited);
         assert_eq!(failed.phase, Some(Phase::Active), "transient: phase kept");
         let get = |s: &VoiceAgentStatus, k: &str| {
             s.conditions.iter().find(|c| c.type_ == k).unwrap().clone()
@@ -282,7 +290,12 @@ mod tests {
         assert_eq!(get(&failed, AGENT_SYNCED).reason, "ElevenLabsRateLimited");
         // ConfigSynced was not involved: carried over, time and all.
         assert_eq!(get(&failed, CONFIG_SYNCED), get(&ok, CONFIG_SYNCED));
-        let permanent = super::failed(&ok, Some(2), t1, &why, true, true, false);
+        let rejected = Error::ElevenLabs(ElevenLabsError::Validation {
+            operation: "PATCH /v1/convai/agents/agent_1".into(),
+            status: 422,
+            message: "voice_id: Voice 'nope' does not exist".into(),
+        });
+        let permanent = super::failed(&ok, Some(2), t1, &rejected);
         assert_eq!(permanent.phase, Some(Phase::Error));
         assert_eq!(permanent.agent_id, ok.agent_id);
     }
@@ -314,5 +327,44 @@ mod tests {
         );
         assert_eq!(s.phase, Some(Phase::Disabled));
         assert_eq!(s.conditions[0].reason, "Disabled");
+    }
+
+    #[test]
+    fn a_failure_shows_in_the_condition_of_the_side_that_failed() {
+        let t0 = ts("2026-11-24T10:00:00Z");
+        let t1 = ts("2026-11-24T10:05:00Z");
+        let ok = synced_at(&VoiceAgentStatus::default(), t0, true, true);
+        let get = |s: &VoiceAgentStatus, k: &str| {
+            s.conditions.iter().find(|c| c.type_ == k).unwrap().clone()
+        };
+        let unavailable = Error::Store(StoreError::Unavailable {
+            backend: "DynamoDB",
+            message: "throttled".into(),
+        });
+        let store = failed(&ok, Some(2), t1, &unavailable);
+        assert_eq!(store.phase, Some(Phase::Active));
+        assert_eq!(get(&store, READY).reason, "TenantStoreError");
+        assert_eq!(get(&store, CONFIG_SYNCED).reason, "TenantStoreError");
+        assert_eq!(get(&store, AGENT_SYNCED), get(&ok, AGENT_SYNCED));
+        // Neither side: only Ready says why; a first failure is Pending, or
+        // Error when permanent, and the others are not reconciled yet.
+        let spec = failed(
+            &VoiceAgentStatus::default(),
+            Some(1),
+            t1,
+            &Error::Spec(SpecError::NoUid),
+        );
+        assert_eq!(spec.phase, Some(Phase::Error));
+        assert_eq!(get(&spec, READY).reason, "InvalidSpec");
+        for kind in [AGENT_SYNCED, CONFIG_SYNCED] {
+            assert_eq!(get(&spec, kind).reason, "NotReconciled");
+            assert_eq!(get(&spec, kind).status, "False");
+        }
+        let timeout = Error::ElevenLabs(ElevenLabsError::Timeout {
+            operation: "GET /v1/convai/agents/agent_1".into(),
+            after: std::time::Duration::from_secs(10),
+        });
+        let first = failed(&VoiceAgentStatus::default(), Some(1), t1, &timeout);
+        assert_eq!(first.phase, Some(Phase::Pending));
     }
 }

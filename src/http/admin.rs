@@ -222,6 +222,6 @@ fn ready_message(va: &VoiceAgent) -> Option<String> {
         .as_ref()?
         .conditions
         .iter()
-        .find(|c| c.type_ == "Ready")
+        .find(|c| c.type_ == crate::controller::status::READY)
         .map(|c| c.message.clone())
 }

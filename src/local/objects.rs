@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::manifests::{ManifestError, Scan};
 use crate::controller::Error;
 use crate::controller::objects::{Objects, finalizers};
+use crate::controller::reason::Reason;
 use crate::crd::{VoiceAgent, VoiceAgentStatus};
 
 /// One VoiceAgent and where it came from.
@@ -346,14 +347,14 @@ impl Objects for LocalObjects {
         &'a self,
         va: &'a VoiceAgent,
         type_: EventType,
-        reason: &'a str,
+        reason: Reason,
         note: String,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let voiceagent = key_of(va);
             match type_ {
-                EventType::Normal => tracing::info!(%voiceagent, reason, "{note}"),
-                EventType::Warning => tracing::warn!(%voiceagent, reason, "{note}"),
+                EventType::Normal => tracing::info!(%voiceagent, %reason, "{note}"),
+                EventType::Warning => tracing::warn!(%voiceagent, %reason, "{note}"),
             }
         })
     }

@@ -595,7 +595,7 @@ async fn server_errors_back_off_exponentially_with_jitter() {
     let h = failing(FaultKinds::Only500).await;
     let va = Arc::new(h.kube.current());
     let err = reconcile(va.clone(), h.ctx.clone()).await.unwrap_err();
-    assert_eq!(err.reason(), "ElevenLabsServerError");
+    assert_eq!(err.reason().as_str(), "ElevenLabsServerError");
     let waits: Vec<f64> = (0..6)
         .map(|_| requeue_secs(&error_policy(va.clone(), &err, h.ctx.clone())))
         .collect();
