@@ -24,7 +24,9 @@ use crate::admin::{AgentAdmin, KubeAdmin};
 use crate::agent::tools::Tools;
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
-use crate::config::{ActionLogArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs};
+use crate::config::{
+    ActionLogArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TenantStoreKind,
+};
 use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
@@ -183,7 +185,7 @@ pub async fn controller(
         ))
         .context("ELEVENLABS_BASE_URL")?,
     );
-    let store = crate::tenant::open(&args.tenant.config(data_dir))
+    let store = crate::tenant::open(&args.tenant.config(TenantStoreKind::Dynamodb, data_dir))
         .await
         .context("opening the tenant store")?;
     let client = kube::Client::try_default().await.context(

@@ -13,9 +13,17 @@ use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use tokio::sync::mpsc;
+
+/// Tool round trips allowed in one caller turn, unless configured.
+pub const DEFAULT_MAX_ROUNDS: u32 = 4;
+
+/// Longest one caller turn may take, tools included, unless configured:
+/// past it the caller hears the fallback sentence.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(8);
 
 /// One caller turn for the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]

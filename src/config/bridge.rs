@@ -9,10 +9,13 @@ use clap::{Args, ValueEnum};
 
 use super::Secrets;
 use super::whole;
-use crate::agent::RuntimeConfig;
 use crate::agent::bedrock::BedrockConfig;
 use crate::agent::openai::OpenAiConfig;
 use crate::agent::tools::ToolsConfig;
+use crate::agent::{DEFAULT_DEADLINE, DEFAULT_MAX_ROUNDS, RuntimeConfig};
+use crate::http::state::{
+    DEFAULT_BODY_LIMIT, DEFAULT_POST_CALL_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT,
+};
 use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
 use crate::messaging::ses::SesConfig;
 use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};
@@ -20,6 +23,7 @@ use crate::messaging::sns::{SmsType, SnsConfig};
 use crate::messaging::twilio::{TwilioConfig, TwilioSender};
 use crate::messaging::whatsapp::WhatsAppConfig;
 use crate::messaging::{EmailAddress, PhoneNumber};
+use crate::tenant::cache::DEFAULT_TTL;
 
 /// Which agent answers the calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,13 +70,13 @@ pub struct BridgeArgs {
     pub openai_model: Option<String>,
 
     /// Tool round trips allowed in one caller turn.
-    #[arg(long, env = "VOICE_OPERATOR_AGENT_MAX_ROUNDS", default_value_t = 4,
+    #[arg(long, env = "VOICE_OPERATOR_AGENT_MAX_ROUNDS", default_value_t = DEFAULT_MAX_ROUNDS as u64,
           value_parser = whole("--agent-max-rounds", "VOICE_OPERATOR_AGENT_MAX_ROUNDS", 1, 20))]
     pub agent_max_rounds: u64,
 
     /// Longest one caller turn may take, tools included, in milliseconds;
     /// past it the caller hears the fallback sentence.
-    #[arg(long, env = "VOICE_OPERATOR_AGENT_DEADLINE_MS", default_value_t = 8000,
+    #[arg(long, env = "VOICE_OPERATOR_AGENT_DEADLINE_MS", default_value_t = DEFAULT_DEADLINE.as_millis() as u64,
           value_parser = whole("--agent-deadline-ms", "VOICE_OPERATOR_AGENT_DEADLINE_MS", 100, 120_000))]
     pub agent_deadline_ms: u64,
 
@@ -87,7 +91,7 @@ pub struct BridgeArgs {
     pub notification_url: Option<String>,
 
     /// Longest one tool's HTTP call may take, in milliseconds.
-    #[arg(long, env = "VOICE_OPERATOR_TOOL_TIMEOUT_MS", default_value_t = 4000,
+    #[arg(long, env = "VOICE_OPERATOR_TOOL_TIMEOUT_MS", default_value_t = ToolsConfig::default().timeout.as_millis() as u64,
           value_parser = whole("--tool-timeout-ms", "VOICE_OPERATOR_TOOL_TIMEOUT_MS", 100, 60_000))]
     pub tool_timeout_ms: u64,
 
@@ -174,17 +178,17 @@ pub struct BridgeArgs {
     pub admin_namespace: Option<String>,
 
     /// Largest request body of a turn, init or admin call, in KiB.
-    #[arg(long, env = "VOICE_OPERATOR_BODY_LIMIT_KIB", default_value_t = 256,
+    #[arg(long, env = "VOICE_OPERATOR_BODY_LIMIT_KIB", default_value_t = (DEFAULT_BODY_LIMIT / 1024) as u64,
           value_parser = whole("--body-limit-kib", "VOICE_OPERATOR_BODY_LIMIT_KIB", 1, 65_536))]
     pub body_limit_kib: u64,
 
     /// Largest post-call body (post_call_audio carries the call), in MiB.
-    #[arg(long, env = "VOICE_OPERATOR_POST_CALL_LIMIT_MIB", default_value_t = 64,
+    #[arg(long, env = "VOICE_OPERATOR_POST_CALL_LIMIT_MIB", default_value_t = (DEFAULT_POST_CALL_BODY_LIMIT / (1024 * 1024)) as u64,
           value_parser = whole("--post-call-limit-mib", "VOICE_OPERATOR_POST_CALL_LIMIT_MIB", 1, 1024))]
     pub post_call_limit_mib: u64,
 
     /// Longest a request may take before it gets 408, in seconds.
-    #[arg(long, env = "VOICE_OPERATOR_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+    #[arg(long, env = "VOICE_OPERATOR_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs(),
           value_parser = whole("--request-timeout-secs", "VOICE_OPERATOR_REQUEST_TIMEOUT_SECS", 1, 3600))]
     pub request_timeout_secs: u64,
 
@@ -194,7 +198,7 @@ pub struct BridgeArgs {
     pub recordings_dir: Option<PathBuf>,
 
     /// How long a tenant read stays cached, in milliseconds.
-    #[arg(long, env = "VOICE_OPERATOR_TENANT_CACHE_MS", default_value_t = 5000,
+    #[arg(long, env = "VOICE_OPERATOR_TENANT_CACHE_MS", default_value_t = DEFAULT_TTL.as_millis() as u64,
           value_parser = whole("--tenant-cache-ms", "VOICE_OPERATOR_TENANT_CACHE_MS", 0, 600_000))]
     pub tenant_cache_ms: u64,
 }

@@ -21,6 +21,14 @@ use crate::elevenlabs::signature;
 use crate::ids::Id;
 use crate::tenant::{Read, TenantConfig, TenantKey, TenantStore};
 
+/// Largest request body of a turn, init or admin call, unless configured.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// Largest post-call body (post_call_audio carries the call), unless
+/// configured.
+pub const DEFAULT_POST_CALL_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Longest a request may take before it gets 408, unless configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Limits and secrets of the bridge routes.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -49,9 +57,9 @@ impl HttpConfig {
             webhook_secret,
             llm_secret: None,
             admin_token: None,
-            body_limit: 256 * 1024,
-            post_call_body_limit: 64 * 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
+            body_limit: DEFAULT_BODY_LIMIT,
+            post_call_body_limit: DEFAULT_POST_CALL_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             recordings_dir: None,
         }
     }

@@ -25,9 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::app::{BridgeBackends, RouteSecrets, Serving, build_bridge};
-use crate::config::LocalArgs;
 use crate::config::Secrets;
 use crate::config::bridge::AgentRuntimeKind;
+use crate::config::{LocalArgs, TenantStoreKind};
 use crate::controller::objects::Objects;
 use crate::controller::runner::{drive, stop_when};
 use crate::controller::{Metrics, Parts};
@@ -134,7 +134,7 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
             "ElevenLabs is OFFLINE: ELEVENLABS_API_KEY is not set, agents exist only in the local stand-in"
         );
     }
-    let store_config = args.store_config(data_dir);
+    let store_config = args.tenant.config(TenantStoreKind::Sqlite, data_dir);
     let store = crate::tenant::open(&store_config)
         .await
         .context("opening the tenant store")?;

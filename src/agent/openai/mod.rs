@@ -37,7 +37,10 @@ use self::chunks::{PendingCall, Reply, parse_chunk};
 use self::history::{Exchange, Histories};
 use self::sse::SseDecoder;
 use super::tools::{ACTION_GROUP, catalog};
-use super::{AgentRuntime, Answer, ToolCall, ToolOutput, ToolRunner, Turn, fall_back};
+use super::{
+    AgentRuntime, Answer, DEFAULT_DEADLINE, DEFAULT_MAX_ROUNDS, ToolCall, ToolOutput, ToolRunner,
+    Turn, fall_back,
+};
 
 /// Messages of past exchanges sent along with a turn, per session.
 const HISTORY_MESSAGES: usize = 40;
@@ -77,8 +80,8 @@ impl OpenAiConfig {
             model: model.into(),
             api_key: None,
             system_prompt: None,
-            max_rounds: 4,
-            deadline: Duration::from_secs(8),
+            max_rounds: DEFAULT_MAX_ROUNDS as usize,
+            deadline: DEFAULT_DEADLINE,
             request_timeout: Duration::from_secs(8),
         }
     }

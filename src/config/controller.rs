@@ -1,0 +1,126 @@
+//! Flags of `controller` (and of `run`, which adds the bridge's), and the
+//! agent settings shared with `local`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{TenantStoreArgs, public_url, whole};
+use crate::controller::Timing;
+use crate::controller::desired::OperatorSettings;
+
+/// Settings of `controller` and `run`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// HTTP listen address (health, readiness, metrics; the webhook routes
+    /// in `run`).
+    #[arg(long, env = "VOICE_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+
+    /// The URL ElevenLabs reaches this service at; each agent's custom-LLM
+    /// URL is <public-url>/api/elevenlabs/llm/<businessId>/<locationId>.
+    #[arg(long, env = "VOICE_OPERATOR_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: String,
+
+    #[command(flatten)]
+    pub agents: AgentArgs,
+
+    /// Watch VoiceAgents in this namespace only [default: every namespace].
+    #[arg(long, env = "VOICE_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// VoiceAgents reconciled at the same time.
+    #[arg(long, env = "VOICE_OPERATOR_CONCURRENCY", default_value_t = 8,
+          value_parser = whole("--concurrency", "VOICE_OPERATOR_CONCURRENCY", 1, 1000))]
+    pub concurrency: u64,
+
+    /// Elect a leader on a Lease so that only one replica reconciles.
+    /// Turn off only when running a single replica.
+    #[arg(long, env = "VOICE_OPERATOR_LEADER_ELECTION", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "VOICE_OPERATOR_LEASE_NAME",
+        default_value = "voice-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the leader Lease [default: the pod's namespace, or the
+    /// kubeconfig context's].
+    #[arg(long, env = "VOICE_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Seconds a leader's lease stays valid without renewal; a replica
+    /// that dies is replaced after at most this long.
+    #[arg(long, env = "VOICE_OPERATOR_LEASE_DURATION_SECS", default_value_t = 15,
+          value_parser = whole("--lease-duration-secs", "VOICE_OPERATOR_LEASE_DURATION_SECS", 3, 600))]
+    pub lease_duration_secs: u64,
+
+    /// This replica's name in the Lease and in Events [default: a random
+    /// name; the chart passes the pod name].
+    #[arg(long, env = "VOICE_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+
+    #[command(flatten)]
+    pub tenant: TenantStoreArgs,
+}
+
+impl ControllerArgs {
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .unwrap_or_else(|| format!("voice-operator-{:08x}", fastrand::u32(..)))
+    }
+}
+
+/// How the agents are made, in `controller`, `run` and `local`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// ElevenLabs API base URL (`local` uses it only when
+    /// ELEVENLABS_API_KEY is set).
+    #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
+    pub elevenlabs_base_url: String,
+
+    /// Id of the ElevenLabs workspace secret that holds
+    /// VOICE_OPERATOR_LLM_SECRET; ElevenLabs sends it as the bearer token
+    /// of every custom-LLM request. Without it the requests carry none.
+    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
+    pub llm_secret_id: Option<String>,
+
+    /// System prompt for VoiceAgents without customPrompt.
+    #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
+    pub default_prompt: String,
+
+    /// Seconds between checks of each agent for changes made by hand in
+    /// the ElevenLabs dashboard.
+    #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = Timing::default().resync.as_secs(),
+          value_parser = whole("--resync-secs", "VOICE_OPERATOR_RESYNC_SECS", 10, 86_400))]
+    pub resync_secs: u64,
+}
+
+impl AgentArgs {
+    /// The operator settings, with agents' custom-LLM URLs built on
+    /// `public_url`.
+    pub fn settings(&self, public_url: String) -> OperatorSettings {
+        OperatorSettings {
+            public_url,
+            llm_secret_id: self.llm_secret_id.clone(),
+            default_prompt: self.default_prompt.clone(),
+        }
+    }
+
+    pub fn timing(&self) -> Timing {
+        Timing {
+            resync: Duration::from_secs(self.resync_secs),
+            ..Timing::default()
+        }
+    }
+}
+
+/// Prompt for agents whose VoiceAgent has no customPrompt.
+pub const DEFAULT_PROMPT: &str = "You are the phone assistant of this business. Answer questions about \
+    its services and opening hours, check availability and book appointments, and send a \
+    confirmation when asked. Be brief and polite.";
