@@ -1,8 +1,9 @@
 //! The one place that turns typed configuration (flags from
 //! [`crate::config`], secrets from [`Secrets::from_env`]) into running
-//! parts: the bridge (routes, action log, agent runtime, tools, messaging), the HTTP
-//! server with its shutdown order ([`Serving`]), and the subcommands that
-//! run them. `cli` dispatches to it; `local` builds on it.
+//! parts: the bridge (routes, action log, agent runtime, tools,
+//! messaging), the HTTP server with its shutdown order ([`Serving`]), and
+//! the subcommands that run them. `cli` dispatches to it; `local` builds
+//! on it.
 
 use std::path::Path;
 use std::process::ExitCode;
