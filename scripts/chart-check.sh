@@ -46,12 +46,23 @@ CHECKED=()
 passed() { CHECKED+=("$*"); log "ok: $*"; }
 
 build_helm() {
-  [[ -x $HELM ]] && return 0
-  command -v go >/dev/null || die "go not found in PATH (needed to build helm)"
-  mkdir -p "$HELM_DIR"
-  exec 8>"$HELM_DIR/.lock"
-  flock 8
-  [[ -x $HELM ]] && return 0
+  if [[ ! -x $HELM ]]; then
+    command -v go >/dev/null || die "go not found in PATH (needed to build helm)"
+    mkdir -p "$HELM_DIR"
+    exec 8>"$HELM_DIR/.lock"
+    flock 8
+    [[ -x $HELM ]] || compile_helm
+    # Unlock now: the kube-apiserver and etcd started below would inherit the
+    # open lock file and hold the lock while they run.
+    exec 8>&-
+  fi
+  # On every use, not only after the build: a helm that fails this stays
+  # cached (a rebuild takes minutes), so a later run must not trust it.
+  "$HELM" version --short >/dev/null \
+    || die "$HELM does not run. It stays cached (rm $HELM to rebuild it)"
+}
+
+compile_helm() {
   local t0=$SECONDS scratch
   scratch=$(mktemp -d "$HELM_DIR/build.XXXXXX")
   log "building helm $HELM_VERSION from helm.sh/helm/v3 (a few minutes on a cold Go cache)"
@@ -67,7 +78,7 @@ build_helm() {
       go install -trimpath -ldflags="$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2; then
     rm -rf "$scratch"; die "building helm failed"
   fi
-  "$scratch/helm" version --short >/dev/null || { rm -rf "$scratch"; die "freshly built helm does not run"; }
+  # a rename within HELM_DIR: no run ever finds a half-written helm
   mv -f "$scratch/helm" "$HELM"
   rm -rf "$scratch"
   log "helm built in $((SECONDS - t0))s: $HELM"

@@ -18,6 +18,8 @@
 # The last stdout line is always the absolute bin dir; progress goes to stderr.
 # A cold build takes ~4-7 min on 2 cores (measured: etcd 35-60 s, kube-apiserver
 # 3-5.5 min; module downloads included); a warm Go build cache makes it seconds.
+# Built binaries are cached before their smoke test: if it fails, the next run
+# tests them again rather than building them again.
 #
 # ---------------------------------------------------------------------------
 # Flag set verified with these versions (see smoke_test below, which runs it):
@@ -86,7 +88,7 @@ while (( $# )); do
       ACTION=${1#--}; shift
       [[ $# -gt 0 ]] || die "--$ACTION needs a directory"
       CLUSTER_DIR=$1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
@@ -96,14 +98,27 @@ have_bins() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd ]]; }
 # kubectl is only built when asked for (--kubectl): the tests do not need it.
 have_wanted() { have_bins && { (( ! KUBECTL )) || [[ -x $BIN_DIR/kubectl ]]; }; }
 
+# Present while etcd and kube-apiserver in BIN_DIR have not passed
+# smoke_test. Binaries are installed before their smoke test, because a
+# rebuild takes minutes and a loaded machine can fail the test of good
+# binaries; this makes the next run test them again before using them.
+SMOKE_PENDING=$BIN_DIR/.smoke-pending
+
 # ---------------------------------------------------------------------------
 # Smoke test: etcd + kube-apiserver on loopback, check /readyz and /apis.
 # ---------------------------------------------------------------------------
 USED_PORTS=""
+# Ports below the kernel's ephemeral range: one inside it can be the local end
+# of a client connection or of its TIME-WAIT, which the probe below takes for
+# free but etcd cannot bind ("address already in use" failed smoke tests).
+PORT_LOW=10000 PORT_HIGH=32767
+if { read -r eph_low _ </proc/sys/net/ipv4/ip_local_port_range; } 2>/dev/null; then
+  if (( eph_low > PORT_LOW + 1000 )); then PORT_HIGH=$((eph_low - 1)); else PORT_LOW=20000 PORT_HIGH=49999; fi
+fi
 free_port() { # sets FREE_PORT (not via $(...), so USED_PORTS survives)
-  local p i
-  for i in $(seq 1 200); do
-    p=$(( (RANDOM * 2 + RANDOM % 2) % 30000 + 20000 ))
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( (RANDOM * 2 + RANDOM % 2) % (PORT_HIGH - PORT_LOW + 1) + PORT_LOW ))
     [[ " $USED_PORTS " == *" $p "* ]] && continue
     # connection refused => nothing listens there
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
@@ -143,11 +158,61 @@ gen_auth_files() { # $1 = dir
   )
 }
 
+# How long each request check may keep failing after /readyz said ok: a
+# loaded 2-core machine can take seconds more to answer the rest, and checks
+# that had one try each failed a fresh CI run (its rerun passed).
+ANSWER_WAIT=60
+STATUS="" BODY="" CLUSTER_PIDS=""
+
+# GET $API_URL$2, TLS checked against our CA; $1 = state dir, rest = curl
+# arguments. Sets BODY and STATUS (000 when nothing answered within 5 s).
+# The body is matched in the shell, not piped to `grep -q`: grep quitting
+# early makes curl fail on the closed pipe, and pipefail reports the check
+# as failed although it matched.
+get() {
+  local d=$1 path=$2 out; shift 2
+  out=$(curl -s --max-time 5 --cacert "$d/ca.crt" -w '\n%{http_code}' "$@" "$API_URL$path") || true
+  STATUS=${out##*$'\n'}
+  BODY=${out%$'\n'*}
+}
+as_admin_token() { local d=$1 path=$2; shift 2; get "$d" "$path" -H "Authorization: Bearer $(cat "$d/token")" "$@"; }
+
+readyz_ok() { as_admin_token "$1" /readyz; [[ $STATUS == 200 && $BODY == ok ]]; }
+apis_ok() { as_admin_token "$1" /apis; [[ $STATUS == 200 && $BODY == *'"APIGroupList"'* ]]; }
+# client certificate (system:masters)
+cert_ok() {
+  get "$1" /api/v1/namespaces/default --cert "$1/admin.crt" --key "$1/admin.key"
+  [[ $STATUS == 200 && $BODY == *'"Namespace"'* ]]
+}
+# anonymous must not be authorized for resources under RBAC
+anonymous_refused() { get "$1" /api/v1/namespaces; [[ $STATUS == 401 || $STATUS == 403 ]]; }
+
+# Runs check "$3" (with the remaining arguments) every 0.5 s until it passes,
+# for at most $2 seconds, and gives up as soon as etcd or kube-apiserver
+# (CLUSTER_PIDS) has exited. $1 names the check in the log.
+retry() {
+  local what=$1 limit=$2 t0=$SECONDS tries=0 pid; shift 2
+  while :; do
+    for pid in $CLUSTER_PIDS; do
+      kill -0 "$pid" 2>/dev/null || { log "$what: a process exited early"; return 1; }
+    done
+    tries=$((tries + 1))
+    if "$@"; then
+      log "$what ok after ~$((SECONDS - t0))s (try $tries)"
+      return 0
+    fi
+    (( SECONDS - t0 < limit )) || break
+    sleep 0.5
+  done
+  log "$what still failing after $((SECONDS - t0))s ($tries tries; last answer: HTTP $STATUS $(tr -s '[:space:]' ' ' <<<"${BODY:0:300}"))"
+  return 1
+}
+
 # Starts etcd and kube-apiserver from bin dir $1 with state in dir $2, waits
-# for /readyz, and writes $2/kubeconfig (bearer token, our CA). Sets API_URL;
-# returns 1 if the server did not become ready.
+# for /readyz and then /apis, and writes $2/kubeconfig (bearer token, our CA).
+# Sets API_URL and CLUSTER_PIDS; returns 1 if the server did not become ready.
 start_cluster() {
-  local bin=$1 d=$2 etcd_pid api_pid i
+  local bin=$1 d=$2 etcd_pid api_pid
   local etcd_port peer_port api_port
   free_port; etcd_port=$FREE_PORT
   free_port; peer_port=$FREE_PORT
@@ -207,18 +272,11 @@ start_cluster() {
   } >"$d/kubeconfig"
   chmod 600 "$d/kubeconfig"
 
-  for i in $(seq 1 240); do
-    if ! kill -0 "$api_pid" 2>/dev/null || ! kill -0 "$etcd_pid" 2>/dev/null; then
-      log "a process exited early"; return 1
-    fi
-    if [[ $(curl -s --max-time 2 --cacert "$d/ca.crt" -H "Authorization: Bearer $token" \
-            "$API_URL/readyz" 2>/dev/null) == ok ]]; then
-      log "readyz ok after ~$((i / 2))s"; return 0
-    fi
-    sleep 0.5
-  done
-  log "kube-apiserver not ready after 120s"
-  return 1
+  CLUSTER_PIDS="$api_pid $etcd_pid"
+  retry "readyz" 120 readyz_ok "$d" || return 1
+  # Every client starts with discovery, and a loaded machine (2 busy cores)
+  # can say ready a while before it answers /apis.
+  retry "/apis (bearer token)" "$ANSWER_WAIT" apis_ok "$d"
 }
 
 stop_cluster() { # $1 = dir given to start_cluster
@@ -236,27 +294,14 @@ smoke_test() { # $1 = dir holding kube-apiserver and etcd
   local bin=$1 d ok=0 rc=1
   d=$(mktemp -d "${TMPDIR:-/tmp}/kube-smoke.XXXXXX")
   start_cluster "$bin" "$d" && ok=1
-  local token; token=$(cat "$d/token")
-  local url=$API_URL
 
   if (( ok )); then
     rc=0
-    # bearer token, strict TLS against our CA
-    curl -sf --max-time 5 --cacert "$d/ca.crt" -H "Authorization: Bearer $token" "$url/apis" \
-      | grep -q '"APIGroupList"' || { log "/apis (token) failed"; rc=1; }
-    # client certificate (system:masters)
-    curl -sf --max-time 5 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
-      "$url/api/v1/namespaces/default" | grep -q '"Namespace"' \
-      || { log "client-cert request failed"; rc=1; }
-    # anonymous must not be authorized for resources under RBAC
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$d/ca.crt" \
-      "$url/api/v1/namespaces") || true
-    [[ $code == 401 || $code == 403 ]] || { log "anonymous got $code, expected 401/403"; rc=1; }
-    local ver
-    ver=$(curl -s --max-time 5 --cacert "$d/ca.crt" -H "Authorization: Bearer $token" "$url/version" \
-      | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')
-    log "server /version gitVersion=$ver"
+    # (start_cluster has had /apis answered: bearer token, strict TLS against our CA)
+    retry "client-cert request" "$ANSWER_WAIT" cert_ok "$d" || rc=1
+    retry "anonymous request refused (401/403)" "$ANSWER_WAIT" anonymous_refused "$d" || rc=1
+    as_admin_token "$d" /version
+    log "server /version gitVersion=$(sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' <<<"$BODY")"
   fi
 
   stop_cluster "$d"
@@ -319,7 +364,7 @@ build_kube_cmd() { # $1 = scratch dir, $2 = command (kube-apiserver, kubectl), $
   # dependency's replace directives are ignored anyway. So our wrapper module
   # maps each of them to its published v0.<minor>.<patch> tag instead.
   local kmod
-  kmod=$(cd "$src" && GOFLAGS= go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
+  kmod=$(cd "$src" && GOFLAGS="" go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
     | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
   [[ -f $kmod ]] || die "could not download k8s.io/kubernetes@$KUBE_VERSION"
   local staging_version="v0.${KUBE_VERSION#v1.}"
@@ -376,8 +421,8 @@ main() {
 }
 
 build() {
-  if have_wanted; then
-    if (( VERIFY )); then smoke_test "$BIN_DIR" || exit 1; fi
+  if (( ! VERIFY )) && have_wanted && [[ ! -e $SMOKE_PENDING ]]; then
+    if (( KUBECTL )); then check_kubectl; fi
     echo "$BIN_DIR"; return 0
   fi
   command -v openssl >/dev/null || die "openssl not found (needed for the smoke test)"
@@ -386,42 +431,66 @@ build() {
   # one builder at a time (parallel test runs may call this script)
   exec 9>"$KUBE_DIR/.lock"
   flock 9
-  if have_wanted; then echo "$BIN_DIR"; return 0; fi
 
-  check_go
-  SCRATCH=$(mktemp -d "$KUBE_DIR/build.XXXXXX")
-  trap 'rm -rf "$SCRATCH"' EXIT
-  local scratch=$SCRATCH
-  mkdir -p "$scratch/bin"
-  if ! have_bins; then build_server "$scratch"; fi
-  if (( KUBECTL )) && [[ ! -x $BIN_DIR/kubectl ]]; then
-    local t0=$SECONDS
-    build_kube_cmd "$scratch" kubectl "$scratch/bin/kubectl"
-    "$scratch/bin/kubectl" version --client >/dev/null \
-      || die "freshly built kubectl does not run"
-    log "kubectl built in $((SECONDS - t0))s"
-    mv -f "$scratch/bin/kubectl" "$BIN_DIR/kubectl.tmp" && mv -f "$BIN_DIR/kubectl.tmp" "$BIN_DIR/kubectl"
+  if ! have_wanted; then
+    check_go
+    SCRATCH=$(mktemp -d "$KUBE_DIR/build.XXXXXX")
+    trap 'rm -rf "$SCRATCH"' EXIT
+    mkdir -p "$SCRATCH/bin" "$BIN_DIR"
+    if ! have_bins; then build_server "$SCRATCH"; fi
+    if (( KUBECTL )) && [[ ! -x $BIN_DIR/kubectl ]]; then
+      local t0=$SECONDS
+      build_kube_cmd "$SCRATCH" kubectl "$SCRATCH/bin/kubectl"
+      log "kubectl built in $((SECONDS - t0))s"
+      install_bin "$SCRATCH/bin/kubectl" kubectl
+    fi
   fi
+
+  if (( VERIFY )) || [[ -e $SMOKE_PENDING ]]; then
+    if ! smoke_test "$BIN_DIR"; then
+      touch "$SMOKE_PENDING"
+      die "etcd and kube-apiserver in $BIN_DIR failed the smoke test (above). They stay cached: the next run tests them again without building them (rm -r $BIN_DIR to rebuild)"
+    fi
+    rm -f "$SMOKE_PENDING"
+  fi
+  if (( KUBECTL )); then check_kubectl; fi
+  # Unlock now: --start's etcd and kube-apiserver would inherit the open lock
+  # file and hold the lock for as long as they run.
+  exec 9>&-
   echo "$BIN_DIR"
 }
 
-build_server() { # $1 = scratch dir; builds, smoke-tests and installs etcd + kube-apiserver
+build_server() { # $1 = scratch dir; builds and installs whichever of etcd, kube-apiserver is missing
   local scratch=$1
   local t0=$SECONDS
-  if [[ -x $BIN_DIR/etcd ]]; then cp "$BIN_DIR/etcd" "$scratch/bin/etcd"
-  else build_etcd "$scratch" "$scratch/bin/etcd"; log "etcd built in $((SECONDS - t0))s"; fi
+  # before installing, so that no run finds new binaries without it
+  touch "$SMOKE_PENDING"
+  if [[ ! -x $BIN_DIR/etcd ]]; then
+    build_etcd "$scratch" "$scratch/bin/etcd"
+    log "etcd built in $((SECONDS - t0))s"
+    install_bin "$scratch/bin/etcd" etcd
+  fi
   local t1=$SECONDS
-  if [[ -x $BIN_DIR/kube-apiserver ]]; then cp "$BIN_DIR/kube-apiserver" "$scratch/bin/kube-apiserver"
-  else build_kube_cmd "$scratch" kube-apiserver "$scratch/bin/kube-apiserver"; log "kube-apiserver built in $((SECONDS - t1))s"; fi
-
-  smoke_test "$scratch/bin" || die "freshly built binaries failed the smoke test"
-
-  mkdir -p "$BIN_DIR"
-  local b
-  for b in etcd kube-apiserver; do
-    mv -f "$scratch/bin/$b" "$BIN_DIR/$b.tmp" && mv -f "$BIN_DIR/$b.tmp" "$BIN_DIR/$b"
-  done
+  if [[ ! -x $BIN_DIR/kube-apiserver ]]; then
+    build_kube_cmd "$scratch" kube-apiserver "$scratch/bin/kube-apiserver"
+    log "kube-apiserver built in $((SECONDS - t1))s"
+    install_bin "$scratch/bin/kube-apiserver" kube-apiserver
+  fi
   log "installed into $BIN_DIR ($(du -sh "$BIN_DIR" | cut -f1))"
+}
+
+# Through a temporary name in BIN_DIR, so the rename is atomic and no run
+# ever finds a half-written binary under the real name.
+install_bin() { # $1 = built file, $2 = name in BIN_DIR
+  mv -f "$1" "$BIN_DIR/$2.tmp"
+  mv -f "$BIN_DIR/$2.tmp" "$BIN_DIR/$2"
+}
+
+# On every use, not only after its build: a kubectl that fails this stays
+# cached like the server binaries.
+check_kubectl() {
+  "$BIN_DIR/kubectl" version --client >/dev/null \
+    || die "$BIN_DIR/kubectl does not run. It stays cached (rm $BIN_DIR/kubectl to rebuild it)"
 }
 
 main
