@@ -15,7 +15,7 @@ pub mod tenant;
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 pub use self::action_log::{ActionLogArgs, ActionLogCommand, ReplayArgs, SinkKind};
 pub use self::controller::{AgentArgs, ControllerArgs, DEFAULT_PROMPT};
@@ -24,6 +24,7 @@ pub use self::local::LocalArgs;
 pub use self::run::RunArgs;
 pub use self::secrets::Secrets;
 pub use self::tenant::{TableArg, TenantStoreArgs, TenantStoreKind};
+pub use crate::telemetry::LogFormat;
 
 /// voice-operator: ElevenLabs voice agents managed from Kubernetes, with a
 /// Bedrock webhook bridge and a lossless action log.
@@ -47,13 +48,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// What to run.

@@ -58,3 +58,17 @@ fn shared_samples_round_trip_unchanged() {
     }
     assert_eq!(n, 3);
 }
+
+#[test]
+fn the_repositorys_schema_is_the_shared_one_verbatim() {
+    let ours = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/agent-log.schema.json"
+    ))
+    .unwrap();
+    let shared = std::fs::read(fixture("agent-log/agent-log.schema.json")).unwrap();
+    assert!(
+        ours == shared,
+        "schemas/agent-log.schema.json differs from the shared fixture: copy it again"
+    );
+}
