@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{ConfigError, non_empty, whole};
+use super::{ConfigError, aws_name, non_empty, whole};
 use crate::actionlog::buffer::SpillConfig;
 use crate::actionlog::{ActionLogConfig, ShipperConfig, SinkConfig};
 
@@ -66,7 +66,7 @@ pub struct ActionLogArgs {
     /// credentials come from the AWS SDK's environment (AWS_REGION,
     /// AWS_ENDPOINT_URL, AWS_PROFILE, ...).
     #[arg(long, env = "KINESIS_STREAM_NAME", default_value = "resources-operations",
-          value_parser = stream_name)]
+          value_parser = aws_name("a Kinesis stream name", 1, 128, "--kinesis-stream", "KINESIS_STREAM_NAME"))]
     pub kinesis_stream: String,
 
     /// Longest one PutRecords attempt may take, in milliseconds.
@@ -177,16 +177,3 @@ impl ActionLogArgs {
 }
 
 const MIB: u64 = 1024 * 1024;
-
-/// Kinesis stream names: 1 to 128 of `[a-zA-Z0-9_.-]`.
-fn stream_name(raw: &str) -> Result<String, String> {
-    let ok = (1..=128).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err("a Kinesis stream name is 1 to 128 letters, digits, '_', '.' or '-' (set by --kinesis-stream or KINESIS_STREAM_NAME)".into())
-    }
-}

@@ -137,6 +137,31 @@ pub(crate) fn public_url(raw: &str) -> Result<String, String> {
     Ok(raw.trim().trim_end_matches('/').to_owned())
 }
 
+/// A parser for an AWS resource name (a Kinesis stream, a DynamoDB
+/// table): `min` to `max` letters, digits, `_`, `.` or `-`; the error says
+/// what `what` is and names the flag and the variable.
+pub(crate) fn aws_name(
+    what: &'static str,
+    min: usize,
+    max: usize,
+    flag: &'static str,
+    env: &'static str,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+    move |raw| {
+        let ok = (min..=max).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(raw.to_owned())
+        } else {
+            Err(format!(
+                "{what} is {min} to {max} letters, digits, '_', '.' or '-' (set by {flag} or {env})"
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

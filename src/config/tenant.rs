@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
+use super::aws_name;
 use crate::tenant::StoreConfig;
 
 /// Which tenant store backs the configuration items.
@@ -55,19 +56,6 @@ pub struct TableArg {
     /// Name of the DynamoDB tenant table. Region, endpoint and credentials
     /// come from the AWS SDK's environment.
     #[arg(long, env = "DYNAMODB_ELEVENLABS_AGENTS_TABLE", default_value = crate::tenant::DEFAULT_TABLE,
-          value_parser = table_name)]
+          value_parser = aws_name("a DynamoDB table name", 3, 255, "--dynamodb-table", "DYNAMODB_ELEVENLABS_AGENTS_TABLE"))]
     pub dynamodb_table: String,
-}
-
-/// DynamoDB table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
-fn table_name(raw: &str) -> Result<String, String> {
-    let ok = (3..=255).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err("a DynamoDB table name is 3 to 255 letters, digits, '_', '.' or '-' (set by --dynamodb-table or DYNAMODB_ELEVENLABS_AGENTS_TABLE)".into())
-    }
 }

@@ -4,9 +4,30 @@
 
 use std::fmt;
 
-/// A short PascalCase cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+/// Declares [`Reason`] with its variants, each reading as its own name.
+macro_rules! reasons {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// A short PascalCase cause.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Reason {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &[Reason] = &[$(Reason::$name),*];
+
+            /// The word as users see it, the variant's name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
     /// Ready: the agent answers calls.
     Active,
     /// Ready, and the Event: the tenant is switched off, its agent kept.
@@ -45,42 +66,6 @@ pub enum Reason {
     InvalidSpec,
 }
 
-impl Reason {
-    /// The word as users see it, the variant's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Active => "Active",
-            Reason::Disabled => "Disabled",
-            Reason::Enabled => "Enabled",
-            Reason::Synced => "Synced",
-            Reason::Conflict => "Conflict",
-            Reason::NotReconciled => "NotReconciled",
-            Reason::Created => "Created",
-            Reason::Adopted => "Adopted",
-            Reason::DuplicateDeleted => "DuplicateDeleted",
-            Reason::Updated => "Updated",
-            Reason::DriftCorrected => "DriftCorrected",
-            Reason::AgentMissing => "AgentMissing",
-            Reason::ConfigSynced => "ConfigSynced",
-            Reason::Deleted => "Deleted",
-            Reason::AgentDeleted => "AgentDeleted",
-            Reason::AgentRetained => "AgentRetained",
-            Reason::ConfigDeleted => "ConfigDeleted",
-            Reason::ElevenLabsRateLimited => "ElevenLabsRateLimited",
-            Reason::ElevenLabsRejected => "ElevenLabsRejected",
-            Reason::ElevenLabsAuth => "ElevenLabsAuth",
-            Reason::ElevenLabsTimeout => "ElevenLabsTimeout",
-            Reason::ElevenLabsServerError => "ElevenLabsServerError",
-            Reason::ElevenLabsError => "ElevenLabsError",
-            Reason::TenantOwnedElsewhere => "TenantOwnedElsewhere",
-            Reason::TenantItemInvalid => "TenantItemInvalid",
-            Reason::TenantStoreError => "TenantStoreError",
-            Reason::KubernetesError => "KubernetesError",
-            Reason::InvalidSpec => "InvalidSpec",
-        }
-    }
-}
-
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -93,40 +78,14 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        use Reason::*;
-        let all = [
-            Active,
-            Disabled,
-            Enabled,
-            Synced,
-            Conflict,
-            NotReconciled,
-            Created,
-            Adopted,
-            DuplicateDeleted,
-            Updated,
-            DriftCorrected,
-            AgentMissing,
-            ConfigSynced,
-            Deleted,
-            AgentDeleted,
-            AgentRetained,
-            ConfigDeleted,
-            ElevenLabsRateLimited,
-            ElevenLabsRejected,
-            ElevenLabsAuth,
-            ElevenLabsTimeout,
-            ElevenLabsServerError,
-            ElevenLabsError,
-            TenantOwnedElsewhere,
-            TenantItemInvalid,
-            TenantStoreError,
-            KubernetesError,
-            InvalidSpec,
-        ];
-        for reason in all {
+        assert_eq!(Reason::ALL.len(), 28);
+        for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());
         }
+        assert_eq!(
+            Reason::ElevenLabsRateLimited.as_str(),
+            "ElevenLabsRateLimited"
+        );
     }
 }
