@@ -366,3 +366,81 @@ impl BridgeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::*;
+
+    /// The bridge flags of `local` as given on the command line.
+    fn bridge(args: &[&str]) -> BridgeArgs {
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            bridge: BridgeArgs,
+        }
+        Flags::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
+            .unwrap()
+            .bridge
+    }
+
+    #[test]
+    fn secrets_come_from_what_is_passed_not_from_the_environment() {
+        let args = bridge(&[
+            "--twilio-account-sid",
+            "AC123",
+            "--twilio-from",
+            "+40312345678",
+        ]);
+        let err = args.messaging(&Secrets::default()).unwrap_err();
+        assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
+        let secrets = Secrets {
+            twilio_auth_token: Some(SecretString::from("tok")),
+            app_server_token: Some(SecretString::from("app")),
+            ..Secrets::default()
+        };
+        let twilio = args.messaging(&secrets).unwrap().twilio.unwrap();
+        assert_eq!(twilio.auth_token.expose_secret(), "tok");
+        let tools = args.tools(&secrets);
+        assert_eq!(
+            tools.app_server_token.as_ref().map(|t| t.expose_secret()),
+            Some("app")
+        );
+    }
+
+    #[test]
+    fn the_runtime_defaults_per_command_and_names_missing_flags() {
+        let none = bridge(&[]);
+        assert!(matches!(
+            none.runtime(AgentRuntimeKind::Scripted, &Secrets::default()),
+            Ok(RuntimeConfig::Scripted)
+        ));
+        let err = none
+            .runtime(AgentRuntimeKind::Bedrock, &Secrets::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("BEDROCK_AGENT_ID"), "{err}");
+        let openai = bridge(&[
+            "--agent-runtime",
+            "openai",
+            "--openai-base-url",
+            "http://127.0.0.1:8000/v1",
+            "--openai-model",
+            "m",
+        ]);
+        let secrets = Secrets {
+            openai_api_key: Some(SecretString::from("sk")),
+            ..Secrets::default()
+        };
+        let Ok(RuntimeConfig::OpenAi(config)) = openai.runtime(AgentRuntimeKind::Bedrock, &secrets)
+        else {
+            panic!("not the OpenAI runtime");
+        };
+        assert_eq!(
+            config.api_key.as_ref().map(|k| k.expose_secret()),
+            Some("sk")
+        );
+        assert_eq!(config.deadline, crate::agent::DEFAULT_DEADLINE);
+    }
+}
