@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::{
-    Moto, agent_log_validator, emulator_endpoint, kinesis_client, sample_record, wait_for,
+    Moto, StreamRecord, agent_log_validator, create_stream, emulator_endpoint, kinesis_client,
+    sample_record, stream_records, wait_for,
 };
-use aws_sdk_kinesis::types::ShardIteratorType;
 use serde_json::Value;
 use voice_operator::actionlog::buffer::SpillConfig;
 use voice_operator::actionlog::kinesis::KinesisSink;
@@ -26,81 +26,14 @@ fn serial() -> ShipperConfig {
     }
 }
 
-async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .expect("create stream");
-    for _ in 0..100 {
-        let d = client
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .unwrap();
-        if d.stream_description_summary()
-            .unwrap()
-            .stream_status()
-            .as_str()
-            == "ACTIVE"
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("stream {name} never became ACTIVE");
-}
-
-/// Every record in the stream: its shard, its JSON and its partition key.
-async fn read_all(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, Value, String)> {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for shard in shards.shards() {
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator
-            .unwrap();
-        loop {
-            let page = client
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(1000)
-                .send()
-                .await
-                .unwrap();
-            for r in page.records() {
-                let json: Value = serde_json::from_slice(r.data().as_ref()).unwrap();
-                out.push((
-                    shard.shard_id().to_owned(),
-                    json,
-                    r.partition_key().unwrap_or_default().to_owned(),
-                ));
-            }
-            match page.next_shard_iterator() {
-                Some(next) if !page.records().is_empty() => iterator = next.to_owned(),
-                _ => break,
-            }
-        }
-    }
-    out
-}
-
 fn request_id(json: &Value) -> String {
     json["requestId"].as_str().unwrap().to_owned()
+}
+
+/// The `requestId` of every record in `stream`.
+async fn stored_ids(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
+    let records = stream_records(client, stream).await;
+    records.iter().map(|r| request_id(&r.json)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,11 +63,16 @@ async fn two_thousand_records_from_twenty_tenants_arrive_exactly_once() {
     );
 
     let validator = agent_log_validator();
-    let got = read_all(&client, &stream).await;
+    let got = stream_records(&client, &stream).await;
     assert_eq!(got.len(), 2000, "no duplicates");
     let mut per_shard = BTreeMap::new();
     let mut seen = BTreeMap::new();
-    for (shard, json, key) in &got {
+    for StreamRecord {
+        shard,
+        json,
+        partition_key,
+    } in &got
+    {
         assert!(validator.is_valid(json), "schema-valid: {json}");
         let id = request_id(json);
         let original = expected
@@ -142,7 +80,7 @@ async fn two_thousand_records_from_twenty_tenants_arrive_exactly_once() {
             .unwrap_or_else(|| panic!("unexpected record {id}"));
         assert_eq!(json, &serde_json::to_value(original).unwrap());
         assert_eq!(
-            key,
+            partition_key,
             &format!("{}:{}", original.business_id, original.location_id)
         );
         *per_shard.entry(shard.clone()).or_insert(0) += 1;
@@ -185,11 +123,7 @@ async fn an_emulator_outage_loses_nothing() {
         log.metrics().delivered == 300
     })
     .await;
-    let before: Vec<String> = read_all(&client, stream)
-        .await
-        .iter()
-        .map(|(_, j, _)| request_id(j))
-        .collect();
+    let before = stored_ids(&client, stream).await;
 
     moto.stop();
     for i in 300..1000 {
@@ -222,11 +156,7 @@ async fn an_emulator_outage_loses_nothing() {
     .await;
     let report = shipper.shutdown(Duration::from_secs(10)).await;
     assert_eq!(report.undelivered, 0, "{report}");
-    let after: Vec<String> = read_all(&client, stream)
-        .await
-        .iter()
-        .map(|(_, j, _)| request_id(j))
-        .collect();
+    let after = stored_ids(&client, stream).await;
 
     assert_eq!(
         before.len() + after.len(),

@@ -77,6 +77,13 @@ impl Harness {
         reconcile(va, self.ctx.clone()).await.unwrap()
     }
 
+    /// Asserts the calls made since the last look, in order; `{KEY}` in
+    /// `expected` stands for the tenant's key.
+    fn assert_calls(&self, expected: &[&str]) {
+        let expected: Vec<String> = expected.iter().map(|s| s.replace("{KEY}", KEY)).collect();
+        assert_eq!(self.journal.take(), expected);
+    }
+
     async fn item(&self) -> Option<voice_operator::tenant::TenantConfig> {
         let key = TenantKey::parse("B0100001", "L0100001").unwrap();
         self.store.get(&key, Read::Strong).await.unwrap()
@@ -122,10 +129,6 @@ fn claims(va: &VoiceAgent, others: &[VoiceAgent]) -> reflector::Store<VoiceAgent
     reader
 }
 
-fn lines(expected: &[&str]) -> Vec<String> {
-    expected.iter().map(|s| s.replace("{KEY}", KEY)).collect()
-}
-
 /// First reconcile, then the journal is cleared; returns the agent id.
 async fn created(h: &Harness) -> String {
     h.reconcile().await;
@@ -138,19 +141,16 @@ async fn created(h: &Harness) -> String {
 async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_then_the_status() {
     let h = Harness::new(&clinic(), &[]).await;
     let action = h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
-            "elevenlabs: list agents",
-            "elevenlabs: create agent",
-            "kube: create Event Created",
-            "store: get {KEY}",
-            "store: put {KEY}",
-            "kube: create Event ConfigSynced",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "elevenlabs: list agents",
+        "elevenlabs: create agent",
+        "kube: create Event Created",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: create Event ConfigSynced",
+        "kube: patch status",
+    ]);
     assert!(
         format!("{action:?}").contains("requeue_after: Some"),
         "{action:?}"
@@ -213,8 +213,22 @@ async fn a_second_reconcile_with_nothing_changed_only_reads_the_item() {
     let h = Harness::new(&clinic(), &[]).await;
     created(&h).await;
     h.reconcile().await;
-    assert_eq!(h.journal.take(), lines(&["store: get {KEY}"]));
+    h.assert_calls(&["store: get {KEY}"]);
     assert!(h.fake.take_log().is_empty());
+}
+
+/// Turns the VoiceAgent's `enabled` to `on` and reconciles: only the item's
+/// switch is written, with its Event.
+async fn switch(h: &Harness, on: bool) {
+    h.edit_spec(|spec| spec.enabled = on);
+    h.reconcile().await;
+    let event = if on { "Enabled" } else { "Disabled" };
+    h.assert_calls(&[
+        "store: get {KEY}",
+        &format!("store: set {{KEY}} enabled={on}"),
+        &format!("kube: create Event {event}"),
+        "kube: patch status",
+    ]);
 }
 
 #[tokio::test]
@@ -222,17 +236,7 @@ async fn disabling_switches_the_item_off_and_keeps_the_agent_for_reenabling() {
     let h = Harness::new(&clinic(), &[]).await;
     let agent_id = created(&h).await;
 
-    h.edit_spec(|spec| spec.enabled = false);
-    h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            "store: get {KEY}",
-            "store: set {KEY} enabled=false",
-            "kube: create Event Disabled",
-            "kube: patch status",
-        ])
-    );
+    switch(&h, false).await;
     let item = h.item().await.unwrap();
     assert!(!item.settings.enabled);
     assert_eq!(item.settings.agent_id.as_str(), agent_id);
@@ -242,17 +246,7 @@ async fn disabling_switches_the_item_off_and_keeps_the_agent_for_reenabling() {
     assert_eq!(status.agent_id.as_deref(), Some(agent_id.as_str()));
     assert_eq!(status.observed_generation, Some(2));
 
-    h.edit_spec(|spec| spec.enabled = true);
-    h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            "store: get {KEY}",
-            "store: set {KEY} enabled=true",
-            "kube: create Event Enabled",
-            "kube: patch status",
-        ])
-    );
+    switch(&h, true).await;
     assert_eq!(
         h.kube.current().status.unwrap().agent_id.as_deref(),
         Some(agent_id.as_str())
@@ -266,17 +260,14 @@ async fn a_spec_change_sends_exactly_one_patch() {
     let agent_id = created(&h).await;
     h.edit_spec(|spec| spec.greeting = "Bună seara!".into());
     h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            &format!("elevenlabs: update agent {agent_id}"),
-            "kube: create Event Updated",
-            "store: get {KEY}",
-            "store: put {KEY}",
-            "kube: repeat Event ConfigSynced",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        &format!("elevenlabs: update agent {agent_id}"),
+        "kube: create Event Updated",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: repeat Event ConfigSynced",
+        "kube: patch status",
+    ]);
     assert_eq!(
         h.fake.take_log(),
         [format!("PATCH /v1/convai/agents/{agent_id}")]
@@ -302,16 +293,13 @@ async fn delete_with_policy_delete_removes_agent_and_item_then_the_finalizer() {
         .set(&deleting(h.kube.current(), DeletionPolicy::Delete));
     let action = h.reconcile().await;
     assert_eq!(action, Action::await_change());
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            &format!("elevenlabs: delete agent {agent_id}"),
-            "kube: create Event AgentDeleted",
-            "store: delete {KEY}",
-            "kube: create Event ConfigDeleted",
-            "kube: patch finalizers []",
-        ])
-    );
+    h.assert_calls(&[
+        &format!("elevenlabs: delete agent {agent_id}"),
+        "kube: create Event AgentDeleted",
+        "store: delete {KEY}",
+        "kube: create Event ConfigDeleted",
+        "kube: patch finalizers []",
+    ]);
     assert!(h.fake.agents().is_empty());
     assert!(h.item().await.is_none());
     assert_eq!(h.kube.current().metadata.finalizers, Some(vec![]));
@@ -329,16 +317,13 @@ async fn delete_with_policy_retain_keeps_the_agent_even_after_a_restart() {
         ..h
     };
     restarted.reconcile().await;
-    assert_eq!(
-        restarted.journal.take(),
-        lines(&[
-            "elevenlabs: list agents",
-            "kube: create Event AgentRetained",
-            "store: delete {KEY}",
-            "kube: create Event ConfigDeleted",
-            "kube: patch finalizers []",
-        ])
-    );
+    restarted.assert_calls(&[
+        "elevenlabs: list agents",
+        "kube: create Event AgentRetained",
+        "store: delete {KEY}",
+        "kube: create Event ConfigDeleted",
+        "kube: patch finalizers []",
+    ]);
     assert!(restarted.fake.agents().contains_key(&agent_id));
     assert!(restarted.item().await.is_none());
 }
@@ -352,14 +337,11 @@ async fn the_newer_claimant_of_a_location_goes_to_conflict_and_touches_nothing()
     let h = Harness::new(&clinic(), &[older]).await;
     let action = h.reconcile().await;
     assert_eq!(action, Action::requeue(Duration::from_secs(60)));
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
-            "kube: create Event Conflict",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "kube: create Event Conflict",
+        "kube: patch status",
+    ]);
     assert!(h.fake.take_log().is_empty());
     assert!(h.item().await.is_none());
     let status = h.kube.current().status.unwrap();
@@ -396,20 +378,17 @@ async fn an_agent_made_before_a_crash_is_adopted_not_created_again() {
     va.metadata.finalizers = Some(vec![FINALIZER.into()]);
     let h = Harness::with_fake(&va, &[], fake).await;
     h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            "elevenlabs: list agents",
-            "elevenlabs: update agent agent_a",
-            "kube: create Event Adopted",
-            "elevenlabs: delete agent agent_b",
-            "kube: create Event DuplicateDeleted",
-            "store: get {KEY}",
-            "store: put {KEY}",
-            "kube: create Event ConfigSynced",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        "elevenlabs: list agents",
+        "elevenlabs: update agent agent_a",
+        "kube: create Event Adopted",
+        "elevenlabs: delete agent agent_b",
+        "kube: create Event DuplicateDeleted",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: create Event ConfigSynced",
+        "kube: patch status",
+    ]);
     let agents = h.fake.agents();
     assert_eq!(
         agents.keys().collect::<Vec<_>>(),
@@ -429,16 +408,13 @@ async fn a_rejected_spec_sets_phase_error_with_the_provider_message_and_requeues
     let h = Harness::new(&va, &[]).await;
     let action = h.reconcile().await;
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
-            "elevenlabs: list agents",
-            "elevenlabs: create agent",
-            "kube: create Event ElevenLabsRejected",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "elevenlabs: list agents",
+        "elevenlabs: create agent",
+        "kube: create Event ElevenLabsRejected",
+        "kube: patch status",
+    ]);
     let status = h.kube.current().status.unwrap();
     assert_eq!(status.phase, Some(Phase::Error));
     let ready = &status.conditions[0];
@@ -472,16 +448,13 @@ async fn a_hand_edit_in_the_dashboard_is_set_back_on_resync() {
     va.status.as_mut().unwrap().last_synced_at = Some("2020-01-01T00:00:00Z".into());
     h.kube.set(&va);
     h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            &format!("elevenlabs: get agent {agent_id}"),
-            &format!("elevenlabs: update agent {agent_id}"),
-            "kube: create Event DriftCorrected",
-            "store: get {KEY}",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        &format!("elevenlabs: get agent {agent_id}"),
+        &format!("elevenlabs: update agent {agent_id}"),
+        "kube: create Event DriftCorrected",
+        "store: get {KEY}",
+        "kube: patch status",
+    ]);
     assert_eq!(
         h.fake.agents()[&agent_id]["conversation_config"]["tts"]["voice_id"],
         "21m00Tcm4TlvDq8ikWAM"
@@ -502,19 +475,16 @@ async fn an_agent_deleted_by_hand_is_made_again() {
     h.fake.remove(&agent_id);
     h.edit_spec(|spec| spec.greeting = "Alo!".into());
     h.reconcile().await;
-    assert_eq!(
-        h.journal.take(),
-        lines(&[
-            &format!("elevenlabs: update agent {agent_id}"),
-            "kube: create Event AgentMissing",
-            "elevenlabs: create agent",
-            "kube: repeat Event Created",
-            "store: get {KEY}",
-            "store: put {KEY}",
-            "kube: repeat Event ConfigSynced",
-            "kube: patch status",
-        ])
-    );
+    h.assert_calls(&[
+        &format!("elevenlabs: update agent {agent_id}"),
+        "kube: create Event AgentMissing",
+        "elevenlabs: create agent",
+        "kube: repeat Event Created",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: repeat Event ConfigSynced",
+        "kube: patch status",
+    ]);
     let agents = h.fake.agents();
     assert_eq!(agents.len(), 1);
     let new_id = agents.keys().next().unwrap();

@@ -12,18 +12,9 @@ use voice_operator::elevenlabs::{
 };
 use voice_operator::ids::Id;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 const KEY: &str = "sk_test_0123456789";
-
-fn client(server: &MockServer) -> ElevenLabsClient {
-    let mut config = ClientConfig::new(server.uri(), SecretString::from(KEY));
-    config.request_timeout = Duration::from_millis(800);
-    config.backoff_base = Duration::from_millis(20);
-    config.max_retries = 2;
-    config.max_retry_after = Duration::from_secs(3);
-    ElevenLabsClient::new(config).unwrap()
-}
 
 fn desired() -> DesiredAgent {
     DesiredAgent {
@@ -68,45 +59,116 @@ fn id(s: &str) -> Id {
     Id::parse("agent_id", s).unwrap()
 }
 
+/// Where one agent, `agent_1`, is read, patched and deleted.
+const AGENT_1: &str = "/v1/convai/agents/agent_1";
+/// Where agents are created.
+const CREATE: &str = "/v1/convai/agents/create";
+
+/// A request of `verb` to `route`.
+fn call(verb: &str, route: &str) -> MockBuilder {
+    Mock::given(method(verb)).and(path(route))
+}
+
+/// A request of `verb` to `route` that carries the API key.
+fn keyed(verb: &str, route: &str) -> MockBuilder {
+    call(verb, route).and(header("xi-api-key", KEY))
+}
+
+/// An answer with `status` and a JSON `body`.
+fn answer(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+/// A local server speaking the Agents API, answering what a test mounts.
+struct Api {
+    server: MockServer,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api {
+            server: MockServer::start().await,
+        }
+    }
+
+    /// A client of this server with short timeouts and two retries.
+    fn client(&self) -> ElevenLabsClient {
+        let mut config = ClientConfig::new(self.server.uri(), SecretString::from(KEY));
+        config.request_timeout = Duration::from_millis(800);
+        config.backoff_base = Duration::from_millis(20);
+        config.max_retries = 2;
+        config.max_retry_after = Duration::from_secs(3);
+        ElevenLabsClient::new(config).unwrap()
+    }
+
+    /// Sends [`desired`] as the new form of `agent_1`; it must succeed.
+    async fn update_agent_1(&self) {
+        self.client()
+            .update_agent(&id("agent_1"), &desired())
+            .await
+            .unwrap();
+    }
+
+    /// Answers `request` with `response`; the test fails unless it comes
+    /// exactly `times` times.
+    async fn expect(&self, times: u64, request: MockBuilder, response: ResponseTemplate) {
+        request
+            .respond_with(response)
+            .expect(times)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Answers only the first `times` of `request` with `response` (later
+    /// ones go to the next mock); the test fails unless all `times` come.
+    async fn expect_first(&self, times: u64, request: MockBuilder, response: ResponseTemplate) {
+        request
+            .respond_with(response)
+            .up_to_n_times(times)
+            .expect(times)
+            .mount(&self.server)
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn create_posts_the_typed_body_with_the_key_and_returns_the_id() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/convai/agents/create"))
-        .and(header("xi-api-key", KEY))
-        .and(header("content-type", "application/json"))
-        .and(body_json(expected_body()))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"agent_id": "agent_7801k2abcd0efgh"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let created = client(&server).create_agent(&desired()).await.unwrap();
+    let api = Api::start().await;
+    api.expect(
+        1,
+        keyed("POST", CREATE)
+            .and(header("content-type", "application/json"))
+            .and(body_json(expected_body())),
+        answer(200, json!({"agent_id": "agent_7801k2abcd0efgh"})),
+    )
+    .await;
+    let created = api.client().create_agent(&desired()).await.unwrap();
     assert_eq!(created.as_str(), "agent_7801k2abcd0efgh");
 }
 
 #[tokio::test]
 async fn get_reads_the_agent_and_drift_compares_it() {
-    let server = MockServer::start().await;
+    let api = Api::start().await;
     let mut config = expected_body()["conversation_config"].clone();
     config["tts"]["model_id"] = json!("eleven_flash_v2_5");
     config["agent"]["first_message"] = json!("Changed in the dashboard");
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .and(header("xi-api-key", KEY))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "agent_id": "agent_1",
-            "name": "Agent Clinica Dentara XYZ",
-            "tags": ["voiceagents.io/uid=8d2c"],
-            "conversation_config": config,
-            "platform_settings": {"widget": {"variant": "full"}},
-            "metadata": {"created_at_unix_secs": 1763978000}
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let agent = client(&server).get_agent(&id("agent_1")).await.unwrap();
+    api.expect(
+        1,
+        keyed("GET", AGENT_1),
+        answer(
+            200,
+            json!({
+                "agent_id": "agent_1",
+                "name": "Agent Clinica Dentara XYZ",
+                "tags": ["voiceagents.io/uid=8d2c"],
+                "conversation_config": config,
+                "platform_settings": {"widget": {"variant": "full"}},
+                "metadata": {"created_at_unix_secs": 1763978000}
+            }),
+        ),
+    )
+    .await;
+    let agent = api.client().get_agent(&id("agent_1")).await.unwrap();
     assert_eq!(agent.agent_id.as_str(), "agent_1");
     assert_eq!(agent.tags, ["voiceagents.io/uid=8d2c"]);
     assert_eq!(
@@ -117,40 +179,31 @@ async fn get_reads_the_agent_and_drift_compares_it() {
 
 #[tokio::test]
 async fn update_patches_the_agent_with_the_same_body() {
-    let server = MockServer::start().await;
-    Mock::given(method("PATCH"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .and(header("xi-api-key", KEY))
-        .and(body_json(expected_body()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"agent_id": "agent_1"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    client(&server)
-        .update_agent(&id("agent_1"), &desired())
-        .await
-        .unwrap();
+    let api = Api::start().await;
+    api.expect(
+        1,
+        keyed("PATCH", AGENT_1).and(body_json(expected_body())),
+        answer(200, json!({"agent_id": "agent_1"})),
+    )
+    .await;
+    api.update_agent_1().await;
 }
 
 #[tokio::test]
 async fn delete_removes_and_a_missing_agent_counts_as_gone() {
-    let server = MockServer::start().await;
-    Mock::given(method("DELETE"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .and(header("xi-api-key", KEY))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
-        .expect(1)
-        .mount(&server)
+    let api = Api::start().await;
+    api.expect(1, keyed("DELETE", AGENT_1), answer(200, json!({})))
         .await;
-    Mock::given(method("DELETE"))
-        .and(path("/v1/convai/agents/agent_gone"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(
+    api.expect(
+        1,
+        call("DELETE", "/v1/convai/agents/agent_gone"),
+        answer(
+            404,
             json!({"detail": {"status": "agent_not_found", "message": "Agent not found"}}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let c = client(&server);
+        ),
+    )
+    .await;
+    let c = api.client();
     assert_eq!(
         c.delete_agent(&id("agent_1")).await.unwrap(),
         Deleted::Removed
@@ -165,33 +218,34 @@ async fn delete_removes_and_a_missing_agent_counts_as_gone() {
 
 #[tokio::test]
 async fn list_sends_search_and_follows_the_cursor() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents"))
-        .and(header("xi-api-key", KEY))
+    let api = Api::start().await;
+    let first_page = keyed("GET", "/v1/convai/agents")
         .and(query_param("search", "Agent Clinica"))
         .and(query_param("page_size", "100"))
-        .and(query_param_is_missing("cursor"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+        .and(query_param_is_missing("cursor"));
+    let first_answer = answer(
+        200,
+        json!({
             "agents": [{"agent_id": "agent_1", "name": "Agent Clinica A", "tags": ["t1"], "created_at_unix_secs": 1}],
             "next_cursor": "cur_2",
             "has_more": true
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents"))
-        .and(query_param("cursor", "cur_2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "agents": [{"agent_id": "agent_2", "name": "Agent Clinica B", "tags": null}],
-            "next_cursor": null,
-            "has_more": false
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let c = client(&server);
+        }),
+    );
+    api.expect(1, first_page, first_answer).await;
+    api.expect(
+        1,
+        call("GET", "/v1/convai/agents").and(query_param("cursor", "cur_2")),
+        answer(
+            200,
+            json!({
+                "agents": [{"agent_id": "agent_2", "name": "Agent Clinica B", "tags": null}],
+                "next_cursor": null,
+                "has_more": false
+            }),
+        ),
+    )
+    .await;
+    let c = api.client();
     let mut query = ListQuery {
         search: Some("Agent Clinica".into()),
         cursor: None,
@@ -209,28 +263,24 @@ async fn list_sends_search_and_follows_the_cursor() {
 
 #[tokio::test]
 async fn conversations_and_their_audio_are_read() {
-    let server = MockServer::start().await;
+    let api = Api::start().await;
     let fixture = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/fixtures/elevenlabs/post_call_transcription.json"),
     )
     .unwrap();
     let data = serde_json::from_slice::<Value>(&fixture).unwrap()["data"].clone();
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/conversations/conv_0101k9xyz123"))
-        .and(header("xi-api-key", KEY))
+    keyed("GET", "/v1/convai/conversations/conv_0101k9xyz123")
         .respond_with(ResponseTemplate::new(200).set_body_json(data))
-        .mount(&server)
+        .mount(&api.server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/conversations/conv_0101k9xyz123/audio"))
-        .and(header("xi-api-key", KEY))
+    keyed("GET", "/v1/convai/conversations/conv_0101k9xyz123/audio")
         .respond_with(
             ResponseTemplate::new(200).set_body_raw(b"ID3\x04fake-mp3".to_vec(), "audio/mpeg"),
         )
-        .mount(&server)
+        .mount(&api.server)
         .await;
-    let c = client(&server);
+    let c = api.client();
     let conv_id = Id::parse("conversationId", "conv_0101k9xyz123").unwrap();
     let conversation = c.get_conversation(&conv_id).await.unwrap();
     assert_eq!(
@@ -248,28 +298,23 @@ async fn conversations_and_their_audio_are_read() {
 
 #[tokio::test]
 async fn rate_limit_waits_for_retry_after_then_succeeds() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "1")
-                .set_body_json(json!({"detail": {"message": "Too many requests"}})),
-        )
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"agent_id": "agent_1", "name": "A"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let api = Api::start().await;
+    api.expect_first(
+        1,
+        call("GET", AGENT_1),
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1")
+            .set_body_json(json!({"detail": {"message": "Too many requests"}})),
+    )
+    .await;
+    api.expect(
+        1,
+        call("GET", AGENT_1),
+        answer(200, json!({"agent_id": "agent_1", "name": "A"})),
+    )
+    .await;
     let started = Instant::now();
-    let agent = client(&server).get_agent(&id("agent_1")).await.unwrap();
+    let agent = api.client().get_agent(&id("agent_1")).await.unwrap();
     let waited = started.elapsed();
     assert_eq!(agent.name, "A");
     assert!(
@@ -281,14 +326,14 @@ async fn rate_limit_waits_for_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn a_long_retry_after_is_handed_to_the_caller_at_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/convai/agents/create"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "120"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server).create_agent(&desired()).await.unwrap_err();
+    let api = Api::start().await;
+    api.expect(
+        1,
+        call("POST", CREATE),
+        ResponseTemplate::new(429).insert_header("retry-after", "120"),
+    )
+    .await;
+    let err = api.client().create_agent(&desired()).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(120)), "{err:?}");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("retry after 120 s"), "{err}");
@@ -296,36 +341,32 @@ async fn a_long_retry_after_is_handed_to_the_caller_at_once() {
 
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff_until_success() {
-    let server = MockServer::start().await;
-    Mock::given(method("PATCH"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("Internal Server Error"))
-        .up_to_n_times(2)
-        .expect(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"agent_id": "agent_1"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    client(&server)
-        .update_agent(&id("agent_1"), &desired())
-        .await
-        .unwrap();
+    let api = Api::start().await;
+    api.expect_first(
+        2,
+        call("PATCH", AGENT_1),
+        ResponseTemplate::new(500).set_body_string("Internal Server Error"),
+    )
+    .await;
+    api.expect(
+        1,
+        call("PATCH", AGENT_1),
+        answer(200, json!({"agent_id": "agent_1"})),
+    )
+    .await;
+    api.update_agent_1().await;
 }
 
 #[tokio::test]
 async fn server_errors_exhaust_the_retry_budget_and_keep_the_status() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"detail": "overloaded"})))
-        .expect(3) // the first attempt and max_retries = 2
-        .mount(&server)
-        .await;
-    let err = client(&server).get_agent(&id("agent_1")).await.unwrap_err();
+    let api = Api::start().await;
+    api.expect(
+        3, // the first attempt and max_retries = 2
+        call("GET", AGENT_1),
+        answer(503, json!({"detail": "overloaded"})),
+    )
+    .await;
+    let err = api.client().get_agent(&id("agent_1")).await.unwrap_err();
     match &err {
         ElevenLabsError::Server {
             status: 503,
@@ -338,14 +379,10 @@ async fn server_errors_exhaust_the_retry_budget_and_keep_the_status() {
 
 #[tokio::test]
 async fn a_failed_create_is_not_repeated_so_no_second_agent_appears() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/convai/agents/create"))
-        .respond_with(ResponseTemplate::new(502))
-        .expect(1)
-        .mount(&server)
+    let api = Api::start().await;
+    api.expect(1, call("POST", CREATE), ResponseTemplate::new(502))
         .await;
-    let err = client(&server).create_agent(&desired()).await.unwrap_err();
+    let err = api.client().create_agent(&desired()).await.unwrap_err();
     assert!(
         matches!(err, ElevenLabsError::Server { status: 502, .. }),
         "{err:?}"
@@ -358,16 +395,15 @@ async fn a_failed_create_is_not_repeated_so_no_second_agent_appears() {
 
 #[tokio::test]
 async fn validation_errors_carry_the_provider_message_and_are_not_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/convai/agents/create"))
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+    let api = Api::start().await;
+    let refusal = answer(
+        422,
+        json!({
             "detail": [{"loc": ["body", "conversation_config", "tts", "voice_id"], "msg": "Voice 'nope' does not exist", "type": "value_error"}]
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server).create_agent(&desired()).await.unwrap_err();
+        }),
+    );
+    api.expect(1, call("POST", CREATE), refusal).await;
+    let err = api.client().create_agent(&desired()).await.unwrap_err();
     match &err {
         ElevenLabsError::Validation {
             status: 422,
@@ -384,16 +420,17 @@ async fn validation_errors_carry_the_provider_message_and_are_not_retried() {
 
 #[tokio::test]
 async fn a_refused_key_is_an_auth_error_that_never_shows_the_key() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(
+    let api = Api::start().await;
+    api.expect(
+        1,
+        call("GET", AGENT_1),
+        answer(
+            401,
             json!({"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server).get_agent(&id("agent_1")).await.unwrap_err();
+        ),
+    )
+    .await;
+    let err = api.client().get_agent(&id("agent_1")).await.unwrap_err();
     assert!(
         matches!(err, ElevenLabsError::Auth { status: 401, .. }),
         "{err:?}"
@@ -406,15 +443,15 @@ async fn a_refused_key_is_an_auth_error_that_never_shows_the_key() {
 
 #[tokio::test]
 async fn slow_answers_time_out_per_attempt_and_are_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/convai/agents/agent_1"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
-        .expect(3)
-        .mount(&server)
-        .await;
+    let api = Api::start().await;
+    api.expect(
+        3,
+        call("GET", AGENT_1),
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+    )
+    .await;
     let started = Instant::now();
-    let err = client(&server).get_agent(&id("agent_1")).await.unwrap_err();
+    let err = api.client().get_agent(&id("agent_1")).await.unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, ElevenLabsError::Timeout { .. }), "{err:?}");
     assert!(err.is_retryable());
@@ -424,7 +461,7 @@ async fn slow_answers_time_out_per_attempt_and_are_retried() {
 
 #[tokio::test]
 async fn a_create_answer_without_agent_id_is_a_typed_error() {
-    let server = MockServer::start().await;
+    let api = Api::start().await;
     let answers = [
         json!({}),
         json!({"agent_id": null}),
@@ -432,26 +469,24 @@ async fn a_create_answer_without_agent_id_is_a_typed_error() {
         json!({"agent_id": "a/../b"}),
     ];
     for (i, answer) in answers.iter().enumerate() {
-        Mock::given(method("POST"))
-            .and(path("/v1/convai/agents/create"))
+        call("POST", CREATE)
             .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
             .up_to_n_times(1)
             .with_priority(u8::try_from(i + 1).unwrap())
-            .mount(&server)
+            .mount(&api.server)
             .await;
     }
     for answer in answers {
-        match client(&server).create_agent(&desired()).await.unwrap_err() {
+        match api.client().create_agent(&desired()).await.unwrap_err() {
             ElevenLabsError::BadResponse { field, .. } => assert_eq!(field, "agent_id", "{answer}"),
             other => panic!("{answer}: {other:?}"),
         }
     }
-    Mock::given(method("POST"))
-        .and(path("/v1/convai/agents/create"))
+    call("POST", CREATE)
         .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy error</html>"))
-        .mount(&server)
+        .mount(&api.server)
         .await;
-    let err = client(&server).create_agent(&desired()).await.unwrap_err();
+    let err = api.client().create_agent(&desired()).await.unwrap_err();
     assert!(
         matches!(err, ElevenLabsError::BadResponse { ref field, .. } if field == "body"),
         "{err:?}"

@@ -33,6 +33,12 @@ impl Journal {
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
+
+    /// How many calls so far start with `prefix`; the journal keeps them.
+    pub fn count(&self, prefix: &str) -> usize {
+        let entries = self.0.lock().unwrap();
+        entries.iter().filter(|e| e.starts_with(prefix)).count()
+    }
 }
 
 /// A client whose API server keeps `va` (and only it) in memory.
@@ -109,22 +115,17 @@ fn answer(
     status_patches: &Mutex<Vec<Value>>,
     journal: &Journal,
 ) -> (StatusCode, Value) {
-    if method == "POST" && path.ends_with("/events") {
-        journal.push(format!(
-            "kube: create Event {}",
-            body["reason"].as_str().unwrap_or("?")
-        ));
+    // The recorder folds a repeated event into a series on the first (a PATCH).
+    let event = match method {
+        "POST" if path.ends_with("/events") => Some(("create", StatusCode::CREATED)),
+        "PATCH" if path.contains("/events/") => Some(("repeat", StatusCode::OK)),
+        _ => None,
+    };
+    if let Some((verb, status)) = event {
+        let reason = body["reason"].as_str().unwrap_or("?");
+        journal.push(format!("kube: {verb} Event {reason}"));
         events.lock().unwrap().push(body.clone());
-        return (StatusCode::CREATED, body);
-    }
-    if method == "PATCH" && path.contains("/events/") {
-        // The recorder folds a repeated event into a series on the first.
-        journal.push(format!(
-            "kube: repeat Event {}",
-            body["reason"].as_str().unwrap_or("?")
-        ));
-        events.lock().unwrap().push(body.clone());
-        return (StatusCode::OK, body);
+        return (status, body);
     }
     let mut obj = object.lock().unwrap();
     let name = obj["metadata"]["name"].as_str().unwrap().to_owned();

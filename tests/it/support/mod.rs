@@ -18,6 +18,7 @@ use aws_config::SdkConfig;
 use aws_sdk_kinesis::config::retry::RetryConfig;
 use aws_sdk_kinesis::config::timeout::TimeoutConfig;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use base64::Engine;
 use voice_operator::actionlog::{
     Action, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider, VoiceCall,
@@ -131,6 +132,87 @@ pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
         RetryConfig::standard(),
         Duration::from_secs(5),
     ))
+}
+
+/// Creates the Kinesis stream `name` with `shards` shards and waits until it
+/// is ACTIVE.
+pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .expect("create stream");
+    for _ in 0..100 {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .unwrap();
+        let status = summary
+            .stream_description_summary()
+            .unwrap()
+            .stream_status();
+        if status.as_str() == "ACTIVE" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("stream {name} never became ACTIVE");
+}
+
+/// One record read back from a Kinesis stream.
+pub struct StreamRecord {
+    /// The id of the shard it was read from.
+    pub shard: String,
+    /// Its data, parsed as JSON.
+    pub json: serde_json::Value,
+    /// The partition key it was put with.
+    pub partition_key: String,
+}
+
+/// Every record in `stream`, shard by shard, each shard from its start.
+pub async fn stream_records(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<StreamRecord> {
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        loop {
+            let page = client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(1000)
+                .send()
+                .await
+                .unwrap();
+            out.extend(page.records().iter().map(|r| StreamRecord {
+                shard: shard.shard_id().to_owned(),
+                json: serde_json::from_slice(r.data().as_ref()).unwrap(),
+                partition_key: r.partition_key().unwrap_or_default().to_owned(),
+            }));
+            match page.next_shard_iterator() {
+                Some(next) if !page.records().is_empty() => iterator = next.to_owned(),
+                _ => break,
+            }
+        }
+    }
+    out
 }
 
 /// A name no other test uses, for tables and streams on the shared emulator.

@@ -13,8 +13,9 @@ use voice_operator::ids::Id;
 use voice_operator::tenant::dynamodb::{DynamoStore, TableOutcome, create_table};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{
-    BedrockAgentRef, ConversationSettings, Read, StoreError, TenantKey, TenantSettings, TenantStore,
+    BedrockAgentRef, Read, StoreError, TenantKey, TenantSettings, TenantStore,
 };
+use voice_operator::testkit::fixtures::tenant_settings;
 
 /// A store plus raw access to what it keeps.
 trait Backend {
@@ -182,22 +183,32 @@ fn owner(name: &str) -> Id {
     Id::parse("owner", name).unwrap()
 }
 
+/// The seed's example tenant, enabled.
 fn settings() -> TenantSettings {
     TenantSettings {
-        enabled: true,
-        agent_id: Id::parse("agentId", "agent_abc123").unwrap(),
         voice_id: "voice_def456".into(),
         greeting: "Bună ziua! Sunt asistentul virtual.".into(),
         custom_prompt: Some("You are a helpful assistant...".into()),
         business_name: None,
-        phone_number: None,
-        bedrock: None,
-        conversation: ConversationSettings {
-            max_duration_secs: 300,
-            record_calls: true,
-            send_transcripts: false,
-        },
+        ..tenant_settings("agent_abc123", true)
     }
+}
+
+/// The seed's example item for `location`, as written before the operator
+/// (no owner, no version).
+fn seed_example(location: &str) -> Value {
+    json!({
+        "businessId": "B0100001",
+        "locationId": location,
+        "enabled": true,
+        "agentId": "agent_abc123",
+        "voiceId": "voice_def456",
+        "greeting": "Bună ziua! Sunt asistentul virtual.",
+        "customPrompt": "You are a helpful assistant...",
+        "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
+        "createdAt": "2025-10-15T10:00:00Z",
+        "updatedAt": "2025-10-15T10:00:00Z"
+    })
 }
 
 const UID_A: &str = "3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f";
@@ -221,23 +232,12 @@ async fn round_trip_in_the_seed_format(b: &impl Backend) {
     );
 
     let stamp = written.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    assert_eq!(
-        b.read_raw(&k).await.unwrap(),
-        json!({
-            "businessId": "B0100001",
-            "locationId": "L0100001",
-            "enabled": true,
-            "agentId": "agent_abc123",
-            "voiceId": "voice_def456",
-            "greeting": "Bună ziua! Sunt asistentul virtual.",
-            "customPrompt": "You are a helpful assistant...",
-            "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            "ownerUid": UID_A,
-            "version": 1
-        })
-    );
+    let mut expected = seed_example("L0100001");
+    expected["createdAt"] = json!(stamp);
+    expected["updatedAt"] = json!(stamp);
+    expected["ownerUid"] = json!(UID_A);
+    expected["version"] = json!(1);
+    assert_eq!(b.read_raw(&k).await.unwrap(), expected);
     assert_eq!(b.read_raw(&k).await.unwrap(), written.to_seed_json());
 }
 
@@ -348,21 +348,6 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
     ] {
         assert!(raw.get(gone).is_none(), "{gone} is still stored: {raw}");
     }
-}
-
-fn seed_example(location: &str) -> Value {
-    json!({
-        "businessId": "B0100001",
-        "locationId": location,
-        "enabled": true,
-        "agentId": "agent_abc123",
-        "voiceId": "voice_def456",
-        "greeting": "Bună ziua! Sunt asistentul virtual.",
-        "customPrompt": "You are a helpful assistant...",
-        "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
-        "createdAt": "2025-10-15T10:00:00Z",
-        "updatedAt": "2025-10-15T10:00:00Z"
-    })
 }
 
 async fn an_item_from_before_the_operator_is_read_and_claimed(b: &impl Backend) {
