@@ -242,32 +242,15 @@ fn time(item: &Map<String, Value>, field: &str) -> Result<DateTime<Utc>, ItemErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seed_item() -> Map<String, Value> {
-        json!({
-            "businessId": "B0100001",
-            "locationId": "L0100001",
-            "enabled": true,
-            "agentId": "agent_abc123",
-            "voiceId": "voice_def456",
-            "greeting": "Bună ziua! Sunt asistentul virtual.",
-            "customPrompt": "You are a helpful assistant...",
-            "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
-            "createdAt": "2025-10-15T10:00:00Z",
-            "updatedAt": "2025-10-15T10:00:00Z"
-        })
-        .as_object()
-        .unwrap()
-        .clone()
-    }
+    use crate::testkit::fixtures::seed_item;
 
     #[test]
     fn the_seed_example_item_reads_and_writes_back_unchanged() {
-        let config = from_json(&seed_item()).unwrap();
+        let config = from_json(&seed_item("L0100001")).unwrap();
         assert_eq!(config.owner, None);
         assert_eq!(config.version, 0);
         assert_eq!(config.settings.conversation.max_duration_secs, 300);
-        let mut expected = seed_item();
+        let mut expected = seed_item("L0100001");
         expected.insert(VERSION.into(), json!(0));
         assert_eq!(to_json(&config), expected);
     }
@@ -295,7 +278,7 @@ mod tests {
             ("bedrockAgentId", json!("AGENT"), "bedrockAgentAliasId"),
         ];
         for (attribute, value, named) in cases {
-            let mut item = seed_item();
+            let mut item = seed_item("L0100001");
             if value.is_null() {
                 item.remove(attribute);
             } else {

@@ -83,3 +83,24 @@ pub fn tenant_settings(agent: &str, enabled: bool) -> TenantSettings {
         },
     }
 }
+
+/// The seed's example tenant item for `location`, as it was written before
+/// the operator (no owner, no version).
+pub fn seed_item(location: &str) -> serde_json::Map<String, serde_json::Value> {
+    let item = json!({
+        "businessId": "B0100001",
+        "locationId": location,
+        "enabled": true,
+        "agentId": "agent_abc123",
+        "voiceId": "voice_def456",
+        "greeting": "Bună ziua! Sunt asistentul virtual.",
+        "customPrompt": "You are a helpful assistant...",
+        "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
+        "createdAt": "2025-10-15T10:00:00Z",
+        "updatedAt": "2025-10-15T10:00:00Z"
+    });
+    match item {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}

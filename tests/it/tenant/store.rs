@@ -15,7 +15,7 @@ use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{
     BedrockAgentRef, Read, StoreError, TenantKey, TenantSettings, TenantStore,
 };
-use voice_operator::testkit::fixtures::tenant_settings;
+use voice_operator::testkit::fixtures::{seed_item, tenant_settings};
 
 /// A store plus raw access to what it keeps.
 trait Backend {
@@ -194,21 +194,9 @@ fn settings() -> TenantSettings {
     }
 }
 
-/// The seed's example item for `location`, as written before the operator
-/// (no owner, no version).
+/// The seed's example item for `location` (no owner, no version).
 fn seed_example(location: &str) -> Value {
-    json!({
-        "businessId": "B0100001",
-        "locationId": location,
-        "enabled": true,
-        "agentId": "agent_abc123",
-        "voiceId": "voice_def456",
-        "greeting": "Bună ziua! Sunt asistentul virtual.",
-        "customPrompt": "You are a helpful assistant...",
-        "conversationSettings": {"maxDuration": 300, "recordCalls": true, "sendTranscripts": false},
-        "createdAt": "2025-10-15T10:00:00Z",
-        "updatedAt": "2025-10-15T10:00:00Z"
-    })
+    Value::Object(seed_item(location))
 }
 
 const UID_A: &str = "3f6b2c1e-0d4a-4e8b-9c7f-1a2b3c4d5e6f";
