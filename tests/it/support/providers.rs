@@ -1,12 +1,13 @@
 //! The SaaS messaging providers as the tests fake them on wiremock: the
 //! credentials, the provider configurations pointing at the fake, and the
-//! replies Twilio and the WhatsApp Cloud API give.
+//! replies Twilio and the WhatsApp Cloud API give; and what the AWS
+//! emulator recorded of the messages SNS and SES sent.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use voice_operator::messaging::PhoneNumber;
 use voice_operator::messaging::twilio::{TwilioConfig, TwilioSender};
 use voice_operator::messaging::whatsapp::WhatsAppConfig;
@@ -47,6 +48,13 @@ pub fn twilio_error(status: u16, code: u32, message: &str) -> ResponseTemplate {
     }))
 }
 
+/// Answers every message posted to Twilio with `reply`.
+pub fn twilio_reply(reply: ResponseTemplate) -> Mock {
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(reply)
+}
+
 /// The form fields of a request to Twilio.
 pub fn form(request: &Request) -> BTreeMap<String, String> {
     let body = std::str::from_utf8(&request.body).unwrap();
@@ -79,4 +87,20 @@ pub fn whatsapp_text(text: &str, wamid: &str) -> Mock {
             "messages": [{"id": wamid}]
         })))
         .expect(1)
+}
+
+/// The entries of the emulator's `data[service][kind]` whose `key` is `id`.
+pub fn recorded<'a>(
+    data: &'a Value,
+    service: &str,
+    kind: &str,
+    key: &str,
+    id: &str,
+) -> Vec<&'a Value> {
+    data[service][kind]
+        .as_array()
+        .unwrap_or_else(|| panic!("{service}.{kind} in the emulator's data"))
+        .iter()
+        .filter(|entry| entry[key] == id)
+        .collect()
 }
