@@ -5,8 +5,8 @@
 //! schema-valid agent-log record; everything else must leave none.
 
 use crate::support::providers::{
-    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, form, recorded, twilio_config, twilio_error,
-    twilio_reply, whatsapp_config, whatsapp_text,
+    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, form, recorded, twilio_accepting_one,
+    twilio_config, twilio_error, twilio_reply, whatsapp_config, whatsapp_text,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
@@ -931,11 +931,7 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
 #[tokio::test]
 async fn each_tenants_sms_goes_to_its_routed_provider() {
     let Some(endpoint) = emulator() else { return };
-    let server = MockServer::start().await;
-    twilio_reply(ResponseTemplate::new(201).set_body_json(json!({"sid": "SMtenantone"})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = twilio_accepting_one("SMtenantone").await;
     let config = MessagingConfig {
         twilio: Some(twilio_config(&server.uri())),
         sns: Some(SnsConfig::default()),

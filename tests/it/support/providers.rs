@@ -55,6 +55,16 @@ pub fn twilio_reply(reply: ResponseTemplate) -> Mock {
         .respond_with(reply)
 }
 
+/// A Twilio fake that accepts exactly one message and names it `sid`.
+pub async fn twilio_accepting_one(sid: &str) -> MockServer {
+    let server = MockServer::start().await;
+    twilio_reply(ResponseTemplate::new(201).set_body_json(json!({"sid": sid})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The form fields of a request to Twilio.
 pub fn form(request: &Request) -> BTreeMap<String, String> {
     let body = std::str::from_utf8(&request.body).unwrap();
