@@ -30,7 +30,7 @@ use voice_operator::messaging::twilio::TwilioProvider;
 use voice_operator::messaging::whatsapp::WhatsAppProvider;
 use voice_operator::messaging::{EmailAddress, Messaging};
 use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SESSION: &str = "conv_01jtools0000000000000000";
 const APP_TOKEN: &str = "app-server-token-test";
@@ -242,16 +242,18 @@ async fn on_app(mock: Mock, token: Option<&str>) -> (MockServer, Harness) {
     (server, h)
 }
 
-/// The query of `request` as (name, value) pairs, in order.
-fn query_pairs(request: &Request) -> Vec<(String, String)> {
-    request.url.query_pairs().into_owned().collect()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+/// Checks that the first request `server` got asked for the turn's tenant
+/// and the date 2025-10-16, in that order and nothing else.
+async fn assert_asked_for_the_turns_tenant(server: &MockServer) {
+    let requests = server.received_requests().await.unwrap();
+    let query: Vec<(String, String)> = requests[0].url.query_pairs().into_owned().collect();
+    let expected = [
+        ("businessId", "B0100001"),
+        ("locationId", "L0100001"),
+        ("date", "2025-10-16"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    assert_eq!(query, expected);
 }
 
 #[tokio::test]
@@ -277,15 +279,7 @@ async fn query_app_server_reads_availability_for_the_turns_tenant_with_the_beare
     assert!(output.ok, "{output:?}");
     assert_eq!(serde_json::from_str::<Value>(&output.body).unwrap(), slots);
     server.verify().await;
-    let requests = server.received_requests().await.unwrap();
-    assert_eq!(
-        query_pairs(&requests[0]),
-        pairs(&[
-            ("businessId", "B0100001"),
-            ("locationId", "L0100001"),
-            ("date", "2025-10-16"),
-        ])
-    );
+    assert_asked_for_the_turns_tenant(&server).await;
     h.records(0).await;
 }
 
@@ -312,28 +306,16 @@ async fn query_app_server_keeps_the_turns_tenant_when_the_model_names_another() 
     let reply = ResponseTemplate::new(200).set_body_json(json!([]));
     let mock = app_route("GET", "appointments", reply).expect(1);
     let (server, h) = on_app(mock, Some(APP_TOKEN)).await;
-    let output = h
-        .call(
-            "query_app_server",
-            &[
-                ("resource", "appointments"),
-                ("businessId", "B0999999"),
-                ("BusinessID", "B0999998"),
-                ("locationId", "L0999999"),
-                ("date", "2025-10-16"),
-            ],
-        )
-        .await;
+    let naming_another_tenant = [
+        ("resource", "appointments"),
+        ("businessId", "B0999999"),
+        ("BusinessID", "B0999998"),
+        ("locationId", "L0999999"),
+        ("date", "2025-10-16"),
+    ];
+    let output = h.call("query_app_server", &naming_another_tenant).await;
     assert!(output.ok, "{output:?}");
-    let requests = server.received_requests().await.unwrap();
-    assert_eq!(
-        query_pairs(&requests[0]),
-        pairs(&[
-            ("businessId", "B0100001"),
-            ("locationId", "L0100001"),
-            ("date", "2025-10-16"),
-        ])
-    );
+    assert_asked_for_the_turns_tenant(&server).await;
 }
 
 #[tokio::test]
@@ -808,25 +790,23 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
     let second_id = sent_id(&without_subject, "email");
 
     let data = moto_data(&endpoint).await;
+    let email_to_ana = |id: &str, subject: &str, body: &str| {
+        json!({
+            "id": id,
+            "source": from,
+            "destinations": {"ToAddresses": [to]},
+            "subject": subject,
+            "body": body
+        })
+    };
     assert_eq!(
         recorded(&data, "ses", "Message", "id", &first_id),
-        vec![&json!({
-            "id": first_id,
-            "source": from,
-            "destinations": {"ToAddresses": [to]},
-            "subject": "Confirmare programare",
-            "body": text
-        })]
+        vec![&email_to_ana(&first_id, "Confirmare programare", text)]
     );
+    let subject = "Programare confirmată pentru joi";
     assert_eq!(
         recorded(&data, "ses", "Message", "id", &second_id),
-        vec![&json!({
-            "id": second_id,
-            "source": from,
-            "destinations": {"ToAddresses": [to]},
-            "subject": "Programare confirmată pentru joi",
-            "body": text_only
-        })]
+        vec![&email_to_ana(&second_id, subject, text_only)]
     );
 
     let records = h.records(2).await;
