@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::bridge::{
-    ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, json_of, llm_events, sign, signed_json,
-    signed_post,
+    ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, WEBHOOK_SECRET, bearer_post, json_of, llm_events,
+    sign, signed_json, signed_post,
 };
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use futures::StreamExt;
@@ -46,6 +46,15 @@ async fn clinic() -> TestBridge {
     let bridge = TestBridge::start(Options::default()).await;
     bridge
         .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    bridge
+}
+
+/// The clinic and a second tenant, B0200002/L0200002 on agent_b2.
+async fn clinic_and_second_tenant(enabled: bool) -> TestBridge {
+    let bridge = clinic().await;
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", enabled)
         .await;
     bridge
 }
@@ -176,10 +185,7 @@ async fn bad_bodies_get_400_naming_the_field() {
 
 #[tokio::test]
 async fn unknown_and_disabled_tenants_are_refused() {
-    let bridge = clinic().await;
-    bridge
-        .tenant("B0200002", "L0200002", "agent_b2", false)
-        .await;
+    let bridge = clinic_and_second_tenant(false).await;
     let url = format!("{}/api/elevenlabs/webhook", bridge.url);
     let body = |b: &str, l: &str| {
         json!({"event":"message","conversationId":format!("conv_{b}"),
@@ -207,10 +213,7 @@ async fn oversized_bodies_get_413() {
 
 #[tokio::test]
 async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
-    let bridge = clinic().await;
-    bridge
-        .tenant("B0200002", "L0200002", "agent_b2", true)
-        .await;
+    let bridge = clinic_and_second_tenant(true).await;
     let url = format!("{}/api/elevenlabs/webhook", bridge.url);
     let turn = |b: &str, l: &str, conv: &str, agent: Option<&str>| {
         let mut v = json!({"event":"message","conversationId":conv,
@@ -386,34 +389,14 @@ async fn the_custom_llm_route_wants_its_bearer_and_a_user_message() {
     let request = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]});
     let none = client.post(&url).json(&request).send().await.unwrap();
     assert_eq!(none.status().as_u16(), 401);
-    let wrong = client
-        .post(&url)
-        .bearer_auth("nope")
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let wrong = bearer_post(&url, "nope", &request).await;
     assert_eq!(wrong.status().as_u16(), 401);
-    let (status, answer) = json_of(
-        client
-            .post(&url)
-            .bearer_auth(LLM_SECRET)
-            .json(&json!({"model":"m","messages":[{"role":"system","content":"x"}]}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let no_user = json!({"model":"m","messages":[{"role":"system","content":"x"}]});
+    let (status, answer) = json_of(bearer_post(&url, LLM_SECRET, &no_user).await).await;
     assert_eq!(status, 400);
     assert_eq!(answer["field"], json!("messages"));
     let unknown = format!("{}/api/elevenlabs/llm/B7/L7/chat/completions", bridge.url);
-    let response = client
-        .post(&unknown)
-        .bearer_auth(LLM_SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_post(&unknown, LLM_SECRET, &request).await;
     assert_eq!(response.status().as_u16(), 404);
 }
 
@@ -572,31 +555,20 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
     let (status, answer) = signed_json(&url, &request).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["type"], json!("conversation_initiation_client_data"));
-    assert_eq!(
-        answer["dynamic_variables"]["business_id"],
-        json!("B0100001")
-    );
-    assert_eq!(
-        answer["dynamic_variables"]["location_id"],
-        json!("L0100001")
-    );
-    assert_eq!(
-        answer["dynamic_variables"]["caller_id"],
-        json!("+40721000111")
-    );
+    for (variable, value) in [
+        ("business_id", "B0100001"),
+        ("location_id", "L0100001"),
+        ("caller_id", "+40721000111"),
+    ] {
+        assert_eq!(answer["dynamic_variables"][variable], json!(value));
+    }
     assert_eq!(
         answer["custom_llm_extra_body"]["correlation_id"],
         json!("CA1234567890abcdef")
     );
 
     // The bearer form of authentication works too.
-    let by_bearer = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(crate::support::bridge::WEBHOOK_SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let by_bearer = bearer_post(&url, WEBHOOK_SECRET, &request).await;
     assert_eq!(by_bearer.status().as_u16(), 200);
     let stranger = json!({"agent_id": "agent_stranger"});
     let (status, _) = signed_json(&url, &stranger).await;
@@ -617,16 +589,7 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
     );
     let turn = json!({"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}],
         "elevenlabs_extra_body": answer["custom_llm_extra_body"]});
-    let (status, completion) = json_of(
-        reqwest::Client::new()
-            .post(&llm)
-            .bearer_auth(LLM_SECRET)
-            .json(&turn)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, completion) = json_of(bearer_post(&llm, LLM_SECRET, &turn).await).await;
     assert_eq!(status, 200);
     assert_eq!(completion["object"], json!("chat.completion"));
     let records = bridge.records().await;

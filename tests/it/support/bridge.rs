@@ -173,19 +173,24 @@ pub async fn signed_json(url: &str, body: &Value) -> (u16, Value) {
     json_of(signed_post(url, body.to_string().as_bytes()).await).await
 }
 
+/// POSTs `body` as JSON with the bearer token `token`.
+pub async fn bearer_post(url: &str, token: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// POSTs `request` to the custom-LLM route at `url` with the LLM bearer,
 /// checks that the answer is a 200 event stream, and gives its events.
 pub async fn llm_events(
     url: &str,
     request: &Value,
 ) -> impl Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> {
-    let response = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(LLM_SECRET)
-        .json(request)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_post(url, LLM_SECRET, request).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(
         response.headers()["content-type"]
