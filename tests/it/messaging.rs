@@ -4,8 +4,8 @@
 //! and per-tenant routing built from the typed configuration.
 
 use crate::support::providers::{
-    ACCESS_TOKEN, ACCOUNT_SID, AUTH_TOKEN, PHONE_NUMBER_ID, TWILIO_PATH, form, recorded,
-    twilio_accepting_one, twilio_config, twilio_reply, whatsapp_config, whatsapp_text,
+    ACCESS_TOKEN, ACCOUNT_SID, AUTH_TOKEN, PHONE_NUMBER_ID, TWILIO_PATH, WAMID, form, recorded,
+    twilio_accepting_one, twilio_config, twilio_reply, whatsapp_config, whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone};
@@ -287,15 +287,13 @@ fn whatsapp(server: &MockServer) -> WhatsAppProvider {
 
 #[tokio::test]
 async fn whatsapp_posts_a_text_with_the_bearer_token_and_reads_the_message_id() {
-    let server = MockServer::start().await;
     let text = "Programarea ta e confirmată pentru mâine la 10:00.";
-    let wamid = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
-    whatsapp_text(text, wamid).mount(&server).await;
+    let server = whatsapp_expecting(text).await;
     let sent = whatsapp(&server).send(&sms("+40721000111", text)).await;
     assert_eq!(
         sent.unwrap(),
         Sent {
-            external_id: wamid.into(),
+            external_id: WAMID.into(),
             price: None,
         }
     );

@@ -5,8 +5,8 @@
 //! schema-valid agent-log record; everything else must leave none.
 
 use crate::support::providers::{
-    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, form, recorded, twilio_accepting_one,
-    twilio_config, twilio_error, twilio_reply, whatsapp_config, whatsapp_text,
+    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, twilio_accepting_one,
+    twilio_config, twilio_error, twilio_reply, whatsapp_config, whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
@@ -723,16 +723,14 @@ async fn an_invalid_recipient_never_reaches_the_provider_and_is_logged_as_failed
 
 #[tokio::test]
 async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
-    let server = MockServer::start().await;
-    let wamid = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
     let text = "Programarea ta e confirmată pentru mâine la 10:00.";
-    whatsapp_text(text, wamid).mount(&server).await;
+    let server = whatsapp_expecting(text).await;
     let messaging = Messaging::default().with(Arc::new(
         WhatsAppProvider::new(&whatsapp_config(&server)).unwrap(),
     ));
     let h = Harness::messaging(messaging);
     let output = h.send("meta", "+40721000111", text).await;
-    assert_eq!(sent_id(&output, "meta"), wamid);
+    assert_eq!(sent_id(&output, "meta"), WAMID);
     server.verify().await;
     assert_eq!(
         h.only_record().await,
@@ -740,7 +738,7 @@ async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
             "meta_message",
             "meta",
             json!({"phone": "+40721000111"}),
-            Some(wamid),
+            Some(WAMID),
             json!({"messageLength": text.chars().count()})
         )
     );

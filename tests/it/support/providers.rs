@@ -75,9 +75,14 @@ pub fn form(request: &Request) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Expects exactly one WhatsApp text message `text` to +40721000111, with
-/// the bearer token, and answers it with message id `wamid`.
-pub fn whatsapp_text(text: &str, wamid: &str) -> Mock {
+/// The message id the WhatsApp fake gives the one message it takes.
+pub const WAMID: &str = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
+
+/// The WhatsApp Cloud API on a new wiremock server, expecting exactly one
+/// text message `text` to +40721000111 with the bearer token, and answering
+/// it with message id [`WAMID`].
+pub async fn whatsapp_expecting(text: &str) -> MockServer {
+    let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
         .and(header(
@@ -94,9 +99,12 @@ pub fn whatsapp_text(text: &str, wamid: &str) -> Mock {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
             "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
-            "messages": [{"id": wamid}]
+            "messages": [{"id": WAMID}]
         })))
         .expect(1)
+        .mount(&server)
+        .await;
+    server
 }
 
 /// The entries of the emulator's `data[service][kind]` whose `key` is `id`.
