@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, json_of, signed_post};
+use crate::support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, llm_events, signed_json};
 use aws_sdk_kinesis::types::ShardIteratorType;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -161,8 +160,7 @@ impl Local {
     }
 
     async fn signed(&self, path: &str, body: &Value) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        json_of(signed_post(&url, body.to_string().as_bytes()).await).await
+        signed_json(&format!("{}{path}", self.base), body).await
     }
 
     /// SIGTERM, then whether it exited 0 within 30 s (its log on failure).
@@ -191,6 +189,16 @@ fn seed(event: &str, conversation: &str, key: (&str, &str), extra: Value) -> Val
         body.as_object_mut().unwrap().extend(extra);
     }
     body
+}
+
+/// A seed-webhook `message` event saying `content` in `conversation`.
+fn message(conversation: &str, key: (&str, &str), content: &str) -> Value {
+    seed(
+        "message",
+        conversation,
+        key,
+        json!({"message": {"content": content}}),
+    )
 }
 
 fn read_log(path: &Path) -> Vec<Value> {
@@ -235,12 +243,7 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
         )
         .await;
     assert_eq!(code, 200, "{answer}");
-    let turn = seed(
-        "message",
-        conversation,
-        CLINIC,
-        json!({"message": {"content": "Ce program aveți mâine?"}}),
-    );
+    let turn = message(conversation, CLINIC, "Ce program aveți mâine?");
     let (code, answer) = local.signed("/api/elevenlabs/webhook", &turn).await;
     assert_eq!(code, 200, "{answer}");
     assert!(
@@ -270,12 +273,7 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
     let disabled = ("B0200001", "L0200002");
     let mut code = 0;
     for _ in 0..100 {
-        let off = seed(
-            "message",
-            "conv_off",
-            disabled,
-            json!({"message": {"content": "hello"}}),
-        );
+        let off = message("conv_off", disabled, "hello");
         code = local.signed("/api/elevenlabs/webhook", &off).await.0;
         if code == 409 {
             break;
@@ -283,12 +281,7 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(code, 409, "the disabled example refuses calls");
-    let stranger = seed(
-        "message",
-        "conv_x",
-        ("B9999999", "L9999999"),
-        json!({"message": {"content": "hello"}}),
-    );
+    let stranger = message("conv_x", ("B9999999", "L9999999"), "hello");
     assert_eq!(
         local.signed("/api/elevenlabs/webhook", &stranger).await.0,
         404
@@ -299,24 +292,11 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
         "messages": [{"role": "system", "content": "You are the front desk."},
                      {"role": "user", "content": "Aveți liber mâine la 10?"}],
         "elevenlabs_extra_body": {"conversation_id": conversation}});
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/elevenlabs/llm/{}/{}/chat/completions",
-            local.base, CLINIC.0, CLINIC.1
-        ))
-        .bearer_auth(LLM_SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
+    let llm = format!(
+        "{}/api/elevenlabs/llm/{}/{}/chat/completions",
+        local.base, CLINIC.0, CLINIC.1
     );
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = llm_events(&llm, &request).await;
     let mut text = String::new();
     let mut done = false;
     while let Some(event) = events.next().await {
@@ -505,12 +485,7 @@ async fn the_manifests_directory_is_watched_and_bad_documents_named() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(deleted, "agent {agent} deleted (deletionPolicy Delete)");
-    let gone = seed(
-        "message",
-        "conv_gone",
-        ("B0700001", "L0700001"),
-        json!({"message": {"content": "hello"}}),
-    );
+    let gone = message("conv_gone", ("B0700001", "L0700001"), "hello");
     assert_eq!(local.signed("/api/elevenlabs/webhook", &gone).await.0, 404);
 
     // Breaking a file keeps what it defined; an immutable field edit is
@@ -648,12 +623,7 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
     );
 
     let conversation = "conv_local_kinesis";
-    let turn = seed(
-        "message",
-        conversation,
-        CLINIC,
-        json!({"message": {"content": "Ce program aveți?"}}),
-    );
+    let turn = message(conversation, CLINIC, "Ce program aveți?");
     let (code, answer) = local.signed("/api/elevenlabs/webhook", &turn).await;
     assert_eq!(code, 200, "{answer}");
     assert!(local.stop().await);

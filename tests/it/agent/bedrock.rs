@@ -2,23 +2,22 @@
 //! Bedrock Agent Runtime server that answers `InvokeAgent` with AWS
 //! event-stream frames (written by aws-smithy-eventstream).
 
-use crate::support::runtime::{Tools, drain, turn};
+use crate::support::runtime::{
+    SharedScript, Tools, ask_streamed, ask_with_tools, serve_script, turn,
+};
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_bedrockagentruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockagentruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use voice_operator::agent::bedrock::{BedrockConfig, BedrockRuntime};
 use voice_operator::agent::{AgentRuntime, FALLBACK};
 
@@ -37,12 +36,8 @@ enum Reply {
     Error(u16, &'static str),
 }
 
-#[derive(Default)]
-struct Server {
-    replies: Vec<Reply>,
-    /// (path, JSON body) of each request.
-    seen: Vec<(String, Value)>,
-}
+/// The script, each request seen as (path, JSON body).
+type Shared = SharedScript<Reply, (String, Value)>;
 
 fn header(name: &'static str, value: &'static str) -> Header {
     Header::new(name, HeaderValue::String(value.into()))
@@ -73,18 +68,15 @@ fn encode(frame: &Frame) -> Vec<u8> {
     out
 }
 
-async fn invoke(State(server): State<Arc<Mutex<Server>>>, uri: Uri, body: Bytes) -> Response {
-    let mut s = server.lock().unwrap();
-    let index = s.seen.len();
-    s.seen.push((
+async fn invoke(State(server): State<Shared>, uri: Uri, body: Bytes) -> Response {
+    let seen = (
         uri.path().to_owned(),
         serde_json::from_slice(&body).unwrap_or(Value::Null),
-    ));
-    let reply = s
-        .replies
-        .get(index)
-        .cloned()
-        .unwrap_or(Reply::Error(500, "InternalServerException"));
+    );
+    let reply = server
+        .lock()
+        .unwrap()
+        .reply(seen, Reply::Error(500, "InternalServerException"));
     match reply {
         Reply::Error(status, kind) => (
             StatusCode::from_u16(status).unwrap(),
@@ -111,16 +103,8 @@ async fn invoke(State(server): State<Arc<Mutex<Server>>>, uri: Uri, body: Bytes)
     }
 }
 
-async fn start(replies: Vec<Reply>) -> (String, Arc<Mutex<Server>>) {
-    let state = Arc::new(Mutex::new(Server {
-        replies,
-        seen: Vec::new(),
-    }));
-    let app = Router::new().fallback(invoke).with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, state)
+async fn start(replies: Vec<Reply>) -> (String, Shared) {
+    serve_script(replies, invoke).await
 }
 
 fn runtime(url: &str, max_rounds: u32) -> BedrockRuntime {
@@ -140,6 +124,12 @@ fn runtime(url: &str, max_rounds: u32) -> BedrockRuntime {
             deadline: Duration::from_secs(5),
         },
     )
+}
+
+/// A reply that hands control back to ask for `calls` (function and
+/// parameters) under invocation `id`.
+fn return_control(id: &str, calls: &[(&str, &[(&str, &str)])]) -> Reply {
+    Reply::Stream(vec![Frame::ReturnControl(function_call(id, calls))])
 }
 
 fn function_call(id: &str, calls: &[(&str, &[(&str, &str)])]) -> Value {
@@ -166,17 +156,10 @@ async fn a_plain_answer_streams_its_chunks_and_sends_the_session() {
         Frame::Chunk("Avem loc mâine la 10."),
     ])])
     .await;
-    let (tx, rx) = mpsc::channel(16);
-    let answer = runtime(&url, 3)
-        .answer(
-            &turn("conv_1", "Aveți loc mâine?"),
-            &Tools::default(),
-            Some(tx),
-        )
-        .await;
+    let (answer, streamed) = ask_streamed(&runtime(&url, 3), "Aveți loc mâine?").await;
     assert_eq!(answer.text, "Bună ziua! Avem loc mâine la 10.");
     assert!(!answer.fallback);
-    assert_eq!(drain(rx).await, ["Bună ziua! ", "Avem loc mâine la 10."]);
+    assert_eq!(streamed, ["Bună ziua! ", "Avem loc mâine la 10."]);
     let seen = &server.lock().unwrap().seen;
     assert_eq!(seen.len(), 1);
     assert_eq!(
@@ -193,20 +176,17 @@ async fn a_plain_answer_streams_its_chunks_and_sends_the_session() {
 #[tokio::test]
 async fn a_return_control_round_trip_runs_the_tool_and_sends_its_result() {
     let (url, server) = start(vec![
-        Reply::Stream(vec![Frame::ReturnControl(function_call(
+        return_control(
             "inv-1",
             &[(
                 "query_app_server",
                 &[("path", "/availability"), ("date", "2026-11-25")],
             )],
-        ))]),
+        ),
         Reply::Stream(vec![Frame::Chunk("Mâine la 10 este liber.")]),
     ])
     .await;
-    let tools = Tools::default();
-    let answer = runtime(&url, 3)
-        .answer(&turn("conv_1", "Ce ore libere aveți?"), &tools, None)
-        .await;
+    let (answer, tools) = ask_with_tools(&runtime(&url, 3), "Ce ore libere aveți?").await;
     assert_eq!(answer.text, "Mâine la 10 este liber.");
     let calls = tools.calls();
     assert_eq!(calls.len(), 1);
@@ -239,7 +219,7 @@ async fn a_return_control_round_trip_runs_the_tool_and_sends_its_result() {
 #[tokio::test]
 async fn two_tools_in_one_turn_are_both_answered_in_order() {
     let (url, server) = start(vec![
-        Reply::Stream(vec![Frame::ReturnControl(function_call(
+        return_control(
             "inv-2",
             &[
                 ("create_appointment", &[("slot", "2026-11-25T10:00")]),
@@ -248,14 +228,11 @@ async fn two_tools_in_one_turn_are_both_answered_in_order() {
                     &[("channel", "sms"), ("to", "+40712345678")],
                 ),
             ],
-        ))]),
+        ),
         Reply::Stream(vec![Frame::Chunk("Gata, v-am trimis confirmarea.")]),
     ])
     .await;
-    let tools = Tools::default();
-    let answer = runtime(&url, 3)
-        .answer(&turn("conv_1", "Vreau o programare"), &tools, None)
-        .await;
+    let (answer, _tools) = ask_with_tools(&runtime(&url, 3), "Vreau o programare").await;
     assert_eq!(answer.text, "Gata, v-am trimis confirmarea.");
     let names: Vec<String> = answer.tools.iter().map(|c| c.function.clone()).collect();
     assert_eq!(names, ["create_appointment", "send_external_message"]);
@@ -274,13 +251,10 @@ async fn two_tools_in_one_turn_are_both_answered_in_order() {
 #[tokio::test]
 async fn throttling_becomes_the_spoken_fallback() {
     let (url, _server) = start(vec![Reply::Error(429, "ThrottlingException")]).await;
-    let (tx, rx) = mpsc::channel(16);
-    let answer = runtime(&url, 3)
-        .answer(&turn("conv_1", "Alo?"), &Tools::default(), Some(tx))
-        .await;
+    let (answer, streamed) = ask_streamed(&runtime(&url, 3), "Alo?").await;
     assert!(answer.fallback);
     assert_eq!(answer.text, FALLBACK);
-    assert_eq!(drain(rx).await, [FALLBACK]);
+    assert_eq!(streamed, [FALLBACK]);
 }
 
 #[tokio::test]
@@ -290,23 +264,14 @@ async fn an_error_in_the_middle_of_the_stream_ends_with_the_fallback() {
         Frame::Exception("internalServerException", "model failure"),
     ])])
     .await;
-    let (tx, rx) = mpsc::channel(16);
-    let answer = runtime(&url, 3)
-        .answer(&turn("conv_1", "Alo?"), &Tools::default(), Some(tx))
-        .await;
+    let (answer, streamed) = ask_streamed(&runtime(&url, 3), "Alo?").await;
     assert!(answer.fallback);
-    assert_eq!(
-        drain(rx).await,
-        ["Un moment, ".to_owned(), format!(" {FALLBACK}")]
-    );
+    assert_eq!(streamed, ["Un moment, ".to_owned(), format!(" {FALLBACK}")]);
 }
 
 #[tokio::test]
 async fn an_agent_that_keeps_calling_tools_is_stopped_after_the_round_limit() {
-    let again = Reply::Stream(vec![Frame::ReturnControl(function_call(
-        "inv-loop",
-        &[("query_app_server", &[])],
-    ))]);
+    let again = return_control("inv-loop", &[("query_app_server", &[])]);
     let (url, server) = start(vec![again.clone(), again.clone(), again.clone(), again]).await;
     let answer = runtime(&url, 3)
         .answer(&turn("conv_1", "?"), &Tools::default(), None)

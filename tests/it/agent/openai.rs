@@ -2,14 +2,14 @@
 //! server (axum) that records each request and answers from a script of
 //! server-sent-event bodies, sent in pieces as a streaming server would.
 
-use crate::support::runtime::{Tools, drain, turn};
+use crate::support::runtime::{
+    SharedScript, Tools, ask, ask_streamed, ask_with_tools, drain, serve_script, turn,
+};
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use voice_operator::agent::openai::{OpenAiConfig, OpenAiRuntime};
-use voice_operator::agent::{AgentRuntime, Answer, FALLBACK, ToolCall, Turn};
+use voice_operator::agent::{FALLBACK, ToolCall};
 
 /// What the server answers to one request.
 #[derive(Clone)]
@@ -41,28 +41,18 @@ struct Seen {
     body: Value,
 }
 
-#[derive(Default)]
-struct Server {
-    replies: Vec<Reply>,
-    seen: Vec<Seen>,
-}
-
-type Shared = Arc<Mutex<Server>>;
+type Shared = SharedScript<Reply, Seen>;
 
 async fn chat(State(server): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let reply = {
-        let mut s = server.lock().unwrap();
-        let index = s.seen.len();
-        s.seen.push(Seen {
-            path: uri.path().to_owned(),
-            authorization: headers
-                .get("authorization")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        });
-        // Past the script: a 500, which a test notices as an extra request.
-        s.replies.get(index).cloned().unwrap_or(Reply::Status(500))
+    let seen = Seen {
+        path: uri.path().to_owned(),
+        authorization: headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
+    // Past the script: a 500, which a test notices as an extra request.
+    let reply = server.lock().unwrap().reply(seen, Reply::Status(500));
     let sse = |body: Body| {
         (
             StatusCode::OK,
@@ -90,15 +80,8 @@ async fn chat(State(server): State<Shared>, uri: Uri, headers: HeaderMap, body: 
 
 /// A server on 127.0.0.1:0; returns its `/v1` base URL.
 async fn start(replies: Vec<Reply>) -> (String, Shared) {
-    let state = Arc::new(Mutex::new(Server {
-        replies,
-        seen: Vec::new(),
-    }));
-    let app = Router::new().fallback(chat).with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, state)
+    let (url, server) = serve_script(replies, chat).await;
+    (format!("{url}/v1"), server)
 }
 
 fn config(base_url: &str) -> OpenAiConfig {
@@ -107,19 +90,6 @@ fn config(base_url: &str) -> OpenAiConfig {
 
 fn runtime(config: OpenAiConfig) -> OpenAiRuntime {
     OpenAiRuntime::new(reqwest::Client::new(), config)
-}
-
-/// The answer, with a sanity bound so that a hang fails the test instead
-/// of stalling the suite.
-async fn ask(
-    runtime: &OpenAiRuntime,
-    turn: &Turn,
-    tools: &Tools,
-    stream: Option<mpsc::Sender<String>>,
-) -> Answer {
-    tokio::time::timeout(Duration::from_secs(10), runtime.answer(turn, tools, stream))
-        .await
-        .expect("the runtime answers within 10 s")
 }
 
 fn event(chunk: Value) -> String {
@@ -154,6 +124,19 @@ fn finish(reason: &str) -> String {
 }
 
 const DONE: &str = "data: [DONE]\n\n";
+
+/// A reply in which the model says `pieces`, an event each, and stops.
+fn says(pieces: &[&str]) -> Reply {
+    let mut body: Vec<String> = pieces.iter().map(|piece| text(piece)).collect();
+    body.extend([finish("stop"), DONE.into()]);
+    Reply::Sse(events(&body))
+}
+
+/// A reply in which the model asks for tools with these `call` deltas.
+fn asks_for(mut calls: Vec<String>) -> Reply {
+    calls.extend([finish("tool_calls"), DONE.into()]);
+    Reply::Sse(events(&calls))
+}
 
 /// One piece per event, as most servers flush them.
 fn events(events: &[String]) -> Vec<Bytes> {
@@ -192,21 +175,11 @@ async fn a_plain_answer_streams_its_chunks_in_order() {
     let mut config = config(&url);
     config.api_key = Some(SecretString::from("sk-local-test"));
     config.system_prompt = Some("You answer phone calls for a salon.".into());
-    let (tx, rx) = mpsc::channel(16);
-    let answer = ask(
-        &runtime(config),
-        &turn("conv_1", "Aveți loc mâine?"),
-        &Tools::default(),
-        Some(tx),
-    )
-    .await;
+    let (answer, streamed) = ask_streamed(&runtime(config), "Aveți loc mâine?").await;
     assert_eq!(answer.text, "Bună ziua! Avem loc mâine la 10.");
     assert!(!answer.fallback);
     assert!(answer.tools.is_empty());
-    assert_eq!(
-        drain(rx).await,
-        ["Bună ziua! ", "Avem loc ", "mâine la 10."]
-    );
+    assert_eq!(streamed, ["Bună ziua! ", "Avem loc ", "mâine la 10."]);
 
     let seen = &server.lock().unwrap().seen;
     assert_eq!(seen.len(), 1);
@@ -265,12 +238,7 @@ async fn a_tool_call_split_over_chunks_runs_and_its_result_goes_back() {
     .collect();
     let (url, server) = start(vec![
         Reply::Sse(shredded(&first, 7)),
-        Reply::Sse(events(&[
-            text("Mâine la 10 "),
-            text("este liber."),
-            finish("stop"),
-            DONE.into(),
-        ])),
+        says(&["Mâine la 10 ", "este liber."]),
     ])
     .await;
     let tools = Tools::default();
@@ -323,29 +291,20 @@ async fn a_tool_call_split_over_chunks_runs_and_its_result_goes_back() {
 #[tokio::test]
 async fn two_tool_calls_in_one_reply_are_run_in_index_order() {
     let (url, server) = start(vec![
-        Reply::Sse(events(&[
+        asks_for(vec![
             call(0, Some(("call_book", "create_appointment")), ""),
             call(1, Some(("call_sms", "send_external_message")), ""),
             call(0, None, "{\"date\": \"2026-11-25\", \"time\": \"10:00\", "),
             call(1, None, "{\"channel\": \"sms\", \"to\": \"+40712345678\", "),
             call(0, None, "\"customerName\": \"Ana\"}"),
             call(1, None, "\"message\": \"Confirmat\"}"),
-            finish("tool_calls"),
-            DONE.into(),
-        ])),
-        Reply::Sse(events(&[
-            text("Gata, v-am trimis confirmarea."),
-            finish("stop"),
-            DONE.into(),
-        ])),
+        ]),
+        says(&["Gata, v-am trimis confirmarea."]),
     ])
     .await;
-    let tools = Tools::default();
-    let answer = ask(
+    let (answer, tools) = ask_with_tools(
         &runtime(config(&url)),
-        &turn("conv_1", "Vreau o programare mâine la 10, sunt Ana"),
-        &tools,
-        None,
+        "Vreau o programare mâine la 10, sunt Ana",
     )
     .await;
     assert!(!answer.fallback);
@@ -377,30 +336,15 @@ async fn two_tool_calls_in_one_reply_are_run_in_index_order() {
 #[tokio::test]
 async fn arguments_that_are_not_an_object_do_not_run_the_tool_and_the_model_is_told() {
     let (url, server) = start(vec![
-        Reply::Sse(events(&[
-            call(
-                0,
-                Some(("call_bad", "create_appointment")),
-                "[\"tomorrow\"]",
-            ),
-            finish("tool_calls"),
-            DONE.into(),
-        ])),
-        Reply::Sse(events(&[
-            text("Pentru ce zi?"),
-            finish("stop"),
-            DONE.into(),
-        ])),
+        asks_for(vec![call(
+            0,
+            Some(("call_bad", "create_appointment")),
+            "[\"tomorrow\"]",
+        )]),
+        says(&["Pentru ce zi?"]),
     ])
     .await;
-    let tools = Tools::default();
-    let answer = ask(
-        &runtime(config(&url)),
-        &turn("conv_1", "Vreau o programare"),
-        &tools,
-        None,
-    )
-    .await;
+    let (answer, tools) = ask_with_tools(&runtime(config(&url)), "Vreau o programare").await;
     assert_eq!(answer.text, "Pentru ce zi?");
     assert!(tools.calls().is_empty());
     assert!(answer.tools.is_empty());
@@ -416,17 +360,10 @@ async fn arguments_that_are_not_an_object_do_not_run_the_tool_and_the_model_is_t
 async fn server_errors_become_the_spoken_fallback() {
     for status in [500, 429] {
         let (url, server) = start(vec![Reply::Status(status)]).await;
-        let (tx, rx) = mpsc::channel(16);
-        let answer = ask(
-            &runtime(config(&url)),
-            &turn("conv_1", "Alo?"),
-            &Tools::default(),
-            Some(tx),
-        )
-        .await;
+        let (answer, streamed) = ask_streamed(&runtime(config(&url)), "Alo?").await;
         assert!(answer.fallback, "HTTP {status}");
         assert_eq!(answer.text, FALLBACK);
-        assert_eq!(drain(rx).await, [FALLBACK]);
+        assert_eq!(streamed, [FALLBACK]);
         assert_eq!(server.lock().unwrap().seen.len(), 1, "no retry");
     }
 }
@@ -444,20 +381,10 @@ async fn malformed_chunks_and_errors_inside_the_stream_become_the_fallback() {
     ];
     for body in bodies {
         let (url, _server) = start(vec![Reply::Sse(events(&body))]).await;
-        let (tx, rx) = mpsc::channel(16);
-        let answer = ask(
-            &runtime(config(&url)),
-            &turn("conv_1", "Alo?"),
-            &Tools::default(),
-            Some(tx),
-        )
-        .await;
+        let (answer, streamed) = ask_streamed(&runtime(config(&url)), "Alo?").await;
         assert!(answer.fallback);
         assert_eq!(answer.text, FALLBACK);
-        assert_eq!(
-            drain(rx).await,
-            ["Un moment, ".to_owned(), format!(" {FALLBACK}")]
-        );
+        assert_eq!(streamed, ["Un moment, ".to_owned(), format!(" {FALLBACK}")]);
     }
 }
 
@@ -471,30 +398,19 @@ async fn a_stalled_server_gets_the_fallback_within_the_deadline() {
         let (url, _server) = start(vec![reply]).await;
         let mut config = config(&url);
         config.deadline = Duration::from_millis(300);
-        let (tx, rx) = mpsc::channel(16);
         let started = Instant::now();
-        let answer = ask(
-            &runtime(config),
-            &turn("conv_1", "Alo?"),
-            &Tools::default(),
-            Some(tx),
-        )
-        .await;
+        let (answer, streamed) = ask_streamed(&runtime(config), "Alo?").await;
         // A sanity bound, not a benchmark.
         assert!(started.elapsed() < Duration::from_secs(3));
         assert!(answer.fallback);
         assert_eq!(answer.text, FALLBACK);
-        assert_eq!(drain(rx).await.last().unwrap().trim(), FALLBACK);
+        assert_eq!(streamed.last().unwrap().trim(), FALLBACK);
     }
 }
 
 #[tokio::test]
 async fn a_model_that_keeps_calling_tools_is_stopped_after_max_rounds() {
-    let again = Reply::Sse(events(&[
-        call(0, Some(("call_loop", "query_app_server")), "{}"),
-        finish("tool_calls"),
-        DONE.into(),
-    ]));
+    let again = asks_for(vec![call(0, Some(("call_loop", "query_app_server")), "{}")]);
     let (url, server) = start(vec![again; 6]).await;
     let mut config = config(&url);
     config.max_rounds = 3;
@@ -511,11 +427,10 @@ async fn a_model_that_keeps_calling_tools_is_stopped_after_max_rounds() {
 
 #[tokio::test]
 async fn a_session_carries_its_earlier_exchanges_and_another_session_does_not() {
-    let answer = |words: &str| Reply::Sse(events(&[text(words), finish("stop"), DONE.into()]));
     let (url, server) = start(vec![
-        answer("Bună ziua, cu ce vă ajut?"),
-        answer("Avem loc la 10."),
-        answer("Bună ziua!"),
+        says(&["Bună ziua, cu ce vă ajut?"]),
+        says(&["Avem loc la 10."]),
+        says(&["Bună ziua!"]),
     ])
     .await;
     let mut config = config(&url);
@@ -548,11 +463,7 @@ async fn a_session_carries_its_earlier_exchanges_and_another_session_does_not() 
 
 #[tokio::test]
 async fn a_failed_turn_is_not_remembered() {
-    let (url, server) = start(vec![
-        Reply::Status(503),
-        Reply::Sse(events(&[text("Da?"), finish("stop"), DONE.into()])),
-    ])
-    .await;
+    let (url, server) = start(vec![Reply::Status(503), says(&["Da?"])]).await;
     let runtime = runtime(config(&url));
     let tools = Tools::default();
     assert!(

@@ -5,8 +5,8 @@
 //! schema-valid agent-log record; everything else must leave none.
 
 use crate::support::providers::{
-    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, form, twilio_config, twilio_error,
-    whatsapp_config, whatsapp_text,
+    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, twilio_accepting_one,
+    twilio_config, twilio_error, twilio_reply, whatsapp_config, whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
@@ -30,7 +30,7 @@ use voice_operator::messaging::twilio::TwilioProvider;
 use voice_operator::messaging::whatsapp::WhatsAppProvider;
 use voice_operator::messaging::{EmailAddress, Messaging};
 use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SESSION: &str = "conv_01jtools0000000000000000";
 const APP_TOKEN: &str = "app-server-token-test";
@@ -87,8 +87,25 @@ impl Harness {
         Harness::new(ToolsConfig::default(), messaging)
     }
 
+    /// The app and notification tools against `server`, with no messaging.
+    fn app(server: &MockServer, token: Option<&str>) -> Harness {
+        Harness::new(app_config(server, token), Messaging::default())
+    }
+
     async fn run(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
         self.tools.run(turn, call).await
+    }
+
+    /// Sends `message` to `to` on `channel` in a turn of tenant B0100001.
+    async fn send(&self, channel: &str, to: &str, message: &str) -> ToolOutput {
+        self.run(&turn("B0100001"), &send(channel, to, message))
+            .await
+    }
+
+    /// Runs `function` with `parameters` in a turn of tenant B0100001.
+    async fn call(&self, function: &str, parameters: &[(&str, &str)]) -> ToolOutput {
+        self.run(&turn("B0100001"), &call(function, parameters))
+            .await
     }
 
     /// Waits until `count` records arrived, gives the shipper time to
@@ -127,6 +144,18 @@ impl Harness {
         }
         record
     }
+
+    /// The one record a failed message attempt leaves, as `only_record`
+    /// gives it, and the `errorMessage` taken out of its metadata.
+    async fn only_failure(&self) -> (Value, String) {
+        let mut record = self.only_record().await;
+        let error = record["data"]["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("errorMessage")
+            .expect("a failed record carries the error");
+        (record, error.as_str().unwrap().to_owned())
+    }
 }
 
 /// An agent-log record of this file's session, without its generated ids.
@@ -138,6 +167,44 @@ fn record(business_id: &str, data: Value) -> Value {
         "locationId": business_id.replacen('B', "L", 1),
         "data": data,
     })
+}
+
+/// The record a message to `recipient` leaves for tenant B0100001 in this
+/// file's session: sent with the provider's `external_id`, or failed when
+/// there is none; `metadata` is completed with the delivery status.
+fn message_record(
+    action_type: &str,
+    provider: &str,
+    recipient: Value,
+    external_id: Option<&str>,
+    mut metadata: Value,
+) -> Value {
+    let (sub_action, status) = match external_id {
+        Some(_) => ("send", "sent"),
+        None => ("failed", "failed"),
+    };
+    metadata["deliveryStatus"] = json!(status);
+    record(
+        "B0100001",
+        json!({
+            "actionType": action_type,
+            "subAction": sub_action,
+            "agentSessionId": SESSION,
+            "triggeredBy": "bedrock_agent",
+            "recipient": recipient,
+            "provider": provider,
+            "externalId": external_id,
+            "metadata": metadata
+        }),
+    )
+}
+
+/// What a tool answers when it did not do what it was asked.
+fn refused(body: impl Into<String>) -> ToolOutput {
+    ToolOutput {
+        body: body.into(),
+        ok: false,
+    }
 }
 
 /// The `id` a successful send tells the agent.
@@ -160,16 +227,33 @@ fn app_config(server: &MockServer, token: Option<&str>) -> ToolsConfig {
     }
 }
 
-/// The query of `request` as (name, value) pairs, in order.
-fn query_pairs(request: &Request) -> Vec<(String, String)> {
-    request.url.query_pairs().into_owned().collect()
+/// The app server's reply to `verb` requests for `resource`.
+fn app_route(verb: &str, resource: &str, reply: ResponseTemplate) -> Mock {
+    Mock::given(method(verb))
+        .and(path(format!("/api/v1/{resource}")))
+        .respond_with(reply)
 }
 
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+/// An app server holding `mock`, and the tools calling it with `token`.
+async fn on_app(mock: Mock, token: Option<&str>) -> (MockServer, Harness) {
+    let server = MockServer::start().await;
+    mock.mount(&server).await;
+    let h = Harness::app(&server, token);
+    (server, h)
+}
+
+/// Checks that the first request `server` got asked for the turn's tenant
+/// and the date 2025-10-16, in that order and nothing else.
+async fn assert_asked_for_the_turns_tenant(server: &MockServer) {
+    let requests = server.received_requests().await.unwrap();
+    let query: Vec<(String, String)> = requests[0].url.query_pairs().into_owned().collect();
+    let expected = [
+        ("businessId", "B0100001"),
+        ("locationId", "L0100001"),
+        ("date", "2025-10-16"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    assert_eq!(query, expected);
 }
 
 #[tokio::test]
@@ -189,44 +273,22 @@ async fn query_app_server_reads_availability_for_the_turns_tenant_with_the_beare
         .expect(1)
         .mount(&server)
         .await;
-    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    let h = Harness::app(&server, Some(APP_TOKEN));
 
-    let output = h
-        .run(
-            &turn("B0100001"),
-            &call("query_app_server", &[("date", "2025-10-16")]),
-        )
-        .await;
+    let output = h.call("query_app_server", &[("date", "2025-10-16")]).await;
     assert!(output.ok, "{output:?}");
     assert_eq!(serde_json::from_str::<Value>(&output.body).unwrap(), slots);
     server.verify().await;
-    let requests = server.received_requests().await.unwrap();
-    assert_eq!(
-        query_pairs(&requests[0]),
-        pairs(&[
-            ("businessId", "B0100001"),
-            ("locationId", "L0100001"),
-            ("date", "2025-10-16"),
-        ])
-    );
+    assert_asked_for_the_turns_tenant(&server).await;
     h.records(0).await;
 }
 
 #[tokio::test]
 async fn query_app_server_sends_no_authorization_without_a_token() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/services"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"name": "Tuns"}])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = Harness::new(app_config(&server, None), Messaging::default());
+    let reply = ResponseTemplate::new(200).set_body_json(json!([{"name": "Tuns"}]));
+    let (server, h) = on_app(app_route("GET", "services", reply).expect(1), None).await;
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call("query_app_server", &[("resource", " Services ")]),
-        )
+        .call("query_app_server", &[("resource", " Services ")])
         .await;
     assert_eq!(
         output,
@@ -241,52 +303,27 @@ async fn query_app_server_sends_no_authorization_without_a_token() {
 
 #[tokio::test]
 async fn query_app_server_keeps_the_turns_tenant_when_the_model_names_another() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/appointments"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
-    let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "query_app_server",
-                &[
-                    ("resource", "appointments"),
-                    ("businessId", "B0999999"),
-                    ("BusinessID", "B0999998"),
-                    ("locationId", "L0999999"),
-                    ("date", "2025-10-16"),
-                ],
-            ),
-        )
-        .await;
+    let reply = ResponseTemplate::new(200).set_body_json(json!([]));
+    let mock = app_route("GET", "appointments", reply).expect(1);
+    let (server, h) = on_app(mock, Some(APP_TOKEN)).await;
+    let naming_another_tenant = [
+        ("resource", "appointments"),
+        ("businessId", "B0999999"),
+        ("BusinessID", "B0999998"),
+        ("locationId", "L0999999"),
+        ("date", "2025-10-16"),
+    ];
+    let output = h.call("query_app_server", &naming_another_tenant).await;
     assert!(output.ok, "{output:?}");
-    let requests = server.received_requests().await.unwrap();
-    assert_eq!(
-        query_pairs(&requests[0]),
-        pairs(&[
-            ("businessId", "B0100001"),
-            ("locationId", "L0100001"),
-            ("date", "2025-10-16"),
-        ])
-    );
+    assert_asked_for_the_turns_tenant(&server).await;
 }
 
 #[tokio::test]
 async fn query_app_server_refuses_a_resource_outside_the_allow_list() {
     let server = MockServer::start().await;
-    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    let h = Harness::app(&server, Some(APP_TOKEN));
     for resource in ["users", "../admin", "availability/../../secrets"] {
-        let output = h
-            .run(
-                &turn("B0100001"),
-                &call("query_app_server", &[("resource", resource)]),
-            )
-            .await;
+        let output = h.call("query_app_server", &[("resource", resource)]).await;
         assert!(!output.ok, "{resource}: {output:?}");
         assert!(
             output
@@ -301,20 +338,9 @@ async fn query_app_server_refuses_a_resource_outside_the_allow_list() {
 
 #[tokio::test]
 async fn query_app_server_reports_the_status_of_a_failing_server() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/hours"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("database unavailable"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = Harness::new(app_config(&server, None), Messaging::default());
-    let output = h
-        .run(
-            &turn("B0100001"),
-            &call("query_app_server", &[("resource", "hours")]),
-        )
-        .await;
+    let reply = ResponseTemplate::new(500).set_body_string("database unavailable");
+    let (_server, h) = on_app(app_route("GET", "hours", reply).expect(1), None).await;
+    let output = h.call("query_app_server", &[("resource", "hours")]).await;
     assert!(!output.ok);
     assert!(output.body.contains("500"), "{output:?}");
     assert!(output.body.contains("database unavailable"), "{output:?}");
@@ -337,23 +363,14 @@ async fn query_app_server_gives_up_on_a_stalling_server_within_the_tool_timeout(
     };
     let h = Harness::new(config, Messaging::default());
     let started = Instant::now();
-    let output = h
-        .run(&turn("B0100001"), &call("query_app_server", &[]))
-        .await;
+    let output = h.call("query_app_server", &[]).await;
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(
-        output,
-        ToolOutput {
-            body: "the app server did not answer in time".into(),
-            ok: false
-        }
-    );
+    assert_eq!(output, refused("the app server did not answer in time"));
 }
 
 #[tokio::test]
 async fn app_tools_without_a_configured_server_say_so() {
     let h = Harness::new(ToolsConfig::default(), Messaging::default());
-    let t = turn("B0100001");
     let booking = [
         ("date", "2025-10-16"),
         ("time", "10:00"),
@@ -372,7 +389,7 @@ async fn app_tools_without_a_configured_server_say_so() {
             "no notification server is configured",
         ),
     ] {
-        let output = h.run(&t, &call(tool, params)).await;
+        let output = h.call(tool, params).await;
         assert!(
             !output.ok && output.body.starts_with(says),
             "{tool}: {output:?}"
@@ -408,23 +425,20 @@ async fn create_appointment_posts_the_booking_with_the_turns_context() {
         .expect(1)
         .mount(&server)
         .await;
-    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
+    let h = Harness::app(&server, Some(APP_TOKEN));
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "create_appointment",
-                &[
-                    ("date", "2025-10-16"),
-                    ("time", "10:00"),
-                    ("service", "Tuns"),
-                    ("customerName", "Ana Pop"),
-                    ("customerPhone", "+40721000111"),
-                    ("notes", "prefer Maria"),
-                    // The turn's tenant wins over one the model names.
-                    ("businessId", "B0999999"),
-                ],
-            ),
+        .call(
+            "create_appointment",
+            &[
+                ("date", "2025-10-16"),
+                ("time", "10:00"),
+                ("service", "Tuns"),
+                ("customerName", "Ana Pop"),
+                ("customerPhone", "+40721000111"),
+                ("notes", "prefer Maria"),
+                // The turn's tenant wins over one the model names.
+                ("businessId", "B0999999"),
+            ],
         )
         .await;
     assert!(output.ok, "{output:?}");
@@ -436,8 +450,7 @@ async fn create_appointment_posts_the_booking_with_the_turns_context() {
 #[tokio::test]
 async fn create_appointment_needs_date_time_and_name_before_any_request() {
     let server = MockServer::start().await;
-    let h = Harness::new(app_config(&server, None), Messaging::default());
-    let t = turn("B0100001");
+    let h = Harness::app(&server, None);
     for (missing, params) in [
         (
             "time",
@@ -457,13 +470,10 @@ async fn create_appointment_needs_date_time_and_name_before_any_request() {
             vec![("date", "2025-10-16"), ("time", "10:00")],
         ),
     ] {
-        let output = h.run(&t, &call("create_appointment", &params)).await;
+        let output = h.call("create_appointment", &params).await;
         assert_eq!(
             output,
-            ToolOutput {
-                body: format!("parameter {missing} is required to book"),
-                ok: false
-            }
+            refused(format!("parameter {missing} is required to book"))
         );
     }
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -473,25 +483,16 @@ async fn create_appointment_needs_date_time_and_name_before_any_request() {
 
 #[tokio::test]
 async fn elixir_notification_posts_the_event_without_the_app_token() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/notifications"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"delivered": 2})))
-        .expect(2)
-        .mount(&server)
-        .await;
-    let h = Harness::new(app_config(&server, Some(APP_TOKEN)), Messaging::default());
-    let t = turn("B0100001");
+    let reply = ResponseTemplate::new(202).set_body_json(json!({"delivered": 2}));
+    let mock = app_route("POST", "notifications", reply).expect(2);
+    let (server, h) = on_app(mock, Some(APP_TOKEN)).await;
     let first = h
-        .run(
-            &t,
-            &call(
-                "send_elixir_notification",
-                &[
-                    ("event", "callback_requested"),
-                    ("message", "Ana Pop vrea să fie sunată de un coleg."),
-                ],
-            ),
+        .call(
+            "send_elixir_notification",
+            &[
+                ("event", "callback_requested"),
+                ("message", "Ana Pop vrea să fie sunată de un coleg."),
+            ],
         )
         .await;
     assert_eq!(
@@ -502,20 +503,11 @@ async fn elixir_notification_posts_the_event_without_the_app_token() {
         }
     );
     let second = h
-        .run(
-            &t,
-            &call("send_elixir_notification", &[("message", "Apel încheiat")]),
-        )
+        .call("send_elixir_notification", &[("message", "Apel încheiat")])
         .await;
     assert!(second.ok, "{second:?}");
-    let missing = h.run(&t, &call("send_elixir_notification", &[])).await;
-    assert_eq!(
-        missing,
-        ToolOutput {
-            body: "parameter message is required".into(),
-            ok: false
-        }
-    );
+    let missing = h.call("send_elixir_notification", &[]).await;
+    assert_eq!(missing, refused("parameter message is required"));
 
     server.verify().await;
     let requests = server.received_requests().await.unwrap();
@@ -560,13 +552,22 @@ fn twilio_messaging(server: &MockServer) -> Messaging {
     ))
 }
 
+/// Twilio on wiremock holding `mocks`, and the tools sending through it.
+async fn on_twilio(mocks: impl IntoIterator<Item = Mock>) -> (MockServer, Harness) {
+    let server = MockServer::start().await;
+    for mock in mocks {
+        mock.mount(&server).await;
+    }
+    let h = Harness::messaging(twilio_messaging(&server));
+    (server, h)
+}
+
 #[tokio::test]
 async fn an_sms_through_twilio_is_sent_and_logged_once() {
-    let server = MockServer::start().await;
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"));
     let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
-    Mock::given(method("POST"))
+    let (server, h) = on_twilio([Mock::given(method("POST"))
         .and(path(TWILIO_PATH))
         .and(header("authorization", format!("Basic {basic}").as_str()))
         .and(header("content-type", "application/x-www-form-urlencoded"))
@@ -577,24 +578,19 @@ async fn an_sms_through_twilio_is_sent_and_logged_once() {
             "price": "-0.07400",
             "price_unit": "USD"
         })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = Harness::messaging(twilio_messaging(&server));
+        .expect(1)])
+    .await;
     let text = "Programare confirmată: mâine, 16 oct., la 10:00 & 50% avans.";
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "sms"),
-                    ("to", "+40721000111"),
-                    ("message", text),
-                    ("name", "Ana Pop"),
-                    ("userId", "U42"),
-                ],
-            ),
+        .call(
+            "send_external_message",
+            &[
+                ("channel", "sms"),
+                ("to", "+40721000111"),
+                ("message", text),
+                ("name", "Ana Pop"),
+                ("userId", "U42"),
+            ],
         )
         .await;
     assert_eq!(sent_id(&output, "sms"), sid);
@@ -611,22 +607,12 @@ async fn an_sms_through_twilio_is_sent_and_logged_once() {
     );
     assert_eq!(
         h.only_record().await,
-        record(
-            "B0100001",
-            json!({
-                "actionType": "sms",
-                "subAction": "send",
-                "agentSessionId": SESSION,
-                "triggeredBy": "bedrock_agent",
-                "recipient": {"phone": "+40721000111", "name": "Ana Pop", "userId": "U42"},
-                "provider": "twilio",
-                "externalId": sid,
-                "metadata": {
-                    "deliveryStatus": "sent",
-                    "messageLength": text.chars().count(),
-                    "price": "-0.07400 USD"
-                }
-            })
+        message_record(
+            "sms",
+            "twilio",
+            json!({"phone": "+40721000111", "name": "Ana Pop", "userId": "U42"}),
+            Some(sid),
+            json!({"messageLength": text.chars().count(), "price": "-0.07400 USD"})
         )
     );
     assert_ne!(text.chars().count(), text.len(), "the text has diacritics");
@@ -634,72 +620,41 @@ async fn an_sms_through_twilio_is_sent_and_logged_once() {
 
 #[tokio::test]
 async fn a_number_twilio_refuses_is_logged_once_as_failed() {
-    let server = MockServer::start().await;
     let refusal = "The 'To' number +40721000111 is not a valid phone number.";
-    Mock::given(method("POST"))
-        .and(path(TWILIO_PATH))
-        .respond_with(twilio_error(400, 21211, refusal))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = Harness::messaging(twilio_messaging(&server));
-    let output = h
-        .run(&turn("B0100001"), &send("sms", "+40721000111", "Salut"))
-        .await;
+    let (server, h) = on_twilio([twilio_reply(twilio_error(400, 21211, refusal)).expect(1)]).await;
+    let output = h.send("sms", "+40721000111", "Salut").await;
     assert!(!output.ok);
     assert!(output.body.contains(refusal), "{output:?}");
     assert!(!output.body.contains("sent again"), "{output:?}");
     server.verify().await;
 
-    let mut logged = h.only_record().await;
-    let error = logged["data"]["metadata"]
-        .as_object_mut()
-        .unwrap()
-        .remove("errorMessage")
-        .expect("a failed record carries the error");
-    let error = error.as_str().unwrap();
+    let (logged, error) = h.only_failure().await;
     assert!(
         error.contains("21211") && error.contains(refusal),
         "{error}"
     );
     assert_eq!(
         logged,
-        record(
-            "B0100001",
-            json!({
-                "actionType": "sms",
-                "subAction": "failed",
-                "agentSessionId": SESSION,
-                "triggeredBy": "bedrock_agent",
-                "recipient": {"phone": "+40721000111"},
-                "provider": "twilio",
-                "externalId": null,
-                "metadata": {"deliveryStatus": "failed", "messageLength": 5}
-            })
+        message_record(
+            "sms",
+            "twilio",
+            json!({"phone": "+40721000111"}),
+            None,
+            json!({"messageLength": 5})
         )
     );
 }
 
 #[tokio::test]
 async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(TWILIO_PATH))
-        .respond_with(twilio_error(503, 20500, "Service Unavailable"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(TWILIO_PATH))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SMsecondtry"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let h = Harness::messaging(twilio_messaging(&server));
-    let output = h
-        .run(&turn("B0100001"), &send("sms", "+40721000111", "Salut"))
-        .await;
+    let outage = twilio_error(503, 20500, "Service Unavailable");
+    let second_try = ResponseTemplate::new(201).set_body_json(json!({"sid": "SMsecondtry"}));
+    let (server, h) = on_twilio([
+        twilio_reply(outage).up_to_n_times(1).expect(1),
+        twilio_reply(second_try).expect(1),
+    ])
+    .await;
+    let output = h.send("sms", "+40721000111", "Salut").await;
     assert_eq!(sent_id(&output, "sms"), "SMsecondtry");
     server.verify().await;
     let requests = server.received_requests().await.unwrap();
@@ -714,17 +669,9 @@ async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
 
 #[tokio::test]
 async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(TWILIO_PATH))
-        .respond_with(twilio_error(503, 20500, "Service Unavailable"))
-        .expect(2)
-        .mount(&server)
-        .await;
-    let h = Harness::messaging(twilio_messaging(&server));
-    let output = h
-        .run(&turn("B0100001"), &send("sms", "+40721000111", "Salut"))
-        .await;
+    let outage = twilio_error(503, 20500, "Service Unavailable");
+    let (server, h) = on_twilio([twilio_reply(outage).expect(2)]).await;
+    let output = h.send("sms", "+40721000111", "Salut").await;
     assert!(!output.ok);
     assert!(
         output
@@ -742,47 +689,32 @@ async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
 
 #[tokio::test]
 async fn an_invalid_recipient_never_reaches_the_provider_and_is_logged_as_failed() {
-    let server = MockServer::start().await;
-    let h = Harness::messaging(twilio_messaging(&server));
+    let (server, h) = on_twilio([]).await;
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "sms"),
-                    ("to", "+0721"),
-                    ("message", "Salut"),
-                    ("name", "Ana Pop"),
-                ],
-            ),
+        .call(
+            "send_external_message",
+            &[
+                ("channel", "sms"),
+                ("to", "+0721"),
+                ("message", "Salut"),
+                ("name", "Ana Pop"),
+            ],
         )
         .await;
     assert!(!output.ok);
     assert!(output.body.starts_with("to: "), "{output:?}");
     assert!(server.received_requests().await.unwrap().is_empty());
 
-    let mut logged = h.only_record().await;
-    let error = logged["data"]["metadata"]
-        .as_object_mut()
-        .unwrap()
-        .remove("errorMessage")
-        .expect("a failed record carries the error");
-    assert_eq!(error.as_str().unwrap(), output.body);
+    let (logged, error) = h.only_failure().await;
+    assert_eq!(error, output.body);
     assert_eq!(
         logged,
-        record(
-            "B0100001",
-            json!({
-                "actionType": "sms",
-                "subAction": "failed",
-                "agentSessionId": SESSION,
-                "triggeredBy": "bedrock_agent",
-                "recipient": {"phone": "+0721", "name": "Ana Pop"},
-                "provider": "twilio",
-                "externalId": null,
-                "metadata": {"deliveryStatus": "failed", "messageLength": 5}
-            })
+        message_record(
+            "sms",
+            "twilio",
+            json!({"phone": "+0721", "name": "Ana Pop"}),
+            None,
+            json!({"messageLength": 5})
         )
     );
 }
@@ -791,48 +723,28 @@ async fn an_invalid_recipient_never_reaches_the_provider_and_is_logged_as_failed
 
 #[tokio::test]
 async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
-    let server = MockServer::start().await;
-    let wamid = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
     let text = "Programarea ta e confirmată pentru mâine la 10:00.";
-    whatsapp_text(text, wamid).mount(&server).await;
+    let server = whatsapp_expecting(text).await;
     let messaging = Messaging::default().with(Arc::new(
         WhatsAppProvider::new(&whatsapp_config(&server)).unwrap(),
     ));
     let h = Harness::messaging(messaging);
-    let output = h
-        .run(&turn("B0100001"), &send("meta", "+40721000111", text))
-        .await;
-    assert_eq!(sent_id(&output, "meta"), wamid);
+    let output = h.send("meta", "+40721000111", text).await;
+    assert_eq!(sent_id(&output, "meta"), WAMID);
     server.verify().await;
     assert_eq!(
         h.only_record().await,
-        record(
-            "B0100001",
-            json!({
-                "actionType": "meta_message",
-                "subAction": "send",
-                "agentSessionId": SESSION,
-                "triggeredBy": "bedrock_agent",
-                "recipient": {"phone": "+40721000111"},
-                "provider": "meta",
-                "externalId": wamid,
-                "metadata": {"deliveryStatus": "sent", "messageLength": text.chars().count()}
-            })
+        message_record(
+            "meta_message",
+            "meta",
+            json!({"phone": "+40721000111"}),
+            Some(WAMID),
+            json!({"messageLength": text.chars().count()})
         )
     );
 }
 
 // ------------------------------------------------------ SNS and SES (moto)
-
-/// The entries of `data[service][kind]` whose `key` is `id`.
-fn recorded<'a>(data: &'a Value, service: &str, kind: &str, key: &str, id: &str) -> Vec<&'a Value> {
-    data[service][kind]
-        .as_array()
-        .unwrap_or_else(|| panic!("{service}.{kind} in the emulator's data"))
-        .iter()
-        .filter(|entry| entry[key] == id)
-        .collect()
-}
 
 fn ses_messaging(aws: &SdkConfig, from: &str) -> Messaging {
     let config = MessagingConfig {
@@ -859,18 +771,15 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
 
     let text = "Bună Ana,\nprogramarea ta e mâine la 10:00.";
     let with_subject = h
-        .run(
-            &t,
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "email"),
-                    ("to", &to),
-                    ("subject", "Confirmare programare"),
-                    ("message", text),
-                    ("name", "Ana Pop"),
-                ],
-            ),
+        .call(
+            "send_external_message",
+            &[
+                ("channel", "email"),
+                ("to", &to),
+                ("subject", "Confirmare programare"),
+                ("message", text),
+                ("name", "Ana Pop"),
+            ],
         )
         .await;
     let first_id = sent_id(&with_subject, "email");
@@ -879,25 +788,23 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
     let second_id = sent_id(&without_subject, "email");
 
     let data = moto_data(&endpoint).await;
+    let email_to_ana = |id: &str, subject: &str, body: &str| {
+        json!({
+            "id": id,
+            "source": from,
+            "destinations": {"ToAddresses": [to]},
+            "subject": subject,
+            "body": body
+        })
+    };
     assert_eq!(
         recorded(&data, "ses", "Message", "id", &first_id),
-        vec![&json!({
-            "id": first_id,
-            "source": from,
-            "destinations": {"ToAddresses": [to]},
-            "subject": "Confirmare programare",
-            "body": text
-        })]
+        vec![&email_to_ana(&first_id, "Confirmare programare", text)]
     );
+    let subject = "Programare confirmată pentru joi";
     assert_eq!(
         recorded(&data, "ses", "Message", "id", &second_id),
-        vec![&json!({
-            "id": second_id,
-            "source": from,
-            "destinations": {"ToAddresses": [to]},
-            "subject": "Programare confirmată pentru joi",
-            "body": text_only
-        })]
+        vec![&email_to_ana(&second_id, subject, text_only)]
     );
 
     let records = h.records(2).await;
@@ -910,20 +817,13 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
     };
     assert_eq!(
         data_of(&first_id),
-        json!({
-            "actionType": "email",
-            "subAction": "send",
-            "agentSessionId": SESSION,
-            "triggeredBy": "bedrock_agent",
-            "recipient": {"email": to, "name": "Ana Pop"},
-            "provider": "aws_ses",
-            "externalId": first_id,
-            "metadata": {
-                "deliveryStatus": "sent",
-                "subject": "Confirmare programare",
-                "messageLength": text.chars().count()
-            }
-        })
+        message_record(
+            "email",
+            "aws_ses",
+            json!({"email": to, "name": "Ana Pop"}),
+            Some(&first_id),
+            json!({"subject": "Confirmare programare", "messageLength": text.chars().count()})
+        )["data"]
     );
     let second = data_of(&second_id);
     assert_eq!(second["provider"], "aws_ses");
@@ -945,17 +845,14 @@ async fn an_email_from_an_unverified_ses_sender_is_logged_once_as_failed() {
     let h = Harness::messaging(ses_messaging(&aws, &from));
     let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let output = h
-        .run(
-            &turn("B0100001"),
-            &call(
-                "send_external_message",
-                &[
-                    ("channel", "email"),
-                    ("to", &to),
-                    ("subject", "Confirmare"),
-                    ("message", "Salut"),
-                ],
-            ),
+        .call(
+            "send_external_message",
+            &[
+                ("channel", "email"),
+                ("to", &to),
+                ("subject", "Confirmare"),
+                ("message", "Salut"),
+            ],
         )
         .await;
     assert!(!output.ok);
@@ -987,7 +884,7 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
     let h = Harness::messaging(config::build_with_aws(&config, &aws).unwrap());
     let phone = unique_phone();
     let text = "Programare confirmată: mâine la 10:00.";
-    let output = h.run(&turn("B0100001"), &send("sms", &phone, text)).await;
+    let output = h.send("sms", &phone, text).await;
     let id = sent_id(&output, "sms");
 
     let data = moto_data(&endpoint).await;
@@ -997,18 +894,12 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
     );
     assert_eq!(
         h.only_record().await,
-        record(
-            "B0100001",
-            json!({
-                "actionType": "sms",
-                "subAction": "send",
-                "agentSessionId": SESSION,
-                "triggeredBy": "bedrock_agent",
-                "recipient": {"phone": phone},
-                "provider": "aws_sns",
-                "externalId": id,
-                "metadata": {"deliveryStatus": "sent", "messageLength": text.chars().count()}
-            })
+        message_record(
+            "sms",
+            "aws_sns",
+            json!({"phone": phone}),
+            Some(&id),
+            json!({"messageLength": text.chars().count()})
         )
     );
 }
@@ -1018,13 +909,7 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
 #[tokio::test]
 async fn each_tenants_sms_goes_to_its_routed_provider() {
     let Some(endpoint) = emulator() else { return };
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(TWILIO_PATH))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SMtenantone"})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = twilio_accepting_one("SMtenantone").await;
     let config = MessagingConfig {
         twilio: Some(twilio_config(&server.uri())),
         sns: Some(SnsConfig::default()),
@@ -1032,13 +917,14 @@ async fn each_tenants_sms_goes_to_its_routed_provider() {
         ..MessagingConfig::default()
     };
     let h = Harness::messaging(config::build_with_aws(&config, &aws_config(&endpoint)).unwrap());
-    let send = |phone: &str| send("sms", phone, "Salut");
 
     let one_phone = unique_phone();
-    let one = h.run(&turn("B0100001"), &send(&one_phone)).await;
+    let one = h.send("sms", &one_phone, "Salut").await;
     assert_eq!(sent_id(&one, "sms"), "SMtenantone");
     let two_phone = unique_phone();
-    let two = h.run(&turn("B0200002"), &send(&two_phone)).await;
+    let two = h
+        .run(&turn("B0200002"), &send("sms", &two_phone, "Salut"))
+        .await;
     let two_id = sent_id(&two, "sms");
 
     server.verify().await;
@@ -1087,61 +973,30 @@ async fn each_tenants_sms_goes_to_its_routed_provider() {
 
 #[tokio::test]
 async fn unknown_channels_missing_providers_and_unknown_tools_fail_without_a_record() {
-    let server = MockServer::start().await;
-    let h = Harness::messaging(twilio_messaging(&server));
+    let (server, h) = on_twilio([]).await;
     let t = turn("B0100001");
     let message = |channel: &str, to: &str| send(channel, to, "Salut");
 
     let fax = h.run(&t, &message("fax", "+40721000111")).await;
-    assert_eq!(
-        fax,
-        ToolOutput {
-            body: "parameter channel must be sms, email or meta".into(),
-            ok: false
-        }
-    );
+    assert_eq!(fax, refused("parameter channel must be sms, email or meta"));
     let no_channel = h
-        .run(
-            &t,
-            &call(
-                "send_external_message",
-                &[("to", "+40721000111"), ("message", "Salut")],
-            ),
+        .call(
+            "send_external_message",
+            &[("to", "+40721000111"), ("message", "Salut")],
         )
         .await;
     assert!(!no_channel.ok, "{no_channel:?}");
     let nobody = h
-        .run(
-            &t,
-            &call(
-                "send_external_message",
-                &[("channel", "sms"), ("message", "Salut")],
-            ),
+        .call(
+            "send_external_message",
+            &[("channel", "sms"), ("message", "Salut")],
         )
         .await;
-    assert_eq!(
-        nobody,
-        ToolOutput {
-            body: "parameter to is required".into(),
-            ok: false
-        }
-    );
+    assert_eq!(nobody, refused("parameter to is required"));
     let email = h.run(&t, &message("email", "ana@example.com")).await;
-    assert_eq!(
-        email,
-        ToolOutput {
-            body: "no email provider is configured".into(),
-            ok: false
-        }
-    );
-    let unknown = h.run(&t, &call("delete_everything", &[])).await;
-    assert_eq!(
-        unknown,
-        ToolOutput {
-            body: "there is no tool named delete_everything".into(),
-            ok: false
-        }
-    );
+    assert_eq!(email, refused("no email provider is configured"));
+    let unknown = h.call("delete_everything", &[]).await;
+    assert_eq!(unknown, refused("there is no tool named delete_everything"));
 
     assert!(server.received_requests().await.unwrap().is_empty());
     h.records(0).await;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::bridge::{
-    ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, json_of, sign, signed_post,
+    ADMIN_TOKEN, LLM_SECRET, Options, TestBridge, WEBHOOK_SECRET, bearer_post, json_of, llm_events,
+    sign, signed_json, signed_post,
 };
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -46,6 +46,15 @@ async fn clinic() -> TestBridge {
     let bridge = TestBridge::start(Options::default()).await;
     bridge
         .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    bridge
+}
+
+/// The clinic and a second tenant, B0200002/L0200002 on agent_b2.
+async fn clinic_and_second_tenant(enabled: bool) -> TestBridge {
+    let bridge = clinic().await;
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", enabled)
         .await;
     bridge
 }
@@ -176,20 +185,15 @@ async fn bad_bodies_get_400_naming_the_field() {
 
 #[tokio::test]
 async fn unknown_and_disabled_tenants_are_refused() {
-    let bridge = clinic().await;
-    bridge
-        .tenant("B0200002", "L0200002", "agent_b2", false)
-        .await;
+    let bridge = clinic_and_second_tenant(false).await;
     let url = format!("{}/api/elevenlabs/webhook", bridge.url);
     let body = |b: &str, l: &str| {
         json!({"event":"message","conversationId":format!("conv_{b}"),
                "message":{"content":"hello"},"metadata":{"businessId":b,"locationId":l}})
-        .to_string()
     };
-    let (status, answer) = json_of(signed_post(&url, body("B9", "L9").as_bytes()).await).await;
+    let (status, answer) = signed_json(&url, &body("B9", "L9")).await;
     assert_eq!(status, 404, "{answer}");
-    let (status, answer) =
-        json_of(signed_post(&url, body("B0200002", "L0200002").as_bytes()).await).await;
+    let (status, answer) = signed_json(&url, &body("B0200002", "L0200002")).await;
     assert_eq!(status, 409, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("disabled"));
     assert!(bridge.records().await.is_empty());
@@ -209,10 +213,7 @@ async fn oversized_bodies_get_413() {
 
 #[tokio::test]
 async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
-    let bridge = clinic().await;
-    bridge
-        .tenant("B0200002", "L0200002", "agent_b2", true)
-        .await;
+    let bridge = clinic_and_second_tenant(true).await;
     let url = format!("{}/api/elevenlabs/webhook", bridge.url);
     let turn = |b: &str, l: &str, conv: &str, agent: Option<&str>| {
         let mut v = json!({"event":"message","conversationId":conv,
@@ -220,32 +221,15 @@ async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
         if let Some(a) = agent {
             v["agentId"] = json!(a);
         }
-        v.to_string()
+        v
     };
-    let ok = signed_post(
-        &url,
-        turn("B0100001", "L0100001", "conv_a", None).as_bytes(),
-    )
-    .await;
-    assert_eq!(ok.status().as_u16(), 200);
-    let (status, answer) = json_of(
-        signed_post(
-            &url,
-            turn("B0200002", "L0200002", "conv_a", None).as_bytes(),
-        )
-        .await,
-    )
-    .await;
+    let (ok, _) = signed_json(&url, &turn("B0100001", "L0100001", "conv_a", None)).await;
+    assert_eq!(ok, 200);
+    let (status, answer) = signed_json(&url, &turn("B0200002", "L0200002", "conv_a", None)).await;
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("conv_a"));
-    let (status, _) = json_of(
-        signed_post(
-            &url,
-            turn("B0200002", "L0200002", "conv_b", Some("agent_b1")).as_bytes(),
-        )
-        .await,
-    )
-    .await;
+    let other_agent = turn("B0200002", "L0200002", "conv_b", Some("agent_b1"));
+    let (status, _) = signed_json(&url, &other_agent).await;
     assert_eq!(status, 403);
 
     // Post-call: B2's dynamic variables on B1's agent.
@@ -255,7 +239,7 @@ async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
     event["data"]["conversation_initiation_client_data"]["dynamic_variables"] =
         json!({"business_id": "B0200002", "location_id": "L0200002"});
     let post_call = format!("{}/api/elevenlabs/post-call", bridge.url);
-    let (status, _) = json_of(signed_post(&post_call, event.to_string().as_bytes()).await).await;
+    let (status, _) = signed_json(&post_call, &event).await;
     assert_eq!(status, 403);
     // Only the one accepted turn was logged.
     assert_eq!(bridge.records().await.len(), 1);
@@ -271,14 +255,14 @@ async fn a_whole_call_through_the_seed_webhook_logs_start_turns_and_duration() {
         for (k, val) in extra.as_object().unwrap() {
             v[k] = val.clone();
         }
-        v.to_string()
+        v
     };
     for body in [
         event("conversation_start", json!({})),
         event("message", json!({"message": {"content": "hello"}})),
         event("conversation_end", json!({"duration": 42})),
     ] {
-        let (status, answer) = json_of(signed_post(&url, body.as_bytes()).await).await;
+        let (status, answer) = signed_json(&url, &body).await;
         assert_eq!(status, 200, "{answer}");
     }
     let records = bridge.records().await;
@@ -359,21 +343,7 @@ async fn the_custom_llm_streams_chunks_before_the_turn_is_over() {
         "user_id": "caller-1",
         "elevenlabs_extra_body": {"conversation_id": "conv_llm_1"}
     });
-    let response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(LLM_SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = llm_events(&url, &request).await;
     macro_rules! next {
         () => {
             tokio::time::timeout(Duration::from_secs(5), events.next())
@@ -419,34 +389,14 @@ async fn the_custom_llm_route_wants_its_bearer_and_a_user_message() {
     let request = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]});
     let none = client.post(&url).json(&request).send().await.unwrap();
     assert_eq!(none.status().as_u16(), 401);
-    let wrong = client
-        .post(&url)
-        .bearer_auth("nope")
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let wrong = bearer_post(&url, "nope", &request).await;
     assert_eq!(wrong.status().as_u16(), 401);
-    let (status, answer) = json_of(
-        client
-            .post(&url)
-            .bearer_auth(LLM_SECRET)
-            .json(&json!({"model":"m","messages":[{"role":"system","content":"x"}]}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let no_user = json!({"model":"m","messages":[{"role":"system","content":"x"}]});
+    let (status, answer) = json_of(bearer_post(&url, LLM_SECRET, &no_user).await).await;
     assert_eq!(status, 400);
     assert_eq!(answer["field"], json!("messages"));
     let unknown = format!("{}/api/elevenlabs/llm/B7/L7/chat/completions", bridge.url);
-    let response = client
-        .post(&unknown)
-        .bearer_auth(LLM_SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = bearer_post(&unknown, LLM_SECRET, &request).await;
     assert_eq!(response.status().as_u16(), 404);
 }
 
@@ -507,7 +457,7 @@ async fn a_post_call_event_delivered_to_two_replicas_gives_one_request_id() {
     let mut failure: Value = serde_json::from_slice(&body).unwrap();
     failure["type"] = json!("call_initiation_failure");
     let url = format!("{}/api/elevenlabs/post-call", a.url);
-    let (status, _) = json_of(signed_post(&url, failure.to_string().as_bytes()).await).await;
+    let (status, _) = signed_json(&url, &failure).await;
     assert_eq!(status, 200);
 
     let (from_a, from_b) = (a.records().await, b.records().await);
@@ -541,12 +491,12 @@ async fn call_initiation_failures_are_logged_failed_and_audio_is_kept() {
         "data": {"agent_id": "agent_b1", "conversation_id": "conv_fail_1",
                  "failure_reason": "busy", "conversation_initiation_client_data": vars,
                  "metadata": {"type": "twilio", "body": {}}}});
-    let (status, _) = json_of(signed_post(&url, failure.to_string().as_bytes()).await).await;
+    let (status, _) = signed_json(&url, &failure).await;
     assert_eq!(status, 200);
     let audio = json!({"type": "post_call_audio", "event_timestamp": 1763978400,
         "data": {"agent_id": "agent_b1", "conversation_id": "conv_audio_1",
                  "full_audio": "SUQzBAAAAAAA", "conversation_initiation_client_data": vars}});
-    let (status, _) = json_of(signed_post(&url, audio.to_string().as_bytes()).await).await;
+    let (status, _) = signed_json(&url, &audio).await;
     assert_eq!(status, 200);
 
     let records = bridge.records().await;
@@ -569,8 +519,7 @@ async fn call_initiation_failures_are_logged_failed_and_audio_is_kept() {
 
     let unresolvable = json!({"type": "post_call_transcription",
         "data": {"conversation_id": "conv_nobody"}});
-    let (status, answer) =
-        json_of(signed_post(&url, unresolvable.to_string().as_bytes()).await).await;
+    let (status, answer) = signed_json(&url, &unresolvable).await;
     assert_eq!(status, 400);
     assert_eq!(answer["field"], json!("data.agent_id"));
 }
@@ -603,37 +552,26 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
     let url = format!("{}/api/elevenlabs/conversation-init", bridge.url);
     let request = json!({"caller_id": "+40721000111", "agent_id": "agent_b1",
         "called_number": "+40312345678", "call_sid": "CA1234567890abcdef"});
-    let (status, answer) = json_of(signed_post(&url, request.to_string().as_bytes()).await).await;
+    let (status, answer) = signed_json(&url, &request).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["type"], json!("conversation_initiation_client_data"));
-    assert_eq!(
-        answer["dynamic_variables"]["business_id"],
-        json!("B0100001")
-    );
-    assert_eq!(
-        answer["dynamic_variables"]["location_id"],
-        json!("L0100001")
-    );
-    assert_eq!(
-        answer["dynamic_variables"]["caller_id"],
-        json!("+40721000111")
-    );
+    for (variable, value) in [
+        ("business_id", "B0100001"),
+        ("location_id", "L0100001"),
+        ("caller_id", "+40721000111"),
+    ] {
+        assert_eq!(answer["dynamic_variables"][variable], json!(value));
+    }
     assert_eq!(
         answer["custom_llm_extra_body"]["correlation_id"],
         json!("CA1234567890abcdef")
     );
 
     // The bearer form of authentication works too.
-    let by_bearer = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(crate::support::bridge::WEBHOOK_SECRET)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let by_bearer = bearer_post(&url, WEBHOOK_SECRET, &request).await;
     assert_eq!(by_bearer.status().as_u16(), 200);
     let stranger = json!({"agent_id": "agent_stranger"});
-    let (status, _) = json_of(signed_post(&url, stranger.to_string().as_bytes()).await).await;
+    let (status, _) = signed_json(&url, &stranger).await;
     assert_eq!(status, 404);
     let unsigned = reqwest::Client::new()
         .post(&url)
@@ -651,16 +589,7 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
     );
     let turn = json!({"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}],
         "elevenlabs_extra_body": answer["custom_llm_extra_body"]});
-    let (status, completion) = json_of(
-        reqwest::Client::new()
-            .post(&llm)
-            .bearer_auth(LLM_SECRET)
-            .json(&turn)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, completion) = json_of(bearer_post(&llm, LLM_SECRET, &turn).await).await;
     assert_eq!(status, 200);
     assert_eq!(completion["object"], json!("chat.completion"));
     let records = bridge.records().await;

@@ -1,6 +1,8 @@
 //! The bridge routes served on 127.0.0.1:0 with a real SQLite tenant
 //! store and an action log whose sink keeps every record for the test.
 
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::Stream;
 use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -164,6 +166,39 @@ pub async fn signed_post(url: &str, body: &[u8]) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// POSTs `body` signed, as [`signed_post`]; the status and the JSON answer.
+pub async fn signed_json(url: &str, body: &Value) -> (u16, Value) {
+    json_of(signed_post(url, body.to_string().as_bytes()).await).await
+}
+
+/// POSTs `body` as JSON with the bearer token `token`.
+pub async fn bearer_post(url: &str, token: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POSTs `request` to the custom-LLM route at `url` with the LLM bearer,
+/// checks that the answer is a 200 event stream, and gives its events.
+pub async fn llm_events(
+    url: &str,
+    request: &Value,
+) -> impl Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> {
+    let response = bearer_post(url, LLM_SECRET, request).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    response.bytes_stream().eventsource()
 }
 
 /// The status and the JSON body (null when there is none).

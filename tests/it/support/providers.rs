@@ -1,12 +1,13 @@
 //! The SaaS messaging providers as the tests fake them on wiremock: the
 //! credentials, the provider configurations pointing at the fake, and the
-//! replies Twilio and the WhatsApp Cloud API give.
+//! replies Twilio and the WhatsApp Cloud API give; and what the AWS
+//! emulator recorded of the messages SNS and SES sent.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use voice_operator::messaging::PhoneNumber;
 use voice_operator::messaging::twilio::{TwilioConfig, TwilioSender};
 use voice_operator::messaging::whatsapp::WhatsAppConfig;
@@ -47,6 +48,23 @@ pub fn twilio_error(status: u16, code: u32, message: &str) -> ResponseTemplate {
     }))
 }
 
+/// Answers every message posted to Twilio with `reply`.
+pub fn twilio_reply(reply: ResponseTemplate) -> Mock {
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(reply)
+}
+
+/// A Twilio fake that accepts exactly one message and names it `sid`.
+pub async fn twilio_accepting_one(sid: &str) -> MockServer {
+    let server = MockServer::start().await;
+    twilio_reply(ResponseTemplate::new(201).set_body_json(json!({"sid": sid})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The form fields of a request to Twilio.
 pub fn form(request: &Request) -> BTreeMap<String, String> {
     let body = std::str::from_utf8(&request.body).unwrap();
@@ -57,9 +75,14 @@ pub fn form(request: &Request) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Expects exactly one WhatsApp text message `text` to +40721000111, with
-/// the bearer token, and answers it with message id `wamid`.
-pub fn whatsapp_text(text: &str, wamid: &str) -> Mock {
+/// The message id the WhatsApp fake gives the one message it takes.
+pub const WAMID: &str = "wamid.HBgLNDA3MjEwMDAxMTEVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
+
+/// The WhatsApp Cloud API on a new wiremock server, expecting exactly one
+/// text message `text` to +40721000111 with the bearer token, and answering
+/// it with message id [`WAMID`].
+pub async fn whatsapp_expecting(text: &str) -> MockServer {
+    let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/v21.0/{PHONE_NUMBER_ID}/messages")))
         .and(header(
@@ -76,7 +99,26 @@ pub fn whatsapp_text(text: &str, wamid: &str) -> Mock {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "messaging_product": "whatsapp",
             "contacts": [{"input": "40721000111", "wa_id": "40721000111"}],
-            "messages": [{"id": wamid}]
+            "messages": [{"id": WAMID}]
         })))
         .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The entries of the emulator's `data[service][kind]` whose `key` is `id`.
+pub fn recorded<'a>(
+    data: &'a Value,
+    service: &str,
+    kind: &str,
+    key: &str,
+    id: &str,
+) -> Vec<&'a Value> {
+    data[service][kind]
+        .as_array()
+        .unwrap_or_else(|| panic!("{service}.{kind} in the emulator's data"))
+        .iter()
+        .filter(|entry| entry[key] == id)
+        .collect()
 }

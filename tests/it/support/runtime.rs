@@ -1,12 +1,15 @@
 //! What the agent-runtime tests share: a caller turn, a tool runner that
-//! answers every call at once and remembers it, and the text a runtime
-//! streamed.
+//! answers every call at once and remembers it, a fake model server that
+//! answers from a script, and the text a runtime streamed.
 
 use futures::future::BoxFuture;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::Router;
+use axum::handler::Handler;
 use tokio::sync::mpsc;
-use voice_operator::agent::{ToolCall, ToolOutput, ToolRunner, Turn};
+use voice_operator::agent::{AgentRuntime, Answer, ToolCall, ToolOutput, ToolRunner, Turn};
 
 /// A phone turn of the test tenant B0100001/L0100001 in `session`.
 pub fn turn(session: &str, text: &str) -> Turn {
@@ -46,4 +49,73 @@ pub async fn drain(mut rx: mpsc::Receiver<String>) -> Vec<String> {
         pieces.push(p);
     }
     pieces
+}
+
+/// The answer of `runtime`, bounded so that a hang fails the test instead
+/// of stalling the suite.
+pub async fn ask(
+    runtime: &dyn AgentRuntime,
+    turn: &Turn,
+    tools: &Tools,
+    stream: Option<mpsc::Sender<String>>,
+) -> Answer {
+    tokio::time::timeout(Duration::from_secs(10), runtime.answer(turn, tools, stream))
+        .await
+        .expect("the runtime answers within 10 s")
+}
+
+/// The answer of `runtime` to `text` in session conv_1 with tools that
+/// answer at once, and every piece it streamed.
+pub async fn ask_streamed(runtime: &dyn AgentRuntime, text: &str) -> (Answer, Vec<String>) {
+    let (tx, rx) = mpsc::channel(16);
+    let answer = ask(runtime, &turn("conv_1", text), &Tools::default(), Some(tx)).await;
+    (answer, drain(rx).await)
+}
+
+/// The answer of `runtime` to `text` in session conv_1, not streamed, and
+/// the tools it ran.
+pub async fn ask_with_tools(runtime: &dyn AgentRuntime, text: &str) -> (Answer, Tools) {
+    let tools = Tools::default();
+    let answer = ask(runtime, &turn("conv_1", text), &tools, None).await;
+    (answer, tools)
+}
+
+/// What a fake model server is scripted to answer, and the requests it saw.
+pub struct Script<R, S> {
+    replies: Vec<R>,
+    /// Each request, in the order they came.
+    pub seen: Vec<S>,
+}
+
+impl<R: Clone, S> Script<R, S> {
+    /// Notes `request` and gives the reply scripted for it, or `past_end`
+    /// once the script has run out.
+    pub fn reply(&mut self, request: S, past_end: R) -> R {
+        let index = self.seen.len();
+        self.seen.push(request);
+        self.replies.get(index).cloned().unwrap_or(past_end)
+    }
+}
+
+/// The script a fake model server shares with its test.
+pub type SharedScript<R, S> = Arc<Mutex<Script<R, S>>>;
+
+/// Serves `handler` for every path on 127.0.0.1:0 with a script of
+/// `replies`; the server's `http://` address and the script.
+pub async fn serve_script<R, S, H, T>(replies: Vec<R>, handler: H) -> (String, SharedScript<R, S>)
+where
+    R: Send + 'static,
+    S: Send + 'static,
+    H: Handler<T, SharedScript<R, S>>,
+    T: 'static,
+{
+    let script = Arc::new(Mutex::new(Script {
+        replies,
+        seen: Vec::new(),
+    }));
+    let app = Router::new().fallback(handler).with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, script)
 }
