@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, llm_events, signed_json};
-use aws_sdk_kinesis::types::ShardIteratorType;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -559,13 +558,7 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
     .await
     .unwrap();
     let kinesis = aws_sdk_kinesis::Client::new(&config);
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    crate::support::create_stream(&kinesis, &stream, 1).await;
 
     let data = tempfile::tempdir().unwrap();
     let aws_env = [
@@ -632,33 +625,10 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
         "no JSON-lines file with the Kinesis sink"
     );
 
-    let shards = kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
+    let records: Vec<Value> = crate::support::stream_records(&kinesis, &stream)
         .await
-        .unwrap();
-    let shard = shards.shards()[0].shard_id().to_owned();
-    let iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(&stream)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
-    let records = kinesis
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .unwrap();
-    let records: Vec<Value> = records
-        .records()
-        .iter()
-        .map(|r| serde_json::from_slice(r.data().as_ref()).unwrap())
+        .into_iter()
+        .map(|r| r.json)
         .collect();
     assert_eq!(records.len(), 1, "{records:?}");
     let validator = crate::support::agent_log_validator();
