@@ -696,3 +696,100 @@ async fn admin_routes_want_the_admin_token() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
 }
+
+/// Remembers the session of every turn; each turn waits until `together`
+/// turns are running at once, so the calls are truly concurrent.
+struct Sessions {
+    seen: std::sync::Mutex<Vec<String>>,
+    together: tokio::sync::Barrier,
+}
+
+impl AgentRuntime for Sessions {
+    fn answer<'a>(
+        &'a self,
+        turn: &'a Turn,
+        _tools: &'a dyn ToolRunner,
+        _stream: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'a, Answer> {
+        Box::pin(async move {
+            self.seen.lock().unwrap().push(turn.session_id.clone());
+            self.together.wait().await;
+            Answer {
+                text: "ok".into(),
+                tools: vec![],
+                fallback: false,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn two_concurrent_calls_with_the_same_first_words_get_two_sessions() {
+    let runtime = Arc::new(Sessions {
+        seen: std::sync::Mutex::new(Vec::new()),
+        together: tokio::sync::Barrier::new(2),
+    });
+    let bridge = TestBridge::start(Options {
+        runtime: runtime.clone(),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    let url = format!(
+        "{}/api/elevenlabs/llm/B0100001/L0100001/chat/completions",
+        bridge.url
+    );
+    // The same words, the same user id: nothing in the bodies tells the
+    // two callers apart.
+    let body = json!({"model": "m", "stream": false, "user_id": "anonymous",
+        "messages": [{"role": "user", "content": "Bună ziua, vreau o programare"}]});
+    let turn = |conversation: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(LLM_SECRET)
+            .json(&body);
+        if let Some(id) = conversation {
+            request = request.header("X-Conversation-Id", id);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Agents the operator manages send the conversation id as a header.
+    let statuses = futures::future::join(turn(Some("conv_a1")), turn(Some("conv_b2"))).await;
+    assert_eq!(statuses, (200, 200));
+    // A hand-made agent sends no id: each request is a session of its own.
+    let statuses = futures::future::join(turn(None), turn(None)).await;
+    assert_eq!(statuses, (200, 200));
+
+    let mut seen = runtime.seen.lock().unwrap().clone();
+    let named: Vec<String> = seen.drain(..2).collect();
+    let mut named_sorted = named.clone();
+    named_sorted.sort();
+    assert_eq!(named_sorted, ["conv_a1", "conv_b2"]);
+    assert_ne!(seen[0], seen[1], "two callers shared a session: {seen:?}");
+    assert!(!named.contains(&seen[0]) && !named.contains(&seen[1]));
+    let records = bridge.records().await;
+    let mut logged: Vec<&str> = records
+        .iter()
+        .map(|r| r["data"]["agentSessionId"].as_str().unwrap())
+        .collect();
+    logged.sort_unstable();
+    logged.dedup();
+    assert_eq!(logged.len(), 4, "{records:?}");
+
+    // An id that is not an id is refused like any other.
+    let (status, answer) = json_of(
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(LLM_SECRET)
+            .header("X-Conversation-Id", "conv/../x")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["field"], json!("X-Conversation-Id"));
+}
