@@ -32,6 +32,7 @@ use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
+use crate::http::metrics::HttpMetrics;
 use crate::http::state::{AppState, HttpConfig};
 use crate::tenant::TenantStore;
 use crate::tenant::cache::CachedStore;
@@ -42,6 +43,8 @@ pub struct BridgeParts {
     pub router: axum::Router,
     /// The action log the routes write to (its counters go on /metrics).
     pub log: ActionLog,
+    /// The routes' own counters, for /metrics.
+    pub metrics: HttpMetrics,
     pub shipper: ShipperHandle,
     pub grace: Duration,
     /// What answers the calls, for the start-up report.
@@ -104,9 +107,11 @@ pub async fn build_bridge(
     let mut bridge = AppState::new(config, cached, runtime, Arc::new(tools), log.clone());
     bridge.agents = Some(backends.platform);
     bridge.admin = Some(backends.admin);
+    let metrics = bridge.metrics.clone();
     Ok(BridgeParts {
         router: crate::http::bridge_routes(Arc::new(bridge)),
         log,
+        metrics,
         shipper,
         grace: action_log.shutdown_grace(),
         agent,
@@ -211,6 +216,7 @@ pub async fn controller(
     let metrics = Arc::new(Metrics::register(&mut registry));
     if let Some(parts) = &parts {
         registry.register_collector(Box::new(parts.log.collector()));
+        parts.metrics.register(&mut registry);
     }
     let ops = Ops {
         registry: Arc::new(registry),

@@ -255,8 +255,10 @@ async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
     event["data"]["conversation_initiation_client_data"]["dynamic_variables"] =
         json!({"business_id": "B0200002", "location_id": "L0200002"});
     let post_call = format!("{}/api/elevenlabs/post-call", bridge.url);
-    let (status, _) = json_of(signed_post(&post_call, event.to_string().as_bytes()).await).await;
-    assert_eq!(status, 403);
+    let (status, answer) =
+        json_of(signed_post(&post_call, event.to_string().as_bytes()).await).await;
+    // Acknowledged, so that ElevenLabs keeps the webhook on, but not logged.
+    assert_eq!((status, &answer["status"]), (200, &json!("ignored")));
     // Only the one accepted turn was logged.
     assert_eq!(bridge.records().await.len(), 1);
 }
@@ -792,4 +794,80 @@ async fn two_concurrent_calls_with_the_same_first_words_get_two_sessions() {
     .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["field"], json!("X-Conversation-Id"));
+}
+
+#[tokio::test]
+async fn post_call_events_of_agents_we_do_not_manage_get_2xx_and_are_counted() {
+    let elevenlabs = FakeElevenLabs::start(Faults::default()).await;
+    elevenlabs.insert(
+        "agent_stranger",
+        json!({"name": "Another team's", "tags": [], "conversation_config": {}, "platform_settings": {}}),
+    );
+    elevenlabs.insert(
+        "agent_gone_tenant",
+        json!({"name": "Agent Old", "tags": ["voice-operator", "tenant:B0900009:L0900009"],
+               "conversation_config": {}, "platform_settings": {}}),
+    );
+    let platform = ElevenLabsClient::new(ClientConfig::new(
+        elevenlabs.uri(),
+        secrecy::SecretString::from(API_KEY),
+    ))
+    .unwrap();
+    let bridge = TestBridge::start(Options {
+        configure: Box::new(move |b| b.agents = Some(Arc::new(platform))),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    let url = format!("{}/api/elevenlabs/post-call", bridge.url);
+    let event = |agent: &str, conversation: &str| {
+        let mut event = post_call_fixture();
+        let data = &mut event["data"];
+        data["agent_id"] = json!(agent);
+        data["conversation_id"] = json!(conversation);
+        data.as_object_mut()
+            .unwrap()
+            .remove("conversation_initiation_client_data");
+        event.to_string()
+    };
+    // An untagged agent, an agent ElevenLabs does not know, and a tagged
+    // agent whose tenant is not here.
+    for (agent, conversation) in [
+        ("agent_stranger", "conv_x1"),
+        ("agent_nowhere", "conv_x2"),
+        ("agent_gone_tenant", "conv_x3"),
+    ] {
+        let (status, answer) =
+            json_of(signed_post(&url, event(agent, conversation).as_bytes()).await).await;
+        assert_eq!(
+            (status, &answer["status"]),
+            (200, &json!("ignored")),
+            "{agent}"
+        );
+    }
+    let text = bridge.metrics_text();
+    for (reason, count) in [("unknown_agent", 2), ("unknown_tenant", 1)] {
+        let line = format!(
+            "voice_operator_post_call_ignored_total{{type=\"post_call_transcription\",reason=\"{reason}\"}} {count}"
+        );
+        assert!(text.contains(&line), "{line} not in {text}");
+    }
+
+    // A bad signature is still refused, and so is a malformed body.
+    let body = event("agent_stranger", "conv_x4");
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("ElevenLabs-Signature", "t=1,v0=00")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let (status, answer) =
+        json_of(signed_post(&url, b"{\"type\":\"post_call_audio\"}").await).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["field"], json!("data"));
+    assert!(bridge.records().await.is_empty());
 }
