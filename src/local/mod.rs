@@ -569,3 +569,29 @@ impl Report<'_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn a_missing_secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let variable = "VOICE_OPERATOR_LLM_SECRET";
+        let made = local_secret(None, variable, dir.path(), "llm-secret").unwrap();
+        let path = dir.path().join("llm-secret");
+        assert_eq!(made.file, Some((path.clone(), true)));
+        assert_eq!(made.value.expose_secret().len(), 64);
+        assert!(made.describe().starts_with("generated into"));
+        assert!(made.describe().contains(variable));
+        let again = local_secret(None, variable, dir.path(), "llm-secret").unwrap();
+        assert_eq!(again.value.expose_secret(), made.value.expose_secret());
+        assert_eq!(again.file, Some((path, false)));
+        let given = SecretString::from("mine");
+        let chosen = local_secret(Some(given), variable, dir.path(), "llm-secret").unwrap();
+        assert_eq!(chosen.value.expose_secret(), "mine");
+        assert_eq!(chosen.describe(), format!("from {variable}"));
+    }
+}
