@@ -223,6 +223,16 @@ def webhook_secret(data_dir: Path) -> str:
     return value
 
 
+def llm_secret(given, data_dir: Path):
+    """--llm-secret or $VOICE_OPERATOR_LLM_SECRET, else the one `local` wrote."""
+    if given:
+        return given
+    try:
+        return (data_dir / "llm-secret").read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def find_agent(data_dir: Path, business: str, location: str):
     """(agent id, VoiceAgent spec or None, where it was found), or
     (None, None, why not)."""
@@ -412,7 +422,9 @@ class Call:
             "user_id": CALLER,
             "elevenlabs_extra_body": {**extra_body, "conversation_id": self.conversation},
         }
-        headers = {"Accept": "text/event-stream"}
+        # What every agent the operator manages sends: the call's id, from
+        # the dynamic variable system__conversation_id.
+        headers = {"Accept": "text/event-stream", "X-Conversation-Id": self.conversation}
         if self.args.llm_secret:
             headers["Authorization"] = f"Bearer {self.args.llm_secret}"
         status, reason, response = self.client.request(
@@ -506,6 +518,7 @@ class Call:
 def simulate(args) -> int:
     data_dir = Path(args.data_dir)
     secret = webhook_secret(data_dir)
+    args.llm_secret = llm_secret(args.llm_secret, data_dir)
     log_path = Path(args.action_log) if args.action_log else data_dir / "agent-log.jsonl"
     tail = ActionLogTail(log_path)
 
@@ -610,7 +623,8 @@ def main() -> int:
     parser.add_argument(
         "--llm-secret",
         default=os.environ.get("VOICE_OPERATOR_LLM_SECRET") or None,
-        help="bearer secret of the custom-LLM route (default $VOICE_OPERATOR_LLM_SECRET, else none)",
+        help="bearer secret of the custom-LLM route (default $VOICE_OPERATOR_LLM_SECRET, "
+        "else <data-dir>/llm-secret, which `local` writes)",
     )
     parser.add_argument(
         "--action-log",

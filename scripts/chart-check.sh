@@ -194,6 +194,13 @@ must_fail "render without publicUrl" "publicUrl is required" \
   -f "$CHART/ci/test-values.yaml" --set publicUrl=
 must_fail "render without the ElevenLabs API key" "ELEVENLABS_API_KEY is required" \
   -f "$CHART/ci/test-values.yaml" --set secrets.elevenlabsApiKey.name=
+must_fail "render without the custom-LLM secret" "VOICE_OPERATOR_LLM_SECRET is required" \
+  -f "$CHART/ci/test-values.yaml" --set secrets.llmSecret.name=
+render "$WORK/unauthenticated.yaml" -f "$CHART/ci/test-values.yaml" --set secrets.llmSecret.name= --set allowUnauthenticatedLlm=true \
+  || die "helm template with allowUnauthenticatedLlm=true and no custom-LLM secret failed"
+grep -q 'VOICE_OPERATOR_ALLOW_UNAUTHENTICATED_LLM' "$WORK/unauthenticated.yaml" \
+  || die "allowUnauthenticatedLlm=true did not set VOICE_OPERATOR_ALLOW_UNAUTHENTICATED_LLM"
+passed "without the custom-LLM secret the chart renders only with allowUnauthenticatedLlm=true"
 must_fail "terminationGracePeriodSeconds not above the flush time" "must exceed preStopSleepSeconds + actionLog.shutdownGraceSecs" \
   -f "$CHART/ci/test-values.yaml" --set terminationGracePeriodSeconds=25
 must_fail "tenantStore outside its enum" "values don't meet the specifications of the schema" \

@@ -26,12 +26,13 @@ use crate::agent::tools::Tools;
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
 use crate::config::{
-    ActionLogArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TenantStoreKind,
+    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TenantStoreKind,
 };
 use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
 use crate::elevenlabs::{AgentPlatform, ClientConfig, ElevenLabsClient};
 use crate::http::Ops;
+use crate::http::metrics::HttpMetrics;
 use crate::http::state::{AppState, HttpConfig};
 use crate::tenant::TenantStore;
 use crate::tenant::cache::CachedStore;
@@ -42,6 +43,8 @@ pub struct BridgeParts {
     pub router: axum::Router,
     /// The action log the routes write to (its counters go on /metrics).
     pub log: ActionLog,
+    /// The routes' own counters, for /metrics.
+    pub metrics: HttpMetrics,
     pub shipper: ShipperHandle,
     pub grace: Duration,
     /// What answers the calls, for the start-up report.
@@ -104,9 +107,11 @@ pub async fn build_bridge(
     let mut bridge = AppState::new(config, cached, runtime, Arc::new(tools), log.clone());
     bridge.agents = Some(backends.platform);
     bridge.admin = Some(backends.admin);
+    let metrics = bridge.metrics.clone();
     Ok(BridgeParts {
         router: crate::http::bridge_routes(Arc::new(bridge)),
         log,
+        metrics,
         shipper,
         grace: action_log.shutdown_grace(),
         agent,
@@ -139,7 +144,7 @@ async fn run_bridge(
     };
     if routes.llm.is_none() {
         tracing::warn!(
-            "VOICE_OPERATOR_LLM_SECRET is not set: the custom-LLM route takes requests without a bearer token"
+            "VOICE_OPERATOR_LLM_SECRET is not set and --allow-unauthenticated-llm is on: the custom-LLM route takes requests without a bearer token"
         );
     }
     if routes.admin.is_none() {
@@ -175,6 +180,9 @@ pub async fn controller(
     secrets: &Secrets,
     data_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(run) = run {
+        run.check_llm_auth(secrets)?;
+    }
     let api_key = secrets
         .elevenlabs_api_key
         .clone()
@@ -186,6 +194,13 @@ pub async fn controller(
         ))
         .context("ELEVENLABS_BASE_URL")?,
     );
+    let llm_secret_id = llm_secret_id(
+        &args.agents,
+        &args.agents.llm_secret_name,
+        secrets.llm.as_ref(),
+        &platform,
+    )
+    .await?;
     let store = crate::tenant::open(&args.tenant.config(TenantStoreKind::Dynamodb, data_dir))
         .await
         .context("opening the tenant store")?;
@@ -211,6 +226,7 @@ pub async fn controller(
     let metrics = Arc::new(Metrics::register(&mut registry));
     if let Some(parts) = &parts {
         registry.register_collector(Box::new(parts.log.collector()));
+        parts.metrics.register(&mut registry);
     }
     let ops = Ops {
         registry: Arc::new(registry),
@@ -251,7 +267,7 @@ pub async fn controller(
     let config = RunConfig {
         namespace: args.watch_namespace.clone(),
         concurrency: u16::try_from(args.concurrency).unwrap_or(u16::MAX),
-        settings: args.agents.settings(args.public_url.clone()),
+        settings: args.agents.settings(args.public_url.clone(), llm_secret_id),
         timing: args.agents.timing(),
         identity,
         leader,
@@ -270,6 +286,41 @@ pub async fn controller(
     serving.finish(bridge).await;
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The id of the ElevenLabs workspace secret every agent's custom LLM
+/// sends as its bearer token: --llm-secret-id as given, else the secret
+/// named `name` (--llm-secret-name), found or created with the value of
+/// VOICE_OPERATOR_LLM_SECRET (and its value set again, so changing the
+/// variable rotates it), else none.
+pub async fn llm_secret_id(
+    agents: &AgentArgs,
+    name: &str,
+    secret: Option<&SecretString>,
+    client: &ElevenLabsClient,
+) -> anyhow::Result<Option<String>> {
+    if let Some(id) = &agents.llm_secret_id {
+        tracing::info!(secret_id = %id, "agents send the workspace secret --llm-secret-id names");
+        return Ok(Some(id.clone()));
+    }
+    let Some(value) = secret else {
+        tracing::warn!(
+            "VOICE_OPERATOR_LLM_SECRET is not set: agents send no bearer token to the custom-LLM route"
+        );
+        return Ok(None);
+    };
+    let ensured = client.ensure_secret(name, value).await.with_context(|| {
+        format!(
+            "cannot find or create the ElevenLabs workspace secret {name:?} (--llm-secret-name, VOICE_OPERATOR_LLM_SECRET_NAME) that holds VOICE_OPERATOR_LLM_SECRET; set --llm-secret-id (VOICE_OPERATOR_LLM_SECRET_ID) to use an existing one"
+        )
+    })?;
+    tracing::info!(
+        name = %name,
+        secret_id = %ensured.id,
+        created = ensured.created,
+        "agents send the ElevenLabs workspace secret holding VOICE_OPERATOR_LLM_SECRET"
+    );
+    Ok(Some(ensured.id.to_string()))
 }
 
 /// The HTTP server, running until SIGTERM or Ctrl-C, or until

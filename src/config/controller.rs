@@ -84,11 +84,20 @@ pub struct AgentArgs {
     #[arg(long, env = "ELEVENLABS_BASE_URL", default_value = crate::elevenlabs::DEFAULT_BASE_URL)]
     pub elevenlabs_base_url: String,
 
-    /// Id of the ElevenLabs workspace secret that holds
-    /// VOICE_OPERATOR_LLM_SECRET; ElevenLabs sends it as the bearer token
-    /// of every custom-LLM request. Without it the requests carry none.
+    /// Id of an ElevenLabs workspace secret holding
+    /// VOICE_OPERATOR_LLM_SECRET, used as is instead of the one found or
+    /// created by --llm-secret-name (the operator then does not touch the
+    /// workspace's secrets).
     #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_ID")]
     pub llm_secret_id: Option<String>,
+
+    /// Name of the ElevenLabs workspace secret that holds
+    /// VOICE_OPERATOR_LLM_SECRET. At start the operator finds it by this
+    /// exact name (or creates it) and sets its value; every agent's custom
+    /// LLM sends it as the bearer token of the custom-LLM route.
+    #[arg(long, env = "VOICE_OPERATOR_LLM_SECRET_NAME", default_value = DEFAULT_LLM_SECRET_NAME,
+          value_parser = secret_name)]
+    pub llm_secret_name: String,
 
     /// System prompt for VoiceAgents without customPrompt.
     #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
@@ -103,11 +112,11 @@ pub struct AgentArgs {
 
 impl AgentArgs {
     /// The operator settings, with agents' custom-LLM URLs built on
-    /// `public_url`.
-    pub fn settings(&self, public_url: String) -> OperatorSettings {
+    /// `public_url` and `llm_secret_id` as the workspace secret they send.
+    pub fn settings(&self, public_url: String, llm_secret_id: Option<String>) -> OperatorSettings {
         OperatorSettings {
             public_url,
-            llm_secret_id: self.llm_secret_id.clone(),
+            llm_secret_id,
             default_prompt: self.default_prompt.clone(),
         }
     }
@@ -118,6 +127,22 @@ impl AgentArgs {
             ..Timing::default()
         }
     }
+}
+
+/// Name of the ElevenLabs workspace secret holding the custom-LLM bearer
+/// secret, unless --llm-secret-name says otherwise.
+pub const DEFAULT_LLM_SECRET_NAME: &str = "voice-operator-llm-secret";
+
+/// A workspace secret name: anything but blank (the API's schema sets no
+/// other rule on `name`).
+fn secret_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(
+            "must not be blank (set by --llm-secret-name or VOICE_OPERATOR_LLM_SECRET_NAME)".into(),
+        );
+    }
+    Ok(name.to_owned())
 }
 
 /// Prompt for agents whose VoiceAgent has no customPrompt.

@@ -16,6 +16,9 @@ use crate::ids::Id;
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.elevenlabs.io";
+/// Pages of workspace secrets read at most; a cursor that never ends is
+/// the API's bug, not a reason to loop forever.
+const MAX_SECRET_PAGES: usize = 100;
 /// Provider messages longer than this are cut in errors.
 const MAX_MESSAGE_CHARS: usize = 500;
 
@@ -51,6 +54,22 @@ impl ClientConfig {
             max_retry_after: Duration::from_secs(30),
         }
     }
+}
+
+/// An ElevenLabs workspace secret (`/v1/convai/secrets`); its value is
+/// never returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceSecret {
+    pub id: Id,
+    pub name: String,
+}
+
+/// What [`ElevenLabsClient::ensure_secret`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnsuredSecret {
+    pub id: Id,
+    /// True when the secret did not exist and was created.
+    pub created: bool,
 }
 
 /// The client could not be built from its configuration.
@@ -170,6 +189,127 @@ impl ElevenLabsClient {
             content_type,
             bytes: answer.body,
         })
+    }
+
+    /// `GET /v1/convai/secrets`: the workspace secrets named exactly
+    /// `name`. The `search` parameter matches a name prefix only, so the
+    /// exact match is made here; every page is read.
+    pub async fn find_secrets(&self, name: &str) -> Result<Vec<WorkspaceSecret>, ElevenLabsError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            secrets: Vec<Stored>,
+            #[serde(default)]
+            next_cursor: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            secret_id: String,
+            name: String,
+        }
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_SECRET_PAGES {
+            let mut call = Call::new(Method::GET, "v1/convai/secrets".into());
+            call.query.push(("search", name.to_owned()));
+            if let Some(cursor) = &cursor {
+                call.query.push(("cursor", cursor.clone()));
+            }
+            let operation = call.operation();
+            let answer = self.execute(call).await?;
+            let page: Page = parse_json(&operation, &answer.body)?;
+            for stored in page.secrets.into_iter().filter(|s| s.name == name) {
+                let id = Id::parse("secret_id", &stored.secret_id).map_err(|e| {
+                    ElevenLabsError::BadResponse {
+                        operation: operation.clone(),
+                        field: "secrets[].secret_id".into(),
+                        reason: e.reason,
+                    }
+                })?;
+                found.push(WorkspaceSecret {
+                    id,
+                    name: stored.name,
+                });
+            }
+            match page.next_cursor {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+                _ => return Ok(found),
+            }
+        }
+        Ok(found)
+    }
+
+    /// `POST /v1/convai/secrets` `{"type": "new", name, value}`: stores a
+    /// new workspace secret and returns its id. Not retried unless the
+    /// request surely was not processed, so a lost answer cannot make two.
+    pub async fn create_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<Id, ElevenLabsError> {
+        let mut call = Call::new(Method::POST, "v1/convai/secrets".into());
+        call.body = Some(serde_json::json!({
+            "type": "new", "name": name, "value": value.expose_secret(),
+        }));
+        call.repeat = Repeat::OnlyIfUnprocessed;
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        let body: Value = parse_json(&operation, &answer.body)?;
+        match body.get("secret_id").and_then(Value::as_str) {
+            Some(id) => Id::parse("secret_id", id).map_err(|e| ElevenLabsError::BadResponse {
+                operation,
+                field: "secret_id".into(),
+                reason: e.reason,
+            }),
+            None => Err(ElevenLabsError::BadResponse {
+                operation,
+                field: "secret_id".into(),
+                reason: "is missing or not a string".into(),
+            }),
+        }
+    }
+
+    /// `PATCH /v1/convai/secrets/{id}` `{"type": "update", name, value}`:
+    /// sets the value of a workspace secret.
+    pub async fn update_secret(
+        &self,
+        id: &Id,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), ElevenLabsError> {
+        let mut call = Call::new(Method::PATCH, format!("v1/convai/secrets/{id}"));
+        call.body = Some(serde_json::json!({
+            "type": "update", "name": name, "value": value.expose_secret(),
+        }));
+        self.execute(call).await.map(drop)
+    }
+
+    /// The workspace secret named `name`, holding `value`: the one found
+    /// by that exact name, with its value set (the API never returns a
+    /// secret's value, so it cannot be compared), or a new one. Of several
+    /// with the name, the smallest id, so that every replica picks the same.
+    pub async fn ensure_secret(
+        &self,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<EnsuredSecret, ElevenLabsError> {
+        let found = self.find_secrets(name).await?;
+        if found.len() > 1 {
+            tracing::warn!(
+                name,
+                count = found.len(),
+                "several ElevenLabs workspace secrets have this name; using the smallest id"
+            );
+        }
+        match found.into_iter().map(|s| s.id).min() {
+            Some(id) => {
+                self.update_secret(&id, name, value).await?;
+                Ok(EnsuredSecret { id, created: false })
+            }
+            None => {
+                let id = self.create_secret(name, value).await?;
+                Ok(EnsuredSecret { id, created: true })
+            }
+        }
     }
 
     async fn create(&self, desired: &DesiredAgent) -> Result<Id, ElevenLabsError> {

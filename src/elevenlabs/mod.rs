@@ -1,4 +1,5 @@
-//! ElevenLabs: the Agents API client the controller drives, and the
+//! ElevenLabs: the Agents API client the controller drives (and the
+//! workspace secret it keeps for the custom-LLM route), and the
 //! signature check on the webhooks ElevenLabs sends us.
 
 mod client;
@@ -8,7 +9,10 @@ pub mod signature;
 
 use futures::future::BoxFuture;
 
-pub use client::{ClientConfig, ClientConfigError, DEFAULT_BASE_URL, ElevenLabsClient};
+pub use client::{
+    ClientConfig, ClientConfigError, DEFAULT_BASE_URL, ElevenLabsClient, EnsuredSecret,
+    WorkspaceSecret,
+};
 pub use error::ElevenLabsError;
 pub use model::{
     AgentPage, AgentSummary, Audio, Conversation, Deleted, DesiredAgent, ListQuery, Llm,

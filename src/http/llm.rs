@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -35,8 +34,6 @@ struct ChatRequest {
     model: Option<String>,
     #[serde(default)]
     stream: Option<bool>,
-    #[serde(default)]
-    user_id: Option<String>,
     #[serde(default)]
     elevenlabs_extra_body: Option<Map<String, Value>>,
 }
@@ -63,38 +60,62 @@ impl ChatMessage {
     }
 }
 
+/// The header every managed agent sends with the call's conversation id
+/// (the dynamic variable `system__conversation_id`, which ElevenLabs
+/// fills in per call).
+// same name as elevenlabs::model::CONVERSATION_ID_HEADER
+pub const CONVERSATION_ID_HEADER: &str = "X-Conversation-Id";
+
 /// Keys of `elevenlabs_extra_body` that name the call, in order of trust.
 const SESSION_KEYS: [&str; 4] = ["conversation_id", "correlation_id", "call_sid", "callSid"];
 
-/// The session id of a custom-LLM request: the call named in the extra
-/// body, or else a hash of what stays the same across the call's turns
-/// (tenant, user id, and the messages up to the caller's first words).
-fn session_id(key: &TenantKey, request: &ChatRequest) -> Result<Id, ApiError> {
+/// The session id of a custom-LLM request: the conversation id in the
+/// [`CONVERSATION_ID_HEADER`] header, else the call named in the extra
+/// body, else `None`. Nothing else in the request tells two callers
+/// apart: two calls that open with the same words look the same.
+fn named_session(headers: &HeaderMap, request: &ChatRequest) -> Result<Option<Id>, ApiError> {
+    if let Some(value) = headers.get(CONVERSATION_ID_HEADER) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::field(CONVERSATION_ID_HEADER, "is not text"))?;
+        return Ok(Some(Id::parse(CONVERSATION_ID_HEADER, text.trim())?));
+    }
     if let Some(extra) = &request.elevenlabs_extra_body {
         for name in SESSION_KEYS {
             if let Some(value) = extra.get(name) {
                 let text = value.as_str().ok_or_else(|| {
                     ApiError::field(format!("elevenlabs_extra_body.{name}"), "must be a string")
                 })?;
-                return Ok(Id::parse(&format!("elevenlabs_extra_body.{name}"), text)?);
+                return Ok(Some(Id::parse(
+                    &format!("elevenlabs_extra_body.{name}"),
+                    text,
+                )?));
             }
         }
     }
-    let mut hash = Sha256::new();
-    hash.update(key.to_string());
-    hash.update([0]);
-    hash.update(request.user_id.as_deref().unwrap_or_default());
-    for message in &request.messages {
-        hash.update([0]);
-        hash.update(&message.role);
-        hash.update([0]);
-        hash.update(message.text());
-        if message.role == "user" {
-            break;
-        }
+    Ok(None)
+}
+
+/// The session of a turn: the call's own id when the request names it,
+/// otherwise a fresh one for this request alone, so that two callers
+/// never share an agent session (the agent then remembers nothing
+/// between the turns of that call).
+fn session_id(headers: &HeaderMap, request: &ChatRequest) -> Result<Id, ApiError> {
+    if let Some(named) = named_session(headers, request)? {
+        return Ok(named);
     }
-    let digest = hex::encode(hash.finalize());
-    Ok(Id::parse("session", &format!("llm-{}", &digest[..32]))?)
+    static REPORTED: std::sync::Once = std::sync::Once::new();
+    REPORTED.call_once(|| {
+        tracing::debug!(
+            header = CONVERSATION_ID_HEADER,
+            "a custom-LLM request names no conversation (no header, no elevenlabs_extra_body); \
+             each such turn gets a session of its own. Agents the operator manages send the header."
+        );
+    });
+    Ok(Id::parse(
+        "session",
+        &format!("llm-{}", uuid::Uuid::new_v4().simple()),
+    )?)
 }
 
 /// Handles one custom-LLM turn.
@@ -117,7 +138,7 @@ pub async fn chat_completions(
         .map(ChatMessage::text)
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| ApiError::field("messages", "has no user message with text"))?;
-    let session = session_id(&key, &request)?;
+    let session = session_id(&headers, &request)?;
     let span = tracing::info_span!(
         "custom_llm",
         business_id = %key.business_id,
@@ -222,46 +243,49 @@ mod tests {
         serde_json::from_value(body).unwrap()
     }
 
+    fn with_header(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONVERSATION_ID_HEADER, value.parse().unwrap());
+        headers
+    }
+
     #[test]
-    fn the_session_comes_from_the_extra_body_first() {
-        let key = TenantKey::parse("B1", "L1").unwrap();
+    fn the_session_is_the_header_then_the_extra_body() {
         let r = request(json!({
             "messages": [{"role": "user", "content": "hi"}],
             "elevenlabs_extra_body": {"call_sid": "CA1", "conversation_id": "conv_9"},
         }));
-        assert_eq!(session_id(&key, &r).unwrap().as_str(), "conv_9");
+        assert_eq!(
+            session_id(&with_header("conv_h1"), &r).unwrap().as_str(),
+            "conv_h1"
+        );
+        assert_eq!(
+            session_id(&HeaderMap::new(), &r).unwrap().as_str(),
+            "conv_9"
+        );
         let bad = request(json!({
             "messages": [], "elevenlabs_extra_body": {"conversation_id": "a/b"},
         }));
         assert!(matches!(
-            session_id(&key, &bad),
+            session_id(&HeaderMap::new(), &bad),
             Err(ApiError::BadField { field, .. }) if field == "elevenlabs_extra_body.conversation_id"
+        ));
+        assert!(matches!(
+            session_id(&with_header("../x"), &r),
+            Err(ApiError::BadField { field, .. }) if field == CONVERSATION_ID_HEADER
         ));
     }
 
     #[test]
-    fn a_derived_session_is_stable_across_the_turns_of_a_call() {
-        let key = TenantKey::parse("B1", "L1").unwrap();
+    fn a_request_that_names_no_call_gets_a_session_of_its_own() {
         let first = request(json!({"messages": [
             {"role": "system", "content": "be kind"},
-            {"role": "assistant", "content": "Hello"},
-            {"role": "user", "content": "I want a booking"},
+            {"role": "user", "content": [{"type": "text", "text": "I want a booking"}]},
         ], "user_id": "u1"}));
-        let later = request(json!({"messages": [
-            {"role": "system", "content": "be kind"},
-            {"role": "assistant", "content": "Hello"},
-            {"role": "user", "content": "I want a booking"},
-            {"role": "assistant", "content": "When?"},
-            {"role": "user", "content": [{"type": "text", "text": "Tomorrow"}]},
-        ], "user_id": "u1"}));
-        let other_caller = request(json!({"messages": [
-            {"role": "user", "content": "I want a booking"},
-        ], "user_id": "u2"}));
-        let a = session_id(&key, &first).unwrap();
-        assert_eq!(a, session_id(&key, &later).unwrap());
-        assert_ne!(a, session_id(&key, &other_caller).unwrap());
-        let other_tenant = TenantKey::parse("B2", "L1").unwrap();
-        assert_ne!(a, session_id(&other_tenant, &first).unwrap());
-        assert_eq!(later.messages[4].text(), "Tomorrow");
+        let a = session_id(&HeaderMap::new(), &first).unwrap();
+        let b = session_id(&HeaderMap::new(), &first).unwrap();
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("llm-"), "{a}");
+        assert_eq!(first.messages[1].text(), "I want a booking");
     }
 }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod error;
 pub mod llm;
+pub mod metrics;
 pub mod postcall;
 pub mod state;
 pub mod webhook;

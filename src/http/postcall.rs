@@ -89,7 +89,10 @@ struct InitData {
 /// under the action log's size limit.
 const MAX_TRANSCRIPT_BYTES: usize = 256 * 1024;
 
-/// Handles one post-call webhook.
+/// Handles one post-call webhook. An event of an agent this operator
+/// does not manage is acknowledged (`{"status": "ignored"}`), counted and
+/// logged at debug; only a bad signature (401) and a malformed body (400)
+/// are refused.
 pub async fn post_call(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -111,8 +114,35 @@ pub async fn post_call(
             ),
         ));
     }
-    let tenant = resolve(&state, &data, &conversation).await?;
-    state.check_agent(&tenant, data.agent_id.as_deref())?;
+    let resolved = match resolve(&state, &data, &conversation).await {
+        Ok(tenant) => state
+            .check_agent(&tenant, data.agent_id.as_deref())
+            .map(|()| tenant),
+        Err(e) => Err(e),
+    };
+    let tenant = match resolved {
+        Ok(tenant) => tenant,
+        Err(e) => {
+            let Some(reason) = not_managed(&e) else {
+                return Err(e);
+            };
+            // The workspace's post-call webhook fires for every agent of
+            // the workspace, ours or not. ElevenLabs disables a webhook
+            // after 10 consecutive failures (any non-200), and then our
+            // own calls' events stop too, so events of agents we do not
+            // manage get a 200 (post-call-webhook.mdx, elevenlabs-docs).
+            state.metrics.post_call_ignored(&event.kind, reason);
+            tracing::debug!(
+                kind = %event.kind,
+                conversation = %conversation,
+                agent = data.agent_id.as_deref().unwrap_or("-"),
+                reason,
+                cause = %e,
+                "post-call event of an agent this operator does not manage; acknowledged and ignored"
+            );
+            return Ok(Json(json!({"status": "ignored"})));
+        }
+    };
     let span = tracing::info_span!(
         "post_call",
         kind = %event.kind,
@@ -198,6 +228,23 @@ pub async fn post_call(
         _ => keep_audio(&state, &tenant, &conversation, data.full_audio),
     }
     Ok(Json(json!({"status": "ok"})))
+}
+
+/// Why an event's agent is not one this operator manages (the metric's
+/// `reason` label), or `None` when the refusal is about the request
+/// itself (a malformed body, a store that cannot be read).
+fn not_managed(error: &ApiError) -> Option<&'static str> {
+    match error {
+        // No such agent, no `tenant:` tag, or no way to ask about it.
+        ApiError::NotFound(_) => Some("unknown_agent"),
+        // Tagged, but no tenant item: a VoiceAgent that is gone, or
+        // another installation's.
+        ApiError::UnknownTenant(_) => Some("unknown_tenant"),
+        // The tenant's item names another agent, or the conversation was
+        // another tenant's: never logged under the wrong tenant.
+        ApiError::Forbidden(_) => Some("other_agent"),
+        _ => None,
+    }
 }
 
 /// The tenant of a post-call event: from the dynamic variables the

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use super::metrics::HttpMetrics;
 use crate::actionlog::{Action, ActionLog, Outcome, Recipient, VoiceCall};
 use crate::admin::AgentAdmin;
 use crate::agent::{AgentRuntime, ToolRunner};
@@ -78,6 +79,8 @@ pub struct AppState {
     pub agents: Option<Arc<dyn AgentPlatform>>,
     /// The admin API's backend.
     pub admin: Option<Arc<dyn AgentAdmin>>,
+    /// The routes' counters; registered on `/metrics` by whoever serves it.
+    pub metrics: HttpMetrics,
     conversations: Recent<String, Conversation>,
     agent_tenants: Recent<String, TenantKey>,
     delivered: Recent<(String, String), ()>,
@@ -112,6 +115,7 @@ impl AppState {
             log,
             agents: None,
             admin: None,
+            metrics: HttpMetrics::default(),
             conversations: Recent::new(MEMORY, MEMORY_CAPACITY),
             agent_tenants: Recent::new(MEMORY, MEMORY_CAPACITY),
             delivered: Recent::new(MEMORY, MEMORY_CAPACITY),

@@ -24,9 +24,10 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::app::{BridgeBackends, RouteSecrets, Serving, build_bridge};
+use crate::app::{BridgeBackends, RouteSecrets, Serving, build_bridge, llm_secret_id};
 use crate::config::Secrets;
 use crate::config::bridge::AgentRuntimeKind;
+use crate::config::controller::DEFAULT_LLM_SECRET_NAME;
 use crate::config::{LocalArgs, TenantStoreKind};
 use crate::controller::objects::Objects;
 use crate::controller::runner::{drive, stop_when};
@@ -40,6 +41,10 @@ use self::admin::DirAdmin;
 use self::manifests::{ManifestError, Scan, Validator};
 use self::objects::{Changes, LocalObjects};
 use self::offline::OfflinePlatform;
+
+/// Name of the ElevenLabs workspace secret `local` keeps its custom-LLM
+/// secret in, when --llm-secret-name is left at its default.
+const LOCAL_LLM_SECRET_NAME: &str = "voice-operator-llm-secret-local";
 
 /// VoiceAgents reconciled at the same time in `local` mode.
 const LOCAL_CONCURRENCY: u16 = 4;
@@ -101,34 +106,46 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         data_dir,
         "admin-token",
     )?;
-    let llm_secret = secrets.llm.clone();
+    let llm_secret = local_secret(
+        secrets.llm.clone(),
+        "VOICE_OPERATOR_LLM_SECRET",
+        data_dir,
+        "llm-secret",
+    )?;
 
-    let (platform, elevenlabs): (Arc<dyn AgentPlatform>, String) = match secrets
-        .elevenlabs_api_key
-        .clone()
-    {
-        Some(key) => {
-            let client = ElevenLabsClient::new(ClientConfig::new(
-                args.agents.elevenlabs_base_url.clone(),
-                key,
-            ))
-            .context("ELEVENLABS_BASE_URL")?;
-            let line = format!(
-                "the real API at {} (ELEVENLABS_API_KEY is set): agents are created in your workspace",
-                args.agents.elevenlabs_base_url
-            );
-            (Arc::new(client), line)
-        }
-        None => {
-            let path = data_dir.join("offline-agents.json");
-            let offline = OfflinePlatform::open(&path)?;
-            let line = format!(
-                "OFFLINE stand-in (ELEVENLABS_API_KEY is not set): agent ids are made up and kept in {}; no phone will ring",
-                path.display()
-            );
-            (Arc::new(offline), line)
-        }
-    };
+    let (platform, elevenlabs, llm_secret_id): (Arc<dyn AgentPlatform>, String, Option<String>) =
+        match secrets.elevenlabs_api_key.clone() {
+            Some(key) => {
+                let client = ElevenLabsClient::new(ClientConfig::new(
+                    args.agents.elevenlabs_base_url.clone(),
+                    key,
+                ))
+                .context("ELEVENLABS_BASE_URL")?;
+                // Not the name `run` uses by default: a local start must
+                // not overwrite the value a deployment's agents send.
+                let name = if args.agents.llm_secret_name == DEFAULT_LLM_SECRET_NAME {
+                    LOCAL_LLM_SECRET_NAME
+                } else {
+                    &args.agents.llm_secret_name
+                };
+                let id =
+                    llm_secret_id(&args.agents, name, Some(&llm_secret.value), &client).await?;
+                let line = format!(
+                    "the real API at {} (ELEVENLABS_API_KEY is set): agents are created in your workspace",
+                    args.agents.elevenlabs_base_url
+                );
+                (Arc::new(client), line, id)
+            }
+            None => {
+                let path = data_dir.join("offline-agents.json");
+                let offline = OfflinePlatform::open(&path)?;
+                let line = format!(
+                    "OFFLINE stand-in (ELEVENLABS_API_KEY is not set): agent ids are made up and kept in {}; no phone will ring",
+                    path.display()
+                );
+                (Arc::new(offline), line, args.agents.llm_secret_id.clone())
+            }
+        };
     if elevenlabs.starts_with("OFFLINE") {
         tracing::warn!(
             "ElevenLabs is OFFLINE: ELEVENLABS_API_KEY is not set, agents exist only in the local stand-in"
@@ -173,7 +190,7 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     ));
     let routes = RouteSecrets {
         webhook: webhook.value.clone(),
-        llm: llm_secret.clone(),
+        llm: Some(llm_secret.value.clone()),
         admin: Some(admin_token.value.clone()),
     };
     let backends = BridgeBackends {
@@ -195,6 +212,7 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     registry.register_collector(Box::new(bridge.log.collector()));
+    bridge.metrics.register(&mut registry);
     let ops = Ops {
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
@@ -215,7 +233,7 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         messaging: &bridge.messaging,
         webhook: &webhook,
         admin: &admin_token,
-        llm_secret: llm_secret.is_some(),
+        llm_secret: &llm_secret,
     };
     let text = report.render();
     let mut stdout = std::io::stdout().lock();
@@ -242,7 +260,7 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         objects: objects.clone() as Arc<dyn Objects>,
         platform,
         store,
-        settings: args.agents.settings(public_url),
+        settings: args.agents.settings(public_url, llm_secret_id),
         timing: args.agents.timing(),
         claims: objects.reader(),
         metrics: metrics.clone(),
@@ -458,7 +476,7 @@ struct Report<'a> {
     messaging: &'a str,
     webhook: &'a LocalSecret,
     admin: &'a LocalSecret,
-    llm_secret: bool,
+    llm_secret: &'a LocalSecret,
 }
 
 impl Report<'_> {
@@ -490,12 +508,8 @@ impl Report<'_> {
         let _ = writeln!(out, "  admin token     {}", self.admin.describe());
         let _ = writeln!(
             out,
-            "  custom-LLM auth {}",
-            if self.llm_secret {
-                "bearer VOICE_OPERATOR_LLM_SECRET"
-            } else {
-                "none (VOICE_OPERATOR_LLM_SECRET is not set)"
-            }
+            "  custom-LLM auth bearer {}",
+            self.llm_secret.describe()
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "listening on {}", self.base_url);
@@ -553,5 +567,31 @@ impl Report<'_> {
             shell_path(self.data_dir)
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn a_missing_secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let variable = "VOICE_OPERATOR_LLM_SECRET";
+        let made = local_secret(None, variable, dir.path(), "llm-secret").unwrap();
+        let path = dir.path().join("llm-secret");
+        assert_eq!(made.file, Some((path.clone(), true)));
+        assert_eq!(made.value.expose_secret().len(), 64);
+        assert!(made.describe().starts_with("generated into"));
+        assert!(made.describe().contains(variable));
+        let again = local_secret(None, variable, dir.path(), "llm-secret").unwrap();
+        assert_eq!(again.value.expose_secret(), made.value.expose_secret());
+        assert_eq!(again.file, Some((path, false)));
+        let given = SecretString::from("mine");
+        let chosen = local_secret(Some(given), variable, dir.path(), "llm-secret").unwrap();
+        assert_eq!(chosen.value.expose_secret(), "mine");
+        assert_eq!(chosen.describe(), format!("from {variable}"));
     }
 }

@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::bridge::{WEBHOOK_SECRET, sign};
+use crate::support::bridge::{LLM_SECRET, WEBHOOK_SECRET, sign};
 use crate::support::cluster::{self, until};
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use kube::Api;
@@ -30,6 +30,22 @@ async fn run_serves_the_bridge_and_flushes_the_log_on_sigterm() {
     cluster::install_crd(&client).await;
     let ns = cluster::namespace(&client, "run").await;
     let fake = FakeElevenLabs::start(Faults::default()).await;
+    // The workspace has no secret of that name yet: `run` creates it.
+    for (verb, body) in [
+        ("GET", json!({"secrets": []})),
+        (
+            "POST",
+            json!({"type": "stored", "secret_id": "sec_run_1", "name": "voice-operator-llm-secret"}),
+        ),
+    ] {
+        wiremock::Mock::given(wiremock::matchers::method(verb))
+            .and(wiremock::matchers::path("/v1/convai/secrets"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(body))
+            .with_priority(1)
+            .expect(1)
+            .mount(&fake.server)
+            .await;
+    }
     let data = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     let mut child = Running(
@@ -39,6 +55,7 @@ async fn run_serves_the_bridge_and_flushes_the_log_on_sigterm() {
             .env("ELEVENLABS_API_KEY", API_KEY)
             .env("ELEVENLABS_BASE_URL", fake.uri())
             .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("VOICE_OPERATOR_LLM_SECRET", LLM_SECRET)
             .env("VOICE_OPERATOR_PUBLIC_URL", "https://voice.example.com")
             .env("VOICE_OPERATOR_LISTEN", format!("127.0.0.1:{port}"))
             .env("VOICE_OPERATOR_WATCH_NAMESPACE", &ns)
@@ -78,6 +95,15 @@ async fn run_serves_the_bridge_and_flushes_the_log_on_sigterm() {
     )
     .await
     .unwrap();
+
+    // The agent sends the workspace secret `run` made as its bearer token.
+    let agents = fake.agents();
+    let agent = agents.values().next().expect("one agent");
+    assert_eq!(
+        agent["conversation_config"]["agent"]["prompt"]["custom_llm"]["api_key"],
+        json!({"secret_id": "sec_run_1"}),
+        "{agent}"
+    );
 
     let body = json!({"event": "message", "conversationId": "conv_run_1",
         "message": {"content": "Ce program aveți?"},
@@ -124,4 +150,27 @@ async fn run_serves_the_bridge_and_flushes_the_log_on_sigterm() {
     let validator = crate::support::agent_log_validator();
     assert!(validator.is_valid(&lines[0]), "{}", lines[0]);
     assert_eq!(lines[0]["data"]["agentSessionId"], json!("conv_run_1"));
+}
+
+#[test]
+fn run_refuses_to_start_without_the_llm_secret_unless_told_so() {
+    let output = Command::new(env!("CARGO_BIN_EXE_voice-operator"))
+        .arg("run")
+        .env_remove("VOICE_OPERATOR_LLM_SECRET")
+        .env_remove("VOICE_OPERATOR_ALLOW_UNAUTHENTICATED_LLM")
+        .env("ELEVENLABS_API_KEY", API_KEY)
+        .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("VOICE_OPERATOR_PUBLIC_URL", "https://voice.example.com")
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "VOICE_OPERATOR_LLM_SECRET is not set",
+        "--allow-unauthenticated-llm",
+        "VOICE_OPERATOR_ALLOW_UNAUTHENTICATED_LLM",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
 }

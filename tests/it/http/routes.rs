@@ -239,8 +239,9 @@ async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
     event["data"]["conversation_initiation_client_data"]["dynamic_variables"] =
         json!({"business_id": "B0200002", "location_id": "L0200002"});
     let post_call = format!("{}/api/elevenlabs/post-call", bridge.url);
-    let (status, _) = signed_json(&post_call, &event).await;
-    assert_eq!(status, 403);
+    let (status, answer) = signed_json(&post_call, &event).await;
+    // Acknowledged, so that ElevenLabs keeps the webhook on, but not logged.
+    assert_eq!((status, &answer["status"]), (200, &json!("ignored")));
     // Only the one accepted turn was logged.
     assert_eq!(bridge.records().await.len(), 1);
 }
@@ -624,4 +625,177 @@ async fn admin_routes_want_the_admin_token() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
+}
+
+/// Remembers the session of every turn; each turn waits until `together`
+/// turns are running at once, so the calls are truly concurrent.
+struct Sessions {
+    seen: std::sync::Mutex<Vec<String>>,
+    together: tokio::sync::Barrier,
+}
+
+impl AgentRuntime for Sessions {
+    fn answer<'a>(
+        &'a self,
+        turn: &'a Turn,
+        _tools: &'a dyn ToolRunner,
+        _stream: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'a, Answer> {
+        Box::pin(async move {
+            self.seen.lock().unwrap().push(turn.session_id.clone());
+            self.together.wait().await;
+            Answer {
+                text: "ok".into(),
+                tools: vec![],
+                fallback: false,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn two_concurrent_calls_with_the_same_first_words_get_two_sessions() {
+    let runtime = Arc::new(Sessions {
+        seen: std::sync::Mutex::new(Vec::new()),
+        together: tokio::sync::Barrier::new(2),
+    });
+    let bridge = TestBridge::start(Options {
+        runtime: runtime.clone(),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    let url = format!(
+        "{}/api/elevenlabs/llm/B0100001/L0100001/chat/completions",
+        bridge.url
+    );
+    // The same words, the same user id: nothing in the bodies tells the
+    // two callers apart.
+    let body = json!({"model": "m", "stream": false, "user_id": "anonymous",
+        "messages": [{"role": "user", "content": "Bună ziua, vreau o programare"}]});
+    let turn = |conversation: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(LLM_SECRET)
+            .json(&body);
+        if let Some(id) = conversation {
+            request = request.header("X-Conversation-Id", id);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Agents the operator manages send the conversation id as a header.
+    let statuses = futures::future::join(turn(Some("conv_a1")), turn(Some("conv_b2"))).await;
+    assert_eq!(statuses, (200, 200));
+    // A hand-made agent sends no id: each request is a session of its own.
+    let statuses = futures::future::join(turn(None), turn(None)).await;
+    assert_eq!(statuses, (200, 200));
+
+    let mut seen = runtime.seen.lock().unwrap().clone();
+    let named: Vec<String> = seen.drain(..2).collect();
+    let mut named_sorted = named.clone();
+    named_sorted.sort();
+    assert_eq!(named_sorted, ["conv_a1", "conv_b2"]);
+    assert_ne!(seen[0], seen[1], "two callers shared a session: {seen:?}");
+    assert!(!named.contains(&seen[0]) && !named.contains(&seen[1]));
+    let records = bridge.records().await;
+    let mut logged: Vec<&str> = records
+        .iter()
+        .map(|r| r["data"]["agentSessionId"].as_str().unwrap())
+        .collect();
+    logged.sort_unstable();
+    logged.dedup();
+    assert_eq!(logged.len(), 4, "{records:?}");
+
+    // An id that is not an id is refused like any other.
+    let (status, answer) = json_of(
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(LLM_SECRET)
+            .header("X-Conversation-Id", "conv/../x")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["field"], json!("X-Conversation-Id"));
+}
+
+#[tokio::test]
+async fn post_call_events_of_agents_we_do_not_manage_get_2xx_and_are_counted() {
+    let elevenlabs = FakeElevenLabs::start(Faults::default()).await;
+    elevenlabs.insert(
+        "agent_stranger",
+        json!({"name": "Another team's", "tags": [], "conversation_config": {}, "platform_settings": {}}),
+    );
+    elevenlabs.insert(
+        "agent_gone_tenant",
+        json!({"name": "Agent Old", "tags": ["voice-operator", "tenant:B0900009:L0900009"],
+               "conversation_config": {}, "platform_settings": {}}),
+    );
+    let platform = ElevenLabsClient::new(ClientConfig::new(
+        elevenlabs.uri(),
+        secrecy::SecretString::from(API_KEY),
+    ))
+    .unwrap();
+    let bridge = TestBridge::start(Options {
+        configure: Box::new(move |b| b.agents = Some(Arc::new(platform))),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_b1", true)
+        .await;
+    let url = format!("{}/api/elevenlabs/post-call", bridge.url);
+    let event = |agent: &str, conversation: &str| {
+        let mut event = post_call_fixture();
+        let data = &mut event["data"];
+        data["agent_id"] = json!(agent);
+        data["conversation_id"] = json!(conversation);
+        data.as_object_mut()
+            .unwrap()
+            .remove("conversation_initiation_client_data");
+        event.to_string()
+    };
+    // An untagged agent, an agent ElevenLabs does not know, and a tagged
+    // agent whose tenant is not here.
+    for (agent, conversation) in [
+        ("agent_stranger", "conv_x1"),
+        ("agent_nowhere", "conv_x2"),
+        ("agent_gone_tenant", "conv_x3"),
+    ] {
+        let (status, answer) =
+            json_of(signed_post(&url, event(agent, conversation).as_bytes()).await).await;
+        assert_eq!(
+            (status, &answer["status"]),
+            (200, &json!("ignored")),
+            "{agent}"
+        );
+    }
+    let text = bridge.metrics_text();
+    for (reason, count) in [("unknown_agent", 2), ("unknown_tenant", 1)] {
+        let line = format!(
+            "voice_operator_post_call_ignored_total{{type=\"post_call_transcription\",reason=\"{reason}\"}} {count}"
+        );
+        assert!(text.contains(&line), "{line} not in {text}");
+    }
+
+    // A bad signature is still refused, and so is a malformed body.
+    let body = event("agent_stranger", "conv_x4");
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("ElevenLabs-Signature", "t=1,v0=00")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let (status, answer) =
+        json_of(signed_post(&url, b"{\"type\":\"post_call_audio\"}").await).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["field"], json!("data"));
+    assert!(bridge.records().await.is_empty());
 }

@@ -17,6 +17,7 @@ use voice_operator::agent::scripted::ScriptedRuntime;
 use voice_operator::agent::tools::{Tools, ToolsConfig};
 use voice_operator::agent::{AgentRuntime, ToolRunner};
 use voice_operator::elevenlabs::signature;
+use voice_operator::http::metrics::HttpMetrics;
 use voice_operator::http::state::{AppState, HttpConfig};
 use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
@@ -75,6 +76,8 @@ pub struct TestBridge {
     pub sink: CaptureSink,
     pub store: Arc<dyn TenantStore>,
     pub dir: tempfile::TempDir,
+    /// The routes' counters.
+    pub metrics: HttpMetrics,
     /// Held so the shipper keeps running for as long as the bridge.
     _shipper: ShipperHandle,
 }
@@ -126,6 +129,7 @@ impl TestBridge {
         config.recordings_dir = Some(dir.path().join("recordings"));
         let mut bridge = AppState::new(config, store.clone(), options.runtime, tools, log);
         (options.configure)(&mut bridge);
+        let metrics = bridge.metrics.clone();
         let router = voice_operator::http::bridge_routes(Arc::new(bridge));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -135,6 +139,7 @@ impl TestBridge {
             sink,
             store,
             dir,
+            metrics,
             _shipper: shipper,
         }
     }
@@ -147,6 +152,13 @@ impl TestBridge {
             .put(&key, &owner, &settings(agent, enabled))
             .await
             .unwrap();
+    }
+
+    /// The routes' metrics as `/metrics` shows them.
+    pub fn metrics_text(&self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        self.metrics.register(&mut registry);
+        voice_operator::controller::metrics::encode(&registry)
     }
 
     /// Every record shipped so far, after letting the shipper catch up.
