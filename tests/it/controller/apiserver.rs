@@ -418,6 +418,7 @@ async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
     for (file, field) in [
         ("bad/voiceagent-bad-phone.yaml", "spec.phoneNumber"),
         ("bad/voiceagent-missing-business.yaml", "spec.businessId"),
+        ("bad/voiceagent-bad-voice-model.yaml", "spec.voice.model"),
     ] {
         let manifest: DynamicObject =
             serde_json::from_value(cluster::example_value(file, &ns)).unwrap();
