@@ -1,4 +1,5 @@
 //! The ElevenLabs client and webhook signatures.
 
 mod api;
+mod contract;
 mod signature;
