@@ -160,6 +160,12 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     let agent_id = status.agent_id.clone().unwrap();
     assert_eq!(fake.agents().keys().collect::<Vec<_>>(), [&agent_id]);
     assert_eq!(fake.counts().0, 1, "created once");
+    // The Romanian example passed the contract-enforcing stand-in with a
+    // multilingual model.
+    assert_eq!(
+        fake.agents()[&agent_id]["conversation_config"]["tts"]["model_id"],
+        "eleven_flash_v2_5"
+    );
     let ready = status
         .conditions
         .iter()
