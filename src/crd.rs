@@ -40,6 +40,12 @@ pub const FINALIZER: &str = "voiceagents.io/cleanup";
     )
 )]
 #[serde(rename_all = "camelCase")]
+// ElevenLabs refuses a TTS model that cannot speak the agent's language
+// (its server rule, not in the OpenAPI schema; see
+// `elevenlabs::model::tts_model_refusal`): catch it at apply time.
+#[x_kube(validation = Rule::new(VOICE_MODEL_RULE)
+    .message("spec.voice.model cannot speak spec.language: English needs eleven_flash_v2, eleven_turbo_v2, eleven_multilingual_v2 or eleven_v3_conversational; other languages need eleven_flash_v2_5, eleven_turbo_v2_5, eleven_multilingual_v2 or eleven_v3_conversational")
+    .field_path(".voice.model"))]
 pub struct VoiceAgentSpec {
     /// Business the agent answers for (the platform's businessId, such as
     /// B0100001). 1 to 64 letters, digits, '_' or '-'. Cannot be changed.
@@ -68,8 +74,15 @@ pub struct VoiceAgentSpec {
     pub voice_id: String,
 
     /// Language of the conversation, an ISO 639-1 code such as ro or en.
+    /// The TTS model follows it unless spec.voice.model says otherwise:
+    /// eleven_flash_v2 for en, eleven_flash_v2_5 for every other language.
+    // maxLength keeps the CEL rule on spec.voice.model within the API
+    // server's cost budget.
     #[serde(default = "default_language")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-[A-Za-z]{2})?$"))]
+    #[schemars(
+        length(min = 2, max = 5),
+        regex(pattern = r"^[a-z]{2}(-[A-Za-z]{2})?$")
+    )]
     pub language: String,
 
     /// First sentence the agent says when it picks up.
@@ -87,7 +100,12 @@ pub struct VoiceAgentSpec {
     #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
     pub phone_number: Option<String>,
 
-    /// Limits and recording of each call.
+    /// How the voice speaks: TTS model, stability, speed and similarity.
+    /// ElevenLabs' defaults apply to what is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceSpec>,
+
+    /// Limits, recording and retention of each call.
     #[serde(default)]
     pub conversation: ConversationSpec,
 
@@ -103,7 +121,84 @@ pub struct VoiceAgentSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
-/// Limits and recording of each call.
+/// The CEL rule behind [`VoiceAgentSpec`]'s model check: an English-only
+/// v2 model with another language, or a v2_5 model with English, is
+/// refused. A missing language is en, its default.
+const VOICE_MODEL_RULE: &str = "!has(self.voice) || !has(self.voice.model) || \
+    ((has(self.language) ? self.language : 'en') == 'en' \
+        ? !(self.voice.model in ['eleven_flash_v2_5', 'eleven_turbo_v2_5']) \
+        : !(self.voice.model in ['eleven_flash_v2', 'eleven_turbo_v2']))";
+
+/// How the agent's voice speaks (ElevenLabs `conversation_config.tts`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceSpec {
+    /// ElevenLabs TTS model; see [`VoiceModel`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<VoiceModel>,
+
+    /// How steady the voice is, 0.0 (more expressive) to 1.0 (more
+    /// monotone). ElevenLabs' default is 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub stability: Option<f64>,
+
+    /// Speaking speed, 0.7 (slower) to 1.2 (faster). ElevenLabs' default
+    /// is 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.7, max = 1.2))]
+    pub speed: Option<f64>,
+
+    /// How closely the voice keeps to the original, 0.0 to 1.0.
+    /// ElevenLabs' default is 0.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub similarity_boost: Option<f64>,
+}
+
+/// ElevenLabs TTS model. Default: eleven_flash_v2 for en,
+/// eleven_flash_v2_5 for other languages. eleven_flash_v2 and
+/// eleven_turbo_v2 speak English only; ElevenLabs refuses eleven_flash_v2_5
+/// and eleven_turbo_v2_5 for English agents. The values are the agent
+/// models of ElevenLabs' API (`TTSConversationalModel`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoiceModel {
+    /// Flash v2: fastest, English only.
+    #[serde(rename = "eleven_flash_v2")]
+    ElevenFlashV2,
+    /// Flash v2.5: fastest, 32 languages, not for English agents.
+    #[serde(rename = "eleven_flash_v2_5")]
+    ElevenFlashV2_5,
+    /// Turbo v2: English only; ElevenLabs deprecates it for eleven_flash_v2.
+    #[serde(rename = "eleven_turbo_v2")]
+    ElevenTurboV2,
+    /// Turbo v2.5: 32 languages, not for English agents; ElevenLabs
+    /// deprecates it for eleven_flash_v2_5.
+    #[serde(rename = "eleven_turbo_v2_5")]
+    ElevenTurboV2_5,
+    /// Multilingual v2: 29 languages, slower than Flash.
+    #[serde(rename = "eleven_multilingual_v2")]
+    ElevenMultilingualV2,
+    /// v3 Conversational: 70+ languages.
+    #[serde(rename = "eleven_v3_conversational")]
+    ElevenV3Conversational,
+}
+
+impl VoiceModel {
+    /// The model id as the ElevenLabs API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoiceModel::ElevenFlashV2 => "eleven_flash_v2",
+            VoiceModel::ElevenFlashV2_5 => "eleven_flash_v2_5",
+            VoiceModel::ElevenTurboV2 => "eleven_turbo_v2",
+            VoiceModel::ElevenTurboV2_5 => "eleven_turbo_v2_5",
+            VoiceModel::ElevenMultilingualV2 => "eleven_multilingual_v2",
+            VoiceModel::ElevenV3Conversational => "eleven_v3_conversational",
+        }
+    }
+}
+
+/// Limits, recording and retention of each call.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationSpec {
@@ -119,13 +214,32 @@ pub struct ConversationSpec {
     #[schemars(range(min = 1, max = 60), extend("format" = "int32"))]
     pub turn_timeout_seconds: u32,
 
-    /// Keep call transcripts.
+    /// Record calls: ElevenLabs records the audio
+    /// (platform_settings.privacy.record_voice) and the operator keeps the
+    /// transcript. false turns both off.
     #[serde(default = "default_true")]
     pub record_calls: bool,
 
     /// Send the transcript to the business after each call.
     #[serde(default)]
     pub send_transcripts: bool,
+
+    /// Days ElevenLabs keeps each conversation (transcript, audio,
+    /// metadata) before deleting it; -1 keeps it without limit, 0 deletes
+    /// it right after the call. Default 90: long enough to look into a
+    /// caller's complaint, short enough that patient data does not pile
+    /// up at a third party. The operator's own copy (recordCalls) is the
+    /// record to keep longer.
+    #[serde(default = "default_retention_days")]
+    #[schemars(range(min = -1, max = 3650), extend("format" = "int32"))]
+    pub retention_days: i32,
+
+    /// Zero retention mode: ElevenLabs stores no recordings, transcripts
+    /// or other personal data of the call at all; the post-call webhook is
+    /// then the only copy. Default false. A workspace with zero retention
+    /// switched on forces it on every agent.
+    #[serde(default)]
+    pub zero_retention: bool,
 }
 
 impl Default for ConversationSpec {
@@ -135,6 +249,8 @@ impl Default for ConversationSpec {
             turn_timeout_seconds: default_turn_timeout(),
             record_calls: true,
             send_transcripts: false,
+            retention_days: default_retention_days(),
+            zero_retention: false,
         }
     }
 }
@@ -215,6 +331,10 @@ fn default_max_duration() -> u32 {
 
 fn default_turn_timeout() -> u32 {
     10
+}
+
+fn default_retention_days() -> i32 {
+    90
 }
 
 /// The CRD as YAML, as `voice-operator crd` prints it and

@@ -5,6 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::crd::VoiceAgent;
+use crate::elevenlabs::model::{Privacy, Tts, tts_model_for, tts_model_refusal};
 use crate::elevenlabs::{DesiredAgent, Llm};
 use crate::ids::{Id, IdError};
 use crate::tenant::{BedrockAgentRef, ConversationSettings, TenantKey, TenantSettings};
@@ -32,6 +33,17 @@ pub enum SpecError {
     Id(IdError),
     #[error("metadata.uid is not set; the resource was not read from the API server")]
     NoUid,
+    /// A TTS model ElevenLabs refuses for the language (the CRD's CEL rule
+    /// normally stops it first).
+    #[error(
+        "spec.voice.model: {model} cannot speak language {language} (ElevenLabs answers \"{refusal}\"); use {fix} or remove spec.voice.model"
+    )]
+    VoiceModel {
+        model: String,
+        language: String,
+        refusal: String,
+        fix: &'static str,
+    },
 }
 
 /// The (businessId, locationId) a VoiceAgent claims.
@@ -92,10 +104,44 @@ pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, Spe
             ),
             api_key_secret_id: op.llm_secret_id.clone(),
         },
-        voice_id: spec.voice_id.clone(),
+        tts: tts(va)?,
         turn_timeout_secs: spec.conversation.turn_timeout_seconds,
         max_duration_secs: spec.conversation.max_duration_seconds,
+        privacy: Some(Privacy {
+            record_voice: spec.conversation.record_calls,
+            retention_days: spec.conversation.retention_days,
+            zero_retention_mode: spec.conversation.zero_retention,
+        }),
         platform_settings: None,
+    })
+}
+
+/// The voice `va` asks for: the model follows the language unless
+/// spec.voice.model names one, which must be able to speak it.
+pub fn tts(va: &VoiceAgent) -> Result<Tts, SpecError> {
+    let spec = &va.spec;
+    let voice = spec.voice.clone().unwrap_or_default();
+    let model_id = match voice.model {
+        Some(model) => {
+            let model = model.as_str();
+            if let Some(refusal) = tts_model_refusal(&spec.language, Some(model)) {
+                return Err(SpecError::VoiceModel {
+                    model: model.to_owned(),
+                    language: spec.language.clone(),
+                    refusal: refusal.to_owned(),
+                    fix: tts_model_for(&spec.language),
+                });
+            }
+            model
+        }
+        None => tts_model_for(&spec.language),
+    };
+    Ok(Tts {
+        voice_id: spec.voice_id.clone(),
+        model_id: model_id.to_owned(),
+        stability: voice.stability,
+        speed: voice.speed,
+        similarity_boost: voice.similarity_boost,
     })
 }
 
@@ -154,7 +200,7 @@ fn canonical(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::BedrockSpec;
+    use crate::crd::{BedrockSpec, VoiceModel, VoiceSpec};
     use crate::testkit::fixtures::{CLINIC_UID, clinic};
 
     fn operator() -> OperatorSettings {
@@ -190,6 +236,82 @@ mod tests {
                 format!("uid:{CLINIC_UID}"),
                 "tenant:B0100001:L0100001".to_owned()
             ]
+        );
+    }
+
+    #[test]
+    fn the_voice_model_follows_the_language_unless_the_spec_names_one() {
+        let mut va = clinic();
+        assert_eq!(
+            agent(&va, &operator()).unwrap().tts.model_id,
+            "eleven_flash_v2_5"
+        );
+        va.spec.language = "en".into();
+        assert_eq!(
+            agent(&va, &operator()).unwrap().tts.model_id,
+            "eleven_flash_v2"
+        );
+        va.spec.language = "ro".into();
+        va.spec.voice = Some(VoiceSpec {
+            model: Some(VoiceModel::ElevenMultilingualV2),
+            stability: Some(0.4),
+            speed: Some(0.9),
+            similarity_boost: Some(0.75),
+        });
+        let tts = agent(&va, &operator()).unwrap().tts;
+        assert_eq!(tts.model_id, "eleven_multilingual_v2");
+        assert_eq!(
+            (tts.stability, tts.speed, tts.similarity_boost),
+            (Some(0.4), Some(0.9), Some(0.75))
+        );
+    }
+
+    #[test]
+    fn a_model_that_cannot_speak_the_language_is_named_before_any_call() {
+        let mut va = clinic();
+        va.spec.voice = Some(VoiceSpec {
+            model: Some(VoiceModel::ElevenFlashV2),
+            ..VoiceSpec::default()
+        });
+        let err = agent(&va, &operator()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.voice.model: eleven_flash_v2 cannot speak language ro (ElevenLabs answers \"Non-english Agents must use turbo or flash v2_5.\"); use eleven_flash_v2_5 or remove spec.voice.model"
+        );
+        va.spec.language = "en".into();
+        va.spec.voice = Some(VoiceSpec {
+            model: Some(VoiceModel::ElevenTurboV2_5),
+            ..VoiceSpec::default()
+        });
+        let err = agent(&va, &operator()).unwrap_err();
+        assert!(
+            err.to_string().contains("use eleven_flash_v2 or remove"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn privacy_follows_record_calls_retention_and_zero_retention() {
+        let mut va = clinic();
+        let privacy = agent(&va, &operator()).unwrap().privacy.unwrap();
+        assert_eq!(
+            privacy,
+            Privacy {
+                record_voice: true,
+                retention_days: 90,
+                zero_retention_mode: false
+            }
+        );
+        va.spec.conversation.record_calls = false;
+        va.spec.conversation.retention_days = -1;
+        va.spec.conversation.zero_retention = true;
+        assert_eq!(
+            agent(&va, &operator()).unwrap().privacy.unwrap(),
+            Privacy {
+                record_voice: false,
+                retention_days: -1,
+                zero_retention_mode: true
+            }
         );
     }
 
@@ -238,18 +360,43 @@ mod tests {
         assert_eq!(config_hash(&base), config_hash(&base.clone()));
         assert_eq!(config_hash(&base).len(), 32);
         // Pinned: a change here means every agent in every cluster gets a
-        // PATCH after the upgrade; do it only on purpose. The value is the
+        // PATCH after the upgrade; do it only on purpose. (Last moved on
+        // purpose by the TTS model, the conversation-id header and the
+        // privacy settings, without which ElevenLabs refuses or
+        // misconfigures the agent.) The value is the
         // first 16 bytes of SHA-256 over the body as compact JSON with
         // sorted keys, as Python's json.dumps(body, sort_keys=True,
         // separators=(",", ":"), ensure_ascii=False) also writes it.
-        assert_eq!(config_hash(&base), "25242e0579bf4fa04a433a009c90909f");
-        let changes: [fn(&mut VoiceAgent); 6] = [
+        assert_eq!(config_hash(&base), "7c9cf732a4632123d63b9e5af0e772bf");
+        let changes: [fn(&mut VoiceAgent); 12] = [
             |va| va.spec.greeting.push('!'),
             |va| va.spec.voice_id = "other".into(),
             |va| va.spec.language = "en".into(),
             |va| va.spec.business_name = "Other".into(),
             |va| va.spec.conversation.max_duration_seconds = 600,
             |va| va.spec.conversation.turn_timeout_seconds = 5,
+            |va| va.spec.conversation.record_calls = false,
+            |va| va.spec.conversation.retention_days = 30,
+            |va| va.spec.conversation.zero_retention = true,
+            |va| {
+                va.spec.voice = Some(VoiceSpec {
+                    model: Some(VoiceModel::ElevenMultilingualV2),
+                    ..VoiceSpec::default()
+                })
+            },
+            |va| {
+                va.spec.voice = Some(VoiceSpec {
+                    speed: Some(1.1),
+                    ..VoiceSpec::default()
+                })
+            },
+            |va| {
+                va.spec.voice = Some(VoiceSpec {
+                    stability: Some(0.3),
+                    similarity_boost: Some(0.9),
+                    ..VoiceSpec::default()
+                })
+            },
         ];
         for change in changes {
             let mut va = pinned.clone();

@@ -350,7 +350,7 @@ mod tests {
             name: desired.name.clone(),
             tags: desired.tags.clone(),
             conversation_config: body["conversation_config"].clone(),
-            platform_settings: json!({}),
+            platform_settings: body["platform_settings"].clone(),
         };
         let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
         let ten_min = Duration::from_secs(600);

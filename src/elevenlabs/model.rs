@@ -20,6 +20,83 @@ pub enum Llm {
     },
 }
 
+/// Header of every custom-LLM request that carries the call's ElevenLabs
+/// conversation id, so that each call is its own session.
+pub const CONVERSATION_ID_HEADER: &str = "X-Conversation-Id";
+
+/// ElevenLabs' system dynamic variable holding the conversation id
+/// (elevenlabs-docs `customization/dynamic-variables.mdx`).
+pub const CONVERSATION_ID_VARIABLE: &str = "system__conversation_id";
+
+/// The TTS model ElevenLabs uses when an agent names none: the default of
+/// `TTSConversationalModel` in the API's OpenAPI document, English only.
+pub const DEFAULT_TTS_MODEL: &str = "eleven_flash_v2";
+
+/// The multilingual counterpart of [`DEFAULT_TTS_MODEL`], for every other
+/// language.
+pub const MULTILINGUAL_TTS_MODEL: &str = "eleven_flash_v2_5";
+
+/// Whether ElevenLabs treats `language` as English, the one language the
+/// v2 models speak and the only one the v2_5 models are refused for.
+pub fn is_english(language: &str) -> bool {
+    language == "en"
+}
+
+/// The TTS model that follows `language`: Flash v2 for English, Flash v2_5
+/// for any other language ("English will always use the v2 model",
+/// elevenlabs-docs `conversational-ai/pages/customization/language.mdx`).
+pub fn tts_model_for(language: &str) -> &'static str {
+    if is_english(language) {
+        DEFAULT_TTS_MODEL
+    } else {
+        MULTILINGUAL_TTS_MODEL
+    }
+}
+
+/// ElevenLabs' server-side rule on the agent language and the TTS model,
+/// which the OpenAPI document does not carry: the API's refusal message
+/// when `model_id` (absent: [`DEFAULT_TTS_MODEL`]) cannot serve `language`.
+/// Non-English agents need a multilingual model (Flash v2 and Turbo v2
+/// are English only, help.elevenlabs.io article 19954594946705); English
+/// agents must not use the v2_5 models (language.mdx above).
+pub fn tts_model_refusal(language: &str, model_id: Option<&str>) -> Option<&'static str> {
+    let model = model_id.unwrap_or(DEFAULT_TTS_MODEL);
+    if is_english(language) {
+        matches!(model, "eleven_flash_v2_5" | "eleven_turbo_v2_5")
+            .then_some("English Agents must use turbo or flash v2.")
+    } else {
+        matches!(model, "eleven_flash_v2" | "eleven_turbo_v2")
+            .then_some("Non-english Agents must use turbo or flash v2_5.")
+    }
+}
+
+/// `conversation_config.tts`: the voice and how it speaks
+/// (`TTSConversationalConfig-Input` in the OpenAPI document).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tts {
+    pub voice_id: String,
+    /// One of `TTSConversationalModel`.
+    pub model_id: String,
+    /// 0.0 to 1.0; ElevenLabs' default (0.5) when unset.
+    pub stability: Option<f64>,
+    /// 0.7 to 1.2; ElevenLabs' default (1.0) when unset.
+    pub speed: Option<f64>,
+    /// 0.0 to 1.0; ElevenLabs' default (0.8) when unset.
+    pub similarity_boost: Option<f64>,
+}
+
+/// `platform_settings.privacy` (`PrivacyConfig-Input`): what ElevenLabs
+/// itself keeps of each call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privacy {
+    /// Whether ElevenLabs records the call's audio.
+    pub record_voice: bool,
+    /// Days ElevenLabs keeps conversations; -1 means no limit.
+    pub retention_days: i32,
+    /// Zero retention mode: ElevenLabs stores no PII at all.
+    pub zero_retention_mode: bool,
+}
+
 /// The agent as we want it to be: everything the operator manages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredAgent {
@@ -29,10 +106,12 @@ pub struct DesiredAgent {
     pub language: String,
     pub prompt: String,
     pub llm: Llm,
-    pub voice_id: String,
+    pub tts: Tts,
     pub turn_timeout_secs: u32,
     pub max_duration_secs: u32,
-    /// `platform_settings` object, sent as given when present.
+    /// `platform_settings.privacy`; left to ElevenLabs when absent.
+    pub privacy: Option<Privacy>,
+    /// Further `platform_settings` fields, sent as given when present.
     pub platform_settings: Option<Map<String, Value>>,
 }
 
@@ -50,7 +129,15 @@ impl DesiredAgent {
                 api_key_secret_id,
             } => {
                 prompt["llm"] = json!("custom-llm");
-                let mut custom = json!({ "url": url });
+                // A dynamic-variable header value (`ConvAIDynamicVariable`
+                // in `CustomLLM.request_headers`): ElevenLabs fills in the
+                // conversation id on every request of the call.
+                let mut custom = json!({
+                    "url": url,
+                    "request_headers": {
+                        CONVERSATION_ID_HEADER: { "variable_name": CONVERSATION_ID_VARIABLE },
+                    },
+                });
                 if let Some(id) = api_key_secret_id {
                     custom["api_key"] = json!({ "secret_id": id });
                 }
@@ -66,13 +153,24 @@ impl DesiredAgent {
                     "language": self.language,
                     "prompt": prompt,
                 },
-                "tts": { "voice_id": self.voice_id },
+                "tts": self.tts.body(),
                 "turn": { "turn_timeout": self.turn_timeout_secs },
                 "conversation": { "max_duration_seconds": self.max_duration_secs },
             },
         });
-        if let Some(settings) = &self.platform_settings {
-            body["platform_settings"] = Value::Object(settings.clone());
+        let mut settings = self.platform_settings.clone().unwrap_or_default();
+        if let Some(privacy) = &self.privacy {
+            settings.insert(
+                "privacy".into(),
+                json!({
+                    "record_voice": privacy.record_voice,
+                    "retention_days": privacy.retention_days,
+                    "zero_retention_mode": privacy.zero_retention_mode,
+                }),
+            );
+        }
+        if !settings.is_empty() {
+            body["platform_settings"] = Value::Object(settings);
         }
         body
     }
@@ -84,6 +182,22 @@ impl DesiredAgent {
         let mut found = Vec::new();
         diff("", &self.body(), &remote.as_json(), &mut found);
         found
+    }
+}
+
+impl Tts {
+    fn body(&self) -> Value {
+        let mut tts = json!({ "voice_id": self.voice_id, "model_id": self.model_id });
+        for (key, value) in [
+            ("stability", self.stability),
+            ("speed", self.speed),
+            ("similarity_boost", self.similarity_boost),
+        ] {
+            if let Some(value) = value {
+                tts[key] = json!(value);
+            }
+        }
+        tts
     }
 }
 
@@ -251,9 +365,16 @@ mod tests {
                 url: "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001".into(),
                 api_key_secret_id: Some("sec_1".into()),
             },
-            voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+            tts: Tts {
+                voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+                model_id: "eleven_flash_v2_5".into(),
+                stability: None,
+                speed: Some(0.9),
+                similarity_boost: None,
+            },
             turn_timeout_secs: 10,
             max_duration_secs: 300,
+            privacy: None,
             platform_settings: None,
         }
     }
@@ -274,8 +395,12 @@ mod tests {
             "sec_1"
         );
         assert_eq!(
-            body["conversation_config"]["tts"]["voice_id"],
-            "21m00Tcm4TlvDq8ikWAM"
+            agent["prompt"]["custom_llm"]["request_headers"],
+            json!({"X-Conversation-Id": {"variable_name": "system__conversation_id"}})
+        );
+        assert_eq!(
+            body["conversation_config"]["tts"],
+            json!({"voice_id": "21m00Tcm4TlvDq8ikWAM", "model_id": "eleven_flash_v2_5", "speed": 0.9})
         );
         assert_eq!(body["conversation_config"]["turn"]["turn_timeout"], 10);
         assert_eq!(
@@ -300,10 +425,58 @@ mod tests {
         );
     }
 
+    #[test]
+    fn privacy_joins_the_other_platform_settings() {
+        let private = DesiredAgent {
+            privacy: Some(Privacy {
+                record_voice: false,
+                retention_days: 90,
+                zero_retention_mode: true,
+            }),
+            platform_settings: Some(
+                json!({"call_limits": {"daily_limit": 100}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            ..clinic()
+        };
+        assert_eq!(
+            private.body()["platform_settings"],
+            json!({
+                "call_limits": {"daily_limit": 100},
+                "privacy": {"record_voice": false, "retention_days": 90, "zero_retention_mode": true}
+            })
+        );
+    }
+
+    #[test]
+    fn the_tts_model_follows_the_language() {
+        assert_eq!(tts_model_for("en"), "eleven_flash_v2");
+        assert_eq!(tts_model_for("ro"), "eleven_flash_v2_5");
+        assert_eq!(tts_model_refusal("ro", Some("eleven_flash_v2_5")), None);
+        assert_eq!(
+            tts_model_refusal("ro", Some("eleven_multilingual_v2")),
+            None
+        );
+        assert_eq!(tts_model_refusal("en", Some("eleven_flash_v2")), None);
+        assert_eq!(tts_model_refusal("en", None), None);
+        for model in [None, Some("eleven_flash_v2"), Some("eleven_turbo_v2")] {
+            assert_eq!(
+                tts_model_refusal("ja", model),
+                Some("Non-english Agents must use turbo or flash v2_5.")
+            );
+        }
+        assert_eq!(
+            tts_model_refusal("en", Some("eleven_turbo_v2_5")),
+            Some("English Agents must use turbo or flash v2.")
+        );
+    }
+
     fn remote_of(desired: &DesiredAgent) -> RemoteAgent {
         let mut body = desired.body();
         // What ElevenLabs adds on its own is not drift.
-        body["conversation_config"]["tts"]["model_id"] = json!("eleven_flash_v2");
+        body["conversation_config"]["tts"]["stability"] = json!(0.5);
         body["conversation_config"]["turn"]["turn_timeout"] = json!(10.0);
         RemoteAgent {
             agent_id: Id::parse("agent_id", "agent_1").unwrap(),

@@ -23,6 +23,7 @@ use super::state::{AppState, unix_now};
 use super::webhook::VOICE;
 use crate::actionlog::{Outcome, VoiceCall};
 use crate::agent::Turn;
+use crate::elevenlabs::model::CONVERSATION_ID_HEADER;
 use crate::ids::Id;
 use crate::tenant::TenantKey;
 
@@ -59,12 +60,6 @@ impl ChatMessage {
         }
     }
 }
-
-/// The header every managed agent sends with the call's conversation id
-/// (the dynamic variable `system__conversation_id`, which ElevenLabs
-/// fills in per call).
-// same name as elevenlabs::model::CONVERSATION_ID_HEADER
-pub const CONVERSATION_ID_HEADER: &str = "X-Conversation-Id";
 
 /// Keys of `elevenlabs_extra_body` that name the call, in order of trust.
 const SESSION_KEYS: [&str; 4] = ["conversation_id", "correlation_id", "call_sid", "callSid"];

@@ -1,7 +1,9 @@
 //! The offline stand-in for the ElevenLabs Agents API that `local` mode
 //! uses when no ELEVENLABS_API_KEY is set: it keeps agents in a JSON file
 //! under the data directory and assigns ids, so the controller logic runs
-//! end to end, but no phone rings anywhere.
+//! end to end, but no phone rings anywhere. It refuses what the real API
+//! refuses on the language rule (a TTS model that cannot speak the agent's
+//! language), so `local` does not accept an agent ElevenLabs would not.
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -10,6 +12,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use crate::elevenlabs::model::tts_model_refusal;
 use crate::elevenlabs::{
     AgentPage, AgentPlatform, AgentSummary, Deleted, DesiredAgent, ElevenLabsError, ListQuery,
     RemoteAgent,
@@ -59,6 +62,18 @@ impl OfflinePlatform {
     }
 }
 
+/// ElevenLabs' 400 for a TTS model the agent's language cannot use.
+fn check_language(desired: &DesiredAgent, operation: &str) -> Result<(), ElevenLabsError> {
+    match tts_model_refusal(&desired.language, Some(&desired.tts.model_id)) {
+        Some(message) => Err(ElevenLabsError::Validation {
+            operation: operation.to_owned(),
+            status: 400,
+            message: format!("conversation_config: {message}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn not_found(operation: &str) -> ElevenLabsError {
     ElevenLabsError::NotFound {
         operation: operation.to_owned(),
@@ -71,6 +86,7 @@ impl AgentPlatform for OfflinePlatform {
         desired: &'a DesiredAgent,
     ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
         Box::pin(async move {
+            check_language(desired, "create agent")?;
             let raw = format!("agent_offline_{}", uuid::Uuid::new_v4().simple());
             let id = Id::parse("agent_id", &raw).map_err(ElevenLabsError::InvalidId)?;
             let mut agents = self.lock();
@@ -105,6 +121,7 @@ impl AgentPlatform for OfflinePlatform {
         desired: &'a DesiredAgent,
     ) -> BoxFuture<'a, Result<(), ElevenLabsError>> {
         Box::pin(async move {
+            check_language(desired, "update agent")?;
             let mut agents = self.lock();
             let body = agents
                 .get_mut(id.as_str())
@@ -163,4 +180,41 @@ fn tags(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::desired::agent;
+    use crate::testkit::fixtures::{clinic, operator_settings};
+
+    #[tokio::test]
+    async fn refuses_a_tts_model_the_language_cannot_use_as_elevenlabs_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let offline = OfflinePlatform::open(&dir.path().join("agents.json")).unwrap();
+        let mut desired = agent(&clinic(), &operator_settings()).unwrap();
+        let id = offline.create_agent(&desired).await.unwrap();
+
+        desired.tts.model_id = "eleven_flash_v2".into();
+        for result in [
+            offline.create_agent(&desired).await.map(|_| ()),
+            offline.update_agent(&id, &desired).await,
+        ] {
+            match result {
+                Err(ElevenLabsError::Validation {
+                    status, message, ..
+                }) => {
+                    assert_eq!(status, 400);
+                    assert!(message.contains("Non-english Agents must use turbo or flash v2_5."));
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+        assert_eq!(offline.len(), 1);
+        let kept = offline.get_agent(&id).await.unwrap();
+        assert_eq!(
+            kept.conversation_config["tts"]["model_id"],
+            "eleven_flash_v2_5"
+        );
+    }
 }

@@ -1,15 +1,24 @@
 //! A stateful stand-in for the ElevenLabs Agents API on wiremock: create,
 //! get, patch, delete and paged, searchable list, with the real paths,
-//! header and JSON shapes. It can fail a share of calls (500 and 429 with
-//! Retry-After) and cap the request rate, as the real service does.
+//! header and JSON shapes. It holds requests to ElevenLabs' published
+//! contract, the OpenAPI document in `shared/fixtures/elevenlabs/`: each
+//! agent body is validated against its operation's request schema (422
+//! with FastAPI's `detail` list when it fails), the server's language rule
+//! is enforced (400), and answers are shaped like the response models. It
+//! can fail a share of calls (500 and 429 with Retry-After) and cap the
+//! request rate, as the real service does.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::paths::LocationSegment;
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::elevenlabs::model::tts_model_refusal;
 
 pub const API_KEY: &str = "xi-test-key";
 
@@ -118,10 +127,10 @@ impl FakeElevenLabs {
         self.lock().agents.clone()
     }
 
-    /// Puts an agent in place directly, as if made earlier (or by hand).
+    /// Puts an agent in place directly, as if made earlier (or by hand),
+    /// filled out to the response model's required fields.
     pub fn insert(&self, id: &str, agent: Value) {
-        let mut agent = agent;
-        agent["agent_id"] = json!(id);
+        let agent = stored(id, agent);
         self.lock().agents.insert(id.to_owned(), agent);
     }
 
@@ -167,10 +176,28 @@ struct Handler {
     faults: Faults,
 }
 
+/// ElevenLabs' error shape outside validation: `detail.status`, `detail.message`.
 fn error(status: u16, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({
         "detail": {"status": "error", "message": message}
     }))
+}
+
+/// FastAPI's refusal, `{"detail": [ValidationError, ...]}`
+/// (`HTTPValidationError` in the OpenAPI document).
+struct Refusal {
+    status: u16,
+    detail: Vec<Value>,
+}
+
+fn refused(status: u16, detail: Vec<Value>) -> Refusal {
+    Refusal { status, detail }
+}
+
+impl Refusal {
+    fn answer(self) -> ResponseTemplate {
+        ResponseTemplate::new(self.status).set_body_json(json!({ "detail": self.detail }))
+    }
 }
 
 impl Respond for Handler {
@@ -206,9 +233,8 @@ impl Respond for Handler {
                 // A 500 on create sometimes comes after the agent was made:
                 // the answer is lost, the agent is not.
                 let made_anyway = creating && state.dice.as_mut().is_some_and(|d| d.bool());
-                if made_anyway {
+                if made_anyway && let Ok(body) = checked_create(&req.body) {
                     state.made_anyway += 1;
-                    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
                     create(&mut state, body);
                 }
                 return error(500, "internal error");
@@ -217,52 +243,165 @@ impl Respond for Handler {
         }
         let id = path.strip_prefix("/v1/convai/agents/").map(str::to_owned);
         match (method.as_str(), id.as_deref(), path.as_str()) {
-            ("POST", Some("create"), _) => {
-                let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-                    return error(422, "body: invalid JSON");
-                };
-                if body["conversation_config"]["tts"]["voice_id"] == json!("nope") {
-                    return error(
-                        422,
-                        "body.conversation_config.tts.voice_id: Voice 'nope' does not exist",
-                    );
+            ("POST", Some("create"), _) => match checked_create(&req.body) {
+                Ok(body) => {
+                    let id = create(&mut state, body);
+                    // CreateAgentResponseModel
+                    ok(json!({"agent_id": id}))
                 }
-                let id = create(&mut state, body);
-                ResponseTemplate::new(200).set_body_json(json!({"agent_id": id}))
-            }
+                Err(refusal) => refusal.answer(),
+            },
             ("GET", None, "/v1/convai/agents") => list(&state, req),
             ("GET", Some(id), _) => match state.agents.get(id) {
-                Some(agent) => ResponseTemplate::new(200).set_body_json(agent),
+                // GetAgentResponseModel, as stored by `stored`.
+                Some(agent) => ok(agent.clone()),
                 None => error(404, "agent not found"),
             },
             ("PATCH", Some(id), _) => {
-                let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-                    return error(422, "body: invalid JSON");
+                let patch = match parse_body(&req.body, PATCH_BODY) {
+                    Ok(patch) => patch,
+                    Err(refusal) => return refusal.answer(),
                 };
-                match state.agents.get_mut(id) {
-                    Some(agent) => {
-                        merge(agent, body);
-                        ResponseTemplate::new(200).set_body_json(agent.clone())
-                    }
-                    None => error(404, "agent not found"),
+                let Some(agent) = state.agents.get_mut(id) else {
+                    return error(404, "agent not found");
+                };
+                let mut merged = agent.clone();
+                merge(&mut merged, patch);
+                // The PATCH schema takes any object for these two; the
+                // server validates the merged agent with the create-side
+                // models instead (see the module comment).
+                let detail: Vec<Value> = [
+                    ("conversation_config", CONVERSATION_CONFIG),
+                    ("platform_settings", PLATFORM_SETTINGS),
+                ]
+                .into_iter()
+                .flat_map(|(field, schema)| {
+                    violations(schema, &merged[field], &[json!("body"), json!(field)])
+                })
+                .collect();
+                if !detail.is_empty() {
+                    return refused(422, detail).answer();
                 }
+                if let Err(refusal) = language_rule(&merged) {
+                    return refusal.answer();
+                }
+                merged["metadata"]["updated_at_unix_secs"] = json!(now());
+                *agent = stored(id, merged);
+                // GetAgentResponseModel, as GET answers.
+                ok(agent.clone())
             }
             ("DELETE", Some(id), _) => match state.agents.remove(id) {
                 Some(_) => ResponseTemplate::new(200).set_body_json(json!({})),
                 None => error(404, "agent not found"),
             },
-            _ => error(404, "no such route"),
+            _ => ResponseTemplate::new(404).set_body_json(json!({"detail": "Not Found"})),
         }
     }
 }
 
-fn create(state: &mut State, mut body: Value) -> String {
+/// Request body of `POST /v1/convai/agents/create`.
+pub const CREATE_BODY: &str = "Body_Create_Agent_v1_convai_agents_create_post";
+/// Request body of `PATCH /v1/convai/agents/{agent_id}`.
+pub const PATCH_BODY: &str = "Body_Patches_an_Agent_settings_v1_convai_agents__agent_id__patch";
+/// What a PATCHed agent's `conversation_config` must be.
+pub const CONVERSATION_CONFIG: &str = "ConversationalConfigAPIModel-Input";
+/// What a PATCHed agent's `platform_settings` must be.
+pub const PLATFORM_SETTINGS: &str = "AgentPlatformSettingsRequestModel";
+
+/// The body of a create, or the refusal the real API would answer.
+fn checked_create(raw: &[u8]) -> Result<Value, Refusal> {
+    let body = parse_body(raw, CREATE_BODY)?;
+    // A server-side check the tests use for "ElevenLabs refused it".
+    if body["conversation_config"]["tts"]["voice_id"] == json!("nope") {
+        return Err(refused(
+            422,
+            vec![json!({
+                "type": "value_error",
+                "loc": ["body", "conversation_config", "tts", "voice_id"],
+                "msg": "Voice 'nope' does not exist",
+            })],
+        ));
+    }
+    language_rule(&body)?;
+    Ok(body)
+}
+
+/// The JSON body, valid against `schema`, or FastAPI's 422.
+fn parse_body(raw: &[u8], schema: &str) -> Result<Value, Refusal> {
+    let body: Value = serde_json::from_slice(raw).map_err(|e| {
+        refused(
+            422,
+            vec![json!({"type": "json_invalid", "loc": ["body", e.column()],
+                        "msg": "JSON decode error", "ctx": {"error": e.to_string()}})],
+        )
+    })?;
+    let detail = violations(schema, &body, &[json!("body")]);
+    if detail.is_empty() {
+        Ok(body)
+    } else {
+        Err(refused(422, detail))
+    }
+}
+
+/// ElevenLabs' rule on language and TTS model, which the schema does not
+/// carry: 400 with the server's own message.
+fn language_rule(agent: &Value) -> Result<(), Refusal> {
+    let config = &agent["conversation_config"];
+    let language = config["agent"]["language"].as_str().unwrap_or("en");
+    match tts_model_refusal(language, config["tts"]["model_id"].as_str()) {
+        Some(message) => Err(refused(
+            400,
+            vec![
+                json!({"type": "value_error", "loc": ["body", "conversation_config"], "msg": message}),
+            ],
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A 200 answer. Each is shaped like its response model (named at each
+/// call); `tests/it/elevenlabs/contract.rs` validates them against it.
+fn ok(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+fn create(state: &mut State, body: Value) -> String {
     state.next_id += 1;
     state.created += 1;
     let id = format!("agent_{:06}", state.next_id);
-    body["agent_id"] = json!(id);
-    state.agents.insert(id.clone(), body);
+    state.agents.insert(id.clone(), stored(&id, body));
     id
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An agent as `GetAgentResponseModel` has it: the request's fields, with
+/// `agent_id`, `metadata` and the objects the API fills in when left out.
+fn stored(id: &str, mut agent: Value) -> Value {
+    if !agent.is_object() {
+        agent = json!({});
+    }
+    agent["agent_id"] = json!(id);
+    if !agent["name"].is_string() {
+        agent["name"] = json!("");
+    }
+    if !agent["tags"].is_array() {
+        agent["tags"] = json!([]);
+    }
+    for field in ["conversation_config", "platform_settings"] {
+        if !agent[field].is_object() {
+            agent[field] = json!({});
+        }
+    }
+    if !agent["metadata"].is_object() {
+        let at = now();
+        agent["metadata"] = json!({"created_at_unix_secs": at, "updated_at_unix_secs": at});
+    }
+    agent
 }
 
 fn list(state: &State, req: &Request) -> ResponseTemplate {
@@ -289,15 +428,133 @@ fn list(state: &State, req: &Request) -> ResponseTemplate {
         .iter()
         .skip(start)
         .take(size)
-        .map(|a| json!({"agent_id": a["agent_id"], "name": a["name"], "tags": a["tags"], "created_at_unix_secs": 0}))
+        .map(|a| summary(a))
         .collect();
     let end = start + page.len();
     let has_more = end < matching.len();
-    ResponseTemplate::new(200).set_body_json(json!({
+    // GetAgentsPageResponseModel
+    ok(json!({
         "agents": page,
         "has_more": has_more,
         "next_cursor": if has_more { json!(end.to_string()) } else { Value::Null },
     }))
+}
+
+/// A list entry, `AgentSummaryResponseModel`.
+fn summary(agent: &Value) -> Value {
+    json!({
+        "agent_id": agent["agent_id"],
+        "name": agent["name"],
+        "tags": agent["tags"],
+        "created_at_unix_secs": agent["metadata"]["created_at_unix_secs"],
+        "access_info": {
+            "is_creator": true,
+            "creator_name": "voice-operator",
+            "creator_email": "operator@example.com",
+            "role": "admin",
+        },
+        "last_call_time_unix_secs": null,
+        "archived": false,
+    })
+}
+
+/// ElevenLabs' OpenAPI document, read once.
+static OPENAPI: LazyLock<Value> = LazyLock::new(|| {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/elevenlabs/openapi.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the ElevenLabs contract {path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("the ElevenLabs contract {path}: {e}"))
+});
+
+/// One validator per schema, compiled on first use.
+static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
+    LazyLock::new(Mutex::default);
+
+fn validator(schema: &str) -> Arc<jsonschema::Validator> {
+    let mut validators = VALIDATORS.lock().unwrap_or_else(|p| p.into_inner());
+    validators
+        .entry(schema.to_owned())
+        .or_insert_with(|| {
+            let components = &OPENAPI["components"];
+            assert!(
+                components["schemas"].get(schema).is_some(),
+                "no schema {schema} in the ElevenLabs contract"
+            );
+            // References resolve against the whole document, so recursive
+            // schemas (ASTNode-Input, ...) need no inlining.
+            let root =
+                json!({"$ref": format!("#/components/schemas/{schema}"), "components": components});
+            Arc::new(
+                jsonschema::draft202012::new(&root)
+                    .unwrap_or_else(|e| panic!("schema {schema} does not compile: {e}")),
+            )
+        })
+        .clone()
+}
+
+/// What is wrong with `instance` as the OpenAPI document's `schema`, as
+/// FastAPI's `ValidationError` entries whose `loc` starts with `loc`;
+/// empty when it is valid.
+pub fn violations(schema: &str, instance: &Value, loc: &[Value]) -> Vec<Value> {
+    let validator = validator(schema);
+    validator
+        .iter_errors(instance)
+        .map(|e| {
+            let mut at: Vec<Value> = loc.to_vec();
+            at.extend((&e.instance_path).into_iter().map(|segment| match segment {
+                LocationSegment::Property(p) => json!(p),
+                LocationSegment::Index(i) => json!(i),
+            }));
+            // pydantic's error types and messages for the common cases.
+            let (kind, msg) = match &e.kind {
+                ValidationErrorKind::Required { property } => {
+                    at.push(property.clone());
+                    ("missing".to_owned(), "Field required".to_owned())
+                }
+                ValidationErrorKind::Type {
+                    kind: TypeKind::Single(t),
+                } => {
+                    let (kind, name) = match t.to_string().as_str() {
+                        "string" => ("string_type", "a valid string"),
+                        "integer" => ("int_type", "a valid integer"),
+                        "number" => ("float_type", "a valid number"),
+                        "boolean" => ("bool_type", "a valid boolean"),
+                        "array" => ("list_type", "a valid list"),
+                        "object" => ("dict_type", "a valid dictionary"),
+                        _ => ("value_error", "of another type"),
+                    };
+                    (kind.to_owned(), format!("Input should be {name}"))
+                }
+                ValidationErrorKind::Enum { options } => {
+                    let options: Vec<String> = options
+                        .as_array()
+                        .map(|o| {
+                            o.iter()
+                                .map(|v| format!("'{}'", v.as_str().unwrap_or_default()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (
+                        "enum".to_owned(),
+                        format!("Input should be {}", options.join(", ")),
+                    )
+                }
+                ValidationErrorKind::Minimum { limit } => (
+                    "greater_than_equal".to_owned(),
+                    format!("Input should be greater than or equal to {limit}"),
+                ),
+                ValidationErrorKind::Maximum { limit } => (
+                    "less_than_equal".to_owned(),
+                    format!("Input should be less than or equal to {limit}"),
+                ),
+                _ => ("value_error".to_owned(), e.to_string()),
+            };
+            json!({"type": kind, "loc": at, "msg": msg, "input": e.instance})
+        })
+        .collect()
 }
 
 /// JSON merge patch (RFC 7386): how PATCH treats nested objects, here and

@@ -160,6 +160,12 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     let agent_id = status.agent_id.clone().unwrap();
     assert_eq!(fake.agents().keys().collect::<Vec<_>>(), [&agent_id]);
     assert_eq!(fake.counts().0, 1, "created once");
+    // The Romanian example passed the contract-enforcing stand-in with a
+    // multilingual model.
+    assert_eq!(
+        fake.agents()[&agent_id]["conversation_config"]["tts"]["model_id"],
+        "eleven_flash_v2_5"
+    );
     let ready = status
         .conditions
         .iter()
@@ -418,6 +424,7 @@ async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
     for (file, field) in [
         ("bad/voiceagent-bad-phone.yaml", "spec.phoneNumber"),
         ("bad/voiceagent-missing-business.yaml", "spec.businessId"),
+        ("bad/voiceagent-bad-voice-model.yaml", "spec.voice.model"),
     ] {
         let manifest: DynamicObject =
             serde_json::from_value(cluster::example_value(file, &ns)).unwrap();

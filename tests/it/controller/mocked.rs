@@ -17,7 +17,9 @@ use secrecy::SecretString;
 use serde_json::json;
 use voice_operator::controller::objects::KubeObjects;
 use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
-use voice_operator::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentSpec};
+use voice_operator::crd::{
+    DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
+};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{Read, TenantKey, TenantStore};
@@ -175,6 +177,21 @@ async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_th
     assert_eq!(
         prompt["custom_llm"]["url"],
         "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001"
+    );
+    // Accepted by the contract-enforcing stand-in: Romanian speaks through
+    // a multilingual model, every turn carries its conversation id, and
+    // recordCalls reaches ElevenLabs' own privacy settings.
+    assert_eq!(
+        agent["conversation_config"]["tts"]["model_id"],
+        "eleven_flash_v2_5"
+    );
+    assert_eq!(
+        prompt["custom_llm"]["request_headers"]["X-Conversation-Id"],
+        json!({"variable_name": "system__conversation_id"})
+    );
+    assert_eq!(
+        agent["platform_settings"]["privacy"],
+        json!({"record_voice": true, "retention_days": 90, "zero_retention_mode": false})
     );
 
     let item = h.item().await.expect("the tenant item is written");
@@ -434,6 +451,70 @@ async fn a_rejected_spec_sets_phase_error_with_the_provider_message_and_requeues
             .as_str()
             .unwrap()
             .contains("Voice 'nope' does not exist")
+    );
+}
+
+#[tokio::test]
+async fn an_english_agent_keeps_flash_v2_and_privacy_follows_the_spec() {
+    let mut va = clinic();
+    va.spec.language = "en".into();
+    va.spec.greeting = "Hello, how can I help?".into();
+    let h = Harness::new(&va, &[]).await;
+    let agent_id = created(&h).await;
+    let agent = &h.fake.agents()[&agent_id];
+    assert_eq!(
+        agent["conversation_config"]["tts"]["model_id"],
+        "eleven_flash_v2"
+    );
+    assert_eq!(h.kube.current().status.unwrap().phase, Some(Phase::Active));
+
+    h.edit_spec(|spec| {
+        spec.conversation.record_calls = false;
+        spec.conversation.retention_days = 0;
+        spec.conversation.zero_retention = true;
+    });
+    h.reconcile().await;
+    assert_eq!(
+        h.fake.take_log(),
+        [format!("PATCH /v1/convai/agents/{agent_id}")]
+    );
+    assert_eq!(
+        h.fake.agents()[&agent_id]["platform_settings"]["privacy"],
+        json!({"record_voice": false, "retention_days": 0, "zero_retention_mode": true})
+    );
+    assert!(!h.item().await.unwrap().settings.conversation.record_calls);
+}
+
+#[tokio::test]
+async fn a_voice_model_the_language_cannot_use_never_leaves_the_controller() {
+    let mut va = clinic();
+    va.spec.voice = Some(VoiceSpec {
+        model: Some(VoiceModel::ElevenFlashV2),
+        ..VoiceSpec::default()
+    });
+    let h = Harness::new(&va, &[]).await;
+    let action = h.reconcile().await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "kube: create Event InvalidSpec",
+        "kube: patch status",
+    ]);
+    assert!(h.fake.take_log().is_empty(), "no ElevenLabs call");
+    let status = h.kube.current().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Error));
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        ready
+            .message
+            .contains("spec.voice.model: eleven_flash_v2 cannot speak language ro")
+            && ready.message.contains("use eleven_flash_v2_5"),
+        "{}",
+        ready.message
     );
 }
 

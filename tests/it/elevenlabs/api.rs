@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use voice_operator::elevenlabs::model::Tts;
 use voice_operator::elevenlabs::{
     AgentPlatform, ClientConfig, Deleted, DesiredAgent, ElevenLabsClient, ElevenLabsError,
     ListQuery, Llm,
@@ -27,9 +28,16 @@ fn desired() -> DesiredAgent {
             url: "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001".into(),
             api_key_secret_id: None,
         },
-        voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+        tts: Tts {
+            voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+            model_id: "eleven_flash_v2_5".into(),
+            stability: None,
+            speed: None,
+            similarity_boost: None,
+        },
         turn_timeout_secs: 10,
         max_duration_secs: 300,
+        privacy: None,
         platform_settings: None,
     }
 }
@@ -45,10 +53,13 @@ fn expected_body() -> Value {
                 "prompt": {
                     "prompt": "You are a helpful dental assistant...",
                     "llm": "custom-llm",
-                    "custom_llm": {"url": "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001"}
+                    "custom_llm": {
+                        "url": "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001",
+                        "request_headers": {"X-Conversation-Id": {"variable_name": "system__conversation_id"}}
+                    }
                 }
             },
-            "tts": {"voice_id": "21m00Tcm4TlvDq8ikWAM"},
+            "tts": {"voice_id": "21m00Tcm4TlvDq8ikWAM", "model_id": "eleven_flash_v2_5"},
             "turn": {"turn_timeout": 10},
             "conversation": {"max_duration_seconds": 300}
         }
