@@ -99,6 +99,14 @@ pub struct AgentArgs {
           value_parser = secret_name)]
     pub llm_secret_name: String,
 
+    /// Id of an ElevenLabs workspace webhook (Settings > Webhooks, or
+    /// POST /v1/workspace/webhooks) pointing at this operator's post-call
+    /// route. Every agent the operator manages then sends its post-call
+    /// events there (platform_settings.workspace_overrides.webhooks), so
+    /// the route no longer needs to be the workspace-wide webhook.
+    #[arg(long, env = "VOICE_OPERATOR_POST_CALL_WEBHOOK_ID", value_parser = webhook_id)]
+    pub post_call_webhook_id: Option<String>,
+
     /// System prompt for VoiceAgents without customPrompt.
     #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
     pub default_prompt: String,
@@ -118,6 +126,7 @@ impl AgentArgs {
             public_url,
             llm_secret_id,
             default_prompt: self.default_prompt.clone(),
+            post_call_webhook_id: self.post_call_webhook_id.clone(),
         }
     }
 
@@ -143,6 +152,15 @@ fn secret_name(raw: &str) -> Result<String, String> {
         );
     }
     Ok(name.to_owned())
+}
+
+/// A workspace webhook id: anything but blank, trimmed.
+fn webhook_id(raw: &str) -> Result<String, String> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err("must not be blank (set by --post-call-webhook-id or VOICE_OPERATOR_POST_CALL_WEBHOOK_ID); leave it unset to use the workspace-wide webhook".into());
+    }
+    Ok(id.to_owned())
 }
 
 /// Prompt for agents whose VoiceAgent has no customPrompt.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::crd::VoiceAgent;
-use crate::elevenlabs::model::{Privacy, Tts, tts_model_for, tts_model_refusal};
+use crate::elevenlabs::model::{PostCallWebhook, Privacy, Tts, tts_model_for, tts_model_refusal};
 use crate::elevenlabs::{DesiredAgent, Llm};
 use crate::ids::{Id, IdError};
 use crate::tenant::{BedrockAgentRef, ConversationSettings, TenantKey, TenantSettings};
@@ -23,6 +23,9 @@ pub struct OperatorSettings {
     pub llm_secret_id: Option<String>,
     /// Prompt for VoiceAgents without `customPrompt`.
     pub default_prompt: String,
+    /// Workspace webhook every agent sends its post-call events to
+    /// (`--post-call-webhook-id`); the workspace-wide one when unset.
+    pub post_call_webhook_id: Option<String>,
 }
 
 /// A spec the operator cannot act on (the API server's schema normally
@@ -112,8 +115,29 @@ pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, Spe
             retention_days: spec.conversation.retention_days,
             zero_retention_mode: spec.conversation.zero_retention,
         }),
+        post_call_webhook: op
+            .post_call_webhook_id
+            .as_ref()
+            .map(|id| post_call_webhook(va, id)),
         platform_settings: None,
     })
+}
+
+/// The post-call events `va`'s agent sends to workspace webhook `id`: the
+/// transcript and failed call starts always (the post-call route stores
+/// both), the audio only when the spec records calls.
+fn post_call_webhook(va: &VoiceAgent, id: &str) -> PostCallWebhook {
+    let mut events = vec![
+        "transcript".to_owned(),
+        "call_initiation_failure".to_owned(),
+    ];
+    if va.spec.conversation.record_calls {
+        events.push("audio".to_owned());
+    }
+    PostCallWebhook {
+        webhook_id: id.to_owned(),
+        events,
+    }
 }
 
 /// The voice `va` asks for: the model follows the language unless
@@ -208,6 +232,7 @@ mod tests {
             public_url: "https://voice.example.com/".into(),
             llm_secret_id: Some("sec_llm".into()),
             default_prompt: "You are a helpful receptionist.".into(),
+            post_call_webhook_id: None,
         }
     }
 
@@ -312,6 +337,38 @@ mod tests {
                 retention_days: -1,
                 zero_retention_mode: true
             }
+        );
+    }
+
+    #[test]
+    fn the_post_call_webhook_flag_scopes_every_agents_events_to_it() {
+        assert_eq!(
+            agent(&clinic(), &operator()).unwrap().post_call_webhook,
+            None
+        );
+        let scoped = OperatorSettings {
+            post_call_webhook_id: Some("wh_voice".into()),
+            ..operator()
+        };
+        let mut va = clinic();
+        let desired = agent(&va, &scoped).unwrap();
+        assert_eq!(
+            desired.body()["platform_settings"]["workspace_overrides"],
+            serde_json::json!({"webhooks": {
+                "post_call_webhook_id": "wh_voice",
+                "events": ["transcript", "call_initiation_failure", "audio"],
+            }})
+        );
+        // No recording, no audio event; and the hash moves with either.
+        va.spec.conversation.record_calls = false;
+        let silent = agent(&va, &scoped).unwrap();
+        assert_eq!(
+            silent.post_call_webhook.unwrap().events,
+            ["transcript", "call_initiation_failure"]
+        );
+        assert_ne!(
+            config_hash(&desired),
+            config_hash(&agent(&clinic(), &operator()).unwrap())
         );
     }
 

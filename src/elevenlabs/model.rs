@@ -97,6 +97,19 @@ pub struct Privacy {
     pub zero_retention_mode: bool,
 }
 
+/// `platform_settings.workspace_overrides.webhooks` (`ConvAIWebhooks` in
+/// the OpenAPI document): the workspace webhook this agent's post-call
+/// events go to, instead of whatever the workspace-wide setting names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostCallWebhook {
+    /// Id of a workspace webhook (`POST /v1/workspace/webhooks`).
+    pub webhook_id: String,
+    /// `WebhookEventType` values: `transcript`, `audio`,
+    /// `call_initiation_failure`. The schema gives the list no default,
+    /// so it is always sent.
+    pub events: Vec<String>,
+}
+
 /// The agent as we want it to be: everything the operator manages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredAgent {
@@ -111,6 +124,9 @@ pub struct DesiredAgent {
     pub max_duration_secs: u32,
     /// `platform_settings.privacy`; left to ElevenLabs when absent.
     pub privacy: Option<Privacy>,
+    /// `platform_settings.workspace_overrides.webhooks`; the workspace-wide
+    /// post-call webhook applies when absent.
+    pub post_call_webhook: Option<PostCallWebhook>,
     /// Further `platform_settings` fields, sent as given when present.
     pub platform_settings: Option<Map<String, Value>>,
 }
@@ -166,6 +182,17 @@ impl DesiredAgent {
                     "record_voice": privacy.record_voice,
                     "retention_days": privacy.retention_days,
                     "zero_retention_mode": privacy.zero_retention_mode,
+                }),
+            );
+        }
+        if let Some(webhook) = &self.post_call_webhook {
+            settings.insert(
+                "workspace_overrides".into(),
+                json!({
+                    "webhooks": {
+                        "post_call_webhook_id": webhook.webhook_id,
+                        "events": webhook.events,
+                    },
                 }),
             );
         }
@@ -375,6 +402,7 @@ mod tests {
             turn_timeout_secs: 10,
             max_duration_secs: 300,
             privacy: None,
+            post_call_webhook: None,
             platform_settings: None,
         }
     }
@@ -447,6 +475,36 @@ mod tests {
                 "call_limits": {"daily_limit": 100},
                 "privacy": {"record_voice": false, "retention_days": 90, "zero_retention_mode": true}
             })
+        );
+    }
+
+    #[test]
+    fn a_post_call_webhook_scopes_the_agents_events_to_it() {
+        let scoped = DesiredAgent {
+            post_call_webhook: Some(PostCallWebhook {
+                webhook_id: "wh_1".into(),
+                events: vec!["transcript".into(), "call_initiation_failure".into()],
+            }),
+            ..clinic()
+        };
+        assert_eq!(
+            scoped.body()["platform_settings"],
+            json!({"workspace_overrides": {"webhooks": {
+                "post_call_webhook_id": "wh_1",
+                "events": ["transcript", "call_initiation_failure"],
+            }}})
+        );
+        // Kept as sent, it is no drift; dropped, each leaf is named.
+        let mut remote = remote_of(&scoped);
+        remote.platform_settings = scoped.body()["platform_settings"].clone();
+        assert_eq!(scoped.drift(&remote), Vec::<String>::new());
+        remote.platform_settings = json!({"workspace_overrides": {}});
+        assert_eq!(
+            scoped.drift(&remote),
+            [
+                "platform_settings.workspace_overrides.webhooks.events",
+                "platform_settings.workspace_overrides.webhooks.post_call_webhook_id"
+            ]
         );
     }
 

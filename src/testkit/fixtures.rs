@@ -62,6 +62,7 @@ pub fn operator_settings() -> OperatorSettings {
         public_url: "https://voice.example.com".into(),
         llm_secret_id: Some("llm-secret".into()),
         default_prompt: "You are a helpful assistant.".into(),
+        post_call_webhook_id: None,
     }
 }
 

@@ -74,6 +74,7 @@ fn start(
             public_url: "https://voice.example.com".into(),
             llm_secret_id: None,
             default_prompt: "You are a helpful assistant.".into(),
+            post_call_webhook_id: None,
         },
         timing: Timing {
             backoff_base: Duration::from_millis(200),

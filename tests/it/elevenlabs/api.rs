@@ -38,6 +38,7 @@ fn desired() -> DesiredAgent {
         turn_timeout_secs: 10,
         max_duration_secs: 300,
         privacy: None,
+        post_call_webhook: None,
         platform_settings: None,
     }
 }

@@ -6,7 +6,7 @@
 
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
-use voice_operator::controller::desired::agent;
+use voice_operator::controller::desired::{OperatorSettings, agent};
 use voice_operator::crd::{VoiceAgent, VoiceModel, VoiceSpec};
 use voice_operator::testkit::fixtures::{clinic, operator_settings};
 
@@ -239,8 +239,17 @@ fn the_operators_bodies_pass_the_request_schemas() {
     });
     tuned.spec.conversation.record_calls = false;
     tuned.spec.conversation.zero_retention = true;
-    for va in [clinic(), english_clinic(), tuned] {
-        let body = agent(&va, &operator_settings()).unwrap().body();
+    // With --post-call-webhook-id, platform_settings carries
+    // workspace_overrides.webhooks too.
+    let scoped = OperatorSettings {
+        post_call_webhook_id: Some("wh_voice_operator".into()),
+        ..operator_settings()
+    };
+    let cases = [clinic(), english_clinic(), tuned]
+        .into_iter()
+        .flat_map(|va| [(va.clone(), operator_settings()), (va, scoped.clone())]);
+    for (va, settings) in cases {
+        let body = agent(&va, &settings).unwrap().body();
         assert_eq!(
             violations(CREATE_BODY, &body, &["body".into()]),
             Vec::<Value>::new()
@@ -263,6 +272,35 @@ fn the_operators_bodies_pass_the_request_schemas() {
         );
         assert_eq!(header["variable_name"], "system__conversation_id");
     }
+}
+
+#[test]
+fn the_post_call_webhook_override_is_the_schemas_and_a_wrong_event_is_refused() {
+    let scoped = OperatorSettings {
+        post_call_webhook_id: Some("wh_voice_operator".into()),
+        ..operator_settings()
+    };
+    let body = agent(&clinic(), &scoped).unwrap().body();
+    let webhooks = &body["platform_settings"]["workspace_overrides"]["webhooks"];
+    assert_eq!(webhooks["post_call_webhook_id"], "wh_voice_operator");
+    assert_eq!(
+        violations("ConvAIWebhooks", webhooks, &[]),
+        Vec::<Value>::new()
+    );
+    let mut wrong = body.clone();
+    wrong["platform_settings"]["workspace_overrides"]["webhooks"]["events"] =
+        json!(["post_call_transcription"]);
+    assert_ne!(
+        violations(CREATE_BODY, &wrong, &["body".into()]),
+        Vec::<Value>::new()
+    );
+    // Inside platform_settings' anyOf, the model names the item.
+    let refused = violations(PLATFORM_SETTINGS, &wrong["platform_settings"], &[]);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        refused[0]["loc"],
+        json!(["workspace_overrides", "webhooks", "events", 0])
+    );
 }
 
 #[test]
