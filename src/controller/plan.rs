@@ -135,10 +135,34 @@ fn resync_due(old: &VoiceAgentStatus, now: Timestamp, resync: Duration) -> bool 
 }
 
 /// The fields someone changed outside the operator (in the dashboard),
-/// when the live agent `remote` needs a PATCH back to `desired`.
-pub fn patch_needed(desired: &DesiredAgent, remote: &RemoteAgent) -> Option<Vec<String>> {
-    let drift = desired.drift(remote);
+/// when the live agent `remote` needs a PATCH back to `desired`. Fields
+/// the last read-back of this same spec found not kept (`not_kept`) are
+/// left out: the API drops them whatever we send, so PATCHing them again
+/// would only repeat the PATCH at every resync.
+pub fn patch_needed(
+    desired: &DesiredAgent,
+    remote: &RemoteAgent,
+    not_kept: &[String],
+) -> Option<Vec<String>> {
+    let drift: Vec<String> = desired
+        .drift(remote)
+        .into_iter()
+        .filter(|field| !not_kept.contains(field))
+        .collect();
     (!drift.is_empty()).then_some(drift)
+}
+
+/// The fields, as JSON paths, that the API did not keep: what the agent
+/// read back right after a create or update (`remote`) lacks or holds
+/// otherwise than `desired`, which was just sent. The API accepts fields
+/// its models do not know and drops them without a word (the OpenAPI
+/// document closes none of the agent schemas), so only reading back shows
+/// it. The official ElevenLabs CLI added the same check for the same
+/// reason (elevenlabs/cli `src/shared/verify.ts`, `findMissingPaths` and
+/// `verifyAgentPush`, after each create and update); ours compares values
+/// too, as the drift check does.
+pub fn not_kept(desired: &DesiredAgent, remote: &RemoteAgent) -> Vec<String> {
+    desired.drift(remote)
 }
 
 /// What to write to the tenant item.
@@ -365,12 +389,48 @@ mod tests {
         // The same spec is only compared when the resync reads the agent.
         assert_eq!(step(Some(&hash), recent), AgentStep::Keep(id.clone()));
         assert_eq!(step(Some(&hash), long_ago), AgentStep::CheckDrift(id));
-        assert_eq!(patch_needed(&desired, &remote), None);
+        assert_eq!(patch_needed(&desired, &remote, &[]), None);
         let mut edited = remote.clone();
         edited.conversation_config["tts"]["voice_id"] = json!("changed-by-hand");
         assert_eq!(
-            patch_needed(&desired, &edited),
+            patch_needed(&desired, &edited, &[]),
             Some(vec!["conversation_config.tts.voice_id".into()])
+        );
+    }
+
+    #[test]
+    fn a_field_the_api_does_not_keep_is_named_once_and_never_patched_again() {
+        let desired = agent(&va("c", "u1", "L1", Some(1)), &operator_settings()).unwrap();
+        let body = desired.body();
+        let mut remote = RemoteAgent {
+            agent_id: Id::parse("agent_id", "agent_1").unwrap(),
+            name: desired.name.clone(),
+            tags: desired.tags.clone(),
+            conversation_config: body["conversation_config"].clone(),
+            platform_settings: body["platform_settings"].clone(),
+        };
+        assert_eq!(not_kept(&desired, &remote), Vec::<String>::new());
+        // Read back after the write: the API dropped one field.
+        let dropped = "platform_settings.privacy.retention_days";
+        remote.platform_settings["privacy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("retention_days");
+        let found = not_kept(&desired, &remote);
+        assert_eq!(found, [dropped]);
+        // The resync reads the same agent: no PATCH for the dropped field...
+        assert_eq!(patch_needed(&desired, &remote, &found), None);
+        // ...but one for a hand edit beside it, naming only the edit.
+        remote.conversation_config["agent"]["first_message"] = json!("Hi");
+        assert_eq!(
+            patch_needed(&desired, &remote, &found),
+            Some(vec!["conversation_config.agent.first_message".into()])
+        );
+        // Without the memory, the dropped field alone would PATCH each time.
+        remote.conversation_config["agent"]["first_message"] = json!(desired.first_message);
+        assert_eq!(
+            patch_needed(&desired, &remote, &[]),
+            Some(vec![dropped.into()])
         );
     }
 

@@ -45,6 +45,9 @@ reasons! {
     DuplicateDeleted,
     Updated,
     DriftCorrected,
+    /// AgentSynced and the Event: reading the agent back after a write
+    /// showed fields the API accepted but did not keep.
+    FieldsNotKept,
     AgentMissing,
     /// The tenant item was written.
     ConfigSynced,
@@ -78,7 +81,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 28);
+        assert_eq!(Reason::ALL.len(), 29);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());

@@ -202,6 +202,8 @@ struct AgentOutcome {
     id: Id,
     /// ElevenLabs was written to or read from for drift.
     touched: bool,
+    /// Fields the API did not keep, as JSON paths.
+    not_kept: Vec<String>,
 }
 
 async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
@@ -242,6 +244,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
         key: &key,
         item_version: item.version,
         synced_now,
+        not_kept: &agent.not_kept,
     });
     write_status(va, ctx, &old, new).await?;
     let resync = ctx.timing.resync;
@@ -252,7 +255,8 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
     ))
 }
 
-/// Creates, adopts or updates the ElevenLabs agent.
+/// Creates, adopts or updates the ElevenLabs agent, then reads back what
+/// it wrote.
 async fn sync_agent(
     va: &VoiceAgent,
     ctx: &Context,
@@ -263,31 +267,46 @@ async fn sync_agent(
     now: Timestamp,
 ) -> Result<AgentOutcome, Error> {
     let platform = ctx.platform.as_ref();
+    // What the last read-back of this spec found not kept.
+    let known = status::not_kept(old);
     // The agent status names, when it turns out to be deleted by hand.
     let gone = match plan::agent_step(old, hash, now, ctx.timing.resync) {
-        AgentStep::Keep(id) => return Ok(AgentOutcome { id, touched: false }),
+        AgentStep::Keep(id) => {
+            return Ok(AgentOutcome {
+                id,
+                touched: false,
+                not_kept: known,
+            });
+        }
         AgentStep::Update(id) => match platform.update_agent(&id, want).await {
             Ok(()) => {
                 let note = format!("updated ElevenLabs agent {id} to the new spec");
                 ctx.event(va, EventType::Normal, Reason::Updated, note)
                     .await;
-                return Ok(AgentOutcome { id, touched: true });
+                return written(va, ctx, id, want).await;
             }
             Err(ElevenLabsError::NotFound { .. }) => Some(id),
             Err(e) => return Err(e.into()),
         },
         AgentStep::CheckDrift(id) => match platform.get_agent(&id).await {
             Ok(remote) => {
-                if let Some(fields) = plan::patch_needed(want, &remote) {
-                    platform.update_agent(&id, want).await?;
-                    let note = format!(
-                        "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
-                        fields.join(", ")
-                    );
-                    ctx.event(va, EventType::Normal, Reason::DriftCorrected, note)
-                        .await;
-                }
-                return Ok(AgentOutcome { id, touched: true });
+                let Some(fields) = plan::patch_needed(want, &remote, &known) else {
+                    // Nothing to PATCH; what is still not kept stays
+                    // named, and a field the API keeps now is cleared.
+                    return Ok(AgentOutcome {
+                        not_kept: plan::not_kept(want, &remote),
+                        id,
+                        touched: true,
+                    });
+                };
+                platform.update_agent(&id, want).await?;
+                let note = format!(
+                    "ElevenLabs agent {id} was changed outside the operator ({}); set back to the spec",
+                    fields.join(", ")
+                );
+                ctx.event(va, EventType::Normal, Reason::DriftCorrected, note)
+                    .await;
+                return written(va, ctx, id, want).await;
             }
             Err(ElevenLabsError::NotFound { .. }) => Some(id),
             Err(e) => return Err(e.into()),
@@ -301,7 +320,35 @@ async fn sync_agent(
             .await;
     }
     let id = adopt_or_create(va, ctx, owner, want).await?;
-    Ok(AgentOutcome { id, touched: true })
+    written(va, ctx, id, want).await
+}
+
+/// Reads agent `id` back after a create or update and names, in a Warning
+/// Event, the fields the API did not keep (see [`plan::not_kept`]). A
+/// failed read fails the reconcile: the retry writes again and reads again,
+/// which is harmless, and until then AgentSynced says why.
+async fn written(
+    va: &VoiceAgent,
+    ctx: &Context,
+    id: Id,
+    want: &DesiredAgent,
+) -> Result<AgentOutcome, Error> {
+    let remote = ctx.platform.get_agent(&id).await?;
+    let not_kept = plan::not_kept(want, &remote);
+    if !not_kept.is_empty() {
+        let note = format!(
+            "ElevenLabs accepted agent {id} but did not keep {}; it answers calls without them. \
+             No PATCH goes out for them again until the spec changes",
+            not_kept.join(", ")
+        );
+        ctx.event(va, EventType::Warning, Reason::FieldsNotKept, note)
+            .await;
+    }
+    Ok(AgentOutcome {
+        id,
+        touched: true,
+        not_kept,
+    })
 }
 
 /// Never two agents for one VoiceAgent: an agent already tagged with its

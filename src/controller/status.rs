@@ -54,6 +54,46 @@ pub struct Synced<'a> {
     pub item_version: u64,
     /// ElevenLabs or the item was written or checked in this reconcile.
     pub synced_now: bool,
+    /// Fields the API did not keep, as JSON paths (see [`not_kept`]).
+    pub not_kept: &'a [String],
+}
+
+/// Where an AgentSynced message lists the fields the API did not keep;
+/// [`not_kept`] reads the list back from there.
+const NOT_KEPT_LIST: &str = "did not keep these fields of the spec: ";
+
+/// The AgentSynced condition. A field the API did not keep makes it False:
+/// the agent exists and answers calls, but not as the spec says, and that
+/// must be visible. Ready and the phase say whether calls are answered,
+/// so they stay as they are; a second write would not help (the API drops
+/// the field again), so it waits for a change of spec.
+fn agent_synced(agent_id: &Id, not_kept: &[String]) -> Cond {
+    if not_kept.is_empty() {
+        Cond::ok(
+            Reason::Synced,
+            format!("ElevenLabs agent {agent_id} matches the spec"),
+        )
+    } else {
+        Cond::not(
+            Reason::FieldsNotKept,
+            format!(
+                "ElevenLabs agent {agent_id} answers calls, but read back after the last write it {NOT_KEPT_LIST}{}",
+                not_kept.join(", ")
+            ),
+        )
+    }
+}
+
+/// The fields the last read-back found not kept, from the AgentSynced
+/// condition that names them; empty when it names none. The status keeps
+/// them so that the resync's drift check does not PATCH them again.
+pub fn not_kept(old: &VoiceAgentStatus) -> Vec<String> {
+    old.conditions
+        .iter()
+        .find(|c| c.type_ == AGENT_SYNCED && c.reason == Reason::FieldsNotKept.as_str())
+        .and_then(|c| c.message.split_once(NOT_KEPT_LIST))
+        .map(|(_, list)| list.split(", ").map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
@@ -79,13 +119,7 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
     };
     let conds = [
         (READY, ready),
-        (
-            AGENT_SYNCED,
-            Cond::ok(
-                Reason::Synced,
-                format!("ElevenLabs agent {} matches the spec", s.agent_id),
-            ),
-        ),
+        (AGENT_SYNCED, agent_synced(s.agent_id, s.not_kept)),
         (
             CONFIG_SYNCED,
             Cond::ok(
@@ -241,6 +275,16 @@ mod tests {
         enabled: bool,
         synced_now: bool,
     ) -> VoiceAgentStatus {
+        synced_with(old, now, enabled, synced_now, &[])
+    }
+
+    fn synced_with(
+        old: &VoiceAgentStatus,
+        now: Timestamp,
+        enabled: bool,
+        synced_now: bool,
+        not_kept: &[String],
+    ) -> VoiceAgentStatus {
         let key = TenantKey::parse("B1", "L1").unwrap();
         let id = Id::parse("agent_id", "agent_1").unwrap();
         synced(Synced {
@@ -253,7 +297,62 @@ mod tests {
             key: &key,
             item_version: 3,
             synced_now,
+            not_kept,
         })
+    }
+
+    #[test]
+    fn fields_not_kept_turn_agent_synced_false_and_are_read_back_from_it() {
+        let t0 = ts("2026-11-24T10:00:00Z");
+        let dropped = [
+            "platform_settings.privacy.retention_days".to_owned(),
+            "platform_settings.workspace_overrides.webhooks.events".to_owned(),
+        ];
+        let s = synced_with(&VoiceAgentStatus::default(), t0, true, true, &dropped);
+        assert_eq!(s.phase, Some(Phase::Active), "the agent answers calls");
+        let get = |k: &str| s.conditions.iter().find(|c| c.type_ == k).unwrap();
+        assert_eq!(get(READY).status, "True");
+        let agent = get(AGENT_SYNCED);
+        assert_eq!(
+            (agent.status.as_str(), agent.reason.as_str()),
+            ("False", "FieldsNotKept")
+        );
+        assert_eq!(
+            agent.message,
+            "ElevenLabs agent agent_1 answers calls, but read back after the last write it \
+             did not keep these fields of the spec: platform_settings.privacy.retention_days, \
+             platform_settings.workspace_overrides.webhooks.events"
+        );
+        assert_eq!(not_kept(&s), dropped);
+        // A failure carries the condition, and the list with it.
+        let timeout = Error::ElevenLabs(ElevenLabsError::Timeout {
+            operation: "GET /v1/convai/agents/agent_1".into(),
+            after: std::time::Duration::from_secs(10),
+        });
+        let store = failed(
+            &s,
+            Some(2),
+            t0,
+            &Error::Store(StoreError::Unavailable {
+                backend: "DynamoDB",
+                message: "throttled".into(),
+            }),
+        );
+        assert_eq!(not_kept(&store), dropped);
+        assert!(not_kept(&failed(&s, Some(2), t0, &timeout)).is_empty());
+        // Kept again at the next write: True, and nothing remembered.
+        let fixed = synced_with(&s, t0, true, true, &[]);
+        assert!(not_kept(&fixed).is_empty());
+        assert_eq!(
+            fixed
+                .conditions
+                .iter()
+                .find(|c| c.type_ == AGENT_SYNCED)
+                .unwrap()
+                .status,
+            "True"
+        );
+        assert!(not_kept(&VoiceAgentStatus::default()).is_empty());
     }
 
     #[test]

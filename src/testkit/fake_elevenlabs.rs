@@ -33,6 +33,10 @@ pub struct Faults {
     pub rate_limit: Option<f64>,
     /// Seed of the fault dice, so a failing run can be repeated.
     pub seed: u64,
+    /// Dotted paths (`platform_settings.privacy.retention_days`) the API
+    /// accepts but does not keep: removed from every agent created or
+    /// PATCHed, as pydantic drops a field its model does not know.
+    pub drop_fields: Vec<String>,
 }
 
 /// The failures [`Faults::fail_ratio`] draws from.
@@ -235,7 +239,7 @@ impl Respond for Handler {
                 let made_anyway = creating && state.dice.as_mut().is_some_and(|d| d.bool());
                 if made_anyway && let Ok(body) = checked_create(&req.body) {
                     state.made_anyway += 1;
-                    create(&mut state, body);
+                    create(&mut state, body, &self.faults.drop_fields);
                 }
                 return error(500, "internal error");
             }
@@ -245,7 +249,7 @@ impl Respond for Handler {
         match (method.as_str(), id.as_deref(), path.as_str()) {
             ("POST", Some("create"), _) => match checked_create(&req.body) {
                 Ok(body) => {
-                    let id = create(&mut state, body);
+                    let id = create(&mut state, body, &self.faults.drop_fields);
                     // CreateAgentResponseModel
                     ok(json!({"agent_id": id}))
                 }
@@ -286,6 +290,7 @@ impl Respond for Handler {
                     return refusal.answer();
                 }
                 merged["metadata"]["updated_at_unix_secs"] = json!(now());
+                drop_fields(&mut merged, &self.faults.drop_fields);
                 *agent = stored(id, merged);
                 // GetAgentResponseModel, as GET answers.
                 ok(agent.clone())
@@ -365,12 +370,27 @@ fn ok(body: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(body)
 }
 
-fn create(state: &mut State, body: Value) -> String {
+fn create(state: &mut State, mut body: Value, drop: &[String]) -> String {
     state.next_id += 1;
     state.created += 1;
     let id = format!("agent_{:06}", state.next_id);
+    drop_fields(&mut body, drop);
     state.agents.insert(id.clone(), stored(&id, body));
     id
+}
+
+/// Removes each dotted path of `paths` from `agent`, where present.
+fn drop_fields(agent: &mut Value, paths: &[String]) {
+    for path in paths {
+        let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
+        let mut at = Some(&mut *agent);
+        for key in parent.split('.').filter(|k| !k.is_empty()) {
+            at = at.and_then(|v| v.get_mut(key));
+        }
+        if let Some(Value::Object(map)) = at {
+            map.remove(field);
+        }
+    }
 }
 
 fn now() -> u64 {

@@ -143,11 +143,13 @@ async fn created(h: &Harness) -> String {
 async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_then_the_status() {
     let h = Harness::new(&clinic(), &[]).await;
     let action = h.reconcile().await;
+    // The fake numbers agents from 1.
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event Created",
+        "elevenlabs: get agent agent_000001",
         "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
@@ -280,6 +282,7 @@ async fn a_spec_change_sends_exactly_one_patch() {
     h.assert_calls(&[
         &format!("elevenlabs: update agent {agent_id}"),
         "kube: create Event Updated",
+        &format!("elevenlabs: get agent {agent_id}"),
         "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",
@@ -287,7 +290,10 @@ async fn a_spec_change_sends_exactly_one_patch() {
     ]);
     assert_eq!(
         h.fake.take_log(),
-        [format!("PATCH /v1/convai/agents/{agent_id}")]
+        [
+            format!("PATCH /v1/convai/agents/{agent_id}"),
+            format!("GET /v1/convai/agents/{agent_id}")
+        ]
     );
     assert_eq!(
         h.fake.agents()[&agent_id]["conversation_config"]["agent"]["first_message"],
@@ -401,6 +407,7 @@ async fn an_agent_made_before_a_crash_is_adopted_not_created_again() {
         "kube: create Event Adopted",
         "elevenlabs: delete agent agent_b",
         "kube: create Event DuplicateDeleted",
+        "elevenlabs: get agent agent_a",
         "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
@@ -476,7 +483,10 @@ async fn an_english_agent_keeps_flash_v2_and_privacy_follows_the_spec() {
     h.reconcile().await;
     assert_eq!(
         h.fake.take_log(),
-        [format!("PATCH /v1/convai/agents/{agent_id}")]
+        [
+            format!("PATCH /v1/convai/agents/{agent_id}"),
+            format!("GET /v1/convai/agents/{agent_id}")
+        ]
     );
     assert_eq!(
         h.fake.agents()[&agent_id]["platform_settings"]["privacy"],
@@ -533,6 +543,7 @@ async fn a_hand_edit_in_the_dashboard_is_set_back_on_resync() {
         &format!("elevenlabs: get agent {agent_id}"),
         &format!("elevenlabs: update agent {agent_id}"),
         "kube: create Event DriftCorrected",
+        &format!("elevenlabs: get agent {agent_id}"),
         "store: get {KEY}",
         "kube: patch status",
     ]);
@@ -561,6 +572,7 @@ async fn an_agent_deleted_by_hand_is_made_again() {
         "kube: create Event AgentMissing",
         "elevenlabs: create agent",
         "kube: repeat Event Created",
+        "elevenlabs: get agent agent_000002",
         "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",
@@ -575,6 +587,89 @@ async fn an_agent_deleted_by_hand_is_made_again() {
         Some(new_id)
     );
     assert_eq!(h.item().await.unwrap().settings.agent_id.as_str(), new_id);
+}
+
+/// Makes the next reconcile a resync: the last sync was long ago.
+fn resync_due(h: &Harness) {
+    let mut va = h.kube.current();
+    va.status.as_mut().unwrap().last_synced_at = Some("2020-01-01T00:00:00Z".into());
+    h.kube.set(&va);
+}
+
+#[tokio::test]
+async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_again() {
+    let dropped = "platform_settings.privacy.retention_days";
+    let fake = FakeElevenLabs::start(Faults {
+        drop_fields: vec![dropped.into()],
+        ..Faults::default()
+    })
+    .await;
+    let h = Harness::with_fake(&clinic(), &[], fake).await;
+    h.reconcile().await;
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "elevenlabs: list agents",
+        "elevenlabs: create agent",
+        "kube: create Event Created",
+        "elevenlabs: get agent agent_000001",
+        "kube: create Event FieldsNotKept",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: create Event ConfigSynced",
+        "kube: patch status",
+    ]);
+    let status = h.kube.current().status.unwrap();
+    // The agent answers calls, only not as specified.
+    assert_eq!(status.phase, Some(Phase::Active));
+    let conditions: Vec<(&str, &str, &str)> = status
+        .conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+        .collect();
+    assert_eq!(
+        conditions,
+        [
+            ("Ready", "True", "Active"),
+            ("AgentSynced", "False", "FieldsNotKept"),
+            ("ConfigSynced", "True", "Synced")
+        ]
+    );
+    assert!(
+        status.conditions[1].message.ends_with(dropped),
+        "{}",
+        status.conditions[1].message
+    );
+    let event = h.kube.events.lock().unwrap()[1].clone();
+    assert_eq!(event["type"], "Warning");
+    assert!(event["note"].as_str().unwrap().contains(dropped), "{event}");
+
+    // The resync reads the agent, finds the same field missing and writes
+    // nothing: no PATCH, no Event, the same status.
+    h.fake.take_log();
+    resync_due(&h);
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: get agent agent_000001",
+        "store: get {KEY}",
+        "kube: patch status",
+    ]);
+    assert_eq!(h.fake.take_log(), ["GET /v1/convai/agents/agent_000001"]);
+    let again = h.kube.current().status.unwrap();
+    assert_eq!(again.conditions, status.conditions);
+
+    // A spec change is written, read back and named again.
+    h.edit_spec(|spec| spec.greeting = "Bună seara!".into());
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: update agent agent_000001",
+        "kube: create Event Updated",
+        "elevenlabs: get agent agent_000001",
+        "kube: repeat Event FieldsNotKept",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: repeat Event ConfigSynced",
+        "kube: patch status",
+    ]);
 }
 
 /// The requeue delay of an [`Action`], read from its Debug form (kube
