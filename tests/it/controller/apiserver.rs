@@ -189,7 +189,7 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     );
     fake.take_log();
 
-    // edit spec -> exactly one PATCH
+    // edit spec -> exactly one PATCH, read back
     let edit = json!({"spec": {"greeting": "Bună seara! Cu ce vă ajut?"}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&edit))
         .await
@@ -199,7 +199,10 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     let calls = fake.take_log();
     assert_eq!(
         calls,
-        [format!("PATCH /v1/convai/agents/{agent_id}")],
+        [
+            format!("PATCH /v1/convai/agents/{agent_id}"),
+            format!("GET /v1/convai/agents/{agent_id}")
+        ],
         "{calls:?}"
     );
     assert_eq!(
@@ -246,6 +249,47 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
             "no {reason} event in {reasons:?}"
         );
     }
+    op.stop().await;
+}
+
+#[tokio::test]
+async fn a_field_elevenlabs_does_not_keep_is_named_in_agent_synced_on_a_real_api_server() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "readback").await;
+    let dropped = "platform_settings.privacy.record_voice";
+    let fake = FakeElevenLabs::start(Faults {
+        drop_fields: vec![dropped.into()],
+        ..Faults::default()
+    })
+    .await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+
+    let va = cluster::example("voiceagent-clinic.yaml", &ns);
+    let name = va.name_any();
+    api.create(&PostParams::default(), &va).await.unwrap();
+    // Active and Ready: the agent answers calls, only not as specified.
+    let active = settled(&api, &name, Phase::Active).await;
+    let status = active.status.unwrap();
+    let condition = |kind: &str| {
+        let c = status.conditions.iter().find(|c| c.type_ == kind).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    };
+    assert_eq!(condition("Ready").0, "True");
+    let (synced, reason, message) = condition("AgentSynced");
+    assert_eq!(
+        (synced.as_str(), reason.as_str()),
+        ("False", "FieldsNotKept")
+    );
+    assert!(message.ends_with(dropped), "{message}");
+    let reasons = event_reasons(&client, &ns, &name).await;
+    assert!(
+        reasons.iter().any(|r| r == "FieldsNotKept"),
+        "no FieldsNotKept event in {reasons:?}"
+    );
+    assert_eq!(fake.counts().0, 1, "created once");
     op.stop().await;
 }
 
