@@ -2,6 +2,8 @@
 //! ElevenLabs' custom LLM. The request is an OpenAI chat-completions
 //! request; the answer streams back as `chat.completion.chunk` server-sent
 //! events while the agent runtime produces it, ending with `data: [DONE]`.
+//! A disabled tenant's turn is answered the same way with the closing
+//! sentence of [`disabled`], without running the agent.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::disabled::{self, TENANT_DISABLED};
 use super::error::{ApiError, parse_json};
 use super::state::{AppState, unix_now};
 use super::webhook::VOICE;
@@ -140,11 +143,15 @@ pub async fn chat_completions(
         location_id = %key.location_id,
         conversation = %session,
     );
-    let tenant = state.enabled_tenant(&key).instrument(span.clone()).await?;
+    let tenant = state.tenant(&key).instrument(span.clone()).await?;
     state.claim_conversation(session.as_str(), &tenant.key)?;
+    let enabled = tenant.settings.enabled;
     let mut extra = Map::new();
     extra.insert("event".into(), json!("custom_llm_turn"));
     extra.insert("messageLength".into(), json!(text.chars().count()));
+    if !enabled {
+        extra.insert(TENANT_DISABLED.into(), json!(true));
+    }
     state.log_call(
         &key,
         Outcome::Received {
@@ -158,6 +165,15 @@ pub async fn chat_completions(
         None,
         None,
     );
+    let model = request.model.unwrap_or_else(|| "voice-operator".into());
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    if !enabled {
+        // No agent runtime and no tool: the call is told, and that is all.
+        let sentence = disabled::closing_sentence(&state, &tenant)
+            .instrument(span)
+            .await;
+        return Ok(answer_now(request.stream, id, model, sentence.to_owned()));
+    }
     let turn = Turn {
         session_id: session.to_string(),
         business_id: key.business_id.to_string(),
@@ -166,8 +182,6 @@ pub async fn chat_completions(
         text,
         bedrock: tenant.settings.bedrock.clone(),
     };
-    let model = request.model.unwrap_or_else(|| "voice-operator".into());
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let (tx, rx) = mpsc::channel::<String>(64);
     // The turn runs to its end even if ElevenLabs hangs up mid-stream, so
     // that tools it started finish and are logged.
@@ -184,20 +198,37 @@ pub async fn chat_completions(
         let answer = task
             .await
             .map_err(|e| ApiError::Internal(format!("the agent turn failed: {e}")))?;
-        return Ok(Json(json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": unix_now(),
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": answer.text},
-                "finish_reason": "stop",
-            }],
-        }))
-        .into_response());
+        return Ok(completion(id, model, answer.text));
     }
     Ok(Sse::new(chunks(id, model, rx)).into_response())
+}
+
+/// An answer known in full before it is sent: one `chat.completion` when
+/// the request asks for no stream, else the same chunks a turn streams.
+fn answer_now(stream: Option<bool>, id: String, model: String, text: String) -> Response {
+    if stream == Some(false) {
+        return completion(id, model, text);
+    }
+    let (tx, rx) = mpsc::channel(1);
+    tx.try_send(text)
+        .expect("a new channel has room for one piece");
+    Sse::new(chunks(id, model, rx)).into_response()
+}
+
+/// The non-streaming answer: one `chat.completion`.
+fn completion(id: String, model: String, text: String) -> Response {
+    Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }],
+    }))
+    .into_response()
 }
 
 /// The SSE events of one answer: the role, each piece of text as it

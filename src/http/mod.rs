@@ -3,6 +3,7 @@
 //! and the admin clients call.
 
 pub mod admin;
+pub mod disabled;
 pub mod error;
 pub mod llm;
 pub mod metrics;

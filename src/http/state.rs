@@ -83,6 +83,7 @@ pub struct AppState {
     pub metrics: HttpMetrics,
     conversations: Recent<String, Conversation>,
     agent_tenants: Recent<String, TenantKey>,
+    agent_languages: Recent<String, String>,
     delivered: Recent<(String, String), ()>,
 }
 
@@ -93,8 +94,13 @@ pub struct Conversation {
     pub started: Instant,
 }
 
+/// Longest a turn waits for ElevenLabs to name its agent's language; the
+/// turn must answer well within ElevenLabs' LLM cascade timeout (4 s by
+/// default).
+pub const LANGUAGE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long this replica remembers a conversation, an agent's tenant or
-/// a delivered post-call event.
+/// language, or a delivered post-call event.
 const MEMORY: Duration = Duration::from_secs(6 * 3600);
 /// How many of each it remembers at most.
 const MEMORY_CAPACITY: usize = 200_000;
@@ -118,6 +124,7 @@ impl AppState {
             metrics: HttpMetrics::default(),
             conversations: Recent::new(MEMORY, MEMORY_CAPACITY),
             agent_tenants: Recent::new(MEMORY, MEMORY_CAPACITY),
+            agent_languages: Recent::new(MEMORY, MEMORY_CAPACITY),
             delivered: Recent::new(MEMORY, MEMORY_CAPACITY),
         }
     }
@@ -133,15 +140,6 @@ impl AppState {
             .map_err(|_| ApiError::Unauthorized(format!("{} is not text", signature::HEADER)))?;
         signature::verify(&self.config.webhook_secret, header, body, unix_now())?;
         Ok(())
-    }
-
-    /// The tenant `key`, which must exist and be enabled.
-    pub async fn enabled_tenant(&self, key: &TenantKey) -> Result<TenantConfig, ApiError> {
-        let tenant = self.tenant(key).await?;
-        if !tenant.settings.enabled {
-            return Err(ApiError::Disabled(key.clone()));
-        }
-        Ok(tenant)
     }
 
     /// The tenant `key`, enabled or not.
@@ -235,6 +233,36 @@ impl AppState {
         let tenant = self.tenant(&key).await?;
         self.check_agent(&tenant, Some(agent_id.as_str()))?;
         Ok(tenant)
+    }
+
+    /// The language ElevenLabs agent `agent_id` speaks
+    /// (`conversation_config.agent.language`), or `None` when it cannot be
+    /// asked quickly: without ElevenLabs access, on an error, or past
+    /// [`LANGUAGE_LOOKUP_TIMEOUT`].
+    pub async fn agent_language(&self, agent_id: &Id) -> Option<String> {
+        if let Some(language) = self.agent_languages.get(&agent_id.to_string()) {
+            return Some(language);
+        }
+        let platform = self.agents.as_ref()?;
+        let agent =
+            match tokio::time::timeout(LANGUAGE_LOOKUP_TIMEOUT, platform.get_agent(agent_id)).await
+            {
+                Ok(Ok(agent)) => agent,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "the agent's language cannot be read");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!("the agent's language was not read in time");
+                    return None;
+                }
+            };
+        let language = agent.conversation_config["agent"]["language"]
+            .as_str()?
+            .to_owned();
+        self.agent_languages
+            .insert(agent_id.to_string(), language.clone());
+        Some(language)
     }
 
     /// Marks a post-call event as handled; false when it was already.

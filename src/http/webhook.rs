@@ -1,5 +1,7 @@
 //! `POST /api/elevenlabs/webhook`: the seed's agent-to-agent events
-//! (`message`, `conversation_start`, `conversation_end`).
+//! (`message`, `conversation_start`, `conversation_end`). For a disabled
+//! tenant, `message` and `conversation_start` get the closing sentence with
+//! `continueConversation: false`; the end of the call is logged as usual.
 
 use std::sync::Arc;
 
@@ -11,12 +13,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use super::disabled::{self, TENANT_DISABLED};
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
 use crate::actionlog::{Outcome, VoiceCall};
 use crate::agent::{Answer, Turn};
 use crate::ids::Id;
-use crate::tenant::TenantKey;
+use crate::tenant::{TenantConfig, TenantKey};
 
 /// The seed's webhook body.
 #[derive(Debug, Deserialize)]
@@ -80,15 +83,19 @@ pub async fn webhook(
         conversation = %conversation,
     );
     async move {
-        let tenant = state.enabled_tenant(&key).await?;
+        let tenant = state.tenant(&key).await?;
         state.check_agent(&tenant, event.agent_id.as_deref())?;
         let seen = state.claim_conversation(conversation.as_str(), &key)?;
+        let enabled = tenant.settings.enabled;
         let caller = event.metadata.caller_phone.as_deref();
         let call = |duration: Option<f64>, what: &str, extra: Option<(&str, Value)>| {
             let mut metadata = Map::new();
             metadata.insert("event".into(), json!(what));
             if let Some((k, v)) = extra {
                 metadata.insert(k.into(), v);
+            }
+            if !enabled {
+                metadata.insert(TENANT_DISABLED.into(), json!(true));
             }
             VoiceCall {
                 conversation_id: conversation.to_string(),
@@ -119,6 +126,9 @@ pub async fn webhook(
                     caller,
                     None,
                 );
+                if !enabled {
+                    return Ok(Json(closing(&state, &tenant).await));
+                }
                 let turn = Turn {
                     session_id: conversation.to_string(),
                     business_id: key.business_id.to_string(),
@@ -141,6 +151,9 @@ pub async fn webhook(
                     caller,
                     None,
                 );
+                if !enabled {
+                    return Ok(Json(closing(&state, &tenant).await));
+                }
                 Ok(Json(
                     json!({"status": "ok", "conversationId": conversation.as_str()}),
                 ))
@@ -170,6 +183,16 @@ pub async fn webhook(
     }
     .instrument(span)
     .await
+}
+
+/// The seed's response that ends the conversation of a disabled tenant:
+/// the closing sentence, nothing run.
+async fn closing(state: &AppState, tenant: &TenantConfig) -> Value {
+    json!({
+        "response": disabled::closing_sentence(state, tenant).await,
+        "continueConversation": false,
+        "actions": [],
+    })
 }
 
 /// The seed's response to a `message`.

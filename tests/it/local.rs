@@ -261,7 +261,8 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
     );
     assert_eq!(local.signed("/api/elevenlabs/webhook", &end).await.0, 200);
 
-    // Refusals: no signature, a disabled tenant, an unknown one.
+    // Refusals: no signature, an unknown tenant. A disabled one hears
+    // the closing sentence in its agent's language and the call ends.
     let unsigned = reqwest::Client::new()
         .post(format!("{}/api/elevenlabs/webhook", local.base))
         .json(&turn)
@@ -270,16 +271,21 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
         .unwrap();
     assert_eq!(unsigned.status().as_u16(), 401);
     let disabled = ("B0200001", "L0200002");
-    let mut code = 0;
+    let mut answer = (0, Value::Null);
     for _ in 0..100 {
         let off = message("conv_off", disabled, "hello");
-        code = local.signed("/api/elevenlabs/webhook", &off).await.0;
-        if code == 409 {
+        answer = local.signed("/api/elevenlabs/webhook", &off).await;
+        if answer.0 == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(code, 409, "the disabled example refuses calls");
+    let (code, closing) = answer;
+    assert_eq!(code, 200, "the disabled example answers: {closing}");
+    assert_eq!(closing["continueConversation"], json!(false), "{closing}");
+    assert_eq!(closing["actions"], json!([]), "{closing}");
+    let said = closing["response"].as_str().unwrap();
+    assert!(said.starts_with("Ne pare rău"), "a Romanian agent: {said}");
     let stranger = message("conv_x", ("B9999999", "L9999999"), "hello");
     assert_eq!(
         local.signed("/api/elevenlabs/webhook", &stranger).await.0,

@@ -51,10 +51,10 @@ async fn clinic() -> TestBridge {
 }
 
 /// The clinic and a second tenant, B0200002/L0200002 on agent_b2.
-async fn clinic_and_second_tenant(enabled: bool) -> TestBridge {
+async fn clinic_and_second_tenant() -> TestBridge {
     let bridge = clinic().await;
     bridge
-        .tenant("B0200002", "L0200002", "agent_b2", enabled)
+        .tenant("B0200002", "L0200002", "agent_b2", true)
         .await;
     bridge
 }
@@ -184,19 +184,170 @@ async fn bad_bodies_get_400_naming_the_field() {
 }
 
 #[tokio::test]
-async fn unknown_and_disabled_tenants_are_refused() {
-    let bridge = clinic_and_second_tenant(false).await;
+async fn unknown_tenants_are_refused_and_disabled_ones_hear_the_closing_sentence() {
+    let bridge = TestBridge::start(Options {
+        runtime: Arc::new(NeverRuns),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", false)
+        .await;
     let url = format!("{}/api/elevenlabs/webhook", bridge.url);
-    let body = |b: &str, l: &str| {
-        json!({"event":"message","conversationId":format!("conv_{b}"),
+    let body = |kind: &str, b: &str, l: &str| {
+        json!({"event":kind,"conversationId":format!("conv_{b}"),
                "message":{"content":"hello"},"metadata":{"businessId":b,"locationId":l}})
     };
-    let (status, answer) = signed_json(&url, &body("B9", "L9")).await;
+    let (status, answer) = signed_json(&url, &body("message", "B9", "L9")).await;
     assert_eq!(status, 404, "{answer}");
-    let (status, answer) = signed_json(&url, &body("B0200002", "L0200002")).await;
-    assert_eq!(status, 409, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("disabled"));
     assert!(bridge.records().await.is_empty());
+
+    // The seed's own way to end a conversation: one sentence, no actions,
+    // continueConversation false. No ElevenLabs access here, so English.
+    for kind in ["conversation_start", "message"] {
+        let (status, answer) = signed_json(&url, &body(kind, "B0200002", "L0200002")).await;
+        assert_eq!(status, 200, "{kind}: {answer}");
+        assert_eq!(
+            answer,
+            json!({"response": ENGLISH_CLOSING, "continueConversation": false, "actions": []}),
+            "{kind}"
+        );
+    }
+    let (status, answer) =
+        signed_json(&url, &body("conversation_end", "B0200002", "L0200002")).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("ok")), "{answer}");
+
+    // Each event is on the audit trail, marked as reaching a disabled agent.
+    let records = bridge.records().await;
+    assert_schema_valid(&records);
+    let events: Vec<&Value> = records
+        .iter()
+        .map(|r| &r["data"]["metadata"]["event"])
+        .collect();
+    assert_eq!(
+        events,
+        [
+            &json!("conversation_start"),
+            &json!("message"),
+            &json!("conversation_end")
+        ]
+    );
+    for r in &records {
+        assert_eq!(r["data"]["subAction"], json!("receive"), "{r}");
+        assert_eq!(r["data"]["metadata"]["tenantDisabled"], json!(true), "{r}");
+    }
+
+    // A bad signature is still refused before the tenant is looked at.
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("ElevenLabs-Signature", "t=1,v0=00")
+        .json(&body("message", "B0200002", "L0200002"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+}
+
+/// The sentence a disabled tenant's caller hears when the agent's
+/// language is English or unknown.
+const ENGLISH_CLOSING: &str =
+    "Sorry, this line is not taking calls at the moment, please call again later.";
+
+/// A runtime that fails the test if a turn reaches it.
+struct NeverRuns;
+
+impl AgentRuntime for NeverRuns {
+    fn answer<'a>(
+        &'a self,
+        turn: &'a Turn,
+        _tools: &'a dyn ToolRunner,
+        _stream: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'a, Answer> {
+        panic!("the agent ran for a disabled tenant: {turn:?}")
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_tenants_custom_llm_turn_streams_the_closing_sentence_in_its_language() {
+    let elevenlabs = FakeElevenLabs::start(Faults::default()).await;
+    elevenlabs.insert(
+        "agent_b2",
+        json!({"name": "Agent Clinica", "tags": ["voice-operator", "tenant:B0200002:L0200002"],
+               "conversation_config": {"agent": {"language": "ro"}}, "platform_settings": {}}),
+    );
+    let platform = ElevenLabsClient::new(ClientConfig::new(
+        elevenlabs.uri(),
+        secrecy::SecretString::from(API_KEY),
+    ))
+    .unwrap();
+    let bridge = TestBridge::start(Options {
+        runtime: Arc::new(NeverRuns),
+        configure: Box::new(move |b| b.agents = Some(Arc::new(platform))),
+        ..Options::default()
+    })
+    .await;
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", false)
+        .await;
+    // Its agent is unknown to ElevenLabs: the sentence falls back to English.
+    bridge
+        .tenant("B0300003", "L0300003", "agent_b3", false)
+        .await;
+    let url =
+        |b: &str, l: &str| format!("{}/api/elevenlabs/llm/{b}/{l}/chat/completions", bridge.url);
+    let request = json!({"model": "m", "stream": true,
+        "messages": [{"role": "user", "content": "Vreau o programare"}]});
+
+    let client = reqwest::Client::new();
+    let unauthenticated = client
+        .post(url("B0200002", "L0200002"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+
+    let events: Vec<String> = llm_events(&url("B0200002", "L0200002"), &request)
+        .await
+        .map(|e| e.expect("well-formed SSE").data)
+        .collect()
+        .await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    let chunks: Vec<Value> = events[..3]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], json!("assistant"));
+    let said = chunks[1]["choices"][0]["delta"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(said.starts_with("Ne pare rău"), "{said}");
+    assert_eq!(chunks[2]["choices"][0]["finish_reason"], json!("stop"));
+    for chunk in &chunks {
+        assert_eq!(chunk["object"], json!("chat.completion.chunk"));
+        assert!(chunk["choices"][0]["delta"].get("tool_calls").is_none());
+    }
+    assert_eq!(events[3], "[DONE]");
+
+    let not_streamed = json!({"model": "m", "stream": false,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let (status, completion) =
+        json_of(bearer_post(&url("B0300003", "L0300003"), LLM_SECRET, &not_streamed).await).await;
+    assert_eq!(status, 200, "{completion}");
+    assert_eq!(
+        completion["choices"][0]["message"]["content"],
+        json!(ENGLISH_CLOSING)
+    );
+    assert_eq!(completion["choices"][0]["finish_reason"], json!("stop"));
+
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_schema_valid(&records);
+    for r in &records {
+        assert_eq!(r["data"]["actionType"], json!("voice_call"));
+        assert_eq!(r["data"]["metadata"]["event"], json!("custom_llm_turn"));
+        assert_eq!(r["data"]["metadata"]["tenantDisabled"], json!(true));
+    }
 }
 
 #[tokio::test]
@@ -213,7 +364,7 @@ async fn oversized_bodies_get_413() {
 
 #[tokio::test]
 async fn one_tenant_cannot_touch_another_tenants_agent_or_conversation() {
-    let bridge = clinic_and_second_tenant(true).await;
+    let bridge = clinic_and_second_tenant().await;
     let url = format!("{}/api/elevenlabs/webhook", bridge.url);
     let turn = |b: &str, l: &str, conv: &str, agent: Option<&str>| {
         let mut v = json!({"event":"message","conversationId":conv,
