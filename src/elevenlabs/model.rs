@@ -381,29 +381,23 @@ where
 mod tests {
     use super::*;
 
+    /// The testkit's clinic with a workspace secret, a tuned speed and the
+    /// values these tests pin.
     fn clinic() -> DesiredAgent {
+        let base = crate::testkit::fixtures::desired_agent();
         DesiredAgent {
-            name: "Agent Clinica Dentara XYZ".into(),
             tags: vec!["voiceagents.io/uid=1234".into(), "business=B0100001".into()],
             first_message: "Bună ziua!".into(),
-            language: "ro".into(),
             prompt: "You are a helpful dental assistant.".into(),
             llm: Llm::Custom {
                 url: "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001".into(),
                 api_key_secret_id: Some("sec_1".into()),
             },
             tts: Tts {
-                voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
-                model_id: "eleven_flash_v2_5".into(),
-                stability: None,
                 speed: Some(0.9),
-                similarity_boost: None,
+                ..base.tts
             },
-            turn_timeout_secs: 10,
-            max_duration_secs: 300,
-            privacy: None,
-            post_call_webhook: None,
-            platform_settings: None,
+            ..base
         }
     }
 

@@ -7,6 +7,8 @@ use serde_json::json;
 
 use crate::controller::desired::OperatorSettings;
 use crate::crd::{VoiceAgent, VoiceAgentSpec};
+use crate::elevenlabs::model::Tts;
+use crate::elevenlabs::{DesiredAgent, Llm};
 use crate::ids::Id;
 use crate::tenant::{ConversationSettings, TenantSettings};
 
@@ -103,5 +105,34 @@ pub fn seed_item(location: &str) -> serde_json::Map<String, serde_json::Value> {
     match item {
         serde_json::Value::Object(map) => map,
         _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// The agent body of the Romanian clinic as the client sends it: custom
+/// LLM on its bridge route, a multilingual voice model, no workspace
+/// secret and no platform settings.
+pub fn desired_agent() -> DesiredAgent {
+    DesiredAgent {
+        name: "Agent Clinica Dentara XYZ".into(),
+        tags: vec!["voiceagents.io/uid=8d2c".into()],
+        first_message: "Bună ziua! Sunt asistentul clinicii.".into(),
+        language: "ro".into(),
+        prompt: "You are a helpful dental assistant...".into(),
+        llm: Llm::Custom {
+            url: "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001".into(),
+            api_key_secret_id: None,
+        },
+        tts: Tts {
+            voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+            model_id: "eleven_flash_v2_5".into(),
+            stability: None,
+            speed: None,
+            similarity_boost: None,
+        },
+        turn_timeout_secs: 10,
+        max_duration_secs: 300,
+        privacy: None,
+        post_call_webhook: None,
+        platform_settings: None,
     }
 }

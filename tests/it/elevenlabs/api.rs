@@ -6,41 +6,19 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use voice_operator::elevenlabs::model::Tts;
 use voice_operator::elevenlabs::{
     AgentPlatform, ClientConfig, Deleted, DesiredAgent, ElevenLabsClient, ElevenLabsError,
-    ListQuery, Llm,
+    ListQuery,
 };
 use voice_operator::ids::Id;
+use voice_operator::testkit::fixtures::desired_agent;
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 const KEY: &str = "sk_test_0123456789";
 
 fn desired() -> DesiredAgent {
-    DesiredAgent {
-        name: "Agent Clinica Dentara XYZ".into(),
-        tags: vec!["voiceagents.io/uid=8d2c".into()],
-        first_message: "Bună ziua! Sunt asistentul clinicii.".into(),
-        language: "ro".into(),
-        prompt: "You are a helpful dental assistant...".into(),
-        llm: Llm::Custom {
-            url: "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001".into(),
-            api_key_secret_id: None,
-        },
-        tts: Tts {
-            voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
-            model_id: "eleven_flash_v2_5".into(),
-            stability: None,
-            speed: None,
-            similarity_boost: None,
-        },
-        turn_timeout_secs: 10,
-        max_duration_secs: 300,
-        privacy: None,
-        post_call_webhook: None,
-        platform_settings: None,
-    }
+    desired_agent()
 }
 
 fn expected_body() -> Value {
