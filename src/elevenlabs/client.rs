@@ -11,7 +11,10 @@ use serde_json::Value;
 
 use super::AgentPlatform;
 use super::error::ElevenLabsError;
-use super::model::{AgentPage, Audio, Conversation, Deleted, DesiredAgent, ListQuery, RemoteAgent};
+use super::model::{
+    AgentPage, Audio, Conversation, Deleted, DesiredAgent, ListQuery, PhoneImport, PhoneNumber,
+    PhoneProvider, RemoteAgent,
+};
 use crate::ids::Id;
 
 /// The production API.
@@ -382,6 +385,46 @@ impl ElevenLabsClient {
         parse_json(&operation, &answer.body)
     }
 
+    async fn phone_numbers(&self) -> Result<Vec<PhoneNumber>, ElevenLabsError> {
+        let call = Call::new(Method::GET, "v1/convai/phone-numbers".into());
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        let wire: Vec<WirePhone> = parse_json(&operation, &answer.body)?;
+        wire.into_iter().map(|w| w.checked(&operation)).collect()
+    }
+
+    async fn import_phone(&self, import: &PhoneImport) -> Result<Id, ElevenLabsError> {
+        let mut call = Call::new(Method::POST, "v1/convai/phone-numbers".into());
+        call.body = Some(import.body());
+        call.repeat = Repeat::OnlyIfUnprocessed;
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        let body: Value = parse_json(&operation, &answer.body)?;
+        id_in(&operation, &body, "phone_number_id")
+    }
+
+    async fn assign_phone(
+        &self,
+        id: &Id,
+        agent: Option<&Id>,
+    ) -> Result<PhoneNumber, ElevenLabsError> {
+        let mut call = Call::new(Method::PATCH, format!("v1/convai/phone-numbers/{id}"));
+        call.body = Some(serde_json::json!({ "agent_id": agent.map(Id::as_str) }));
+        let operation = call.operation();
+        let answer = self.execute(call).await?;
+        let wire: WirePhone = parse_json(&operation, &answer.body)?;
+        wire.checked(&operation)
+    }
+
+    async fn delete_phone(&self, id: &Id) -> Result<Deleted, ElevenLabsError> {
+        let call = Call::new(Method::DELETE, format!("v1/convai/phone-numbers/{id}"));
+        match self.execute(call).await {
+            Ok(_) => Ok(Deleted::Removed),
+            Err(ElevenLabsError::NotFound { .. }) => Ok(Deleted::AlreadyGone),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends `call`, retrying per its [`Repeat`] and the configured budget.
     async fn execute(&self, call: Call) -> Result<Answer, ElevenLabsError> {
         let operation = call.operation();
@@ -500,6 +543,75 @@ impl AgentPlatform for ElevenLabsClient {
     ) -> BoxFuture<'a, Result<AgentPage, ElevenLabsError>> {
         Box::pin(self.list(query))
     }
+
+    fn list_phone_numbers(&self) -> BoxFuture<'_, Result<Vec<PhoneNumber>, ElevenLabsError>> {
+        Box::pin(self.phone_numbers())
+    }
+
+    fn import_phone_number<'a>(
+        &'a self,
+        import: &'a PhoneImport,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
+        Box::pin(self.import_phone(import))
+    }
+
+    fn assign_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+        agent: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<PhoneNumber, ElevenLabsError>> {
+        Box::pin(self.assign_phone(id, agent))
+    }
+
+    fn delete_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+    ) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>> {
+        Box::pin(self.delete_phone(id))
+    }
+}
+
+/// A phone-number answer: the fields every provider's response model has.
+#[derive(serde::Deserialize)]
+struct WirePhone {
+    phone_number_id: String,
+    phone_number: String,
+    #[serde(default)]
+    label: String,
+    /// A `const` with default `twilio` in the response models.
+    #[serde(default = "twilio")]
+    provider: PhoneProvider,
+    #[serde(default)]
+    assigned_agent: Option<WireAgentInfo>,
+}
+
+/// `PhoneNumberAgentInfo`.
+#[derive(serde::Deserialize)]
+struct WireAgentInfo {
+    agent_id: String,
+}
+
+fn twilio() -> PhoneProvider {
+    PhoneProvider::Twilio
+}
+
+impl WirePhone {
+    fn checked(self, operation: &str) -> Result<PhoneNumber, ElevenLabsError> {
+        let phone_number_id = Id::parse("phone_number_id", &self.phone_number_id).map_err(|e| {
+            ElevenLabsError::BadResponse {
+                operation: operation.to_owned(),
+                field: "phone_number_id".into(),
+                reason: e.reason,
+            }
+        })?;
+        Ok(PhoneNumber {
+            phone_number_id,
+            phone_number: self.phone_number,
+            label: self.label,
+            provider: self.provider,
+            assigned_agent: self.assigned_agent.map(|a| a.agent_id),
+        })
+    }
 }
 
 fn parse_json<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ElevenLabsError> {
@@ -516,14 +628,19 @@ fn bad_body(operation: &str, e: serde_json::Error) -> ElevenLabsError {
 
 /// The `agent_id` of an answer, checked like every id we put in a path.
 fn agent_id_in(operation: &str, body: &Value) -> Result<Id, ElevenLabsError> {
+    id_in(operation, body, "agent_id")
+}
+
+/// The id in `field` of an answer, checked like every id we put in a path.
+fn id_in(operation: &str, body: &Value, field: &str) -> Result<Id, ElevenLabsError> {
     let bad = |reason: &str| ElevenLabsError::BadResponse {
         operation: operation.to_owned(),
-        field: "agent_id".into(),
+        field: field.into(),
         reason: reason.into(),
     };
-    match body.get("agent_id") {
+    match body.get(field) {
         None | Some(Value::Null) => Err(bad("is missing")),
-        Some(Value::String(id)) => Id::parse("agent_id", id).map_err(|e| bad(&e.reason)),
+        Some(Value::String(id)) => Id::parse(field, id).map_err(|e| bad(&e.reason)),
         Some(_) => Err(bad("is not a string")),
     }
 }

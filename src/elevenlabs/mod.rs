@@ -16,7 +16,7 @@ pub use client::{
 pub use error::ElevenLabsError;
 pub use model::{
     AgentPage, AgentSummary, Audio, Conversation, Deleted, DesiredAgent, ListQuery, Llm,
-    RemoteAgent,
+    PhoneImport, PhoneNumber, PhoneProvider, RemoteAgent, SipOutbound,
 };
 
 use crate::ids::Id;
@@ -43,4 +43,23 @@ pub trait AgentPlatform: Send + Sync {
         &'a self,
         query: &'a ListQuery,
     ) -> BoxFuture<'a, Result<AgentPage, ElevenLabsError>>;
+    /// Every phone number of the workspace (`GET /v1/convai/phone-numbers`,
+    /// not paged).
+    fn list_phone_numbers(&self) -> BoxFuture<'_, Result<Vec<PhoneNumber>, ElevenLabsError>>;
+    /// Imports a number into the workspace, unassigned, and returns its id.
+    fn import_phone_number<'a>(
+        &'a self,
+        import: &'a PhoneImport,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>>;
+    /// Points the number at `agent`, or at no agent (`agent_id: null`).
+    fn assign_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+        agent: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<PhoneNumber, ElevenLabsError>>;
+    /// Removes the number from the workspace; one already gone is not an error.
+    fn delete_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+    ) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>>;
 }

@@ -324,6 +324,119 @@ pub enum Deleted {
     AlreadyGone,
 }
 
+/// The telephony provider of a workspace phone number (`TelephonyProvider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneProvider {
+    Twilio,
+    SipTrunk,
+    Exotel,
+}
+
+/// One phone number of the workspace, as `GET /v1/convai/phone-numbers`
+/// lists it (`GetPhoneNumberTwilioResponseModel` and its SIP-trunk and
+/// Exotel siblings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber {
+    pub phone_number_id: Id,
+    /// As stored by ElevenLabs; E.164 for the numbers we import.
+    pub phone_number: String,
+    pub label: String,
+    pub provider: PhoneProvider,
+    /// `assigned_agent.agent_id`: the agent calls to this number reach.
+    pub assigned_agent: Option<String>,
+}
+
+/// `outbound_trunk_config` of a SIP-trunk import
+/// (`OutboundSIPTrunkConfigRequestModel`): where ElevenLabs sends calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipOutbound {
+    /// Hostname or IP the SIP INVITE goes to.
+    pub address: String,
+    /// `auto`, `udp`, `tcp` or `tls`; ElevenLabs' default (`auto`) when unset.
+    pub transport: Option<String>,
+    /// `disabled`, `allowed` or `required`; ElevenLabs' default (`allowed`) when unset.
+    pub media_encryption: Option<String>,
+}
+
+/// A number to import into the workspace (`POST /v1/convai/phone-numbers`).
+#[derive(Debug, Clone)]
+pub enum PhoneImport {
+    /// `CreateTwilioPhoneNumberRequest`: the Twilio account's SID and auth
+    /// token; inbound SMS stays with Twilio (`enable_sms: false`).
+    Twilio {
+        phone_number: String,
+        label: String,
+        account_sid: String,
+        auth_token: secrecy::SecretString,
+    },
+    /// `CreateSIPTrunkPhoneNumberRequestV2`.
+    SipTrunk {
+        phone_number: String,
+        label: String,
+        outbound: Option<SipOutbound>,
+    },
+}
+
+impl PhoneImport {
+    /// The number being imported.
+    pub fn phone_number(&self) -> &str {
+        match self {
+            PhoneImport::Twilio { phone_number, .. }
+            | PhoneImport::SipTrunk { phone_number, .. } => phone_number,
+        }
+    }
+
+    pub fn provider(&self) -> PhoneProvider {
+        match self {
+            PhoneImport::Twilio { .. } => PhoneProvider::Twilio,
+            PhoneImport::SipTrunk { .. } => PhoneProvider::SipTrunk,
+        }
+    }
+
+    /// The request body. It carries the Twilio token: never log it.
+    pub fn body(&self) -> Value {
+        use secrecy::ExposeSecret;
+        match self {
+            PhoneImport::Twilio {
+                phone_number,
+                label,
+                account_sid,
+                auth_token,
+            } => json!({
+                "provider": "twilio",
+                "phone_number": phone_number,
+                "label": label,
+                "sid": account_sid,
+                "token": auth_token.expose_secret(),
+                "enable_sms": false,
+            }),
+            PhoneImport::SipTrunk {
+                phone_number,
+                label,
+                outbound,
+            } => {
+                let mut body = json!({
+                    "provider": "sip_trunk",
+                    "phone_number": phone_number,
+                    "label": label,
+                });
+                if let Some(out) = outbound {
+                    let mut config = json!({ "address": out.address });
+                    if let Some(t) = &out.transport {
+                        config["transport"] = json!(t);
+                    }
+                    if let Some(m) = &out.media_encryption {
+                        config["media_encryption"] = json!(m);
+                    }
+                    body["outbound_trunk_config"] = config;
+                }
+                body
+            }
+        }
+    }
+}
+
 /// A conversation as `GET /v1/convai/conversations/{id}` returns it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Conversation {

@@ -4,6 +4,9 @@
 //! end to end, but no phone rings anywhere. It refuses what the real API
 //! refuses on the language rule (a TTS model that cannot speak the agent's
 //! language), so `local` does not accept an agent ElevenLabs would not.
+//! Phone numbers live in `phone-numbers.json` beside the agents file: an
+//! import is recorded (no credentials are kept), an assignment points the
+//! number at an agent, so `local` shows the same status as a cluster.
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -15,23 +18,51 @@ use serde_json::Value;
 use crate::elevenlabs::model::tts_model_refusal;
 use crate::elevenlabs::{
     AgentPage, AgentPlatform, AgentSummary, Deleted, DesiredAgent, ElevenLabsError, ListQuery,
-    RemoteAgent,
+    PhoneImport, PhoneNumber, PhoneProvider, RemoteAgent,
 };
 use crate::ids::Id;
 
-/// Agents kept on disk, keyed by id.
+/// Agents and phone numbers kept on disk, keyed by id.
 pub struct OfflinePlatform {
     path: PathBuf,
     agents: Mutex<BTreeMap<String, Value>>,
+    numbers_path: PathBuf,
+    numbers: Mutex<BTreeMap<String, StoredNumber>>,
+}
+
+/// One phone number of the offline workspace.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct StoredNumber {
+    phone_number: String,
+    label: String,
+    provider: PhoneProvider,
+    assigned_agent: Option<String>,
+}
+
+impl StoredNumber {
+    fn public(&self, id: &str) -> Result<PhoneNumber, ElevenLabsError> {
+        Ok(PhoneNumber {
+            phone_number_id: Id::parse("phone_number_id", id)
+                .map_err(ElevenLabsError::InvalidId)?,
+            phone_number: self.phone_number.clone(),
+            label: self.label.clone(),
+            provider: self.provider,
+            assigned_agent: self.assigned_agent.clone(),
+        })
+    }
 }
 
 impl OfflinePlatform {
     /// Opens (or starts) the agents file at `path`.
     pub fn open(path: &Path) -> anyhow::Result<OfflinePlatform> {
         let agents = super::load_state(path, "an offline agents file")?;
+        let numbers_path = path.with_file_name("phone-numbers.json");
+        let numbers = super::load_state(&numbers_path, "an offline phone-numbers file")?;
         Ok(OfflinePlatform {
             path: path.to_owned(),
             agents: Mutex::new(agents),
+            numbers_path,
+            numbers: Mutex::new(numbers),
         })
     }
 
@@ -48,18 +79,37 @@ impl OfflinePlatform {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_numbers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StoredNumber>> {
+        self.numbers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn save(
         &self,
         agents: &BTreeMap<String, Value>,
         operation: &str,
     ) -> Result<(), ElevenLabsError> {
-        let failed = |e: std::io::Error| ElevenLabsError::Server {
-            operation: operation.to_owned(),
-            status: 500,
-            message: format!("offline stand-in cannot write {}: {e}", self.path.display()),
-        };
-        super::save_state(&self.path, agents).map_err(failed)
+        write(&self.path, agents, operation)
     }
+
+    fn save_numbers(
+        &self,
+        numbers: &BTreeMap<String, StoredNumber>,
+        operation: &str,
+    ) -> Result<(), ElevenLabsError> {
+        write(&self.numbers_path, numbers, operation)
+    }
+}
+
+fn write<T: serde::Serialize>(
+    path: &Path,
+    state: &T,
+    operation: &str,
+) -> Result<(), ElevenLabsError> {
+    super::save_state(path, state).map_err(|e| ElevenLabsError::Server {
+        operation: operation.to_owned(),
+        status: 500,
+        message: format!("offline stand-in cannot write {}: {e}", path.display()),
+    })
 }
 
 /// ElevenLabs' 400 for a TTS model the agent's language cannot use.
@@ -169,6 +219,77 @@ impl AgentPlatform for OfflinePlatform {
             })
         })
     }
+
+    fn list_phone_numbers(&self) -> BoxFuture<'_, Result<Vec<PhoneNumber>, ElevenLabsError>> {
+        Box::pin(async move {
+            self.lock_numbers()
+                .iter()
+                .map(|(id, n)| n.public(id))
+                .collect()
+        })
+    }
+
+    fn import_phone_number<'a>(
+        &'a self,
+        import: &'a PhoneImport,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
+        Box::pin(async move {
+            let raw = format!("phnum_offline_{}", uuid::Uuid::new_v4().simple());
+            let id = Id::parse("phone_number_id", &raw).map_err(ElevenLabsError::InvalidId)?;
+            let label = match import {
+                PhoneImport::Twilio { label, .. } | PhoneImport::SipTrunk { label, .. } => label,
+            };
+            let mut numbers = self.lock_numbers();
+            numbers.insert(
+                raw,
+                StoredNumber {
+                    phone_number: import.phone_number().to_owned(),
+                    label: label.clone(),
+                    provider: import.provider(),
+                    assigned_agent: None,
+                },
+            );
+            self.save_numbers(&numbers, "import phone number")?;
+            Ok(id)
+        })
+    }
+
+    fn assign_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+        agent: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<PhoneNumber, ElevenLabsError>> {
+        Box::pin(async move {
+            let operation = "assign phone number";
+            if let Some(agent) = agent
+                && !self.lock().contains_key(agent.as_str())
+            {
+                return Err(not_found(operation));
+            }
+            let mut numbers = self.lock_numbers();
+            let number = numbers
+                .get_mut(id.as_str())
+                .ok_or_else(|| not_found(operation))?;
+            number.assigned_agent = agent.map(|a| a.as_str().to_owned());
+            let public = number.public(id.as_str())?;
+            self.save_numbers(&numbers, operation)?;
+            Ok(public)
+        })
+    }
+
+    fn delete_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+    ) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>> {
+        Box::pin(async move {
+            let mut numbers = self.lock_numbers();
+            if numbers.remove(id.as_str()).is_none() {
+                return Ok(Deleted::AlreadyGone);
+            }
+            self.save_numbers(&numbers, "delete phone number")?;
+            Ok(Deleted::Removed)
+        })
+    }
 }
 
 fn tags(body: &Value) -> Vec<String> {
@@ -215,6 +336,50 @@ mod tests {
         assert_eq!(
             kept.conversation_config["tts"]["model_id"],
             "eleven_flash_v2_5"
+        );
+    }
+
+    #[tokio::test]
+    async fn keeps_phone_numbers_and_their_assignment_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agents.json");
+        let offline = OfflinePlatform::open(&path).unwrap();
+        let agent_id = offline
+            .create_agent(&agent(&clinic(), &operator_settings()).unwrap())
+            .await
+            .unwrap();
+        let import = PhoneImport::SipTrunk {
+            phone_number: "+40212345678".into(),
+            label: "clinic".into(),
+            outbound: None,
+        };
+        let number = offline.import_phone_number(&import).await.unwrap();
+        let assigned = offline
+            .assign_phone_number(&number, Some(&agent_id))
+            .await
+            .unwrap();
+        assert_eq!(assigned.assigned_agent.as_deref(), Some(agent_id.as_str()));
+        let unknown = Id::parse("agent_id", "agent_nobody").unwrap();
+        assert!(matches!(
+            offline.assign_phone_number(&number, Some(&unknown)).await,
+            Err(ElevenLabsError::NotFound { .. })
+        ));
+
+        let reopened = OfflinePlatform::open(&path).unwrap();
+        let listed = reopened.list_phone_numbers().await.unwrap();
+        assert_eq!(listed, [assigned]);
+        reopened.assign_phone_number(&number, None).await.unwrap();
+        assert_eq!(
+            reopened.list_phone_numbers().await.unwrap()[0].assigned_agent,
+            None
+        );
+        assert_eq!(
+            reopened.delete_phone_number(&number).await.unwrap(),
+            Deleted::Removed
+        );
+        assert_eq!(
+            reopened.delete_phone_number(&number).await.unwrap(),
+            Deleted::AlreadyGone
         );
     }
 }

@@ -6,7 +6,11 @@
 //! with FastAPI's `detail` list when it fails), the server's language rule
 //! is enforced (400), and answers are shaped like the response models. It
 //! can fail a share of calls (500 and 429 with Retry-After) and cap the
-//! request rate, as the real service does.
+//! request rate, as the real service does. Phone numbers
+//! (`/v1/convai/phone-numbers`) are listed, imported, assigned and deleted
+//! the same way: import bodies against the provider's create schema,
+//! PATCH bodies against `UpdatePhoneNumberRequest`, answers shaped like
+//! `GetPhoneNumber*ResponseModel` with `assigned_agent`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -52,6 +56,9 @@ pub enum FaultKinds {
 struct State {
     agents: BTreeMap<String, Value>,
     next_id: u64,
+    /// Phone numbers by id, as the `GetPhoneNumber*ResponseModel`s have them.
+    numbers: BTreeMap<String, Value>,
+    next_number: u64,
     /// Every request as "METHOD path", in arrival order.
     log: Vec<String>,
     created: u64,
@@ -136,6 +143,24 @@ impl FakeElevenLabs {
     pub fn insert(&self, id: &str, agent: Value) {
         let agent = stored(id, agent);
         self.lock().agents.insert(id.to_owned(), agent);
+    }
+
+    /// Every phone number of the workspace, by id, as GET answers it.
+    pub fn phone_numbers(&self) -> BTreeMap<String, Value> {
+        self.lock().numbers.clone()
+    }
+
+    /// Puts a Twilio number in the workspace directly, as if imported by
+    /// hand, assigned to `agent` when given; returns its id.
+    pub fn insert_phone_number(&self, number: &str, agent: Option<&str>) -> String {
+        let mut state = self.lock();
+        let id = import(
+            &mut state,
+            &json!({"provider": "twilio", "phone_number": number, "label": number}),
+        );
+        let assigned = agent.map(|a| agent_info(&state, a));
+        state.numbers.get_mut(&id).expect("just made")["assigned_agent"] = json!(assigned);
+        id
     }
 
     /// Deletes an agent behind the operator's back.
@@ -245,6 +270,9 @@ impl Respond for Handler {
             }
             None => {}
         }
+        if let Some(rest) = path.strip_prefix("/v1/convai/phone-numbers") {
+            return phone_numbers(&mut state, &method, rest, &req.body);
+        }
         let id = path.strip_prefix("/v1/convai/agents/").map(str::to_owned);
         match (method.as_str(), id.as_deref(), path.as_str()) {
             ("POST", Some("create"), _) => match checked_create(&req.body) {
@@ -302,6 +330,110 @@ impl Respond for Handler {
             _ => ResponseTemplate::new(404).set_body_json(json!({"detail": "Not Found"})),
         }
     }
+}
+
+/// Request body of a Twilio import, `POST /v1/convai/phone-numbers`.
+pub const CREATE_TWILIO_NUMBER: &str = "CreateTwilioPhoneNumberRequest";
+/// Request body of a SIP-trunk import.
+pub const CREATE_SIP_TRUNK_NUMBER: &str = "CreateSIPTrunkPhoneNumberRequestV2";
+/// Request body of `PATCH /v1/convai/phone-numbers/{phone_number_id}`.
+pub const UPDATE_NUMBER: &str = "UpdatePhoneNumberRequest";
+
+/// The phone-number routes; `rest` is the path after `/v1/convai/phone-numbers`.
+fn phone_numbers(state: &mut State, method: &str, rest: &str, raw: &[u8]) -> ResponseTemplate {
+    let id = rest.strip_prefix('/').filter(|id| !id.is_empty());
+    match (method, id) {
+        // An array of GetPhoneNumber*ResponseModel, not paged.
+        ("GET", None) => ok(json!(state.numbers.values().collect::<Vec<_>>())),
+        ("POST", None) => {
+            let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+            // The body is an anyOf of the providers' create requests; the
+            // `provider` const (default `twilio`) picks the one that applies.
+            let schema = match body["provider"].as_str() {
+                Some("sip_trunk") => CREATE_SIP_TRUNK_NUMBER,
+                _ => CREATE_TWILIO_NUMBER,
+            };
+            let body = match parse_body(raw, schema) {
+                Ok(body) => body,
+                Err(refusal) => return refusal.answer(),
+            };
+            let number = body["phone_number"].as_str().unwrap_or_default();
+            if state.numbers.values().any(|n| n["phone_number"] == number) {
+                return error(400, "Phone number already exists in the workspace");
+            }
+            let id = import(state, &body);
+            // CreatePhoneNumberResponseModel
+            ok(json!({"phone_number_id": id}))
+        }
+        ("GET", Some(id)) => match state.numbers.get(id) {
+            Some(number) => ok(number.clone()),
+            None => error(404, "phone number not found"),
+        },
+        ("PATCH", Some(id)) => {
+            let patch = match parse_body(raw, UPDATE_NUMBER) {
+                Ok(patch) => patch,
+                Err(refusal) => return refusal.answer(),
+            };
+            if !state.numbers.contains_key(id) {
+                return error(404, "phone number not found");
+            }
+            if let Some(agent) = patch.get("agent_id") {
+                let assigned = match agent.as_str() {
+                    Some(agent) if !state.agents.contains_key(agent) => {
+                        return error(404, "agent not found");
+                    }
+                    Some(agent) => json!(agent_info(state, agent)),
+                    None => Value::Null,
+                };
+                state.numbers.get_mut(id).expect("checked")["assigned_agent"] = assigned;
+            }
+            ok(state.numbers[id].clone())
+        }
+        ("DELETE", Some(id)) => match state.numbers.remove(id) {
+            Some(_) => ok(json!({})),
+            None => error(404, "phone number not found"),
+        },
+        _ => ResponseTemplate::new(404).set_body_json(json!({"detail": "Not Found"})),
+    }
+}
+
+/// Stores an imported number as its provider's response model has it.
+fn import(state: &mut State, body: &Value) -> String {
+    state.next_number += 1;
+    let id = format!("phnum_{:06}", state.next_number);
+    let provider = body["provider"].as_str().unwrap_or("twilio");
+    let mut number = json!({
+        "phone_number_id": id,
+        "phone_number": body["phone_number"],
+        "label": body["label"],
+        "provider": provider,
+        "supports_inbound": true,
+        "supports_outbound": true,
+        "assigned_agent": body.get("agent_id").and_then(Value::as_str).map(|a| agent_info(state, a)),
+    });
+    if provider == "sip_trunk" {
+        number["livekit_stack"] = json!("standard");
+        if let Some(out) = body.get("outbound_trunk_config").filter(|o| o.is_object()) {
+            number["outbound_trunk"] = json!({
+                "address": out["address"],
+                "transport": out.get("transport").cloned().unwrap_or(json!("auto")),
+                "media_encryption": out.get("media_encryption").cloned().unwrap_or(json!("allowed")),
+                "has_auth_credentials": false,
+            });
+        }
+    }
+    state.numbers.insert(id.clone(), number);
+    id
+}
+
+/// `PhoneNumberAgentInfo` for `agent`.
+fn agent_info(state: &State, agent: &str) -> Value {
+    let name = state
+        .agents
+        .get(agent)
+        .and_then(|a| a["name"].as_str())
+        .unwrap_or("");
+    json!({"agent_id": agent, "agent_name": name})
 }
 
 /// Request body of `POST /v1/convai/agents/create`.

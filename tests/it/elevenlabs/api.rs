@@ -45,7 +45,7 @@ fn expected_body() -> Value {
     })
 }
 
-fn id(s: &str) -> Id {
+pub(super) fn id(s: &str) -> Id {
     Id::parse("agent_id", s).unwrap()
 }
 
@@ -55,34 +55,34 @@ const AGENT_1: &str = "/v1/convai/agents/agent_1";
 const CREATE: &str = "/v1/convai/agents/create";
 
 /// A request of `verb` to `route`.
-fn call(verb: &str, route: &str) -> MockBuilder {
+pub(super) fn call(verb: &str, route: &str) -> MockBuilder {
     Mock::given(method(verb)).and(path(route))
 }
 
 /// A request of `verb` to `route` that carries the API key.
-fn keyed(verb: &str, route: &str) -> MockBuilder {
+pub(super) fn keyed(verb: &str, route: &str) -> MockBuilder {
     call(verb, route).and(header("xi-api-key", KEY))
 }
 
 /// An answer with `status` and a JSON `body`.
-fn answer(status: u16, body: Value) -> ResponseTemplate {
+pub(super) fn answer(status: u16, body: Value) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(body)
 }
 
 /// A local server speaking the Agents API, answering what a test mounts.
-struct Api {
+pub(super) struct Api {
     server: MockServer,
 }
 
 impl Api {
-    async fn start() -> Api {
+    pub(super) async fn start() -> Api {
         Api {
             server: MockServer::start().await,
         }
     }
 
     /// A client of this server with short timeouts and two retries.
-    fn client(&self) -> ElevenLabsClient {
+    pub(super) fn client(&self) -> ElevenLabsClient {
         let mut config = ClientConfig::new(self.server.uri(), SecretString::from(KEY));
         config.request_timeout = Duration::from_millis(800);
         config.backoff_base = Duration::from_millis(20);
@@ -101,7 +101,12 @@ impl Api {
 
     /// Answers `request` with `response`; the test fails unless it comes
     /// exactly `times` times.
-    async fn expect(&self, times: u64, request: MockBuilder, response: ResponseTemplate) {
+    pub(super) async fn expect(
+        &self,
+        times: u64,
+        request: MockBuilder,
+        response: ResponseTemplate,
+    ) {
         request
             .respond_with(response)
             .expect(times)

@@ -1,7 +1,8 @@
 //! The ElevenLabs client, the contract its stand-in enforces, workspace
-//! secrets and webhook signatures.
+//! secrets, phone numbers and webhook signatures.
 
 mod api;
 mod contract;
+mod phone_numbers;
 mod secrets;
 mod signature;

@@ -12,7 +12,8 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use voice_operator::crd::VoiceAgent;
 use voice_operator::elevenlabs::{
-    AgentPage, AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, ListQuery, RemoteAgent,
+    AgentPage, AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, ListQuery, PhoneImport,
+    PhoneNumber, RemoteAgent,
 };
 use voice_operator::ids::Id;
 use voice_operator::tenant::{
@@ -208,6 +209,39 @@ impl<P: AgentPlatform> AgentPlatform for JournaledPlatform<P> {
             None => "elevenlabs: list agents".into(),
         });
         self.inner.list_agents(query)
+    }
+    fn list_phone_numbers(&self) -> BoxFuture<'_, Result<Vec<PhoneNumber>, ElevenLabsError>> {
+        self.journal.push("elevenlabs: list phone numbers".into());
+        self.inner.list_phone_numbers()
+    }
+    fn import_phone_number<'a>(
+        &'a self,
+        import: &'a PhoneImport,
+    ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
+        self.journal.push(format!(
+            "elevenlabs: import phone number {}",
+            import.phone_number()
+        ));
+        self.inner.import_phone_number(import)
+    }
+    fn assign_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+        agent: Option<&'a Id>,
+    ) -> BoxFuture<'a, Result<PhoneNumber, ElevenLabsError>> {
+        self.journal.push(match agent {
+            Some(agent) => format!("elevenlabs: assign phone number {id} to {agent}"),
+            None => format!("elevenlabs: unassign phone number {id}"),
+        });
+        self.inner.assign_phone_number(id, agent)
+    }
+    fn delete_phone_number<'a>(
+        &'a self,
+        id: &'a Id,
+    ) -> BoxFuture<'a, Result<Deleted, ElevenLabsError>> {
+        self.journal
+            .push(format!("elevenlabs: delete phone number {id}"));
+        self.inner.delete_phone_number(id)
     }
 }
 
