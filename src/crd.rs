@@ -46,6 +46,9 @@ pub const FINALIZER: &str = "voiceagents.io/cleanup";
 #[x_kube(validation = Rule::new(VOICE_MODEL_RULE)
     .message("spec.voice.model cannot speak spec.language: English needs eleven_flash_v2, eleven_turbo_v2, eleven_multilingual_v2 or eleven_v3_conversational; other languages need eleven_flash_v2_5, eleven_turbo_v2_5, eleven_multilingual_v2 or eleven_v3_conversational")
     .field_path(".voice.model"))]
+#[x_kube(validation = Rule::new("!has(self.telephony) || has(self.phoneNumber)")
+    .message("spec.telephony needs spec.phoneNumber: it says how to import that number")
+    .field_path(".telephony"))]
 pub struct VoiceAgentSpec {
     /// Business the agent answers for (the platform's businessId, such as
     /// B0100001). 1 to 64 letters, digits, '_' or '-'. Cannot be changed.
@@ -95,10 +98,22 @@ pub struct VoiceAgentSpec {
     #[schemars(length(max = 20000))]
     pub custom_prompt: Option<String>,
 
-    /// Phone number callers dial, in E.164 form (+40312345678).
+    /// Phone number callers dial, in E.164 form (+40312345678). The
+    /// operator finds it among the ElevenLabs workspace's phone numbers, or
+    /// imports it as spec.telephony says, and points it at this agent.
+    /// While enabled is false the number points at no agent. Another
+    /// VoiceAgent that already holds the number keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
     pub phone_number: Option<String>,
+
+    /// How to import spec.phoneNumber into the ElevenLabs workspace when it
+    /// is not there yet: through Twilio (twilioSecretRef) or a SIP trunk
+    /// (sipTrunk). Without it, the number must already be in the
+    /// workspace. A number the operator imported is removed from the
+    /// workspace on deletion when deletionPolicy is Delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telephony: Option<TelephonySpec>,
 
     /// How the voice speaks: TTS model, stability, speed and similarity.
     /// ElevenLabs' defaults apply to what is left out.
@@ -255,6 +270,101 @@ impl Default for ConversationSpec {
     }
 }
 
+/// Where an imported phone number comes from: exactly one provider.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.twilioSecretRef) != has(self.sipTrunk)")
+    .message("spec.telephony needs exactly one of twilioSecretRef and sipTrunk"))]
+pub struct TelephonySpec {
+    /// Secret in this VoiceAgent's namespace holding the Twilio account
+    /// that owns the number: key accountSid (the Account SID, AC...) and
+    /// key authToken (the Auth Token). The operator reads it only to
+    /// import the number; inbound SMS stays with Twilio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio_secret_ref: Option<SecretRef>,
+
+    /// A SIP trunk that carries the number's calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_trunk: Option<SipTrunkSpec>,
+}
+
+/// Key of the Twilio Secret holding the Account SID.
+pub const TWILIO_ACCOUNT_SID_KEY: &str = "accountSid";
+/// Key of the Twilio Secret holding the Auth Token.
+pub const TWILIO_AUTH_TOKEN_KEY: &str = "authToken";
+
+/// A Secret in the VoiceAgent's own namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// The SIP trunk ElevenLabs sends the number's calls to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SipTrunkSpec {
+    /// Hostname or IP address of the trunk (sip.example.com, 203.0.113.7).
+    #[schemars(length(min = 1, max = 253))]
+    pub address: String,
+
+    /// SIP transport; ElevenLabs picks one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<SipTransport>,
+
+    /// Whether call audio is encrypted (SRTP); ElevenLabs allows it when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_encryption: Option<SipMediaEncryption>,
+}
+
+/// SIP transport (ElevenLabs `SIPTrunkTransportEnum`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SipTransport {
+    Auto,
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl SipTransport {
+    /// The value as the ElevenLabs API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipTransport::Auto => "auto",
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        }
+    }
+}
+
+/// SIP media encryption (ElevenLabs `SIPMediaEncryptionEnum`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SipMediaEncryption {
+    Disabled,
+    Allowed,
+    Required,
+}
+
+impl SipMediaEncryption {
+    /// The value as the ElevenLabs API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipMediaEncryption::Disabled => "disabled",
+            SipMediaEncryption::Allowed => "allowed",
+            SipMediaEncryption::Required => "required",
+        }
+    }
+}
+
 /// A Bedrock Agent and the alias to invoke.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -312,6 +422,16 @@ pub struct VoiceAgentStatus {
     /// Hash of the agent configuration last sent to ElevenLabs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// Id of spec.phoneNumber in the ElevenLabs workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
+    /// Whether calls to spec.phoneNumber reach this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_assigned: Option<bool>,
+    /// Whether the operator imported the number (true) or found it in the
+    /// workspace (false); only an imported number is ever removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_imported: Option<bool>,
     /// Ready, AgentSynced and ConfigSynced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

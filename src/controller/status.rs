@@ -138,6 +138,9 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
             s.old.last_synced_at.clone()
         },
         config_hash: Some(s.config_hash.to_owned()),
+        phone_number_id: s.old.phone_number_id.clone(),
+        phone_number_assigned: s.old.phone_number_assigned,
+        phone_number_imported: s.old.phone_number_imported,
         conditions: conditions(&s.old.conditions, s.generation, s.now, &conds),
     }
 }
@@ -156,6 +159,9 @@ pub fn conflict(
         observed_generation: generation,
         last_synced_at: None,
         config_hash: None,
+        phone_number_id: None,
+        phone_number_assigned: None,
+        phone_number_imported: None,
         conditions: conditions(
             &old.conditions,
             generation,

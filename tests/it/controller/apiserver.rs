@@ -470,6 +470,10 @@ async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
         ("bad/voiceagent-bad-phone.yaml", "spec.phoneNumber"),
         ("bad/voiceagent-missing-business.yaml", "spec.businessId"),
         ("bad/voiceagent-bad-voice-model.yaml", "spec.voice.model"),
+        (
+            "bad/voiceagent-bad-telephony.yaml",
+            "spec.telephony.twilioSecretRef.name",
+        ),
     ] {
         let manifest: DynamicObject =
             serde_json::from_value(cluster::example_value(file, &ns)).unwrap();
@@ -502,6 +506,50 @@ async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
             }
             other => panic!("changing {field} was not rejected: {other:?}"),
         }
+    }
+    for (telephony, message) in [
+        (
+            json!({"twilioSecretRef": {"name": "twilio"}, "sipTrunk": {"address": "sip.example.com"}}),
+            "exactly one of twilioSecretRef and sipTrunk",
+        ),
+        (json!({}), "exactly one of twilioSecretRef and sipTrunk"),
+    ] {
+        let change = json!({"spec": {"telephony": telephony}});
+        match api
+            .patch(
+                &va.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&change),
+            )
+            .await
+        {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422);
+                assert!(status.message.contains(message), "{}", status.message);
+            }
+            other => panic!("telephony {telephony} was not rejected: {other:?}"),
+        }
+    }
+    let no_number = json!({"spec": {"phoneNumber": null, "telephony": {"sipTrunk": {"address": "sip.example.com"}}}});
+    match api
+        .patch(
+            &va.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&no_number),
+        )
+        .await
+    {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422);
+            assert!(
+                status
+                    .message
+                    .contains("spec.telephony needs spec.phoneNumber"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("telephony without a number was not rejected: {other:?}"),
     }
 }
 

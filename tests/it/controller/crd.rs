@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use kube::CustomResourceExt;
-use serde_json::Value;
-use voice_operator::crd::{DeletionPolicy, VoiceAgent, crd_yaml};
+use serde_json::{Value, json};
+use voice_operator::crd::{
+    DeletionPolicy, SipMediaEncryption, SipTransport, TelephonySpec, VoiceAgent, VoiceAgentSpec,
+    VoiceAgentStatus, crd_yaml,
+};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -101,6 +104,10 @@ fn the_bad_examples_fail_naming_the_field() {
     for (file, field) in [
         ("voiceagent-bad-phone.yaml", "/spec/phoneNumber"),
         ("voiceagent-missing-business.yaml", "businessId"),
+        (
+            "voiceagent-bad-telephony.yaml",
+            "/spec/telephony/twilioSecretRef/name",
+        ),
     ] {
         let manifest = yaml(&repo("examples/bad").join(file));
         let errors: Vec<String> = validator
@@ -152,5 +159,40 @@ fn business_and_location_ids_are_immutable_under_cel() {
     assert!(
         format!("{err:?}").contains("locationId is immutable"),
         "{err:?}"
+    );
+}
+
+#[test]
+fn telephony_parses_either_provider_and_status_keeps_the_phone_number() {
+    let twilio: VoiceAgentSpec = serde_json::from_value(json!({
+        "businessId": "B1", "locationId": "L1", "businessName": "C", "voiceId": "v",
+        "greeting": "Hi", "phoneNumber": "+40312345678",
+        "telephony": {"twilioSecretRef": {"name": "clinic-twilio"}}
+    }))
+    .unwrap();
+    let telephony = twilio.telephony.unwrap();
+    assert_eq!(telephony.twilio_secret_ref.unwrap().name, "clinic-twilio");
+    assert_eq!(telephony.sip_trunk, None);
+
+    let sip: TelephonySpec = serde_json::from_value(json!({
+        "sipTrunk": {"address": "sip.example.com", "transport": "tls", "mediaEncryption": "required"}
+    }))
+    .unwrap();
+    let trunk = sip.sip_trunk.unwrap();
+    assert_eq!(trunk.transport.map(SipTransport::as_str), Some("tls"));
+    assert_eq!(
+        trunk.media_encryption.map(SipMediaEncryption::as_str),
+        Some("required")
+    );
+
+    let status = VoiceAgentStatus {
+        phone_number_id: Some("phnum_1".into()),
+        phone_number_assigned: Some(true),
+        phone_number_imported: Some(false),
+        ..VoiceAgentStatus::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&status).unwrap(),
+        json!({"phoneNumberId": "phnum_1", "phoneNumberAssigned": true, "phoneNumberImported": false})
     );
 }
