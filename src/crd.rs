@@ -422,6 +422,9 @@ pub struct VoiceAgentStatus {
     /// Hash of the agent configuration last sent to ElevenLabs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// The phone number phoneNumberId is, as last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
     /// Id of spec.phoneNumber in the ElevenLabs workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_id: Option<String>,
@@ -432,7 +435,8 @@ pub struct VoiceAgentStatus {
     /// workspace (false); only an imported number is ever removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_imported: Option<bool>,
-    /// Ready, AgentSynced and ConfigSynced.
+    /// Ready, AgentSynced, ConfigSynced and, with spec.phoneNumber,
+    /// PhoneNumber.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

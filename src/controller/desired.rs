@@ -47,6 +47,9 @@ pub enum SpecError {
         refusal: String,
         fix: &'static str,
     },
+    /// `local` mode: a Secret file that is not a JSON object of strings.
+    #[error("{0}")]
+    LocalSecret(String),
 }
 
 /// The (businessId, locationId) a VoiceAgent claims.

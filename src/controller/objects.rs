@@ -4,10 +4,13 @@
 //! everything else it decides is the same for both.
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
+use secrecy::SecretString;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 use crate::crd::{FINALIZER, VoiceAgent, VoiceAgentStatus};
 
@@ -30,6 +33,13 @@ pub trait Objects: Send + Sync {
         va: &'a VoiceAgent,
         status: &'a VoiceAgentStatus,
     ) -> BoxFuture<'a, Result<(), Error>>;
+    /// The data of Secret `name` in `va`'s namespace, as text; `None` when
+    /// there is no such Secret.
+    fn secret<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SecretData>, Error>>;
     /// Tells what happened to `va`, best effort.
     fn event<'a>(
         &'a self,
@@ -39,6 +49,9 @@ pub trait Objects: Send + Sync {
         note: String,
     ) -> BoxFuture<'a, ()>;
 }
+
+/// A Secret's keys and values. Values that are not UTF-8 are left out.
+pub type SecretData = BTreeMap<String, SecretString>;
 
 /// The finalizers of `va` with ours added or removed.
 pub fn finalizers(va: &VoiceAgent, present: bool) -> Vec<String> {
@@ -126,6 +139,31 @@ impl Objects for KubeObjects {
                 )
                 .await?;
             Ok(())
+        })
+    }
+
+    /// Only `get` on one named Secret, the one RBAC grants.
+    fn secret<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SecretData>, Error>> {
+        Box::pin(async move {
+            let api: Api<Secret> =
+                Api::namespaced(self.client.clone(), &va.namespace().unwrap_or_default());
+            let Some(secret) = api.get_opt(name).await? else {
+                return Ok(None);
+            };
+            let mut data = SecretData::new();
+            for (key, value) in secret.data.unwrap_or_default() {
+                if let Ok(text) = String::from_utf8(value.0) {
+                    data.insert(key, SecretString::from(text));
+                }
+            }
+            for (key, text) in secret.string_data.unwrap_or_default() {
+                data.insert(key, SecretString::from(text));
+            }
+            Ok(Some(data))
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{VoiceAgent, VoiceAgentStatus};
-use crate::elevenlabs::{AgentSummary, DesiredAgent, RemoteAgent};
+use crate::elevenlabs::{AgentSummary, DesiredAgent, PhoneNumber, RemoteAgent};
 use crate::ids::Id;
 use crate::tenant::{TenantConfig, TenantKey, TenantSettings};
 
@@ -22,9 +22,29 @@ pub fn conflict_holder<'a, T: Borrow<VoiceAgent>>(
     me: &VoiceAgent,
     all: &'a [T],
 ) -> Option<&'a VoiceAgent> {
-    let claims = |va: &VoiceAgent| {
+    senior_claimant(me, all, |va| {
         va.spec.business_id == me.spec.business_id && va.spec.location_id == me.spec.location_id
-    };
+    })
+}
+
+/// The VoiceAgent that holds `me`'s spec.phoneNumber, when it is not `me`:
+/// the same seniority rule as [`conflict_holder`].
+pub fn phone_holder<'a, T: Borrow<VoiceAgent>>(
+    me: &VoiceAgent,
+    all: &'a [T],
+) -> Option<&'a VoiceAgent> {
+    let number = me.spec.phone_number.as_deref()?;
+    senior_claimant(me, all, |va| {
+        va.spec.phone_number.as_deref() == Some(number)
+    })
+}
+
+/// The oldest of the VoiceAgents in `all` that `claims`, when older than `me`.
+fn senior_claimant<'a, T: Borrow<VoiceAgent>>(
+    me: &VoiceAgent,
+    all: &'a [T],
+    claims: impl Fn(&VoiceAgent) -> bool,
+) -> Option<&'a VoiceAgent> {
     all.iter()
         .map(Borrow::borrow)
         .filter(|va| claims(va) && !same(va, me))
@@ -227,6 +247,186 @@ pub fn item_event(
             ),
         ),
     }
+}
+
+/// Whether the phone number needs a look at the workspace's numbers:
+/// status does not show spec.phoneNumber pointing where `enabled` says,
+/// or the resync is due (someone may have moved it by hand).
+pub fn phone_due(
+    spec_number: Option<&str>,
+    enabled: bool,
+    old: &VoiceAgentStatus,
+    now: Timestamp,
+    resync: Duration,
+) -> bool {
+    match spec_number {
+        None => old.phone_number_id.is_some(),
+        Some(number) => {
+            old.phone_number.as_deref() != Some(number)
+                || old.phone_number_id.is_none()
+                || old.phone_number_assigned != Some(enabled)
+                || resync_due(old, now, resync)
+        }
+    }
+}
+
+/// One call about a phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneStep {
+    /// Point the number at no agent.
+    Unassign(Id),
+    /// Point the number at our agent.
+    Assign(Id),
+    /// Import spec.phoneNumber (credentials from spec.telephony), then
+    /// assign it when `assign`.
+    Import { assign: bool },
+}
+
+/// Why the number is left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneBlock {
+    /// An agent that no VoiceAgent of ours manages answers the number.
+    HeldByForeignAgent { agent_id: String },
+    /// Not in the workspace, and spec.telephony does not say how to import it.
+    NotInWorkspace,
+}
+
+/// What to do about the phone numbers of one VoiceAgent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhonePlan {
+    /// In order.
+    pub steps: Vec<PhoneStep>,
+    /// The number spec.phoneNumber is in the workspace, when it is there,
+    /// and whether the operator imported it.
+    pub target: Option<(Id, bool)>,
+    pub blocked: Option<PhoneBlock>,
+}
+
+/// What the workspace holds and who we are, for [`phone_plan`].
+pub struct PhoneView<'a> {
+    pub spec_number: Option<&'a str>,
+    pub enabled: bool,
+    pub can_import: bool,
+    pub agent: &'a Id,
+    pub old: &'a VoiceAgentStatus,
+    pub numbers: &'a [PhoneNumber],
+    /// Agent ids of every VoiceAgent this operator manages.
+    pub ours: &'a [String],
+}
+
+/// The steps that point spec.phoneNumber at our agent (or at none while
+/// disabled), moving the assignment off a number the spec no longer
+/// names. A number another agent answers is left alone: when that agent
+/// is not one of ours the plan is blocked, naming it.
+pub fn phone_plan(v: &PhoneView<'_>) -> PhonePlan {
+    let mine = |n: &PhoneNumber| n.assigned_agent.as_deref() == Some(v.agent.as_str());
+    let wanted = v
+        .spec_number
+        .and_then(|number| v.numbers.iter().find(|n| n.phone_number == number));
+    if let Some(found) = wanted
+        && let Some(holder) = found.assigned_agent.as_deref()
+        && holder != v.agent.as_str()
+        && !v.ours.iter().any(|a| a == holder)
+    {
+        return PhonePlan {
+            steps: Vec::new(),
+            target: None,
+            blocked: Some(PhoneBlock::HeldByForeignAgent {
+                agent_id: holder.to_owned(),
+            }),
+        };
+    }
+    let mut steps: Vec<PhoneStep> = v
+        .numbers
+        .iter()
+        .filter(|n| mine(n) && Some(n.phone_number.as_str()) != v.spec_number)
+        .map(|n| PhoneStep::Unassign(n.phone_number_id.clone()))
+        .collect();
+    let Some(_) = v.spec_number else {
+        return PhonePlan {
+            steps,
+            target: None,
+            blocked: None,
+        };
+    };
+    match wanted {
+        Some(found) => {
+            let id = found.phone_number_id.clone();
+            if v.enabled && !mine(found) {
+                steps.push(PhoneStep::Assign(id.clone()));
+            } else if !v.enabled && mine(found) {
+                steps.push(PhoneStep::Unassign(id.clone()));
+            }
+            let imported = v.old.phone_number_id.as_deref() == Some(id.as_str())
+                && v.old.phone_number_imported == Some(true);
+            PhonePlan {
+                steps,
+                target: Some((id, imported)),
+                blocked: None,
+            }
+        }
+        None if !v.enabled => PhonePlan {
+            steps,
+            target: None,
+            blocked: None,
+        },
+        None if v.can_import => {
+            steps.push(PhoneStep::Import { assign: true });
+            PhonePlan {
+                steps,
+                target: None,
+                blocked: None,
+            }
+        }
+        None => PhonePlan {
+            steps,
+            target: None,
+            blocked: Some(PhoneBlock::NotInWorkspace),
+        },
+    }
+}
+
+/// The phone-number calls of a deletion: every number pointing at one of
+/// `agents` (ours) is unassigned, and with `delete_imported` the number
+/// status says the operator imported is removed from the workspace. A
+/// number it found there is never removed.
+pub fn phone_cleanup(
+    numbers: &[PhoneNumber],
+    agents: &[Id],
+    old: &VoiceAgentStatus,
+    delete_imported: bool,
+) -> (Vec<Id>, Option<Id>) {
+    let unassign = numbers
+        .iter()
+        .filter(|n| {
+            n.assigned_agent
+                .as_deref()
+                .is_some_and(|a| agents.iter().any(|ours| ours.as_str() == a))
+        })
+        .map(|n| n.phone_number_id.clone())
+        .collect();
+    let delete = old
+        .phone_number_id
+        .as_deref()
+        .filter(|_| delete_imported && old.phone_number_imported == Some(true))
+        .and_then(|id| numbers.iter().find(|n| n.phone_number_id.as_str() == id))
+        .map(|n| n.phone_number_id.clone());
+    (unassign, delete)
+}
+
+/// How long a VoiceAgent whose number is blocked waits before looking
+/// again: as long as it has been blocked (so the waits double), within
+/// `base` and `max`.
+pub fn blocked_wait(
+    blocked_since: Option<Timestamp>,
+    now: Timestamp,
+    base: Duration,
+    max: Duration,
+) -> Duration {
+    let age = blocked_since
+        .map(|since| Duration::from_secs_f64(now.duration_since(since).as_secs_f64().max(0.0)))
+        .unwrap_or_default();
+    age.clamp(base, max)
 }
 
 #[cfg(test)]
@@ -533,5 +733,201 @@ mod tests {
         assert_eq!(item_event(&key, &on, Some(true)), written);
         assert_eq!(item_event(&key, &on, None), written);
         assert_eq!(item_event(&key, &off, Some(false)), written);
+    }
+
+    fn number(id: &str, e164: &str, agent: Option<&str>) -> PhoneNumber {
+        PhoneNumber {
+            phone_number_id: Id::parse("phone_number_id", id).unwrap(),
+            phone_number: e164.into(),
+            label: e164.into(),
+            provider: crate::elevenlabs::PhoneProvider::Twilio,
+            assigned_agent: agent.map(Into::into),
+        }
+    }
+
+    fn pid(s: &str) -> Id {
+        Id::parse("phone_number_id", s).unwrap()
+    }
+
+    const A: &str = "+40312345678";
+    const B: &str = "+40312345679";
+
+    fn plan_for(
+        spec: Option<&str>,
+        enabled: bool,
+        can_import: bool,
+        numbers: &[PhoneNumber],
+        old: &VoiceAgentStatus,
+    ) -> PhonePlan {
+        let agent = Id::parse("agent_id", "agent_me").unwrap();
+        phone_plan(&PhoneView {
+            spec_number: spec,
+            enabled,
+            can_import,
+            agent: &agent,
+            old,
+            numbers,
+            ours: &["agent_me".into(), "agent_sibling".into()],
+        })
+    }
+
+    #[test]
+    fn a_found_number_is_assigned_and_unassigned_while_disabled() {
+        let none = VoiceAgentStatus::default();
+        let free = [number("p1", A, None)];
+        let plan = plan_for(Some(A), true, false, &free, &none);
+        assert_eq!(plan.steps, [PhoneStep::Assign(pid("p1"))]);
+        assert_eq!(plan.target, Some((pid("p1"), false)));
+        assert_eq!(plan.blocked, None);
+        let mine = [number("p1", A, Some("agent_me"))];
+        assert!(
+            plan_for(Some(A), true, false, &mine, &none)
+                .steps
+                .is_empty()
+        );
+        assert_eq!(
+            plan_for(Some(A), false, false, &mine, &none).steps,
+            [PhoneStep::Unassign(pid("p1"))]
+        );
+        assert!(
+            plan_for(Some(A), false, false, &free, &none)
+                .steps
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_absent_number_is_imported_only_when_it_can_be() {
+        let none = VoiceAgentStatus::default();
+        let plan = plan_for(Some(A), true, true, &[], &none);
+        assert_eq!(plan.steps, [PhoneStep::Import { assign: true }]);
+        let plan = plan_for(Some(A), true, false, &[], &none);
+        assert_eq!(plan.blocked, Some(PhoneBlock::NotInWorkspace));
+        assert!(plan.steps.is_empty());
+        // Disabled: nothing to import yet.
+        let plan = plan_for(Some(A), false, true, &[], &none);
+        assert!(plan.steps.is_empty() && plan.blocked.is_none());
+    }
+
+    #[test]
+    fn a_changed_number_moves_and_a_removed_one_is_let_go() {
+        let none = VoiceAgentStatus::default();
+        let numbers = [number("p1", A, Some("agent_me")), number("p2", B, None)];
+        assert_eq!(
+            plan_for(Some(B), true, false, &numbers, &none).steps,
+            [PhoneStep::Unassign(pid("p1")), PhoneStep::Assign(pid("p2"))]
+        );
+        let plan = plan_for(None, true, false, &numbers, &none);
+        assert_eq!(plan.steps, [PhoneStep::Unassign(pid("p1"))]);
+        assert_eq!(plan.target, None);
+    }
+
+    #[test]
+    fn a_number_a_foreign_agent_answers_blocks_and_one_of_ours_is_taken_over() {
+        let none = VoiceAgentStatus::default();
+        let numbers = [
+            number("p1", B, Some("agent_me")),
+            number("p2", A, Some("agent_x")),
+        ];
+        let plan = plan_for(Some(A), true, true, &numbers, &none);
+        assert_eq!(
+            plan.blocked,
+            Some(PhoneBlock::HeldByForeignAgent {
+                agent_id: "agent_x".into()
+            })
+        );
+        // Touches nothing, not even the old number.
+        assert!(plan.steps.is_empty());
+        // Held by the agent of a VoiceAgent of ours that no longer claims
+        // it (the seniority rule ran before): taken over.
+        let sibling = [number("p2", A, Some("agent_sibling"))];
+        assert_eq!(
+            plan_for(Some(A), true, false, &sibling, &none).steps,
+            [PhoneStep::Assign(pid("p2"))]
+        );
+    }
+
+    #[test]
+    fn only_a_number_the_operator_imported_is_ever_deleted() {
+        let me = Id::parse("agent_id", "agent_me").unwrap();
+        let numbers = [
+            number("p1", A, Some("agent_me")),
+            number("p2", B, Some("agent_x")),
+        ];
+        let status = |imported: bool| VoiceAgentStatus {
+            phone_number_id: Some("p1".into()),
+            phone_number_imported: Some(imported),
+            ..VoiceAgentStatus::default()
+        };
+        let both = phone_cleanup(&numbers, std::slice::from_ref(&me), &status(true), true);
+        assert_eq!(both, (vec![pid("p1")], Some(pid("p1"))));
+        let found = phone_cleanup(&numbers, std::slice::from_ref(&me), &status(false), true);
+        assert_eq!(found, (vec![pid("p1")], None));
+        let retained = phone_cleanup(&numbers, std::slice::from_ref(&me), &status(true), false);
+        assert_eq!(retained, (vec![pid("p1")], None));
+        // Gone from the workspace already: nothing to delete.
+        let gone = phone_cleanup(&numbers[1..], &[me], &status(true), true);
+        assert_eq!(gone, (vec![], None));
+    }
+
+    #[test]
+    fn the_older_claimant_of_a_number_holds_it() {
+        let mut old = va("old", "u-old", "L1", Some(100));
+        let mut new = va("new", "u-new", "L2", Some(200));
+        old.spec.phone_number = Some(A.into());
+        new.spec.phone_number = Some(A.into());
+        let all = vec![new.clone(), old.clone()];
+        assert_eq!(
+            phone_holder(&new, &all).and_then(|v| v.metadata.name.clone()),
+            Some("old".into())
+        );
+        assert!(phone_holder(&old, &all).is_none());
+        new.spec.phone_number = Some(B.into());
+        assert!(phone_holder(&new, &[old.clone(), new.clone()]).is_none());
+    }
+
+    #[test]
+    fn the_workspace_is_read_only_when_status_does_not_show_the_number_settled() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let ten_min = Duration::from_secs(600);
+        let settled = VoiceAgentStatus {
+            phone_number: Some(A.into()),
+            phone_number_id: Some("p1".into()),
+            phone_number_assigned: Some(true),
+            last_synced_at: Some("2026-11-24T09:55:00Z".into()),
+            ..VoiceAgentStatus::default()
+        };
+        assert!(!phone_due(Some(A), true, &settled, now, ten_min));
+        assert!(phone_due(Some(A), false, &settled, now, ten_min));
+        assert!(phone_due(Some(B), true, &settled, now, ten_min));
+        assert!(phone_due(None, true, &settled, now, ten_min));
+        assert!(!phone_due(
+            None,
+            true,
+            &VoiceAgentStatus::default(),
+            now,
+            ten_min
+        ));
+        let stale = VoiceAgentStatus {
+            last_synced_at: Some("2026-11-24T09:00:00Z".into()),
+            ..settled
+        };
+        assert!(phone_due(Some(A), true, &stale, now, ten_min));
+    }
+
+    #[test]
+    fn a_blocked_number_waits_as_long_as_it_has_been_blocked() {
+        let now: Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let (base, max) = (Duration::from_secs(5), Duration::from_secs(300));
+        assert_eq!(blocked_wait(None, now, base, max), base);
+        let since = |s: &str| Some(s.parse::<Timestamp>().unwrap());
+        assert_eq!(
+            blocked_wait(since("2026-11-24T09:59:30Z"), now, base, max),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            blocked_wait(since("2026-11-24T08:00:00Z"), now, base, max),
+            max
+        );
     }
 }

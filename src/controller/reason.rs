@@ -67,6 +67,21 @@ reasons! {
     TenantStoreError,
     KubernetesError,
     InvalidSpec,
+    /// PhoneNumber: spec.phoneNumber reaches this agent (or, disabled, none).
+    PhoneNumberAssigned,
+    /// The Event: the number no longer points at this agent.
+    PhoneNumberUnassigned,
+    /// The Event: the operator imported the number into the workspace.
+    PhoneNumberImported,
+    /// The Event: the operator removed a number it had imported.
+    PhoneNumberDeleted,
+    /// PhoneNumber: an agent no VoiceAgent manages, or an older
+    /// VoiceAgent, holds the number; nothing is touched.
+    PhoneNumberHeld,
+    /// PhoneNumber: not in the workspace and nothing says how to import it.
+    PhoneNumberMissing,
+    /// PhoneNumber: the Twilio Secret, or a key of it, is missing.
+    TelephonySecretMissing,
 }
 
 impl fmt::Display for Reason {
@@ -81,7 +96,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 29);
+        assert_eq!(Reason::ALL.len(), 36);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());

@@ -13,8 +13,13 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::mpsc;
 
-use crate::crd::{DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentStatus};
-use crate::elevenlabs::{AgentPlatform, Deleted, DesiredAgent, ElevenLabsError};
+use crate::crd::{
+    DeletionPolicy, FINALIZER, Phase, TWILIO_ACCOUNT_SID_KEY, TWILIO_AUTH_TOKEN_KEY, VoiceAgent,
+    VoiceAgentStatus,
+};
+use crate::elevenlabs::{
+    AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, PhoneImport, SipOutbound,
+};
 use crate::ids::Id;
 use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantStore};
 
@@ -23,9 +28,9 @@ use super::error::{Error, backoff};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
 use super::objects::Objects;
-use super::plan::{self, Adoption, AgentStep, ItemStep};
+use super::plan::{self, Adoption, AgentStep, ItemStep, PhoneBlock, PhoneStep, PhoneView};
 use super::reason::Reason;
-use super::status;
+use super::status::{self, Cond, PhoneStatus};
 
 /// Field manager for every write the operator makes.
 pub const FIELD_MANAGER: &str = "voice-operator";
@@ -231,6 +236,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
     let want = desired::agent(va, &ctx.settings)?;
     let hash = desired::config_hash(&want);
     let agent = sync_agent(va, ctx, &owner, &old, &want, &hash, now).await?;
+    let phone = sync_phone(va, ctx, &old, &agent.id, now).await?;
     let (item, item_written) = sync_item(va, ctx, &key, &owner, &agent.id).await?;
 
     let synced_now = agent.touched || item_written || old.last_synced_at.is_none();
@@ -245,8 +251,12 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
         item_version: item.version,
         synced_now,
         not_kept: &agent.not_kept,
+        phone: phone.as_ref().map(|p| &p.status),
     });
     write_status(va, ctx, &old, new).await?;
+    if let Some(wait) = phone.and_then(|p| p.wait) {
+        return Ok(Action::requeue(wait));
+    }
     let resync = ctx.timing.resync;
     // Spread resyncs so that agents created together are not all checked
     // in the same second.
@@ -417,6 +427,294 @@ fn may_have_created(e: &ElevenLabsError) -> bool {
     )
 }
 
+/// Where the phone number stands after [`sync_phone`].
+struct PhoneOutcome {
+    status: PhoneStatus,
+    /// Blocked: look again after this long.
+    wait: Option<Duration>,
+}
+
+/// Points spec.phoneNumber at the agent (at no agent while disabled),
+/// importing it first when the workspace lacks it and spec.telephony says
+/// how. `None` when the VoiceAgent has no number and never had one.
+async fn sync_phone(
+    va: &VoiceAgent,
+    ctx: &Context,
+    old: &VoiceAgentStatus,
+    agent: &Id,
+    now: Timestamp,
+) -> Result<Option<PhoneOutcome>, Error> {
+    let spec_number = va.spec.phone_number.as_deref();
+    if spec_number.is_none() && old.phone_number_id.is_none() {
+        return Ok(None);
+    }
+    let enabled = va.spec.enabled;
+    let claims = ctx.claims.state();
+    if let Some(holder) = plan::phone_holder(va, &claims) {
+        let message = format!(
+            "spec.phoneNumber {} is already claimed by VoiceAgent {}/{}, which is older; this one touches nothing about the number until that one lets it go",
+            spec_number.unwrap_or_default(),
+            holder.namespace().unwrap_or_default(),
+            holder.name_any()
+        );
+        return Ok(Some(
+            blocked(va, ctx, old, now, Reason::PhoneNumberHeld, message).await,
+        ));
+    }
+    if !plan::phone_due(spec_number, enabled, old, now, ctx.timing.resync) {
+        return Ok(Some(PhoneOutcome {
+            status: settled(
+                spec_number,
+                old.phone_number_id.clone(),
+                enabled,
+                old.phone_number_imported == Some(true),
+            ),
+            wait: None,
+        }));
+    }
+    let platform = ctx.platform.as_ref();
+    let numbers = platform.list_phone_numbers().await?;
+    let ours: Vec<String> = claims
+        .iter()
+        .filter_map(|c| c.status.as_ref()?.agent_id.clone())
+        .collect();
+    let plan = plan::phone_plan(&PhoneView {
+        spec_number,
+        enabled,
+        can_import: va.spec.telephony.is_some(),
+        agent,
+        old,
+        numbers: &numbers,
+        ours: &ours,
+    });
+    let number = spec_number.unwrap_or_default();
+    match plan.blocked {
+        Some(PhoneBlock::HeldByForeignAgent { agent_id }) => {
+            let message = format!(
+                "phone number {number} answers for ElevenLabs agent {agent_id}, which no VoiceAgent manages; \
+                 nothing is touched. Unassign it from that agent in ElevenLabs, or choose another spec.phoneNumber"
+            );
+            return Ok(Some(
+                blocked(va, ctx, old, now, Reason::PhoneNumberHeld, message).await,
+            ));
+        }
+        Some(PhoneBlock::NotInWorkspace) => {
+            let message = format!(
+                "phone number {number} is not in the ElevenLabs workspace and spec.telephony does not say how to import it; \
+                 import it in ElevenLabs, or set spec.telephony.twilioSecretRef or spec.telephony.sipTrunk"
+            );
+            return Ok(Some(
+                blocked(va, ctx, old, now, Reason::PhoneNumberMissing, message).await,
+            ));
+        }
+        None => {}
+    }
+    let mut target = plan.target;
+    for step in plan.steps {
+        match step {
+            PhoneStep::Unassign(id) => {
+                platform.assign_phone_number(&id, None).await?;
+                let note = format!("phone number {id} no longer reaches agent {agent}");
+                ctx.event(va, EventType::Normal, Reason::PhoneNumberUnassigned, note)
+                    .await;
+            }
+            PhoneStep::Assign(id) => {
+                platform.assign_phone_number(&id, Some(agent)).await?;
+                let note = format!("phone number {number} ({id}) now reaches agent {agent}");
+                ctx.event(va, EventType::Normal, Reason::PhoneNumberAssigned, note)
+                    .await;
+            }
+            PhoneStep::Import { assign } => {
+                let import = match phone_import(va, ctx, number).await? {
+                    Ok(import) => import,
+                    Err(message) => {
+                        let reason = Reason::TelephonySecretMissing;
+                        return Ok(Some(blocked(va, ctx, old, now, reason, message).await));
+                    }
+                };
+                let id = platform.import_phone_number(&import).await?;
+                let note =
+                    format!("imported phone number {number} into the ElevenLabs workspace as {id}");
+                ctx.event(va, EventType::Normal, Reason::PhoneNumberImported, note)
+                    .await;
+                if assign {
+                    platform.assign_phone_number(&id, Some(agent)).await?;
+                    let note = format!("phone number {number} ({id}) now reaches agent {agent}");
+                    ctx.event(va, EventType::Normal, Reason::PhoneNumberAssigned, note)
+                        .await;
+                }
+                target = Some((id, true));
+            }
+        }
+    }
+    let (id, imported) = match target {
+        Some((id, imported)) => (Some(id.to_string()), imported),
+        None => (None, false),
+    };
+    Ok(Some(PhoneOutcome {
+        status: settled(spec_number, id, enabled, imported),
+        wait: None,
+    }))
+}
+
+/// The phone status once the number points where the spec says.
+fn settled(number: Option<&str>, id: Option<String>, enabled: bool, imported: bool) -> PhoneStatus {
+    let assigned = enabled && id.is_some();
+    let message = match (number, &id) {
+        (Some(number), Some(id)) if enabled => {
+            format!("phone number {number} ({id}) reaches this agent")
+        }
+        (Some(number), Some(id)) => {
+            format!("phone number {number} ({id}) reaches no agent while enabled is false")
+        }
+        (Some(number), None) => format!(
+            "phone number {number} is not in the workspace; it is imported when enabled is true"
+        ),
+        (None, _) => "no spec.phoneNumber; no number reaches this agent".to_owned(),
+    };
+    PhoneStatus {
+        number: number.map(str::to_owned),
+        id: number.and(id),
+        assigned,
+        imported,
+        cond: Cond::ok(Reason::PhoneNumberAssigned, message),
+    }
+}
+
+/// A phone number left alone: the condition says why, a Warning Event
+/// says it once, and the next look waits as long as it has been blocked.
+async fn blocked(
+    va: &VoiceAgent,
+    ctx: &Context,
+    old: &VoiceAgentStatus,
+    now: Timestamp,
+    reason: Reason,
+    message: String,
+) -> PhoneOutcome {
+    let before = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::PHONE_NUMBER && c.status == "False");
+    if before.is_none_or(|c| c.message != message) {
+        ctx.event(va, EventType::Warning, reason, message.clone())
+            .await;
+    }
+    let since = before.map(|c| c.last_transition_time.0);
+    let t = &ctx.timing;
+    PhoneOutcome {
+        status: PhoneStatus {
+            number: va.spec.phone_number.clone(),
+            id: None,
+            assigned: false,
+            imported: false,
+            cond: Cond::not(reason, message),
+        },
+        wait: Some(plan::blocked_wait(
+            since,
+            now,
+            t.backoff_base.max(Duration::from_secs(5)),
+            t.error_requeue,
+        )),
+    }
+}
+
+/// What to import `number` with, from spec.telephony; `Err` names what is
+/// missing (the Secret, or a key of it).
+async fn phone_import(
+    va: &VoiceAgent,
+    ctx: &Context,
+    number: &str,
+) -> Result<Result<PhoneImport, String>, Error> {
+    let telephony = va.spec.telephony.as_ref();
+    let label = format!("{} ({})", va.spec.business_name, va.spec.location_id);
+    if let Some(trunk) = telephony.and_then(|t| t.sip_trunk.as_ref()) {
+        return Ok(Ok(PhoneImport::SipTrunk {
+            phone_number: number.to_owned(),
+            label,
+            outbound: Some(SipOutbound {
+                address: trunk.address.clone(),
+                transport: trunk.transport.map(|t| t.as_str().to_owned()),
+                media_encryption: trunk.media_encryption.map(|m| m.as_str().to_owned()),
+            }),
+        }));
+    }
+    let Some(secret) = telephony.and_then(|t| t.twilio_secret_ref.as_ref()) else {
+        return Ok(Err("spec.telephony names no provider".into()));
+    };
+    let namespace = va.namespace().unwrap_or_default();
+    let Some(mut data) = ctx.objects.secret(va, &secret.name).await? else {
+        return Ok(Err(format!(
+            "Secret {namespace}/{} (spec.telephony.twilioSecretRef) does not exist; create it with keys {TWILIO_ACCOUNT_SID_KEY} and {TWILIO_AUTH_TOKEN_KEY}",
+            secret.name
+        )));
+    };
+    let missing: Vec<&str> = [TWILIO_ACCOUNT_SID_KEY, TWILIO_AUTH_TOKEN_KEY]
+        .into_iter()
+        .filter(|k| {
+            data.get(*k)
+                .is_none_or(|v| secrecy::ExposeSecret::expose_secret(v).trim().is_empty())
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Err(format!(
+            "Secret {namespace}/{} (spec.telephony.twilioSecretRef) lacks key {}; add the Twilio {}",
+            secret.name,
+            missing.join(" and key "),
+            missing
+                .iter()
+                .map(|k| if *k == TWILIO_ACCOUNT_SID_KEY {
+                    "Account SID"
+                } else {
+                    "Auth Token"
+                })
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )));
+    }
+    let take = |data: &mut crate::controller::objects::SecretData, key: &str| {
+        data.remove(key).expect("checked above")
+    };
+    let account_sid =
+        secrecy::ExposeSecret::expose_secret(&take(&mut data, TWILIO_ACCOUNT_SID_KEY))
+            .trim()
+            .to_owned();
+    let auth_token = take(&mut data, TWILIO_AUTH_TOKEN_KEY);
+    Ok(Ok(PhoneImport::Twilio {
+        phone_number: number.to_owned(),
+        label,
+        account_sid,
+        auth_token,
+    }))
+}
+
+/// Deletion: every number pointing at one of `agents` points at none, and
+/// with deletionPolicy Delete a number the operator imported is removed.
+async fn cleanup_phone(va: &VoiceAgent, ctx: &Context, agents: &[Id]) -> Result<(), Error> {
+    let old = va.status.clone().unwrap_or_default();
+    if va.spec.phone_number.is_none() && old.phone_number_id.is_none() {
+        return Ok(());
+    }
+    let platform = ctx.platform.as_ref();
+    let numbers = platform.list_phone_numbers().await?;
+    let delete_imported = va.spec.deletion_policy == DeletionPolicy::Delete;
+    let (unassign, delete) = plan::phone_cleanup(&numbers, agents, &old, delete_imported);
+    for id in unassign {
+        platform.assign_phone_number(&id, None).await?;
+        let note = format!("phone number {id} no longer reaches this VoiceAgent's agent");
+        ctx.event(va, EventType::Normal, Reason::PhoneNumberUnassigned, note)
+            .await;
+    }
+    if let Some(id) = delete {
+        platform.delete_phone_number(&id).await?;
+        let note = format!(
+            "removed phone number {id}, which the operator had imported, from the ElevenLabs workspace"
+        );
+        ctx.event(va, EventType::Normal, Reason::PhoneNumberDeleted, note)
+            .await;
+    }
+    Ok(())
+}
+
 /// Brings the tenant item to the spec. Returns it and whether it was
 /// written.
 async fn sync_item(
@@ -469,6 +767,8 @@ async fn cleanup(va: &VoiceAgent, ctx: &Context) -> Result<(), Error> {
     {
         agents.push(id);
     }
+    // Before the agents go: no number may be left pointing at a deleted agent.
+    cleanup_phone(va, ctx, &agents).await?;
     for id in &agents {
         match va.spec.deletion_policy {
             DeletionPolicy::Delete => {

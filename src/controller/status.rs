@@ -15,6 +15,18 @@ use super::reason::Reason;
 pub const READY: &str = "Ready";
 pub const AGENT_SYNCED: &str = "AgentSynced";
 pub const CONFIG_SYNCED: &str = "ConfigSynced";
+/// Whether spec.phoneNumber reaches the agent; only with a phone number.
+pub const PHONE_NUMBER: &str = "PhoneNumber";
+
+/// The phone-number part of a status, with its condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneStatus {
+    pub number: Option<String>,
+    pub id: Option<String>,
+    pub assigned: bool,
+    pub imported: bool,
+    pub cond: Cond,
+}
 
 /// A condition's status, reason and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +68,8 @@ pub struct Synced<'a> {
     pub synced_now: bool,
     /// Fields the API did not keep, as JSON paths (see [`not_kept`]).
     pub not_kept: &'a [String],
+    /// `None` when the VoiceAgent has no phone number.
+    pub phone: Option<&'a PhoneStatus>,
 }
 
 /// Where an AgentSynced message lists the fields the API did not keep;
@@ -117,7 +131,7 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
             ),
         )
     };
-    let conds = [
+    let mut conds = vec![
         (READY, ready),
         (AGENT_SYNCED, agent_synced(s.agent_id, s.not_kept)),
         (
@@ -128,6 +142,9 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
             ),
         ),
     ];
+    if let Some(phone) = s.phone {
+        conds.push((PHONE_NUMBER, phone.cond.clone()));
+    }
     VoiceAgentStatus {
         phase: Some(phase),
         agent_id: Some(s.agent_id.to_string()),
@@ -138,9 +155,10 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
             s.old.last_synced_at.clone()
         },
         config_hash: Some(s.config_hash.to_owned()),
-        phone_number_id: s.old.phone_number_id.clone(),
-        phone_number_assigned: s.old.phone_number_assigned,
-        phone_number_imported: s.old.phone_number_imported,
+        phone_number: s.phone.and_then(|p| p.number.clone()),
+        phone_number_id: s.phone.and_then(|p| p.id.clone()),
+        phone_number_assigned: s.phone.map(|p| p.assigned),
+        phone_number_imported: s.phone.filter(|p| p.id.is_some()).map(|p| p.imported),
         conditions: conditions(&s.old.conditions, s.generation, s.now, &conds),
     }
 }
@@ -159,6 +177,7 @@ pub fn conflict(
         observed_generation: generation,
         last_synced_at: None,
         config_hash: None,
+        phone_number: None,
         phone_number_id: None,
         phone_number_assigned: None,
         phone_number_imported: None,
@@ -203,11 +222,14 @@ pub fn failed(
             carried(old, kind)
         }
     };
-    let conds = [
+    let mut conds = vec![
         (READY, why.clone()),
         (AGENT_SYNCED, side(AGENT_SYNCED)),
         (CONFIG_SYNCED, side(CONFIG_SYNCED)),
     ];
+    if old.conditions.iter().any(|c| c.type_ == PHONE_NUMBER) {
+        conds.push((PHONE_NUMBER, carried(old, PHONE_NUMBER)));
+    }
     VoiceAgentStatus {
         phase: Some(phase),
         observed_generation: generation,
@@ -256,7 +278,7 @@ pub fn conditions(
         })
         .collect();
     let rank = |t: &str| {
-        [READY, AGENT_SYNCED, CONFIG_SYNCED]
+        [READY, AGENT_SYNCED, CONFIG_SYNCED, PHONE_NUMBER]
             .iter()
             .position(|k| *k == t)
     };
@@ -304,6 +326,7 @@ mod tests {
             item_version: 3,
             synced_now,
             not_kept,
+            phone: None,
         })
     }
 

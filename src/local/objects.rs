@@ -2,7 +2,9 @@
 //! what an API server would add (uid, generation, finalizers, status,
 //! deletion), kept in `<data-dir>/voiceagents.json` so that a restart
 //! finds the agents it made. The controller reads them through a
-//! kube-runtime [`Store`], exactly as in a cluster.
+//! kube-runtime [`Store`], exactly as in a cluster. The Secrets a
+//! VoiceAgent names (spec.telephony.twilioSecretRef) are JSON objects of
+//! strings at `<data-dir>/secrets/<namespace>/<name>.json`.
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::manifests::{ManifestError, Scan};
 use crate::controller::Error;
-use crate::controller::objects::{Objects, finalizers};
+use crate::controller::objects::{Objects, SecretData, finalizers};
 use crate::controller::reason::Reason;
 use crate::crd::{VoiceAgent, VoiceAgentStatus};
 
@@ -340,6 +342,37 @@ impl Objects for LocalObjects {
         Box::pin(async move {
             self.update(va, |object| object.status = Some(status.clone()))?;
             Ok(())
+        })
+    }
+
+    fn secret<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SecretData>, Error>> {
+        Box::pin(async move {
+            let path = self
+                .path
+                .with_file_name("secrets")
+                .join(va.namespace().unwrap_or_default())
+                .join(format!("{name}.json"));
+            let Some(data) = super::load_state::<Option<BTreeMap<String, String>>>(
+                &path,
+                "a JSON object of strings (a local Secret)",
+            )
+            .map_err(|e| {
+                Error::Spec(crate::controller::desired::SpecError::LocalSecret(
+                    e.to_string(),
+                ))
+            })?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(
+                data.into_iter()
+                    .map(|(k, v)| (k, secrecy::SecretString::from(v)))
+                    .collect(),
+            ))
         })
     }
 

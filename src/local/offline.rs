@@ -4,9 +4,10 @@
 //! end to end, but no phone rings anywhere. It refuses what the real API
 //! refuses on the language rule (a TTS model that cannot speak the agent's
 //! language), so `local` does not accept an agent ElevenLabs would not.
-//! Phone numbers live in `phone-numbers.json` beside the agents file: an
-//! import is recorded (no credentials are kept), an assignment points the
-//! number at an agent, so `local` shows the same status as a cluster.
+//! Phone numbers live in `offline-phone-numbers.json` beside the agents
+//! file: an import is recorded (no credentials are kept), an assignment
+//! points the number at an agent, so `local` shows the same status as a
+//! cluster.
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -56,7 +57,7 @@ impl OfflinePlatform {
     /// Opens (or starts) the agents file at `path`.
     pub fn open(path: &Path) -> anyhow::Result<OfflinePlatform> {
         let agents = super::load_state(path, "an offline agents file")?;
-        let numbers_path = path.with_file_name("phone-numbers.json");
+        let numbers_path = path.with_file_name("offline-phone-numbers.json");
         let numbers = super::load_state(&numbers_path, "an offline phone-numbers file")?;
         Ok(OfflinePlatform {
             path: path.to_owned(),

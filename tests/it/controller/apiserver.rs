@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::support::cluster::{self, until};
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 use voice_operator::controller::desired::OperatorSettings;
 use voice_operator::controller::runner::{self, Backends, RunConfig, RunError};
 use voice_operator::controller::{Metrics, Timing};
-use voice_operator::crd::{Phase, VoiceAgent};
+use voice_operator::crd::{Phase, SecretRef, TelephonySpec, VoiceAgent};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::tenant::dynamodb::{DynamoStore, create_table};
 use voice_operator::tenant::{Read, TenantConfig, TenantKey, TenantStore};
@@ -151,6 +152,8 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     let store = dynamo_store().await;
     let op = start(&client, &ns, &fake, store.clone());
     let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    // The clinic's number is already in the workspace.
+    let number = fake.insert_phone_number("+40312345678", None);
 
     // apply -> one agent, the item, status Ready
     let va = cluster::example("voiceagent-clinic.yaml", &ns);
@@ -224,9 +227,17 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     assert!(!stored.settings.enabled);
     assert_eq!(stored.settings.agent_id.as_str(), agent_id);
     assert!(fake.agents().contains_key(&agent_id));
-    assert!(
-        fake.take_log().is_empty(),
-        "disabling does not call ElevenLabs"
+    assert_eq!(
+        fake.take_log(),
+        [
+            "GET /v1/convai/phone-numbers".to_owned(),
+            format!("PATCH /v1/convai/phone-numbers/{number}")
+        ],
+        "disabling only takes the number off the agent"
+    );
+    assert_eq!(
+        fake.phone_numbers()[&number]["assigned_agent"],
+        serde_json::Value::Null
     );
 
     // delete (policy Delete) -> agent deleted, item gone, object gone
@@ -243,6 +254,140 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
         "Disabled",
         "AgentDeleted",
         "ConfigDeleted",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} event in {reasons:?}"
+        );
+    }
+    op.stop().await;
+}
+
+/// Waits until the VoiceAgent's current generation is reconciled into
+/// `want` with its phone number assigned as `assigned` says.
+async fn phone_settled(
+    api: &Api<VoiceAgent>,
+    name: &str,
+    want: Phase,
+    assigned: bool,
+) -> VoiceAgent {
+    until(
+        LONG,
+        &format!("{name} in phase {want:?}, number assigned {assigned}"),
+        || api.get(name),
+        |r| {
+            r.as_ref().is_ok_and(|va| {
+                let status = va.status.clone().unwrap_or_default();
+                phase(va) == Some(want)
+                    && status.observed_generation == va.metadata.generation
+                    && status.phone_number_assigned == Some(assigned)
+            })
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_phone_number_is_imported_assigned_released_moved_and_removed_on_a_real_api_server() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "phone").await;
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "clinic-twilio"},
+        "stringData": {"accountSid": "AC0123456789", "authToken": "twilio-token"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    // create -> imported through Twilio with the Secret, assigned
+    let mut va = cluster::example("voiceagent-clinic.yaml", &ns);
+    va.spec.telephony = Some(TelephonySpec {
+        twilio_secret_ref: Some(SecretRef {
+            name: "clinic-twilio".into(),
+        }),
+        sip_trunk: None,
+    });
+    let name = va.name_any();
+    api.create(&PostParams::default(), &va).await.unwrap();
+    let active = phone_settled(&api, &name, Phase::Active, true).await;
+    let status = active.status.unwrap();
+    let agent_id = status.agent_id.unwrap();
+    let first = status.phone_number_id.unwrap();
+    assert_eq!(status.phone_number_imported, Some(true));
+    let numbers = fake.phone_numbers();
+    assert_eq!(numbers.len(), 1);
+    assert_eq!(numbers[&first]["phone_number"], "+40312345678");
+    assert_eq!(
+        numbers[&first]["assigned_agent"]["agent_id"],
+        agent_id.as_str()
+    );
+
+    // disable -> the number reaches no agent; enable -> it does again
+    let switch = |on: bool| json!({"spec": {"enabled": on}});
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(&switch(false)),
+    )
+    .await
+    .unwrap();
+    phone_settled(&api, &name, Phase::Disabled, false).await;
+    assert_eq!(
+        fake.phone_numbers()[&first]["assigned_agent"],
+        serde_json::Value::Null
+    );
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&switch(true)))
+        .await
+        .unwrap();
+    phone_settled(&api, &name, Phase::Active, true).await;
+    assert_eq!(
+        fake.phone_numbers()[&first]["assigned_agent"]["agent_id"],
+        agent_id.as_str()
+    );
+
+    // number change -> the new number is imported and takes the agent
+    let change = json!({"spec": {"phoneNumber": "+40312345679"}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap();
+    let moved = phone_settled(&api, &name, Phase::Active, true).await;
+    let second = moved.status.unwrap().phone_number_id.unwrap();
+    assert_ne!(second, first);
+    let numbers = fake.phone_numbers();
+    assert_eq!(numbers[&second]["phone_number"], "+40312345679");
+    assert_eq!(
+        numbers[&second]["assigned_agent"]["agent_id"],
+        agent_id.as_str()
+    );
+    assert_eq!(numbers[&first]["assigned_agent"], serde_json::Value::Null);
+
+    // delete (policy Delete) -> the imported number goes, then the agent
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    gone(&api, &name).await;
+    assert!(fake.agents().is_empty());
+    let left = fake.phone_numbers();
+    assert!(!left.contains_key(&second), "{left:?}");
+    assert!(
+        left.values().all(|n| n["assigned_agent"].is_null()),
+        "no number reaches a deleted agent: {left:?}"
+    );
+
+    let reasons = event_reasons(&client, &ns, &name).await;
+    for reason in [
+        "PhoneNumberImported",
+        "PhoneNumberAssigned",
+        "PhoneNumberUnassigned",
+        "PhoneNumberDeleted",
     ] {
         assert!(
             reasons.iter().any(|r| r == reason),

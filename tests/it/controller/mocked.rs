@@ -14,18 +14,27 @@ use kube::runtime::reflector;
 use kube::runtime::watcher;
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use voice_operator::controller::objects::KubeObjects;
 use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
 use voice_operator::crd::{
-    DeletionPolicy, FINALIZER, Phase, VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
+    DeletionPolicy, FINALIZER, Phase, SecretRef, TelephonySpec, VoiceAgent, VoiceAgentSpec,
+    VoiceModel, VoiceSpec,
 };
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{Read, TenantKey, TenantStore};
-use voice_operator::testkit::fixtures::{CLINIC_UID as UID, clinic, operator_settings as settings};
+use voice_operator::testkit::fixtures::{self, CLINIC_UID as UID, operator_settings as settings};
 
 const KEY: &str = "B0100001/L0100001";
+
+/// The clinic without its phone number, for the agent and tenant-item
+/// sequences; the phone-number tests at the end give it back.
+fn clinic() -> VoiceAgent {
+    let mut va = fixtures::clinic();
+    va.spec.phone_number = None;
+    va
+}
 
 struct Harness {
     kube: MockKube,
@@ -761,4 +770,342 @@ async fn server_errors_back_off_exponentially_with_jitter() {
         .unwrap();
     let after = requeue_secs(&error_policy(va.clone(), &err, h.ctx.clone()));
     assert!(after <= 1.0, "{after}");
+}
+
+// Phone numbers: the clinic's own number, +40312345678.
+
+const NUMBER: &str = "+40312345678";
+
+/// The clinic with its phone number, importable through Twilio when
+/// `twilio_secret` names a Secret.
+fn clinic_with_phone(twilio_secret: Option<&str>) -> VoiceAgent {
+    let mut va = fixtures::clinic();
+    assert_eq!(va.spec.phone_number.as_deref(), Some(NUMBER));
+    va.spec.telephony = twilio_secret.map(|name| TelephonySpec {
+        twilio_secret_ref: Some(SecretRef { name: name.into() }),
+        sip_trunk: None,
+    });
+    va
+}
+
+/// The status' phone fields and the PhoneNumber condition's status,
+/// reason and message.
+fn phone_status(
+    h: &Harness,
+) -> (
+    Option<String>,
+    Option<bool>,
+    Option<bool>,
+    String,
+    String,
+    String,
+) {
+    let status = h.kube.current().status.unwrap();
+    let cond = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PhoneNumber")
+        .expect("a PhoneNumber condition");
+    (
+        status.phone_number_id,
+        status.phone_number_assigned,
+        status.phone_number_imported,
+        cond.status.clone(),
+        cond.reason.clone(),
+        cond.message.clone(),
+    )
+}
+
+/// The agent the fake's number `id` points at.
+fn assigned(h: &Harness, id: &str) -> Value {
+    h.fake.phone_numbers()[id]["assigned_agent"]["agent_id"].clone()
+}
+
+#[tokio::test]
+async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_and_delete_but_never_deleted()
+ {
+    let h = Harness::new(&clinic_with_phone(None), &[]).await;
+    let number = h.fake.insert_phone_number(NUMBER, None);
+    h.reconcile().await;
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "elevenlabs: list agents",
+        "elevenlabs: create agent",
+        "kube: create Event Created",
+        "elevenlabs: get agent agent_000001",
+        "elevenlabs: list phone numbers",
+        &format!("elevenlabs: assign phone number {number} to agent_000001"),
+        "kube: create Event PhoneNumberAssigned",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: create Event ConfigSynced",
+        "kube: patch status",
+    ]);
+    assert_eq!(assigned(&h, &number), "agent_000001");
+    let (id, on, imported, cond, reason, _) = phone_status(&h);
+    assert_eq!(
+        (id.as_deref(), on, imported),
+        (Some(number.as_str()), Some(true), Some(false))
+    );
+    assert_eq!(
+        (cond.as_str(), reason.as_str()),
+        ("True", "PhoneNumberAssigned")
+    );
+    assert_eq!(h.kube.current().status.unwrap().phase, Some(Phase::Active));
+
+    // Settled: no phone call at all.
+    h.reconcile().await;
+    h.assert_calls(&["store: get {KEY}"]);
+
+    h.edit_spec(|spec| spec.enabled = false);
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: list phone numbers",
+        &format!("elevenlabs: unassign phone number {number}"),
+        "kube: create Event PhoneNumberUnassigned",
+        "store: get {KEY}",
+        "store: set {KEY} enabled=false",
+        "kube: create Event Disabled",
+        "kube: patch status",
+    ]);
+    assert_eq!(assigned(&h, &number), Value::Null);
+    assert_eq!(phone_status(&h).1, Some(false));
+
+    h.edit_spec(|spec| spec.enabled = true);
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: list phone numbers",
+        &format!("elevenlabs: assign phone number {number} to agent_000001"),
+        "kube: repeat Event PhoneNumberAssigned",
+        "store: get {KEY}",
+        "store: set {KEY} enabled=true",
+        "kube: create Event Enabled",
+        "kube: patch status",
+    ]);
+    assert_eq!(assigned(&h, &number), "agent_000001");
+
+    // Deleted with policy Delete: the number is unassigned before the
+    // agent goes, and stays in the workspace (the operator found it).
+    h.kube
+        .set(&deleting(h.kube.current(), DeletionPolicy::Delete));
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: list phone numbers",
+        &format!("elevenlabs: unassign phone number {number}"),
+        "kube: repeat Event PhoneNumberUnassigned",
+        "elevenlabs: delete agent agent_000001",
+        "kube: create Event AgentDeleted",
+        "store: delete {KEY}",
+        "kube: create Event ConfigDeleted",
+        "kube: patch finalizers []",
+    ]);
+    assert!(h.fake.phone_numbers().contains_key(&number));
+    assert_eq!(assigned(&h, &number), Value::Null);
+}
+
+#[tokio::test]
+async fn a_number_imported_from_the_twilio_secret_is_assigned_and_removed_on_delete() {
+    let h = Harness::new(&clinic_with_phone(Some("clinic-twilio")), &[]).await;
+    h.kube.put_secret(
+        "clinic-twilio",
+        &[("accountSid", "AC0123"), ("authToken", "tok")],
+    );
+    h.reconcile().await;
+    h.assert_calls(&[
+        r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "elevenlabs: list agents",
+        "elevenlabs: create agent",
+        "kube: create Event Created",
+        "elevenlabs: get agent agent_000001",
+        "elevenlabs: list phone numbers",
+        "kube: get secret clinic-twilio",
+        &format!("elevenlabs: import phone number {NUMBER}"),
+        "kube: create Event PhoneNumberImported",
+        "elevenlabs: assign phone number phnum_000001 to agent_000001",
+        "kube: create Event PhoneNumberAssigned",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: create Event ConfigSynced",
+        "kube: patch status",
+    ]);
+    let numbers = h.fake.phone_numbers();
+    assert_eq!(numbers["phnum_000001"]["provider"], "twilio");
+    assert_eq!(numbers["phnum_000001"]["phone_number"], NUMBER);
+    assert_eq!(assigned(&h, "phnum_000001"), "agent_000001");
+    let (id, on, imported, cond, _, _) = phone_status(&h);
+    assert_eq!(
+        (id.as_deref(), on, imported),
+        (Some("phnum_000001"), Some(true), Some(true))
+    );
+    assert_eq!(cond, "True");
+
+    h.kube
+        .set(&deleting(h.kube.current(), DeletionPolicy::Delete));
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: list phone numbers",
+        "elevenlabs: unassign phone number phnum_000001",
+        "kube: create Event PhoneNumberUnassigned",
+        "elevenlabs: delete phone number phnum_000001",
+        "kube: create Event PhoneNumberDeleted",
+        "elevenlabs: delete agent agent_000001",
+        "kube: create Event AgentDeleted",
+        "store: delete {KEY}",
+        "kube: create Event ConfigDeleted",
+        "kube: patch finalizers []",
+    ]);
+    assert!(h.fake.phone_numbers().is_empty());
+}
+
+#[tokio::test]
+async fn changing_the_number_moves_the_assignment() {
+    let h = Harness::new(&clinic_with_phone(None), &[]).await;
+    let first = h.fake.insert_phone_number(NUMBER, None);
+    let second = h.fake.insert_phone_number("+40312345679", None);
+    created(&h).await;
+    assert_eq!(assigned(&h, &first), "agent_000001");
+
+    h.edit_spec(|spec| spec.phone_number = Some("+40312345679".into()));
+    h.reconcile().await;
+    h.assert_calls(&[
+        "elevenlabs: list phone numbers",
+        &format!("elevenlabs: unassign phone number {first}"),
+        "kube: create Event PhoneNumberUnassigned",
+        &format!("elevenlabs: assign phone number {second} to agent_000001"),
+        "kube: repeat Event PhoneNumberAssigned",
+        "store: get {KEY}",
+        "store: put {KEY}",
+        "kube: repeat Event ConfigSynced",
+        "kube: patch status",
+    ]);
+    assert_eq!(assigned(&h, &first), Value::Null);
+    assert_eq!(assigned(&h, &second), "agent_000001");
+    assert_eq!(phone_status(&h).0.as_deref(), Some(second.as_str()));
+}
+
+#[tokio::test]
+async fn the_newer_claimant_of_a_number_gets_a_condition_naming_the_holder_and_touches_nothing() {
+    let mut older = clinic_with_phone(None);
+    older.metadata.name = Some("front-desk".into());
+    older.metadata.uid = Some("11111111-aaaa-4bbb-8ccc-000000000002".into());
+    older.spec.location_id = "L0100002".into();
+    older.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_600_000_000).unwrap()));
+    let h = Harness::new(&clinic_with_phone(None), &[older]).await;
+    let number = h.fake.insert_phone_number(NUMBER, None);
+    let action = h.reconcile().await;
+    let calls = h.journal.take();
+    assert!(
+        !calls.iter().any(|c| c.contains("phone number")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"kube: create Event PhoneNumberHeld".to_owned()),
+        "{calls:?}"
+    );
+    assert_eq!(assigned(&h, &number), Value::Null);
+    let (id, on, _, cond, reason, message) = phone_status(&h);
+    assert_eq!((id, on), (None, Some(false)));
+    assert_eq!(
+        (cond.as_str(), reason.as_str()),
+        ("False", "PhoneNumberHeld")
+    );
+    assert!(
+        message.contains("VoiceAgent tenants/front-desk"),
+        "{message}"
+    );
+    // The agent itself is fine; the number is looked at again later.
+    assert_eq!(h.kube.current().status.unwrap().phase, Some(Phase::Active));
+    assert!(requeue_secs(&action) < 600.0, "{action:?}");
+}
+
+#[tokio::test]
+async fn a_number_another_agent_answers_is_left_alone_with_a_condition_naming_it() {
+    let h = Harness::new(&clinic_with_phone(None), &[]).await;
+    let fake_agent = "agent_someone_else";
+    h.fake
+        .insert(fake_agent, json!({"name": "Another team's agent"}));
+    let number = h.fake.insert_phone_number(NUMBER, Some(fake_agent));
+    h.reconcile().await;
+    let calls = h.journal.take();
+    assert!(calls.contains(&"elevenlabs: list phone numbers".to_owned()));
+    assert!(!calls.iter().any(|c| c.contains("assign")), "{calls:?}");
+    assert_eq!(assigned(&h, &number), fake_agent);
+    let (_, _, _, cond, reason, message) = phone_status(&h);
+    assert_eq!(
+        (cond.as_str(), reason.as_str()),
+        ("False", "PhoneNumberHeld")
+    );
+    assert!(message.contains(fake_agent), "{message}");
+}
+
+#[tokio::test]
+async fn a_missing_secret_or_key_is_named_in_the_condition_and_waited_out_not_hot_looped() {
+    let h = Harness::new(&clinic_with_phone(Some("clinic-twilio")), &[]).await;
+    let first = h.reconcile().await;
+    let (_, _, _, cond, reason, message) = phone_status(&h);
+    assert_eq!(
+        (cond.as_str(), reason.as_str()),
+        ("False", "TelephonySecretMissing")
+    );
+    assert!(
+        message.contains(
+            "Secret tenants/clinic-twilio (spec.telephony.twilioSecretRef) does not exist"
+        ),
+        "{message}"
+    );
+    assert!(h.fake.phone_numbers().is_empty());
+    assert!(
+        h.kube
+            .event_reasons()
+            .contains(&"TelephonySecretMissing".to_owned())
+    );
+    let wait = requeue_secs(&first);
+    assert!((5.0..600.0).contains(&wait), "{first:?}");
+
+    // Again with the same cause: no second Event, a wait again.
+    h.journal.take();
+    let again = h.reconcile().await;
+    let calls = h.journal.take();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("Event TelephonySecretMissing")),
+        "{calls:?}"
+    );
+    assert!(requeue_secs(&again) >= 5.0, "{again:?}");
+
+    // A Secret without the token: the key is named.
+    h.kube
+        .put_secret("clinic-twilio", &[("accountSid", "AC0123")]);
+    h.reconcile().await;
+    let (_, _, _, _, _, message) = phone_status(&h);
+    assert!(message.contains("lacks key authToken"), "{message}");
+    assert!(h.fake.phone_numbers().is_empty());
+
+    // With both keys the number is imported and assigned.
+    h.kube.put_secret(
+        "clinic-twilio",
+        &[("accountSid", "AC0123"), ("authToken", "tok")],
+    );
+    h.reconcile().await;
+    let (id, on, imported, cond, _, _) = phone_status(&h);
+    assert_eq!(
+        (id.as_deref(), on, imported, cond.as_str()),
+        (Some("phnum_000001"), Some(true), Some(true), "True")
+    );
+}
+
+#[tokio::test]
+async fn a_number_neither_in_the_workspace_nor_importable_names_the_fix() {
+    let h = Harness::new(&clinic_with_phone(None), &[]).await;
+    h.reconcile().await;
+    let (_, _, _, cond, reason, message) = phone_status(&h);
+    assert_eq!(
+        (cond.as_str(), reason.as_str()),
+        ("False", "PhoneNumberMissing")
+    );
+    assert!(
+        message.contains("spec.telephony.twilioSecretRef"),
+        "{message}"
+    );
 }

@@ -4,6 +4,7 @@
 //! wrappers share, so a test sees the whole call sequence in order.
 
 use futures::future::BoxFuture;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode};
@@ -51,6 +52,8 @@ pub struct MockKube {
     pub events: Arc<Mutex<Vec<Value>>>,
     /// Bodies of the status patches, in order.
     pub status_patches: Arc<Mutex<Vec<Value>>>,
+    /// Secrets of the VoiceAgent's namespace, by name.
+    pub secrets: Arc<Mutex<BTreeMap<String, Value>>>,
 }
 
 impl MockKube {
@@ -59,7 +62,13 @@ impl MockKube {
         let object = Arc::new(Mutex::new(serde_json::to_value(va).unwrap()));
         let events = Arc::new(Mutex::new(Vec::new()));
         let status_patches = Arc::new(Mutex::new(Vec::new()));
-        let (obj, ev, st) = (object.clone(), events.clone(), status_patches.clone());
+        let secrets = Arc::new(Mutex::new(BTreeMap::new()));
+        let (obj, ev, st, se) = (
+            object.clone(),
+            events.clone(),
+            status_patches.clone(),
+            secrets.clone(),
+        );
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
                 let method = request.method().to_string();
@@ -70,7 +79,10 @@ impl MockKube {
                 } else {
                     serde_json::from_slice(&body).unwrap()
                 };
-                let (status, answer) = answer(&method, uri.path(), body, &obj, &ev, &st, &journal);
+                let (status, answer) = match secret(&method, uri.path(), &se, &journal) {
+                    Some(found) => found,
+                    None => answer(&method, uri.path(), body, &obj, &ev, &st, &journal),
+                };
                 let response = Response::builder()
                     .status(status)
                     .header("content-type", "application/json")
@@ -84,7 +96,27 @@ impl MockKube {
             object,
             events,
             status_patches,
+            secrets,
         }
+    }
+
+    /// Stores Secret `name` in namespace `tenants` with `data` (plain
+    /// strings, base64-encoded as the API server returns them).
+    pub fn put_secret(&self, name: &str, data: &[(&str, &str)]) {
+        use base64::Engine;
+        let data: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                ((*k).to_owned(), json!(encoded))
+            })
+            .collect();
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "tenants"},
+            "data": data,
+        });
+        self.secrets.lock().unwrap().insert(name.to_owned(), secret);
     }
 
     /// The object as stored now.
@@ -105,6 +137,25 @@ impl MockKube {
             .map(|e| e["reason"].as_str().unwrap_or("").to_owned())
             .collect()
     }
+}
+
+/// `GET` of a Secret in namespace `tenants`; `None` for other requests.
+fn secret(
+    method: &str,
+    path: &str,
+    secrets: &Mutex<BTreeMap<String, Value>>,
+    journal: &Journal,
+) -> Option<(StatusCode, Value)> {
+    let name = path.strip_prefix("/api/v1/namespaces/tenants/secrets/")?;
+    journal.push(format!("kube: {} secret {name}", method.to_lowercase()));
+    Some(match secrets.lock().unwrap().get(name) {
+        Some(found) if method == "GET" => (StatusCode::OK, found.clone()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "reason": "NotFound", "code": 404, "message": format!("secrets {name:?} not found")}),
+        ),
+    })
 }
 
 fn answer(
