@@ -277,8 +277,8 @@ pub enum PhoneStep {
     Unassign(Id),
     /// Point the number at our agent.
     Assign(Id),
-    /// Import spec.phoneNumber (credentials from spec.telephony), then
-    /// assign it when `assign`.
+    /// Import spec.phoneNumber (credentials from spec.telephony), pointed
+    /// at our agent from the start when `assign`.
     Import { assign: bool },
 }
 

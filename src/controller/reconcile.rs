@@ -532,17 +532,18 @@ async fn sync_phone(
                         return Ok(Some(blocked(va, ctx, old, now, reason, message).await));
                     }
                 };
-                let id = platform.import_phone_number(&import).await?;
-                let note =
-                    format!("imported phone number {number} into the ElevenLabs workspace as {id}");
+                let to = assign.then_some(agent);
+                let id = platform.import_phone_number(&import, to).await?;
+                let note = match to {
+                    Some(agent) => format!(
+                        "imported phone number {number} into the ElevenLabs workspace as {id}; it reaches agent {agent}"
+                    ),
+                    None => format!(
+                        "imported phone number {number} into the ElevenLabs workspace as {id}"
+                    ),
+                };
                 ctx.event(va, EventType::Normal, Reason::PhoneNumberImported, note)
                     .await;
-                if assign {
-                    platform.assign_phone_number(&id, Some(agent)).await?;
-                    let note = format!("phone number {number} ({id}) now reaches agent {agent}");
-                    ctx.event(va, EventType::Normal, Reason::PhoneNumberAssigned, note)
-                        .await;
-                }
                 target = Some((id, true));
             }
         }

@@ -393,9 +393,17 @@ impl ElevenLabsClient {
         wire.into_iter().map(|w| w.checked(&operation)).collect()
     }
 
-    async fn import_phone(&self, import: &PhoneImport) -> Result<Id, ElevenLabsError> {
+    async fn import_phone(
+        &self,
+        import: &PhoneImport,
+        agent: Option<&Id>,
+    ) -> Result<Id, ElevenLabsError> {
         let mut call = Call::new(Method::POST, "v1/convai/phone-numbers".into());
-        call.body = Some(import.body());
+        let mut body = import.body();
+        if let Some(agent) = agent {
+            body["agent_id"] = Value::String(agent.to_string());
+        }
+        call.body = Some(body);
         call.repeat = Repeat::OnlyIfUnprocessed;
         let operation = call.operation();
         let answer = self.execute(call).await?;
@@ -551,8 +559,9 @@ impl AgentPlatform for ElevenLabsClient {
     fn import_phone_number<'a>(
         &'a self,
         import: &'a PhoneImport,
+        agent: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
-        Box::pin(self.import_phone(import))
+        Box::pin(self.import_phone(import, agent))
     }
 
     fn assign_phone_number<'a>(

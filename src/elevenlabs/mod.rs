@@ -46,10 +46,13 @@ pub trait AgentPlatform: Send + Sync {
     /// Every phone number of the workspace (`GET /v1/convai/phone-numbers`,
     /// not paged).
     fn list_phone_numbers(&self) -> BoxFuture<'_, Result<Vec<PhoneNumber>, ElevenLabsError>>;
-    /// Imports a number into the workspace, unassigned, and returns its id.
+    /// Imports a number into the workspace, pointed at `agent` from the
+    /// start (one call, so no failure can leave it imported but
+    /// unassigned), and returns its id.
     fn import_phone_number<'a>(
         &'a self,
         import: &'a PhoneImport,
+        agent: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<Id, ElevenLabsError>>;
     /// Points the number at `agent`, or at no agent (`agent_id: null`).
     fn assign_phone_number<'a>(

@@ -233,8 +233,14 @@ impl AgentPlatform for OfflinePlatform {
     fn import_phone_number<'a>(
         &'a self,
         import: &'a PhoneImport,
+        agent: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
         Box::pin(async move {
+            if let Some(agent) = agent
+                && !self.lock().contains_key(agent.as_str())
+            {
+                return Err(not_found("import phone number"));
+            }
             let raw = format!("phnum_offline_{}", uuid::Uuid::new_v4().simple());
             let id = Id::parse("phone_number_id", &raw).map_err(ElevenLabsError::InvalidId)?;
             let label = match import {
@@ -247,7 +253,7 @@ impl AgentPlatform for OfflinePlatform {
                     phone_number: import.phone_number().to_owned(),
                     label: label.clone(),
                     provider: import.provider(),
-                    assigned_agent: None,
+                    assigned_agent: agent.map(|a| a.as_str().to_owned()),
                 },
             );
             self.save_numbers(&numbers, "import phone number")?;
@@ -354,12 +360,29 @@ mod tests {
             label: "clinic".into(),
             outbound: None,
         };
-        let number = offline.import_phone_number(&import).await.unwrap();
+        let number = offline.import_phone_number(&import, None).await.unwrap();
+        assert_eq!(
+            offline.list_phone_numbers().await.unwrap()[0].assigned_agent,
+            None
+        );
         let assigned = offline
             .assign_phone_number(&number, Some(&agent_id))
             .await
             .unwrap();
         assert_eq!(assigned.assigned_agent.as_deref(), Some(agent_id.as_str()));
+        let other = PhoneImport::SipTrunk {
+            phone_number: "+40212345679".into(),
+            label: "clinic".into(),
+            outbound: None,
+        };
+        let second = offline
+            .import_phone_number(&other, Some(&agent_id))
+            .await
+            .unwrap();
+        assert_eq!(
+            offline.delete_phone_number(&second).await.unwrap(),
+            Deleted::Removed
+        );
         let unknown = Id::parse("agent_id", "agent_nobody").unwrap();
         assert!(matches!(
             offline.assign_phone_number(&number, Some(&unknown)).await,

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use voice_operator::controller::objects::KubeObjects;
 use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
 use voice_operator::crd::{
-    DeletionPolicy, FINALIZER, Phase, SecretRef, TelephonySpec, VoiceAgent, VoiceAgentSpec,
-    VoiceModel, VoiceSpec,
+    DeletionPolicy, FINALIZER, Phase, SecretRef, SipTransport, SipTrunkSpec, TelephonySpec,
+    VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
 };
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::tenant::sqlite::SqliteStore;
@@ -919,10 +919,8 @@ async fn a_number_imported_from_the_twilio_secret_is_assigned_and_removed_on_del
         "elevenlabs: get agent agent_000001",
         "elevenlabs: list phone numbers",
         "kube: get secret clinic-twilio",
-        &format!("elevenlabs: import phone number {NUMBER}"),
+        &format!("elevenlabs: import phone number {NUMBER} for agent_000001"),
         "kube: create Event PhoneNumberImported",
-        "elevenlabs: assign phone number phnum_000001 to agent_000001",
-        "kube: create Event PhoneNumberAssigned",
         "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
@@ -1108,4 +1106,38 @@ async fn a_number_neither_in_the_workspace_nor_importable_names_the_fix() {
         message.contains("spec.telephony.twilioSecretRef"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_sip_trunk_number_is_imported_without_any_secret() {
+    let mut va = clinic_with_phone(None);
+    va.spec.telephony = Some(TelephonySpec {
+        twilio_secret_ref: None,
+        sip_trunk: Some(SipTrunkSpec {
+            address: "sip.clinic.example.ro".into(),
+            transport: Some(SipTransport::Tls),
+            media_encryption: None,
+        }),
+    });
+    let h = Harness::new(&va, &[]).await;
+    h.reconcile().await;
+    let calls = h.journal.take();
+    assert!(!calls.iter().any(|c| c.contains("secret")), "{calls:?}");
+    assert!(
+        calls.contains(&format!(
+            "elevenlabs: import phone number {NUMBER} for agent_000001"
+        )),
+        "{calls:?}"
+    );
+    let number = &h.fake.phone_numbers()["phnum_000001"];
+    assert_eq!(number["provider"], "sip_trunk");
+    assert_eq!(
+        (
+            &number["outbound_trunk"]["address"],
+            &number["outbound_trunk"]["transport"]
+        ),
+        (&json!("sip.clinic.example.ro"), &json!("tls"))
+    );
+    assert_eq!(number["assigned_agent"]["agent_id"], "agent_000001");
+    assert_eq!(phone_status(&h).2, Some(true));
 }

@@ -94,7 +94,7 @@ async fn a_twilio_import_sends_sid_and_token_without_sms_and_is_never_resent_aft
     .await;
     let imported = api
         .client()
-        .import_phone_number(&twilio_import())
+        .import_phone_number(&twilio_import(), None)
         .await
         .unwrap();
     assert_eq!(imported.as_str(), "phnum_1");
@@ -109,7 +109,7 @@ async fn a_twilio_import_sends_sid_and_token_without_sms_and_is_never_resent_aft
         .await;
     let err = failing
         .client()
-        .import_phone_number(&twilio_import())
+        .import_phone_number(&twilio_import(), None)
         .await
         .unwrap_err();
     assert!(
@@ -134,7 +134,7 @@ async fn a_sip_trunk_import_sends_the_outbound_trunk() {
     .await;
     let imported = api
         .client()
-        .import_phone_number(&sip_import())
+        .import_phone_number(&sip_import(), None)
         .await
         .unwrap();
     assert_eq!(imported.as_str(), "phnum_2");
@@ -201,9 +201,20 @@ async fn the_stand_in_takes_the_clients_bodies_and_answers_as_the_response_model
     let fake = FakeElevenLabs::start(Faults::default()).await;
     let client = fake_client(&fake);
     fake.insert("agent_1", json!({"name": "Clinic"}));
-    let twilio = client.import_phone_number(&twilio_import()).await.unwrap();
-    let sip = client.import_phone_number(&sip_import()).await.unwrap();
     let agent = id("agent_1");
+    let twilio = client
+        .import_phone_number(&twilio_import(), None)
+        .await
+        .unwrap();
+    // Imported straight onto the agent: the body's agent_id.
+    let sip = client
+        .import_phone_number(&sip_import(), Some(&agent))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.phone_numbers()[sip.as_str()]["assigned_agent"]["agent_id"],
+        "agent_1"
+    );
     let on = client
         .assign_phone_number(&twilio, Some(&agent))
         .await
@@ -278,7 +289,7 @@ async fn the_stand_in_refuses_a_twilio_import_without_its_token_and_a_wrong_agen
         .unwrap_err();
     assert!(matches!(err, ElevenLabsError::NotFound { .. }), "{err}");
     let again = client
-        .import_phone_number(&twilio_import())
+        .import_phone_number(&twilio_import(), None)
         .await
         .unwrap_err();
     assert!(matches!(err_status(&again), Some(400)), "{again}");

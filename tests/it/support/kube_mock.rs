@@ -268,12 +268,16 @@ impl<P: AgentPlatform> AgentPlatform for JournaledPlatform<P> {
     fn import_phone_number<'a>(
         &'a self,
         import: &'a PhoneImport,
+        agent: Option<&'a Id>,
     ) -> BoxFuture<'a, Result<Id, ElevenLabsError>> {
-        self.journal.push(format!(
-            "elevenlabs: import phone number {}",
-            import.phone_number()
-        ));
-        self.inner.import_phone_number(import)
+        self.journal.push(match agent {
+            Some(agent) => format!(
+                "elevenlabs: import phone number {} for {agent}",
+                import.phone_number()
+            ),
+            None => format!("elevenlabs: import phone number {}", import.phone_number()),
+        });
+        self.inner.import_phone_number(import, agent)
     }
     fn assign_phone_number<'a>(
         &'a self,
