@@ -67,8 +67,10 @@ pub struct VoiceAgentSpec {
     #[schemars(length(min = 1, max = 200))]
     pub business_name: String,
 
-    /// false disables the agent: calls are refused, but the ElevenLabs agent
-    /// and its id are kept so that re-enabling reuses them.
+    /// false disables the agent: its phone number is unassigned, and a call
+    /// that reaches it anyway hears one closing sentence (its first message)
+    /// and nothing else runs; the ElevenLabs agent and its id are kept so
+    /// that re-enabling reuses them.
     #[serde(default = "default_true")]
     pub enabled: bool,
 

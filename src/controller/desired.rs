@@ -98,7 +98,14 @@ pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, Spe
     Ok(DesiredAgent {
         name: agent_name(va),
         tags: identity_tags(va)?,
-        first_message: spec.greeting.clone(),
+        // A disabled agent that a call reaches anyway (its number is
+        // unassigned; a widget or a test call) opens with the one closing
+        // sentence instead of a greeting that promises help.
+        first_message: if spec.enabled {
+            spec.greeting.clone()
+        } else {
+            crate::elevenlabs::model::closing_sentence(Some(&spec.language)).to_owned()
+        },
         language: spec.language.clone(),
         prompt,
         llm: Llm::Custom {
@@ -376,6 +383,22 @@ mod tests {
     }
 
     #[test]
+    fn a_disabled_agent_opens_with_the_closing_sentence_in_its_language() {
+        let mut va = clinic();
+        assert_eq!(
+            agent(&va, &operator()).unwrap().first_message,
+            "Bună ziua! Cu ce vă pot ajuta?"
+        );
+        va.spec.enabled = false;
+        let off = agent(&va, &operator()).unwrap();
+        assert_eq!(
+            off.first_message,
+            crate::elevenlabs::model::closing_sentence(Some("ro"))
+        );
+        assert!(off.first_message.starts_with("Ne pare rău"));
+    }
+
+    #[test]
     fn an_empty_custom_prompt_falls_back_to_the_operator_default() {
         let mut va = clinic();
         va.spec.custom_prompt = Some("  ".into());
@@ -466,9 +489,15 @@ mod tests {
                 config_hash(&base)
             );
         }
-        // Fields the agent does not carry leave the hash alone.
+        // enabled changes the first message, so the agent is updated.
         let mut va = pinned.clone();
         va.spec.enabled = false;
+        assert_ne!(
+            config_hash(&agent(&va, &operator()).unwrap()),
+            config_hash(&base)
+        );
+        // Fields the agent does not carry leave the hash alone.
+        let mut va = pinned.clone();
         va.spec.phone_number = None;
         assert_eq!(
             config_hash(&agent(&va, &operator()).unwrap()),

@@ -39,6 +39,15 @@ pub fn phone_holder<'a, T: Borrow<VoiceAgent>>(
     })
 }
 
+/// spec.phoneNumber of every VoiceAgent in `all` other than `me`.
+pub fn numbers_of_others<T: Borrow<VoiceAgent>>(me: &VoiceAgent, all: &[T]) -> Vec<String> {
+    all.iter()
+        .map(Borrow::borrow)
+        .filter(|va| !same(va, me))
+        .filter_map(|va| va.spec.phone_number.clone())
+        .collect()
+}
+
 /// The oldest of the VoiceAgents in `all` that `claims`, when older than `me`.
 fn senior_claimant<'a, T: Borrow<VoiceAgent>>(
     me: &VoiceAgent,
@@ -280,6 +289,8 @@ pub enum PhoneStep {
     /// Import spec.phoneNumber (credentials from spec.telephony), pointed
     /// at our agent from the start when `assign`.
     Import { assign: bool },
+    /// Remove a number this VoiceAgent imported and no longer names.
+    Delete(Id),
 }
 
 /// Why the number is left alone.
@@ -294,7 +305,8 @@ pub enum PhoneBlock {
 /// What to do about the phone numbers of one VoiceAgent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhonePlan {
-    /// In order.
+    /// In order: spec.phoneNumber first, so that a failure half-way never
+    /// leaves the agent without a number; then the numbers let go.
     pub steps: Vec<PhoneStep>,
     /// The number spec.phoneNumber is in the workspace, when it is there,
     /// and whether the operator imported it.
@@ -308,10 +320,37 @@ pub struct PhoneView<'a> {
     pub enabled: bool,
     pub can_import: bool,
     pub agent: &'a Id,
+    /// The VoiceAgent's uid, which the label of a number it imported carries.
+    pub uid: &'a str,
     pub old: &'a VoiceAgentStatus,
     pub numbers: &'a [PhoneNumber],
     /// Agent ids of every VoiceAgent this operator manages.
     pub ours: &'a [String],
+    /// spec.phoneNumber of every other VoiceAgent: a number one of them
+    /// names is never removed.
+    pub claimed: &'a [String],
+    /// deletionPolicy Delete: a number this VoiceAgent imported and no
+    /// longer names is removed from the workspace.
+    pub delete_imported: bool,
+}
+
+/// The label a number imported for a VoiceAgent carries: its business and
+/// location for people, and its uid, so that the operator recognises the
+/// import even when the answer to the import request was lost.
+pub fn import_label(business_name: &str, location_id: &str, uid: &str) -> String {
+    format!("{business_name} ({location_id}) {}", import_mark(uid))
+}
+
+fn import_mark(uid: &str) -> String {
+    format!("[voice-operator {uid}]")
+}
+
+/// Whether the VoiceAgent `uid` imported `n`: its label carries the mark,
+/// or the status recorded the import.
+fn imported_by(n: &PhoneNumber, uid: &str, old: &VoiceAgentStatus) -> bool {
+    (!uid.is_empty() && n.label.ends_with(&import_mark(uid)))
+        || (old.phone_number_id.as_deref() == Some(n.phone_number_id.as_str())
+            && old.phone_number_imported == Some(true))
 }
 
 /// The steps that point spec.phoneNumber at our agent (or at none while
@@ -336,66 +375,58 @@ pub fn phone_plan(v: &PhoneView<'_>) -> PhonePlan {
             }),
         };
     }
-    let mut steps: Vec<PhoneStep> = v
-        .numbers
-        .iter()
-        .filter(|n| mine(n) && Some(n.phone_number.as_str()) != v.spec_number)
-        .map(|n| PhoneStep::Unassign(n.phone_number_id.clone()))
-        .collect();
-    let Some(_) = v.spec_number else {
-        return PhonePlan {
-            steps,
-            target: None,
-            blocked: None,
-        };
-    };
-    match wanted {
-        Some(found) => {
+    let mut steps = Vec::new();
+    let mut target = None;
+    let mut blocked = None;
+    match (v.spec_number, wanted) {
+        (None, _) => {}
+        (Some(_), Some(found)) => {
             let id = found.phone_number_id.clone();
             if v.enabled && !mine(found) {
                 steps.push(PhoneStep::Assign(id.clone()));
             } else if !v.enabled && mine(found) {
                 steps.push(PhoneStep::Unassign(id.clone()));
             }
-            let imported = v.old.phone_number_id.as_deref() == Some(id.as_str())
-                && v.old.phone_number_imported == Some(true);
-            PhonePlan {
-                steps,
-                target: Some((id, imported)),
-                blocked: None,
-            }
+            target = Some((id, imported_by(found, v.uid, v.old)));
         }
-        None if !v.enabled => PhonePlan {
-            steps,
-            target: None,
-            blocked: None,
-        },
-        None if v.can_import => {
-            steps.push(PhoneStep::Import { assign: true });
-            PhonePlan {
-                steps,
-                target: None,
-                blocked: None,
-            }
+        (Some(_), None) if !v.enabled => {}
+        (Some(_), None) if v.can_import => steps.push(PhoneStep::Import { assign: true }),
+        (Some(_), None) => blocked = Some(PhoneBlock::NotInWorkspace),
+    }
+    for n in v.numbers {
+        if Some(n.phone_number.as_str()) == v.spec_number {
+            continue;
         }
-        None => PhonePlan {
-            steps,
-            target: None,
-            blocked: Some(PhoneBlock::NotInWorkspace),
-        },
+        if mine(n) {
+            steps.push(PhoneStep::Unassign(n.phone_number_id.clone()));
+        }
+        if v.delete_imported
+            && imported_by(n, v.uid, v.old)
+            && !v.claimed.contains(&n.phone_number)
+        {
+            steps.push(PhoneStep::Delete(n.phone_number_id.clone()));
+        }
+    }
+    PhonePlan {
+        steps,
+        target,
+        blocked,
     }
 }
 
 /// The phone-number calls of a deletion: every number pointing at one of
-/// `agents` (ours) is unassigned, and with `delete_imported` the number
-/// status says the operator imported is removed from the workspace. A
-/// number it found there is never removed.
+/// `agents` (ours) is unassigned, and with `delete_imported` every number
+/// this VoiceAgent imported (label mark or status) that no other
+/// VoiceAgent names is removed from the workspace. A number it found
+/// there is never removed.
 pub fn phone_cleanup(
     numbers: &[PhoneNumber],
     agents: &[Id],
+    uid: &str,
     old: &VoiceAgentStatus,
+    claimed: &[String],
     delete_imported: bool,
-) -> (Vec<Id>, Option<Id>) {
+) -> (Vec<Id>, Vec<Id>) {
     let unassign = numbers
         .iter()
         .filter(|n| {
@@ -405,12 +436,15 @@ pub fn phone_cleanup(
         })
         .map(|n| n.phone_number_id.clone())
         .collect();
-    let delete = old
-        .phone_number_id
-        .as_deref()
-        .filter(|_| delete_imported && old.phone_number_imported == Some(true))
-        .and_then(|id| numbers.iter().find(|n| n.phone_number_id.as_str() == id))
-        .map(|n| n.phone_number_id.clone());
+    let delete = numbers
+        .iter()
+        .filter(|n| {
+            delete_imported
+                && imported_by(n, uid, old)
+                && !claimed.contains(&n.phone_number)
+        })
+        .map(|n| n.phone_number_id.clone())
+        .collect();
     (unassign, delete)
 }
 
@@ -752,6 +786,8 @@ mod tests {
     const A: &str = "+40312345678";
     const B: &str = "+40312345679";
 
+    const UID: &str = "u-me";
+
     fn plan_for(
         spec: Option<&str>,
         enabled: bool,
@@ -759,16 +795,39 @@ mod tests {
         numbers: &[PhoneNumber],
         old: &VoiceAgentStatus,
     ) -> PhonePlan {
+        plan_with(spec, enabled, can_import, numbers, old, &[], false)
+    }
+
+    fn plan_with(
+        spec: Option<&str>,
+        enabled: bool,
+        can_import: bool,
+        numbers: &[PhoneNumber],
+        old: &VoiceAgentStatus,
+        claimed: &[String],
+        delete_imported: bool,
+    ) -> PhonePlan {
         let agent = Id::parse("agent_id", "agent_me").unwrap();
         phone_plan(&PhoneView {
             spec_number: spec,
             enabled,
             can_import,
             agent: &agent,
+            uid: UID,
             old,
             numbers,
             ours: &["agent_me".into(), "agent_sibling".into()],
+            claimed,
+            delete_imported,
         })
+    }
+
+    /// A number this VoiceAgent imported: its label carries the mark.
+    fn imported(id: &str, e164: &str, agent: Option<&str>) -> PhoneNumber {
+        PhoneNumber {
+            label: import_label("Clinica Dr. Pop", "L1", UID),
+            ..number(id, e164, agent)
+        }
     }
 
     #[test]
@@ -813,13 +872,71 @@ mod tests {
     fn a_changed_number_moves_and_a_removed_one_is_let_go() {
         let none = VoiceAgentStatus::default();
         let numbers = [number("p1", A, Some("agent_me")), number("p2", B, None)];
+        // The new number first: a failure half-way leaves the agent
+        // reachable on the old one.
         assert_eq!(
             plan_for(Some(B), true, false, &numbers, &none).steps,
-            [PhoneStep::Unassign(pid("p1")), PhoneStep::Assign(pid("p2"))]
+            [PhoneStep::Assign(pid("p2")), PhoneStep::Unassign(pid("p1"))]
+        );
+        assert_eq!(
+            plan_for(Some(B), true, true, &numbers[..1], &none).steps,
+            [
+                PhoneStep::Import { assign: true },
+                PhoneStep::Unassign(pid("p1"))
+            ]
+        );
+        // Moving to a number that cannot be had: blocked, the old one kept.
+        assert_eq!(
+            plan_for(Some(B), true, false, &numbers[..1], &none).blocked,
+            Some(PhoneBlock::NotInWorkspace)
         );
         let plan = plan_for(None, true, false, &numbers, &none);
         assert_eq!(plan.steps, [PhoneStep::Unassign(pid("p1"))]);
         assert_eq!(plan.target, None);
+    }
+
+    #[test]
+    fn a_number_let_go_is_removed_only_when_imported_here_unclaimed_and_policy_delete() {
+        let none = VoiceAgentStatus::default();
+        let numbers = [imported("p1", A, Some("agent_me")), number("p2", B, None)];
+        let moved = plan_with(Some(B), true, false, &numbers, &none, &[], true);
+        assert_eq!(
+            moved.steps,
+            [
+                PhoneStep::Assign(pid("p2")),
+                PhoneStep::Unassign(pid("p1")),
+                PhoneStep::Delete(pid("p1"))
+            ]
+        );
+        // Retained by policy, or named by another VoiceAgent: kept.
+        let retained = plan_with(Some(B), true, false, &numbers, &none, &[], false);
+        assert!(!retained.steps.contains(&PhoneStep::Delete(pid("p1"))));
+        let claimed = plan_with(Some(B), true, false, &numbers, &none, &[A.into()], true);
+        assert!(!claimed.steps.contains(&PhoneStep::Delete(pid("p1"))));
+        // Found in the workspace (no mark, status says found): kept.
+        let found = [number("p1", A, Some("agent_me")), number("p2", B, None)];
+        let plan = plan_with(Some(B), true, false, &found, &none, &[], true);
+        assert!(!plan.steps.contains(&PhoneStep::Delete(pid("p1"))));
+        // Imported by another VoiceAgent (another uid in the mark): kept.
+        let theirs = [PhoneNumber {
+            label: import_label("Other", "L9", "u-other"),
+            ..number("p3", A, None)
+        }];
+        let plan = plan_with(None, true, false, &theirs, &none, &[], true);
+        assert!(plan.steps.is_empty());
+    }
+
+    #[test]
+    fn an_import_whose_answer_was_lost_is_still_known_as_imported() {
+        // The import went through but its answer never came back, so the
+        // status does not know the id; the label's mark does.
+        let none = VoiceAgentStatus::default();
+        let numbers = [imported("p1", A, Some("agent_me"))];
+        let plan = plan_for(Some(A), true, true, &numbers, &none);
+        assert!(plan.steps.is_empty());
+        assert_eq!(plan.target, Some((pid("p1"), true)));
+        let (_, delete) = phone_cleanup(&numbers, &[], UID, &none, &[], true);
+        assert_eq!(delete, [pid("p1")]);
     }
 
     #[test]
@@ -859,15 +976,36 @@ mod tests {
             phone_number_imported: Some(imported),
             ..VoiceAgentStatus::default()
         };
-        let both = phone_cleanup(&numbers, std::slice::from_ref(&me), &status(true), true);
-        assert_eq!(both, (vec![pid("p1")], Some(pid("p1"))));
-        let found = phone_cleanup(&numbers, std::slice::from_ref(&me), &status(false), true);
-        assert_eq!(found, (vec![pid("p1")], None));
-        let retained = phone_cleanup(&numbers, std::slice::from_ref(&me), &status(true), false);
-        assert_eq!(retained, (vec![pid("p1")], None));
+        let cleanup =
+            |numbers: &[PhoneNumber], imported: bool, claimed: &[String], delete: bool| {
+                phone_cleanup(
+                    numbers,
+                    std::slice::from_ref(&me),
+                    UID,
+                    &status(imported),
+                    claimed,
+                    delete,
+                )
+            };
+        assert_eq!(
+            cleanup(&numbers, true, &[], true),
+            (vec![pid("p1")], vec![pid("p1")])
+        );
+        assert_eq!(
+            cleanup(&numbers, false, &[], true),
+            (vec![pid("p1")], vec![])
+        );
+        assert_eq!(
+            cleanup(&numbers, true, &[], false),
+            (vec![pid("p1")], vec![])
+        );
+        // Another VoiceAgent names it now: unassigned, kept.
+        assert_eq!(
+            cleanup(&numbers, true, &[A.into()], true),
+            (vec![pid("p1")], vec![])
+        );
         // Gone from the workspace already: nothing to delete.
-        let gone = phone_cleanup(&numbers[1..], &[me], &status(true), true);
-        assert_eq!(gone, (vec![], None));
+        assert_eq!(cleanup(&numbers[1..], true, &[], true), (vec![], vec![]));
     }
 
     #[test]

@@ -478,14 +478,19 @@ async fn sync_phone(
         .iter()
         .filter_map(|c| c.status.as_ref()?.agent_id.clone())
         .collect();
+    let claimed = plan::numbers_of_others(va, &claims);
+    let uid = va.metadata.uid.as_deref().unwrap_or_default();
     let plan = plan::phone_plan(&PhoneView {
         spec_number,
         enabled,
         can_import: va.spec.telephony.is_some(),
         agent,
+        uid,
         old,
         numbers: &numbers,
         ours: &ours,
+        claimed: &claimed,
+        delete_imported: va.spec.deletion_policy == DeletionPolicy::Delete,
     });
     let number = spec_number.unwrap_or_default();
     match plan.blocked {
@@ -545,6 +550,14 @@ async fn sync_phone(
                 ctx.event(va, EventType::Normal, Reason::PhoneNumberImported, note)
                     .await;
                 target = Some((id, true));
+            }
+            PhoneStep::Delete(id) => {
+                platform.delete_phone_number(&id).await?;
+                let note = format!(
+                    "removed phone number {id}, which the operator had imported and spec.phoneNumber no longer names, from the ElevenLabs workspace"
+                );
+                ctx.event(va, EventType::Normal, Reason::PhoneNumberDeleted, note)
+                    .await;
             }
         }
     }
@@ -627,7 +640,11 @@ async fn phone_import(
     number: &str,
 ) -> Result<Result<PhoneImport, String>, Error> {
     let telephony = va.spec.telephony.as_ref();
-    let label = format!("{} ({})", va.spec.business_name, va.spec.location_id);
+    let label = plan::import_label(
+        &va.spec.business_name,
+        &va.spec.location_id,
+        va.metadata.uid.as_deref().unwrap_or_default(),
+    );
     if let Some(trunk) = telephony.and_then(|t| t.sip_trunk.as_ref()) {
         return Ok(Ok(PhoneImport::SipTrunk {
             phone_number: number.to_owned(),
@@ -698,14 +715,17 @@ async fn cleanup_phone(va: &VoiceAgent, ctx: &Context, agents: &[Id]) -> Result<
     let platform = ctx.platform.as_ref();
     let numbers = platform.list_phone_numbers().await?;
     let delete_imported = va.spec.deletion_policy == DeletionPolicy::Delete;
-    let (unassign, delete) = plan::phone_cleanup(&numbers, agents, &old, delete_imported);
+    let claimed = plan::numbers_of_others(va, &ctx.claims.state());
+    let uid = va.metadata.uid.as_deref().unwrap_or_default();
+    let (unassign, delete) =
+        plan::phone_cleanup(&numbers, agents, uid, &old, &claimed, delete_imported);
     for id in unassign {
         platform.assign_phone_number(&id, None).await?;
         let note = format!("phone number {id} no longer reaches this VoiceAgent's agent");
         ctx.event(va, EventType::Normal, Reason::PhoneNumberUnassigned, note)
             .await;
     }
-    if let Some(id) = delete {
+    for id in delete {
         platform.delete_phone_number(&id).await?;
         let note = format!(
             "removed phone number {id}, which the operator had imported, from the ElevenLabs workspace"

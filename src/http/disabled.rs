@@ -11,31 +11,9 @@ use crate::tenant::TenantConfig;
 /// so that the audit trail shows calls that reached a disabled agent.
 pub const TENANT_DISABLED: &str = "tenantDisabled";
 
-/// The closing sentence per ElevenLabs language code; the first is the
-/// fallback for every language without one.
-const CLOSING: [(&str, &str); 2] = [
-    (
-        "en",
-        "Sorry, this line is not taking calls at the moment, please call again later.",
-    ),
-    (
-        "ro",
-        "Ne pare rău, această linie nu preia apeluri în acest moment, vă rugăm să reveniți mai târziu.",
-    ),
-];
-
 /// The closing sentence for `language`, English when it has none (or when
 /// the language is not known).
-pub fn sentence_for(language: Option<&str>) -> &'static str {
-    let language = language.unwrap_or_default();
-    // `pt-br` and the like share their base language's sentence.
-    let base = language.split(['-', '_']).next().unwrap_or_default();
-    CLOSING
-        .iter()
-        .find(|(code, _)| code.eq_ignore_ascii_case(base))
-        .unwrap_or(&CLOSING[0])
-        .1
-}
+pub use crate::elevenlabs::model::closing_sentence as sentence_for;
 
 /// The closing sentence for a call to `tenant`'s agent, in the language
 /// its ElevenLabs agent speaks (the tenant item does not carry it).
@@ -46,24 +24,4 @@ pub async fn closing_sentence(state: &AppState, tenant: &TenantConfig) -> &'stat
         "the voice agent is disabled; the caller hears the closing sentence"
     );
     sentence_for(language.as_deref())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sentence_follows_the_language_and_falls_back_to_english() {
-        assert!(sentence_for(Some("ro")).starts_with("Ne pare rău"));
-        assert!(sentence_for(Some("RO")).starts_with("Ne pare rău"));
-        assert!(sentence_for(Some("en")).starts_with("Sorry"));
-        assert_eq!(sentence_for(Some("ja")), sentence_for(Some("en")));
-        assert_eq!(sentence_for(None), sentence_for(Some("en")));
-        assert_eq!(sentence_for(Some("")), sentence_for(Some("en")));
-        for (_, sentence) in CLOSING {
-            // One sentence: a single full stop, at the end.
-            assert_eq!(sentence.matches('.').count(), 1, "{sentence}");
-            assert!(sentence.ends_with('.'), "{sentence}");
-        }
-    }
 }

@@ -25,8 +25,6 @@ pub enum ApiError {
     NotJson(String),
     #[error("no voice agent is configured for {0}")]
     UnknownTenant(TenantKey),
-    #[error("the voice agent of {0} is disabled")]
-    Disabled(TenantKey),
     /// The change collides with what someone else manages.
     #[error("{0}")]
     Conflict(String),
@@ -56,7 +54,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadField { .. } | ApiError::NotJson(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownTenant(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Disabled(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

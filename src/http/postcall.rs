@@ -393,8 +393,15 @@ pub async fn conversation_init(
     let request: InitRequest = parse_json(&body)?;
     let agent = Id::parse("agent_id", &request.agent_id)?;
     let tenant = state.tenant_of_agent(&agent).await?;
+    // A disabled tenant's call is answered like any other: its agent opens
+    // with the closing sentence and the custom-LLM route repeats it. An
+    // error here would make ElevenLabs fail the call without a word.
     if !tenant.settings.enabled {
-        return Err(ApiError::Disabled(tenant.key));
+        tracing::info!(
+            business_id = %tenant.key.business_id,
+            location_id = %tenant.key.location_id,
+            "a call reached a disabled VoiceAgent's agent; it hears the closing sentence"
+        );
     }
     let correlation = match &request.call_sid {
         Some(sid) => Id::parse("call_sid", sid)?.to_string(),

@@ -230,10 +230,12 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
     assert_eq!(
         fake.take_log(),
         [
+            format!("PATCH /v1/convai/agents/{agent_id}"),
+            format!("GET /v1/convai/agents/{agent_id}"),
             "GET /v1/convai/phone-numbers".to_owned(),
             format!("PATCH /v1/convai/phone-numbers/{number}")
         ],
-        "disabling only takes the number off the agent"
+        "disabling gives the agent its closing sentence and takes the number off it"
     );
     assert_eq!(
         fake.phone_numbers()[&number]["assigned_agent"],
@@ -361,7 +363,7 @@ async fn a_phone_number_is_imported_assigned_released_moved_and_removed_on_a_rea
         .await
         .unwrap();
     let moved = phone_settled(&api, &name, Phase::Active, true).await;
-    let second = moved.status.unwrap().phone_number_id.unwrap();
+    let second = moved.status.clone().unwrap().phone_number_id.unwrap();
     assert_ne!(second, first);
     let numbers = fake.phone_numbers();
     assert_eq!(numbers[&second]["phone_number"], "+40312345679");
@@ -369,7 +371,16 @@ async fn a_phone_number_is_imported_assigned_released_moved_and_removed_on_a_rea
         numbers[&second]["assigned_agent"]["agent_id"],
         agent_id.as_str()
     );
-    assert_eq!(numbers[&first]["assigned_agent"], serde_json::Value::Null);
+    // The first number was imported for this VoiceAgent (its label says
+    // so) and nobody names it now: with deletionPolicy Delete it goes.
+    assert!(!numbers.contains_key(&first), "{numbers:?}");
+    let uid = moved.metadata.uid.clone().unwrap();
+    assert!(
+        numbers[&second]["label"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&format!("[voice-operator {uid}]"))),
+        "{numbers:?}"
+    );
 
     // delete (policy Delete) -> the imported number goes, then the agent
     api.delete(&name, &DeleteParams::default()).await.unwrap();

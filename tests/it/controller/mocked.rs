@@ -251,7 +251,13 @@ async fn switch(h: &Harness, on: bool) {
     h.edit_spec(|spec| spec.enabled = on);
     h.reconcile().await;
     let event = if on { "Enabled" } else { "Disabled" };
+    // The agent's first message follows: the greeting, or the closing
+    // sentence while disabled.
+    let updated = if on { "repeat" } else { "create" };
     h.assert_calls(&[
+        "elevenlabs: update agent agent_000001",
+        &format!("kube: {updated} Event Updated"),
+        "elevenlabs: get agent agent_000001",
         "store: get {KEY}",
         &format!("store: set {{KEY}} enabled={on}"),
         &format!("kube: create Event {event}"),
@@ -860,6 +866,9 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
     h.edit_spec(|spec| spec.enabled = false);
     h.reconcile().await;
     h.assert_calls(&[
+        "elevenlabs: update agent agent_000001",
+        "kube: create Event Updated",
+        "elevenlabs: get agent agent_000001",
         "elevenlabs: list phone numbers",
         &format!("elevenlabs: unassign phone number {number}"),
         "kube: create Event PhoneNumberUnassigned",
@@ -874,6 +883,9 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
     h.edit_spec(|spec| spec.enabled = true);
     h.reconcile().await;
     h.assert_calls(&[
+        "elevenlabs: update agent agent_000001",
+        "kube: repeat Event Updated",
+        "elevenlabs: get agent agent_000001",
         "elevenlabs: list phone numbers",
         &format!("elevenlabs: assign phone number {number} to agent_000001"),
         "kube: repeat Event PhoneNumberAssigned",
@@ -967,10 +979,10 @@ async fn changing_the_number_moves_the_assignment() {
     h.reconcile().await;
     h.assert_calls(&[
         "elevenlabs: list phone numbers",
-        &format!("elevenlabs: unassign phone number {first}"),
-        "kube: create Event PhoneNumberUnassigned",
         &format!("elevenlabs: assign phone number {second} to agent_000001"),
         "kube: repeat Event PhoneNumberAssigned",
+        &format!("elevenlabs: unassign phone number {first}"),
+        "kube: create Event PhoneNumberUnassigned",
         "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",

@@ -685,6 +685,11 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
                "conversation_config": {}, "platform_settings": {}}),
     );
     elevenlabs.insert(
+        "agent_b2",
+        json!({"name": "Agent Salon", "tags": ["voice-operator", "tenant:B0200002:L0200002"],
+               "conversation_config": {}, "platform_settings": {}}),
+    );
+    elevenlabs.insert(
         "agent_stranger",
         json!({"name": "Not ours", "tags": [], "conversation_config": {}, "platform_settings": {}}),
     );
@@ -748,6 +753,20 @@ async fn conversation_init_gives_the_tenant_of_the_calling_agent() {
     assert_eq!(
         records.last().unwrap()["data"]["agentSessionId"],
         json!("CA1234567890abcdef")
+    );
+
+    // A disabled tenant's call is answered too (an error would make
+    // ElevenLabs fail the call without a word): its agent speaks the
+    // closing sentence.
+    bridge
+        .tenant("B0200002", "L0200002", "agent_b2", false)
+        .await;
+    let request = json!({"agent_id": "agent_b2", "call_sid": "CA1234567890abcdee"});
+    let (status, answer) = signed_json(&url, &request).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["dynamic_variables"]["business_id"],
+        json!("B0200002")
     );
 }
 
