@@ -117,6 +117,25 @@ pub struct VoiceAgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telephony: Option<TelephonySpec>,
 
+    /// Staff numbers the agent may hand a caller to, each with the
+    /// situation in words ("the caller asks for a person", "a dental
+    /// emergency"). The agent gets ElevenLabs' transfer_to_number tool
+    /// for them; without any, it can only end the call. Every transfer is
+    /// in the action log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub transfer: Vec<TransferRule>,
+
+    /// IANA time zone of the location (Europe/Bucharest). ElevenLabs puts
+    /// the current date and time in this zone into the agent's prompt, so
+    /// that "tomorrow at ten" becomes the right date; UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+    )]
+    pub time_zone: Option<String>,
+
     /// How the voice speaks: TTS model, stability, speed and similarity.
     /// ElevenLabs' defaults apply to what is left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +155,20 @@ pub struct VoiceAgentSpec {
     /// removed either way.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// A staff number a caller can be handed to, and when.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferRule {
+    /// The number to transfer to, in E.164 form (+40722000111).
+    #[schemars(regex(pattern = r"^\+[1-9][0-9]{1,14}$"))]
+    pub number: String,
+
+    /// When to transfer, in words the agent's model reads ("the caller
+    /// asks for a person").
+    #[schemars(length(min = 1, max = 500))]
+    pub condition: String,
 }
 
 /// The CEL rule behind [`VoiceAgentSpec`]'s model check: an English-only

@@ -8,6 +8,7 @@ use clap::Args;
 use super::{TenantStoreArgs, public_url, whole};
 use crate::controller::Timing;
 use crate::controller::desired::OperatorSettings;
+use crate::elevenlabs::model::DEFAULT_CASCADE_TIMEOUT_SECS;
 
 /// Settings of `controller` and `run`.
 #[derive(Debug, Args)]
@@ -111,6 +112,14 @@ pub struct AgentArgs {
     #[arg(long, env = "VOICE_OPERATOR_DEFAULT_PROMPT", default_value = DEFAULT_PROMPT)]
     pub default_prompt: String,
 
+    /// Seconds ElevenLabs waits for the custom-LLM route's first words
+    /// before it sends the same request again (every agent's
+    /// cascade_timeout_seconds, 2 to 15). The route sends buffer words well
+    /// within it, and a repeated request joins the turn already running.
+    #[arg(long, env = "VOICE_OPERATOR_CASCADE_TIMEOUT_SECONDS",
+          default_value_t = DEFAULT_CASCADE_TIMEOUT_SECS, value_parser = cascade_timeout)]
+    pub cascade_timeout_seconds: f64,
+
     /// Seconds between checks of each agent for changes made by hand in
     /// the ElevenLabs dashboard.
     #[arg(long, env = "VOICE_OPERATOR_RESYNC_SECS", default_value_t = Timing::default().resync.as_secs(),
@@ -127,6 +136,7 @@ impl AgentArgs {
             llm_secret_id,
             default_prompt: self.default_prompt.clone(),
             post_call_webhook_id: self.post_call_webhook_id.clone(),
+            cascade_timeout_secs: self.cascade_timeout_seconds,
         }
     }
 
@@ -155,6 +165,16 @@ fn secret_name(raw: &str) -> Result<String, String> {
 }
 
 /// A workspace webhook id: anything but blank, trimmed.
+/// ElevenLabs' range for `cascade_timeout_seconds` (`PromptAgentAPIModel`).
+fn cascade_timeout(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(secs) if (2.0..=15.0).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "{raw:?} is not a number of seconds from 2 to 15 (ElevenLabs' range for cascade_timeout_seconds)"
+        )),
+    }
+}
+
 fn webhook_id(raw: &str) -> Result<String, String> {
     let id = raw.trim();
     if id.is_empty() {

@@ -5,7 +5,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::crd::VoiceAgent;
-use crate::elevenlabs::model::{PostCallWebhook, Privacy, Tts, tts_model_for, tts_model_refusal};
+use crate::elevenlabs::model::{
+    PostCallWebhook, Privacy, Transfer, Tts, tts_model_for, tts_model_refusal,
+};
 use crate::elevenlabs::{DesiredAgent, Llm};
 use crate::ids::{Id, IdError};
 use crate::tenant::{BedrockAgentRef, ConversationSettings, TenantKey, TenantSettings};
@@ -26,6 +28,9 @@ pub struct OperatorSettings {
     /// Workspace webhook every agent sends its post-call events to
     /// (`--post-call-webhook-id`); the workspace-wide one when unset.
     pub post_call_webhook_id: Option<String>,
+    /// `--cascade-timeout-seconds`: every agent's
+    /// `prompt.cascade_timeout_seconds`.
+    pub cascade_timeout_secs: f64,
 }
 
 /// A spec the operator cannot act on (the API server's schema normally
@@ -120,6 +125,16 @@ pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, Spe
         tts: tts(va)?,
         turn_timeout_secs: spec.conversation.turn_timeout_seconds,
         max_duration_secs: spec.conversation.max_duration_seconds,
+        time_zone: spec.time_zone.clone(),
+        cascade_timeout_secs: op.cascade_timeout_secs,
+        transfers: spec
+            .transfer
+            .iter()
+            .map(|t| Transfer {
+                number: t.number.clone(),
+                condition: t.condition.clone(),
+            })
+            .collect(),
         privacy: Some(Privacy {
             record_voice: spec.conversation.record_calls,
             retention_days: spec.conversation.retention_days,
@@ -243,6 +258,7 @@ mod tests {
             llm_secret_id: Some("sec_llm".into()),
             default_prompt: "You are a helpful receptionist.".into(),
             post_call_webhook_id: None,
+            cascade_timeout_secs: 6.0,
         }
     }
 
@@ -383,6 +399,46 @@ mod tests {
     }
 
     #[test]
+    fn transfers_time_zone_and_cascade_timeout_reach_the_agent_prompt() {
+        let mut va = clinic();
+        let plain = agent(&va, &operator()).unwrap().body();
+        let prompt = &plain["conversation_config"]["agent"]["prompt"];
+        assert_eq!(prompt["cascade_timeout_seconds"], 6.0);
+        assert_eq!(
+            prompt["built_in_tools"]["end_call"]["params"]["system_tool_type"],
+            "end_call"
+        );
+        assert!(prompt["built_in_tools"]["transfer_to_number"].is_null());
+        assert!(prompt.get("timezone").is_none());
+
+        va.spec.time_zone = Some("Europe/Bucharest".into());
+        va.spec.transfer = vec![
+            crate::crd::TransferRule {
+                number: "+40722000111".into(),
+                condition: "the caller asks for a person".into(),
+            },
+            crate::crd::TransferRule {
+                number: "+40722000222".into(),
+                condition: "a dental emergency".into(),
+            },
+        ];
+        let body = agent(&va, &operator()).unwrap().body();
+        let prompt = &body["conversation_config"]["agent"]["prompt"];
+        assert_eq!(prompt["timezone"], "Europe/Bucharest");
+        let tool = &prompt["built_in_tools"]["transfer_to_number"];
+        assert_eq!(tool["name"], "transfer_to_number");
+        assert_eq!(
+            tool["params"]["transfers"],
+            serde_json::json!([
+                {"transfer_destination": {"type": "phone", "phone_number": "+40722000111"},
+                 "condition": "the caller asks for a person"},
+                {"transfer_destination": {"type": "phone", "phone_number": "+40722000222"},
+                 "condition": "a dental emergency"},
+            ])
+        );
+    }
+
+    #[test]
     fn a_disabled_agent_opens_with_the_closing_sentence_in_its_language() {
         let mut va = clinic();
         assert_eq!(
@@ -446,12 +502,20 @@ mod tests {
         // PATCH after the upgrade; do it only on purpose. (Last moved on
         // purpose by the TTS model, the conversation-id header and the
         // privacy settings, without which ElevenLabs refuses or
-        // misconfigures the agent.) The value is the
+        // misconfigures the agent; then by the end_call tool and the
+        // explicit cascade timeout.) The value is the
         // first 16 bytes of SHA-256 over the body as compact JSON with
         // sorted keys, as Python's json.dumps(body, sort_keys=True,
         // separators=(",", ":"), ensure_ascii=False) also writes it.
-        assert_eq!(config_hash(&base), "7c9cf732a4632123d63b9e5af0e772bf");
-        let changes: [fn(&mut VoiceAgent); 12] = [
+        assert_eq!(config_hash(&base), "f82c1b35780a9130b1d273bbe796489b");
+        let changes: [fn(&mut VoiceAgent); 14] = [
+            |va| va.spec.time_zone = Some("Europe/Bucharest".into()),
+            |va| {
+                va.spec.transfer = vec![crate::crd::TransferRule {
+                    number: "+40722000111".into(),
+                    condition: "the caller asks for a person".into(),
+                }]
+            },
             |va| va.spec.greeting.push('!'),
             |va| va.spec.voice_id = "other".into(),
             |va| va.spec.language = "en".into(),

@@ -400,9 +400,7 @@ pub fn phone_plan(v: &PhoneView<'_>) -> PhonePlan {
         if mine(n) {
             steps.push(PhoneStep::Unassign(n.phone_number_id.clone()));
         }
-        if v.delete_imported
-            && imported_by(n, v.uid, v.old)
-            && !v.claimed.contains(&n.phone_number)
+        if v.delete_imported && imported_by(n, v.uid, v.old) && !v.claimed.contains(&n.phone_number)
         {
             steps.push(PhoneStep::Delete(n.phone_number_id.clone()));
         }
@@ -439,9 +437,7 @@ pub fn phone_cleanup(
     let delete = numbers
         .iter()
         .filter(|n| {
-            delete_imported
-                && imported_by(n, uid, old)
-                && !claimed.contains(&n.phone_number)
+            delete_imported && imported_by(n, uid, old) && !claimed.contains(&n.phone_number)
         })
         .map(|n| n.phone_number_id.clone())
         .collect();

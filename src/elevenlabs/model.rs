@@ -137,6 +137,21 @@ pub struct PostCallWebhook {
     pub events: Vec<String>,
 }
 
+/// A staff number `transfer_to_number` may hand the caller to
+/// (`PhoneNumberTransfer` with a `phone` destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// E.164.
+    pub number: String,
+    /// When to transfer, in words the model reads.
+    pub condition: String,
+}
+
+/// ElevenLabs' default cascade timeout (`cascade_timeout_seconds` of
+/// `PromptAgentAPIModel-Input`: 4 s, 2 to 15 allowed): how long it waits
+/// for the custom LLM's first words before it tries the request again.
+pub const DEFAULT_CASCADE_TIMEOUT_SECS: f64 = 4.0;
+
 /// The agent as we want it to be: everything the operator manages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredAgent {
@@ -149,6 +164,15 @@ pub struct DesiredAgent {
     pub tts: Tts,
     pub turn_timeout_secs: u32,
     pub max_duration_secs: u32,
+    /// `prompt.timezone`: ElevenLabs puts the current time in this zone
+    /// into the system prompt; left out when absent.
+    pub time_zone: Option<String>,
+    /// `prompt.cascade_timeout_seconds`, always sent so that the retry
+    /// timing the custom-LLM route is built for is the one in force.
+    pub cascade_timeout_secs: f64,
+    /// `prompt.built_in_tools.transfer_to_number`; none removes the tool.
+    /// `end_call` is always configured.
+    pub transfers: Vec<Transfer>,
     /// `platform_settings.privacy`; left to ElevenLabs when absent.
     pub privacy: Option<Privacy>,
     /// `platform_settings.workspace_overrides.webhooks`; the workspace-wide
@@ -187,6 +211,11 @@ impl DesiredAgent {
                 prompt["custom_llm"] = custom;
             }
         }
+        prompt["cascade_timeout_seconds"] = json!(self.cascade_timeout_secs);
+        if let Some(zone) = &self.time_zone {
+            prompt["timezone"] = json!(zone);
+        }
+        prompt["built_in_tools"] = self.built_in_tools();
         let mut body = json!({
             "name": self.name,
             "tags": self.tags,
@@ -227,6 +256,42 @@ impl DesiredAgent {
             body["platform_settings"] = Value::Object(settings);
         }
         body
+    }
+
+    /// `BuiltInTools-Input`: `end_call` always (a caller who says goodbye,
+    /// or a disabled agent, can be hung up on), `transfer_to_number` with
+    /// the staff numbers, or null to remove it. Both are `SystemToolConfig`
+    /// with an empty description, so ElevenLabs' own tool description
+    /// applies (elevenlabs-docs `customization/tools/end-call.mdx`,
+    /// `human-transfer.mdx`).
+    fn built_in_tools(&self) -> Value {
+        let transfer = if self.transfers.is_empty() {
+            Value::Null
+        } else {
+            let transfers: Vec<Value> = self
+                .transfers
+                .iter()
+                .map(|t| {
+                    json!({
+                        "transfer_destination": { "type": "phone", "phone_number": t.number },
+                        "condition": t.condition,
+                    })
+                })
+                .collect();
+            json!({
+                "type": "system",
+                "name": "transfer_to_number",
+                "params": { "system_tool_type": "transfer_to_number", "transfers": transfers },
+            })
+        };
+        json!({
+            "end_call": {
+                "type": "system",
+                "name": "end_call",
+                "params": { "system_tool_type": "end_call" },
+            },
+            "transfer_to_number": transfer,
+        })
     }
 
     /// The fields (as JSON paths) where `remote` differs from this
@@ -273,7 +338,19 @@ fn diff(path: &str, desired: &Value, actual: &Value, found: &mut Vec<String>) {
                 found.push(path.to_owned());
             }
         }
-        // Order carries no meaning in the arrays we send (tags).
+        // Lists of objects (transfer rules) keep their order; ElevenLabs
+        // fills defaults into each element, so each is compared by the
+        // fields we send.
+        (Value::Array(want), Value::Array(have)) if want.iter().any(Value::is_object) => {
+            if want.len() != have.len() {
+                found.push(path.to_owned());
+                return;
+            }
+            for (i, (w, h)) in want.iter().zip(have).enumerate() {
+                diff(&format!("{path}[{i}]"), w, h, found);
+            }
+        }
+        // Order carries no meaning in the other arrays we send (tags).
         (Value::Array(want), Value::Array(have)) => {
             let mut want: Vec<String> = want.iter().map(Value::to_string).collect();
             let mut have: Vec<String> = have.iter().map(Value::to_string).collect();

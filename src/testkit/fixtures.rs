@@ -65,6 +65,7 @@ pub fn operator_settings() -> OperatorSettings {
         llm_secret_id: Some("llm-secret".into()),
         default_prompt: "You are a helpful assistant.".into(),
         post_call_webhook_id: None,
+        cascade_timeout_secs: crate::elevenlabs::model::DEFAULT_CASCADE_TIMEOUT_SECS,
     }
 }
 
@@ -131,6 +132,9 @@ pub fn desired_agent() -> DesiredAgent {
         },
         turn_timeout_secs: 10,
         max_duration_secs: 300,
+        time_zone: None,
+        cascade_timeout_secs: crate::elevenlabs::model::DEFAULT_CASCADE_TIMEOUT_SECS,
+        transfers: Vec::new(),
         privacy: None,
         post_call_webhook: None,
         platform_settings: None,

@@ -76,6 +76,7 @@ fn start(
             llm_secret_id: None,
             default_prompt: "You are a helpful assistant.".into(),
             post_call_webhook_id: None,
+            cascade_timeout_secs: voice_operator::elevenlabs::model::DEFAULT_CASCADE_TIMEOUT_SECS,
         },
         timing: Timing {
             backoff_base: Duration::from_millis(200),

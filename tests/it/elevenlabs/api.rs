@@ -35,6 +35,12 @@ fn expected_body() -> Value {
                     "custom_llm": {
                         "url": "https://voice.example.com/api/elevenlabs/llm/B0100001/L0100001",
                         "request_headers": {"X-Conversation-Id": {"variable_name": "system__conversation_id"}}
+                    },
+                    "cascade_timeout_seconds": 4.0,
+                    "built_in_tools": {
+                        "end_call": {"type": "system", "name": "end_call",
+                                     "params": {"system_tool_type": "end_call"}},
+                        "transfer_to_number": null
                     }
                 }
             },

@@ -239,6 +239,12 @@ fn the_operators_bodies_pass_the_request_schemas() {
     });
     tuned.spec.conversation.record_calls = false;
     tuned.spec.conversation.zero_retention = true;
+    // Staff to hand callers to, and the location's time zone.
+    tuned.spec.transfer = vec![voice_operator::crd::TransferRule {
+        number: "+40722000111".into(),
+        condition: "the caller asks for a person".into(),
+    }];
+    tuned.spec.time_zone = Some("Europe/Bucharest".into());
     // With --post-call-webhook-id, platform_settings carries
     // workspace_overrides.webhooks too.
     let scoped = OperatorSettings {
@@ -271,7 +277,45 @@ fn the_operators_bodies_pass_the_request_schemas() {
             Vec::<Value>::new()
         );
         assert_eq!(header["variable_name"], "system__conversation_id");
+        // The system tools are the schema's, one by one.
+        let tools = &body["conversation_config"]["agent"]["prompt"]["built_in_tools"];
+        assert_eq!(
+            violations("SystemToolConfig-Input", &tools["end_call"], &[]),
+            Vec::<Value>::new()
+        );
+        if !tools["transfer_to_number"].is_null() {
+            assert_eq!(
+                violations("SystemToolConfig-Input", &tools["transfer_to_number"], &[]),
+                Vec::<Value>::new()
+            );
+        }
     }
+}
+
+#[test]
+fn a_transfer_without_a_condition_is_refused_by_the_schema() {
+    let mut va = clinic();
+    va.spec.transfer = vec![voice_operator::crd::TransferRule {
+        number: "+40722000111".into(),
+        condition: "the caller asks for a person".into(),
+    }];
+    let body = agent(&va, &operator_settings()).unwrap().body();
+    let mut tool =
+        body["conversation_config"]["agent"]["prompt"]["built_in_tools"]["transfer_to_number"]
+            .clone();
+    assert_eq!(
+        violations("SystemToolConfig-Input", &tool, &[]),
+        Vec::<Value>::new()
+    );
+    tool["params"]["transfers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("condition");
+    assert_ne!(
+        violations("SystemToolConfig-Input", &tool, &[]),
+        Vec::<Value>::new(),
+        "the schema requires condition on every transfer"
+    );
 }
 
 #[test]
