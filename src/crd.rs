@@ -32,6 +32,17 @@ pub const FINALIZER: &str = "voiceagents.io/cleanup";
     printcolumn(name = "Location", type_ = "string", json_path = ".spec.locationId"),
     printcolumn(name = "Enabled", type_ = "boolean", json_path = ".spec.enabled"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    ),
     printcolumn(name = "Agent", type_ = "string", json_path = ".status.agentId"),
     printcolumn(
         name = "Age",

@@ -67,7 +67,7 @@ pub enum Command {
     ///
     /// Needs ELEVENLABS_API_KEY in the environment. With leader election
     /// on (the default) only the replica holding the Lease reconciles.
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Run the controller and the HTTP server together: what the
     /// Deployment runs. Every replica serves HTTP; only the leader
     /// reconciles.

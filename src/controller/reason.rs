@@ -40,6 +40,15 @@ reasons! {
     Conflict,
     /// A condition no reconcile has set yet.
     NotReconciled,
+    /// Reconciling: the ElevenLabs agent is being made.
+    Creating,
+    /// Reconciling and Stalled False: the last reconcile did all it had to.
+    Reconciled,
+    /// Stalled False: a transient failure, retried with a backoff.
+    Retrying,
+    /// Reconciling False: nothing more happens until a person changes the
+    /// spec or what it names.
+    WaitingForChange,
     Created,
     Adopted,
     DuplicateDeleted,
@@ -96,7 +105,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 36);
+        assert_eq!(Reason::ALL.len(), 40);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());

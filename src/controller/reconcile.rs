@@ -235,6 +235,15 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
 
     let want = desired::agent(va, &ctx.settings)?;
     let hash = desired::config_hash(&want);
+    // No agent yet: say so before the first call to ElevenLabs, so that
+    // GitOps tools see the VoiceAgent in progress rather than current.
+    let old = if old.agent_id.is_none() && !status::is_creating(&old, va.metadata.generation) {
+        let creating = status::creating(&old, va.metadata.generation, now);
+        write_status(va, ctx, &old, creating.clone()).await?;
+        creating
+    } else {
+        old
+    };
     let agent = sync_agent(va, ctx, &owner, &old, &want, &hash, now).await?;
     let phone = sync_phone(va, ctx, &old, &agent.id, now).await?;
     let (item, item_written) = sync_item(va, ctx, &key, &owner, &agent.id).await?;

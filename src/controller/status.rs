@@ -13,6 +13,12 @@ use super::error::Error;
 use super::reason::Reason;
 
 pub const READY: &str = "Ready";
+/// kstatus' abnormal-true condition: work is under way (creating, or
+/// retrying after a transient failure).
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus' abnormal-true condition: nothing will change until a person
+/// changes the spec or what it names.
+pub const STALLED: &str = "Stalled";
 pub const AGENT_SYNCED: &str = "AgentSynced";
 pub const CONFIG_SYNCED: &str = "ConfigSynced";
 /// Whether spec.phoneNumber reaches the agent; only with a phone number.
@@ -50,6 +56,65 @@ impl Cond {
             ok: false,
             reason: reason.as_str().into(),
             message,
+        }
+    }
+}
+
+/// Where the work stands, for kstatus' Reconciling and Stalled (see
+/// <https://github.com/kubernetes-sigs/cli-utils/tree/master/pkg/kstatus>:
+/// Reconciling True is InProgress, Stalled True is Failed, and a resource
+/// whose observedGeneration matches with neither True is Current). At most
+/// one of the two is ever True, and Ready is True only when both are False.
+enum Work {
+    Done,
+    InProgress(Cond),
+    Stalled(Cond),
+}
+
+impl Work {
+    fn conditions(&self) -> [(&'static str, Cond); 2] {
+        let done = |reason: Reason, message: &str| Cond::not(reason, message.to_owned());
+        match self {
+            Work::Done => [
+                (RECONCILING, done(Reason::Reconciled, "nothing left to do")),
+                (STALLED, done(Reason::Reconciled, "nothing needs a person")),
+            ],
+            Work::InProgress(why) => [
+                (
+                    RECONCILING,
+                    Cond {
+                        ok: true,
+                        ..why.clone()
+                    },
+                ),
+                (
+                    STALLED,
+                    done(
+                        if why.reason == Reason::Creating.as_str() {
+                            Reason::Creating
+                        } else {
+                            Reason::Retrying
+                        },
+                        "the operator is still at work; nothing needs a person yet",
+                    ),
+                ),
+            ],
+            Work::Stalled(why) => [
+                (
+                    RECONCILING,
+                    done(
+                        Reason::WaitingForChange,
+                        "waiting for a change of the spec or of what it names",
+                    ),
+                ),
+                (
+                    STALLED,
+                    Cond {
+                        ok: true,
+                        ..why.clone()
+                    },
+                ),
+            ],
         }
     }
 }
@@ -131,8 +196,29 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
             ),
         )
     };
+    // A number that does not reach the agent as the spec says waits for a
+    // person (a Secret, a key, a number another agent holds).
+    let (ready, work) = match s.phone.filter(|p| !p.cond.ok) {
+        Some(phone) => (
+            Cond {
+                ok: false,
+                reason: phone.cond.reason.clone(),
+                message: format!(
+                    "agent {} is {} but its phone number does not reach it: {}",
+                    s.agent_id,
+                    if s.enabled { "Active" } else { "Disabled" },
+                    phone.cond.message
+                ),
+            },
+            Work::Stalled(phone.cond.clone()),
+        ),
+        None => (ready, Work::Done),
+    };
+    let [reconciling, stalled] = work.conditions();
     let mut conds = vec![
         (READY, ready),
+        reconciling,
+        stalled,
         (AGENT_SYNCED, agent_synced(s.agent_id, s.not_kept)),
         (
             CONFIG_SYNCED,
@@ -171,6 +257,7 @@ pub fn conflict(
     message: &str,
 ) -> VoiceAgentStatus {
     let cond = || Cond::not(Reason::Conflict, message.to_owned());
+    let [reconciling, stalled] = Work::Stalled(cond()).conditions();
     VoiceAgentStatus {
         phase: Some(Phase::Conflict),
         agent_id: None,
@@ -187,6 +274,8 @@ pub fn conflict(
             now,
             &[
                 (READY, cond()),
+                reconciling,
+                stalled,
                 (AGENT_SYNCED, cond()),
                 (CONFIG_SYNCED, cond()),
             ],
@@ -222,8 +311,19 @@ pub fn failed(
             carried(old, kind)
         }
     };
+    let work = if err.is_permanent() {
+        Work::Stalled(why.clone())
+    } else {
+        Work::InProgress(Cond {
+            message: format!("retrying with a backoff after: {}", why.message),
+            ..why.clone()
+        })
+    };
+    let [reconciling, stalled] = work.conditions();
     let mut conds = vec![
         (READY, why.clone()),
+        reconciling,
+        stalled,
         (AGENT_SYNCED, side(AGENT_SYNCED)),
         (CONFIG_SYNCED, side(CONFIG_SYNCED)),
     ];
@@ -236,6 +336,39 @@ pub fn failed(
         conditions: conditions(&old.conditions, generation, now, &conds),
         ..old.clone()
     }
+}
+
+/// A VoiceAgent whose ElevenLabs agent is about to be made: Reconciling
+/// True, so that kstatus (and Flux, `kubectl wait`) sees it in progress
+/// before the first call to ElevenLabs rather than Current with no status.
+pub fn creating(
+    old: &VoiceAgentStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> VoiceAgentStatus {
+    let why = Cond::not(Reason::Creating, "creating the ElevenLabs agent".into());
+    let [reconciling, stalled] = Work::InProgress(why.clone()).conditions();
+    let conds = [
+        (READY, why),
+        reconciling,
+        stalled,
+        (AGENT_SYNCED, carried(old, AGENT_SYNCED)),
+        (CONFIG_SYNCED, carried(old, CONFIG_SYNCED)),
+    ];
+    VoiceAgentStatus {
+        phase: Some(old.phase.unwrap_or(Phase::Pending)),
+        observed_generation: generation,
+        conditions: conditions(&old.conditions, generation, now, &conds),
+        ..old.clone()
+    }
+}
+
+/// Whether `status` already says the agent of `generation` is being made.
+pub fn is_creating(status: &VoiceAgentStatus, generation: Option<i64>) -> bool {
+    status.observed_generation == generation
+        && status.conditions.iter().any(|c| {
+            c.type_ == RECONCILING && c.status == "True" && c.reason == Reason::Creating.as_str()
+        })
 }
 
 /// An existing condition, carried over unchanged, or Unknown.
@@ -278,9 +411,16 @@ pub fn conditions(
         })
         .collect();
     let rank = |t: &str| {
-        [READY, AGENT_SYNCED, CONFIG_SYNCED, PHONE_NUMBER]
-            .iter()
-            .position(|k| *k == t)
+        [
+            READY,
+            RECONCILING,
+            STALLED,
+            AGENT_SYNCED,
+            CONFIG_SYNCED,
+            PHONE_NUMBER,
+        ]
+        .iter()
+        .position(|k| *k == t)
     };
     out.sort_by_key(|c| rank(&c.type_));
     out
@@ -393,8 +533,21 @@ mod tests {
             true,
         );
         assert_eq!(first.phase, Some(Phase::Active));
-        assert_eq!(first.conditions.len(), 3);
-        assert!(first.conditions.iter().all(|c| c.status == "True"));
+        let statuses: Vec<(&str, &str)> = first
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (READY, "True"),
+                (RECONCILING, "False"),
+                (STALLED, "False"),
+                (AGENT_SYNCED, "True"),
+                (CONFIG_SYNCED, "True")
+            ]
+        );
         let again = synced_at(&first, ts("2026-11-24T10:01:00Z"), true, false);
         assert_eq!(again, first);
     }
@@ -438,11 +591,16 @@ mod tests {
         );
         assert_eq!(s.phase, Some(Phase::Conflict));
         assert!(s.agent_id.is_none());
-        assert!(
-            s.conditions
-                .iter()
-                .all(|c| c.status == "False" && c.reason == "Conflict")
-        );
+        for c in &s.conditions {
+            match c.type_.as_str() {
+                STALLED => assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Conflict")),
+                RECONCILING => assert_eq!(c.status, "False"),
+                _ => assert_eq!(
+                    (c.status.as_str(), c.reason.as_str()),
+                    ("False", "Conflict")
+                ),
+            }
+        }
     }
 
     #[test]
@@ -494,5 +652,93 @@ mod tests {
         });
         let first = failed(&VoiceAgentStatus::default(), Some(1), t1, &timeout);
         assert_eq!(first.phase, Some(Phase::Pending));
+    }
+
+    /// kstatus' rules over every status the controller writes: Reconciling
+    /// and Stalled never both True, Ready True exactly when neither is,
+    /// and every condition carries the generation it describes.
+    #[test]
+    fn every_status_follows_the_kstatus_rules() {
+        let t0 = ts("2026-11-24T10:00:00Z");
+        let none = VoiceAgentStatus::default();
+        let ok = synced_at(&none, t0, true, true);
+        let blocked_phone = PhoneStatus {
+            number: Some("+40312345678".into()),
+            id: None,
+            assigned: false,
+            imported: false,
+            cond: Cond::not(
+                Reason::TelephonySecretMissing,
+                "Secret tenants/clinic-twilio does not exist".into(),
+            ),
+        };
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let id = Id::parse("agent_id", "agent_1").unwrap();
+        let phone_stalled = synced(Synced {
+            old: &ok,
+            generation: Some(2),
+            now: t0,
+            enabled: true,
+            agent_id: &id,
+            config_hash: "h1",
+            key: &key,
+            item_version: 3,
+            synced_now: true,
+            not_kept: &[],
+            phone: Some(&blocked_phone),
+        });
+        let transient = Error::ElevenLabs(ElevenLabsError::RateLimited {
+            operation: "PATCH /v1/convai/agents/agent_1".into(),
+            retry_after: None,
+        });
+        let permanent = Error::Spec(SpecError::NoUid);
+        let cases = [
+            ("creating", creating(&none, Some(2), t0), "InProgress"),
+            ("active", ok.clone(), "Current"),
+            ("disabled", synced_at(&none, t0, false, true), "Current"),
+            ("phone stalled", phone_stalled, "Failed"),
+            (
+                "retrying",
+                failed(&ok, Some(2), t0, &transient),
+                "InProgress",
+            ),
+            ("refused", failed(&ok, Some(2), t0, &permanent), "Failed"),
+            ("conflict", conflict(&none, Some(2), t0, "held"), "Failed"),
+        ];
+        for (name, s, want) in cases {
+            let is_true = |k: &str| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == k)
+                    .unwrap_or_else(|| panic!("{name}: no {k}"))
+                    .status
+                    == "True"
+            };
+            let (ready, reconciling, stalled) =
+                (is_true(READY), is_true(RECONCILING), is_true(STALLED));
+            assert!(!(reconciling && stalled), "{name}: both True");
+            assert_eq!(ready, !reconciling && !stalled, "{name}: Ready");
+            assert!(
+                s.conditions
+                    .iter()
+                    .all(|c| c.observed_generation == Some(2)),
+                "{name}: observedGeneration"
+            );
+            assert_eq!(s.observed_generation, Some(2), "{name}");
+            // kstatus' decision for a resource whose generation is observed.
+            let got = if reconciling {
+                "InProgress"
+            } else if stalled {
+                "Failed"
+            } else {
+                "Current"
+            };
+            assert_eq!(got, want, "{name}");
+        }
+        // Creating is written once per generation.
+        let c = creating(&none, Some(2), t0);
+        assert!(is_creating(&c, Some(2)));
+        assert!(!is_creating(&c, Some(3)));
+        assert!(!is_creating(&ok, Some(2)));
     }
 }

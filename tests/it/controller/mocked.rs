@@ -155,6 +155,8 @@ async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_th
     // The fake numbers agents from 1.
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        // Reconciling True before the first call to ElevenLabs.
+        "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event Created",
@@ -226,6 +228,8 @@ async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_th
         conditions,
         [
             ("Ready", "True", "Active"),
+            ("Reconciling", "False", "Reconciled"),
+            ("Stalled", "False", "Reconciled"),
             ("AgentSynced", "True", "Synced"),
             ("ConfigSynced", "True", "Synced")
         ]
@@ -417,6 +421,7 @@ async fn an_agent_made_before_a_crash_is_adopted_not_created_again() {
     let h = Harness::with_fake(&va, &[], fake).await;
     h.reconcile().await;
     h.assert_calls(&[
+        "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: update agent agent_a",
         "kube: create Event Adopted",
@@ -449,6 +454,8 @@ async fn a_rejected_spec_sets_phase_error_with_the_provider_message_and_requeues
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        // Reconciling True before the first call to ElevenLabs.
+        "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event ElevenLabsRejected",
@@ -623,6 +630,8 @@ async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_
     h.reconcile().await;
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        // Reconciling True before the first call to ElevenLabs.
+        "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event Created",
@@ -645,14 +654,16 @@ async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_
         conditions,
         [
             ("Ready", "True", "Active"),
+            ("Reconciling", "False", "Reconciled"),
+            ("Stalled", "False", "Reconciled"),
             ("AgentSynced", "False", "FieldsNotKept"),
             ("ConfigSynced", "True", "Synced")
         ]
     );
     assert!(
-        status.conditions[1].message.ends_with(dropped),
+        status.conditions[3].message.ends_with(dropped),
         "{}",
-        status.conditions[1].message
+        status.conditions[3].message
     );
     let event = h.kube.events.lock().unwrap()[1].clone();
     assert_eq!(event["type"], "Warning");
@@ -835,6 +846,8 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
     h.reconcile().await;
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        // Reconciling True before the first call to ElevenLabs.
+        "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event Created",
@@ -925,6 +938,8 @@ async fn a_number_imported_from_the_twilio_secret_is_assigned_and_removed_on_del
     h.reconcile().await;
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        // Reconciling True before the first call to ElevenLabs.
+        "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event Created",
