@@ -58,7 +58,9 @@ fn names_columns_and_status_subresource_are_as_designed() {
         .collect();
     assert_eq!(
         columns,
-        ["Business", "Location", "Enabled", "Phase", "Agent", "Age"]
+        [
+            "Business", "Location", "Enabled", "Phase", "Ready", "Message", "Agent", "Age"
+        ]
     );
     assert!(version.subresources.as_ref().unwrap().status.is_some());
 }
