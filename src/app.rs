@@ -22,6 +22,7 @@ use crate::actionlog::ActionLog;
 use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
 use crate::admin::{AgentAdmin, KubeAdmin};
+use crate::agent::metrics::AgentMetrics;
 use crate::agent::tools::Tools;
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
@@ -45,6 +46,8 @@ pub struct BridgeParts {
     pub log: ActionLog,
     /// The routes' own counters, for /metrics.
     pub metrics: HttpMetrics,
+    /// The agent runtime's counters, for /metrics.
+    pub agent_metrics: AgentMetrics,
     pub shipper: ShipperHandle,
     pub grace: Duration,
     /// What answers the calls, for the start-up report.
@@ -78,7 +81,8 @@ pub async fn build_bridge(
     data_dir: &Path,
 ) -> anyhow::Result<BridgeParts> {
     let runtime_config = args.runtime(runtime_default, secrets)?;
-    let runtime = crate::agent::open_runtime(&runtime_config).await?;
+    let agent_metrics = AgentMetrics::default();
+    let runtime = crate::agent::open_runtime(&runtime_config, &agent_metrics).await?;
     let messaging = crate::messaging::config::build(&args.messaging(secrets)?).await?;
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
@@ -112,6 +116,7 @@ pub async fn build_bridge(
         router: crate::http::bridge_routes(Arc::new(bridge)),
         log,
         metrics,
+        agent_metrics,
         shipper,
         grace: action_log.shutdown_grace(),
         agent,
@@ -227,6 +232,7 @@ pub async fn controller(
     if let Some(parts) = &parts {
         registry.register_collector(Box::new(parts.log.collector()));
         parts.metrics.register(&mut registry);
+        parts.agent_metrics.register(&mut registry);
     }
     let ops = Ops {
         registry: Arc::new(registry),

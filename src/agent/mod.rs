@@ -5,6 +5,7 @@
 //! tests ([`scripted`]).
 
 pub mod bedrock;
+pub mod metrics;
 pub mod openai;
 pub mod scripted;
 pub mod tools;
@@ -38,6 +39,18 @@ pub struct Turn {
     pub text: String,
     /// The tenant's own Bedrock Agent, when it has one (runtimes other
     /// than Bedrock ignore it).
+    pub bedrock: Option<crate::tenant::BedrockAgentRef>,
+}
+
+/// The agent session of one call, as the runtime keyed its turns: for
+/// ending it when the call is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The ElevenLabs conversation id, as in [`Turn::session_id`].
+    pub session_id: String,
+    pub business_id: String,
+    pub location_id: String,
+    /// The tenant's own Bedrock Agent, as in [`Turn::bedrock`].
     pub bedrock: Option<crate::tenant::BedrockAgentRef>,
 }
 
@@ -86,6 +99,14 @@ pub trait AgentRuntime: Send + Sync {
         tools: &'a dyn ToolRunner,
         stream: Option<mpsc::Sender<String>>,
     ) -> BoxFuture<'a, Answer>;
+
+    /// Tells the agent that the call of `session` is over, so it can let
+    /// the session go (Bedrock: `endSession`). Never fails: trouble is
+    /// logged. Runtimes that keep nothing per session do nothing.
+    fn end_session<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, ()> {
+        let _ = session;
+        Box::pin(async {})
+    }
 }
 
 /// What the caller hears when the agent cannot answer.
@@ -138,9 +159,10 @@ impl RuntimeConfig {
     }
 }
 
-/// Builds the runtime `config` names.
+/// Builds the runtime `config` names; it counts into `metrics`.
 pub async fn open_runtime(
     config: &RuntimeConfig,
+    metrics: &metrics::AgentMetrics,
 ) -> Result<Arc<dyn AgentRuntime>, crate::aws::NoRegion> {
     Ok(match config {
         RuntimeConfig::Scripted => Arc::new(scripted::ScriptedRuntime),
@@ -152,10 +174,13 @@ pub async fn open_runtime(
                 c.deadline,
             )
             .await?;
-            Arc::new(bedrock::BedrockRuntime::new(
-                aws_sdk_bedrockagentruntime::Client::new(&sdk),
-                c.clone(),
-            ))
+            Arc::new(
+                bedrock::BedrockRuntime::new(
+                    aws_sdk_bedrockagentruntime::Client::new(&sdk),
+                    c.clone(),
+                )
+                .with_metrics(metrics.clone()),
+            )
         }
         RuntimeConfig::OpenAi(c) => Arc::new(openai::OpenAiRuntime::new(
             reqwest::Client::new(),

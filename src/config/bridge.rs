@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::Secrets;
 use super::whole;
-use crate::agent::bedrock::BedrockConfig;
+use crate::agent::bedrock::{BedrockConfig, DEFAULT_GUARDRAIL_INTERVAL};
 use crate::agent::openai::OpenAiConfig;
 use crate::agent::tools::ToolsConfig;
 use crate::agent::{DEFAULT_DEADLINE, DEFAULT_MAX_ROUNDS, RuntimeConfig};
@@ -59,6 +59,24 @@ pub struct BridgeArgs {
     /// Alias of that Bedrock Agent.
     #[arg(long, env = "BEDROCK_AGENT_ALIAS_ID")]
     pub bedrock_agent_alias_id: Option<String>,
+
+    /// Ask Bedrock for the final answer in chunks (streamFinalResponse),
+    /// so the caller hears the first words while the model still writes;
+    /// the agent's role then needs bedrock:InvokeModelWithResponseStream.
+    #[arg(long, env = "VOICE_OPERATOR_BEDROCK_STREAM", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bedrock_stream: bool,
+
+    /// Characters between two guardrail checks of a streamed Bedrock
+    /// answer (applyGuardrailInterval): larger means fewer, larger chunks.
+    #[arg(long, env = "VOICE_OPERATOR_BEDROCK_GUARDRAIL_INTERVAL", default_value_t = DEFAULT_GUARDRAIL_INTERVAL as u64,
+          value_parser = whole("--bedrock-guardrail-interval", "VOICE_OPERATOR_BEDROCK_GUARDRAIL_INTERVAL", 1, 100_000))]
+    pub bedrock_guardrail_interval: u64,
+
+    /// Ask Bedrock for the agent's trace and log it: failure reasons at
+    /// warn, the rest at debug. For debugging.
+    #[arg(long, env = "VOICE_OPERATOR_BEDROCK_TRACE", default_value_t = false, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub bedrock_trace: bool,
 
     /// Base URL of the OpenAI-compatible server (for example
     /// http://vllm:8000/v1); the key, if any, comes from OPENAI_API_KEY.
@@ -236,12 +254,13 @@ impl BridgeArgs {
                         "--agent-runtime bedrock needs --bedrock-agent-id (BEDROCK_AGENT_ID) and --bedrock-agent-alias-id (BEDROCK_AGENT_ALIAS_ID)",
                     ));
                 };
-                Ok(RuntimeConfig::Bedrock(BedrockConfig {
-                    agent_id: agent_id.clone(),
-                    alias_id: alias_id.clone(),
-                    max_rounds: self.agent_max_rounds as u32,
-                    deadline,
-                }))
+                let mut config = BedrockConfig::new(agent_id.clone(), alias_id.clone());
+                config.max_rounds = self.agent_max_rounds as u32;
+                config.deadline = deadline;
+                config.stream = self.bedrock_stream;
+                config.guardrail_interval = self.bedrock_guardrail_interval as u32;
+                config.trace = self.bedrock_trace;
+                Ok(RuntimeConfig::Bedrock(config))
             }
             AgentRuntimeKind::Openai => {
                 let (Some(base), Some(model)) = (&self.openai_base_url, &self.openai_model) else {
@@ -374,13 +393,14 @@ mod tests {
 
     use super::*;
 
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        bridge: BridgeArgs,
+    }
+
     /// The bridge flags of `local` as given on the command line.
     fn bridge(args: &[&str]) -> BridgeArgs {
-        #[derive(Parser)]
-        struct Flags {
-            #[command(flatten)]
-            bridge: BridgeArgs,
-        }
         Flags::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
             .unwrap()
             .bridge
@@ -442,5 +462,41 @@ mod tests {
             Some("sk")
         );
         assert_eq!(config.deadline, crate::agent::DEFAULT_DEADLINE);
+    }
+
+    #[test]
+    fn bedrock_streams_by_default_and_traces_only_when_asked() {
+        let ids = [
+            "--bedrock-agent-id",
+            "AGENT12345",
+            "--bedrock-agent-alias-id",
+            "TSTALIASID",
+        ];
+        let runtime = |extra: &[&str]| {
+            let args: Vec<&str> = ids.iter().chain(extra).copied().collect();
+            match bridge(&args).runtime(AgentRuntimeKind::Bedrock, &Secrets::default()) {
+                Ok(RuntimeConfig::Bedrock(config)) => config,
+                other => panic!("not the Bedrock runtime: {other:?}"),
+            }
+        };
+        let plain = runtime(&[]);
+        assert!(plain.stream);
+        assert!(!plain.trace);
+        assert_eq!(plain.guardrail_interval, DEFAULT_GUARDRAIL_INTERVAL);
+        let debugging = runtime(&[
+            "--bedrock-trace",
+            "--bedrock-stream",
+            "false",
+            "--bedrock-guardrail-interval",
+            "20",
+        ]);
+        assert!(debugging.trace && !debugging.stream);
+        assert_eq!(debugging.guardrail_interval, 20);
+        let refused = Flags::try_parse_from(["test", "--bedrock-guardrail-interval", "0"]);
+        let err = refused.err().expect("0 is below AWS's minimum").to_string();
+        assert!(
+            err.contains("VOICE_OPERATOR_BEDROCK_GUARDRAIL_INTERVAL"),
+            "{err}"
+        );
     }
 }

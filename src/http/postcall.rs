@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
 use crate::actionlog::{Outcome, VoiceCall};
+use crate::agent::Session;
 use crate::ids::Id;
 use crate::tenant::{TenantConfig, TenantKey};
 
@@ -208,6 +209,7 @@ pub async fn post_call(
                 caller.as_deref(),
                 Some(&delivery),
             );
+            end_agent_session(&state, &tenant, &conversation);
         }
         "call_initiation_failure" => {
             let reason = data
@@ -228,6 +230,22 @@ pub async fn post_call(
         _ => keep_audio(&state, &tenant, &conversation, data.full_audio),
     }
     Ok(Json(json!({"status": "ok"})))
+}
+
+/// Ends the call's agent session in the background, so the webhook's
+/// answer does not wait for the agent runtime.
+fn end_agent_session(state: &Arc<AppState>, tenant: &TenantConfig, conversation: &Id) {
+    let session = Session {
+        session_id: conversation.to_string(),
+        business_id: tenant.key.business_id.to_string(),
+        location_id: tenant.key.location_id.to_string(),
+        bedrock: tenant.settings.bedrock.clone(),
+    };
+    let state = state.clone();
+    tokio::spawn(
+        async move { state.runtime.end_session(&session).await }
+            .instrument(tracing::Span::current()),
+    );
 }
 
 /// Why an event's agent is not one this operator manages (the metric's

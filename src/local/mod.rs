@@ -213,6 +213,7 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     let metrics = Arc::new(Metrics::register(&mut registry));
     registry.register_collector(Box::new(bridge.log.collector()));
     bridge.metrics.register(&mut registry);
+    bridge.agent_metrics.register(&mut registry);
     let ops = Ops {
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),

@@ -1,6 +1,7 @@
 //! Shared test helpers: AWS clients for the local emulator, the moto
 //! server, the fake Kinesis endpoint, and record factories.
 
+pub mod bedrock;
 pub mod bridge;
 pub mod cluster;
 pub mod kube_mock;

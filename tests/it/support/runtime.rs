@@ -1,10 +1,10 @@
 //! What the agent-runtime tests share: a caller turn, a tool runner that
-//! answers every call at once and remembers it, a fake model server that
+//! answers every call and remembers when it ran, a fake model server that
 //! answers from a script, and the text a runtime streamed.
 
 use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::handler::Handler;
@@ -23,22 +23,57 @@ pub fn turn(session: &str, text: &str) -> Turn {
     }
 }
 
-/// Answers each tool with `{"result":"<function> ok"}` and remembers the calls.
+/// Answers each tool with `{"result":"<function> ok"}`, after a delay if
+/// given, and remembers each call with when it started and ended.
 #[derive(Default)]
-pub struct Tools(Mutex<Vec<ToolCall>>);
+pub struct Tools {
+    delay: Duration,
+    runs: Mutex<Vec<Run>>,
+}
+
+/// One tool run as [`Tools`] saw it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub call: ToolCall,
+    pub started: Instant,
+    pub ended: Instant,
+}
 
 impl Tools {
-    /// The calls so far, in order.
+    /// Tools that each take `delay` to answer.
+    pub fn slow(delay: Duration) -> Tools {
+        Tools {
+            delay,
+            ..Tools::default()
+        }
+    }
+
+    /// The calls so far, in the order they started.
     pub fn calls(&self) -> Vec<ToolCall> {
-        self.0.lock().unwrap().clone()
+        self.runs().into_iter().map(|r| r.call).collect()
+    }
+
+    /// The runs so far, in the order they started.
+    pub fn runs(&self) -> Vec<Run> {
+        let mut runs = self.runs.lock().unwrap().clone();
+        runs.sort_by_key(|r| r.started);
+        runs
     }
 }
 
 impl ToolRunner for Tools {
     fn run<'a>(&'a self, _turn: &'a Turn, call: &'a ToolCall) -> BoxFuture<'a, ToolOutput> {
-        self.0.lock().unwrap().push(call.clone());
-        let body = format!("{{\"result\":\"{} ok\"}}", call.function);
-        Box::pin(async move { ToolOutput { body, ok: true } })
+        Box::pin(async move {
+            let started = Instant::now();
+            tokio::time::sleep(self.delay).await;
+            self.runs.lock().unwrap().push(Run {
+                call: call.clone(),
+                started,
+                ended: Instant::now(),
+            });
+            let body = format!("{{\"result\":\"{} ok\"}}", call.function);
+            ToolOutput { body, ok: true }
+        })
     }
 }
 
