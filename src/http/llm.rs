@@ -181,6 +181,7 @@ pub async fn chat_completions(
         source: VOICE.into(),
         text,
         bedrock: tenant.settings.bedrock.clone(),
+        ..Turn::default()
     };
     let (tx, rx) = mpsc::channel::<String>(64);
     // The turn runs to its end even if ElevenLabs hangs up mid-stream, so

@@ -296,3 +296,33 @@ async fn a_tenant_with_its_own_agent_is_answered_by_it() {
         "/agents/TENANTAGNT/agentAliases/LIVEALIAS1/sessions/conv_1/text"
     );
 }
+
+#[tokio::test]
+async fn the_turns_instructions_go_as_a_prompt_session_attribute_of_every_round() {
+    let (url, server) = start(vec![
+        return_control("inv-3", &[("query_app_server", &[])]),
+        Reply::Stream(vec![Frame::Chunk("Da.")]),
+    ])
+    .await;
+    let mut instructed = turn("conv_1", "Aveți loc mâine?");
+    instructed.system = Some("You answer for Clinica Dentară.\n\nToday is 2026-11-30.".into());
+    instructed.history = vec![voice_operator::agent::Message {
+        role: voice_operator::agent::Role::Assistant,
+        text: "Bună ziua!".into(),
+    }];
+    let answer = runtime(&url, 3)
+        .answer(&instructed, &Tools::default(), None)
+        .await;
+    assert_eq!(answer.text, "Da.");
+    let seen = &server.lock().unwrap().seen;
+    assert_eq!(seen.len(), 2);
+    for (_, body) in seen.iter() {
+        assert_eq!(
+            body["sessionState"]["promptSessionAttributes"],
+            json!({voice_operator::agent::bedrock::INSTRUCTIONS_ATTRIBUTE:
+                "You answer for Clinica Dentară.\n\nToday is 2026-11-30."})
+        );
+        // Bedrock keeps the session's history itself: none is resent.
+        assert!(body["sessionState"].get("conversationHistory").is_none());
+    }
+}

@@ -461,7 +461,7 @@ impl AgentRuntime for Held {
             Answer {
                 text: format!("Hello, {}", turn.session_id),
                 tools: vec![],
-                fallback: false,
+                ..Answer::default()
             }
         })
     }
@@ -798,7 +798,7 @@ impl AgentRuntime for Sessions {
             Answer {
                 text: "ok".into(),
                 tools: vec![],
-                fallback: false,
+                ..Answer::default()
             }
         })
     }

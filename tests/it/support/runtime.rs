@@ -19,7 +19,7 @@ pub fn turn(session: &str, text: &str) -> Turn {
         location_id: "L0100001".into(),
         source: "voice".into(),
         text: text.into(),
-        bedrock: None,
+        ..Turn::default()
     }
 }
 
