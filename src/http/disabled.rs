@@ -4,6 +4,7 @@
 //! in the agent's language, answered with 200 so that ElevenLabs speaks it,
 //! instead of an error status that breaks the call and makes it retry.
 
+use super::spoken::{Phrase, in_language};
 use super::state::AppState;
 use crate::tenant::TenantConfig;
 
@@ -13,7 +14,7 @@ pub const TENANT_DISABLED: &str = "tenantDisabled";
 
 /// The closing sentence per ElevenLabs language code; the first is the
 /// fallback for every language without one.
-const CLOSING: [(&str, &str); 2] = [
+const CLOSING: &Phrase = &[
     (
         "en",
         "Sorry, this line is not taking calls at the moment, please call again later.",
@@ -27,14 +28,7 @@ const CLOSING: [(&str, &str); 2] = [
 /// The closing sentence for `language`, English when it has none (or when
 /// the language is not known).
 pub fn sentence_for(language: Option<&str>) -> &'static str {
-    let language = language.unwrap_or_default();
-    // `pt-br` and the like share their base language's sentence.
-    let base = language.split(['-', '_']).next().unwrap_or_default();
-    CLOSING
-        .iter()
-        .find(|(code, _)| code.eq_ignore_ascii_case(base))
-        .unwrap_or(&CLOSING[0])
-        .1
+    in_language(CLOSING, language)
 }
 
 /// The closing sentence for a call to `tenant`'s agent, in the language

@@ -8,7 +8,9 @@ pub mod error;
 pub mod llm;
 pub mod metrics;
 pub mod postcall;
+pub mod spoken;
 pub mod state;
+pub mod turns;
 pub mod webhook;
 
 use std::future::Future;
