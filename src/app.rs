@@ -103,6 +103,7 @@ pub async fn build_bridge(
     config.post_call_body_limit = (args.post_call_limit_mib * 1024 * 1024) as usize;
     config.request_timeout = Duration::from_secs(args.request_timeout_secs);
     config.recordings_dir = args.recordings_dir.clone();
+    config.buffer_words_after = args.buffer_words_after();
     let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
         backends.store,
         Duration::from_millis(args.tenant_cache_ms),

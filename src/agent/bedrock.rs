@@ -66,6 +66,21 @@ const END_OF_CALL: &str = "The call has ended.";
 /// examples and OpenAPI action groups use it.
 const API_BODY_TYPE: &str = "application/json";
 
+/// The prompt session attribute carrying the turn's instructions
+/// ([`Turn::system`]: the voice agent's prompt and the caller's date), set
+/// on every `InvokeAgent` of the turn. Prompt session attributes last one
+/// `InvokeAgent` call and fill the `$prompt_session_attributes$`
+/// placeholder of the orchestration template (AWS, "Control agent session
+/// context", agents-session-state.html), so they reach the model only where
+/// the agent's template has that placeholder. The conversation history
+/// ([`Turn::history`]) is not resent: Bedrock keeps the session's history
+/// itself under `sessionId`. The trade-off: the two memories of the call
+/// can differ (an answer the caller interrupted is whole in Bedrock's and
+/// cut short in ElevenLabs'; a session idle past the agent's
+/// `idleSessionTTLInSeconds` starts blank in Bedrock), and the ElevenLabs
+/// prompt ranks below the Bedrock agent's own instruction.
+pub const INSTRUCTIONS_ATTRIBUTE: &str = "voiceAgentInstructions";
+
 /// Which Bedrock Agent answers, and the limits of one turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BedrockConfig {
@@ -221,6 +236,9 @@ impl BedrockRuntime {
                 .session_attributes("businessId", &turn.business_id)
                 .session_attributes("locationId", &turn.location_id)
                 .session_attributes("source", &turn.source);
+            if let Some(system) = &turn.system {
+                state = state.prompt_session_attributes(INSTRUCTIONS_ATTRIBUTE, system);
+            }
             let mut request = self
                 .request(turn.bedrock.as_ref(), &turn.session_id)
                 .enable_trace(self.config.trace);
@@ -587,7 +605,7 @@ impl AgentRuntime for BedrockRuntime {
                 Ok(()) => Answer {
                     text,
                     tools: tools_called,
-                    fallback: false,
+                    ..Answer::default()
                 },
                 Err(e) => {
                     tracing::warn!(

@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_ROUNDS: u32 = 4;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(8);
 
 /// One caller turn for the agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Turn {
     /// Groups the turns of one call (the ElevenLabs conversation id).
     pub session_id: String,
@@ -40,6 +40,73 @@ pub struct Turn {
     /// The tenant's own Bedrock Agent, when it has one (runtimes other
     /// than Bedrock ignore it).
     pub bedrock: Option<crate::tenant::BedrockAgentRef>,
+    /// Instructions for this turn: the voice agent's prompt (ElevenLabs'
+    /// system message) and the caller's date and time zone.
+    pub system: Option<String>,
+    /// The conversation before `text`, oldest first, as the voice platform
+    /// keeps it; empty when the caller sends only the latest words.
+    pub history: Vec<Message>,
+    /// Tools the voice platform offers and runs itself (its `end_call` and
+    /// `transfer_to_number` system tools); asking for one ends the turn
+    /// with a [`Handoff`].
+    pub platform_tools: Vec<PlatformTool>,
+}
+
+/// Who said a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One earlier message of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: Role,
+    pub text: String,
+}
+
+/// ElevenLabs' system tool that ends the call (elevenlabs-docs
+/// `snippets/end_call_custom_llm.mdx`).
+pub const END_CALL: &str = "end_call";
+/// ElevenLabs' system tool that transfers the call to a person
+/// (elevenlabs-docs `snippets/human_transfer_custom_llm.mdx`).
+pub const TRANSFER_TO_NUMBER: &str = "transfer_to_number";
+
+/// A tool of the voice platform as its request describes it, in the
+/// OpenAI function-tool form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformTool {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+}
+
+impl Turn {
+    /// The platform tool `name`, when this turn's request offers it.
+    pub fn platform_tool(&self, name: &str) -> Option<&PlatformTool> {
+        self.platform_tools.iter().find(|tool| tool.name == name)
+    }
+}
+
+/// The call leaves the agent: the voice platform hangs up or transfers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handoff {
+    EndCall {
+        reason: String,
+        /// A farewell the platform says before hanging up.
+        message: Option<String>,
+    },
+    Transfer {
+        /// As the runtime gave it; checked for E.164 before it is used.
+        number: String,
+        reason: String,
+        /// What the caller hears while the transfer is made.
+        client_message: Option<String>,
+        /// What the person taking the call hears first.
+        agent_message: Option<String>,
+    },
 }
 
 /// The agent session of one call, as the runtime keyed its turns: for
@@ -79,13 +146,15 @@ pub trait ToolRunner: Send + Sync {
 }
 
 /// The finished answer to a turn.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answer {
     pub text: String,
     /// Tools called, in order.
     pub tools: Vec<ToolCall>,
     /// The runtime could not answer and `text` is the spoken fallback.
     pub fallback: bool,
+    /// The call leaves the agent after `text`.
+    pub handoff: Option<Handoff>,
 }
 
 /// Answers caller turns. Text goes to `stream` as it arrives (for the
@@ -133,6 +202,7 @@ async fn fall_back(
         text: FALLBACK.into(),
         tools,
         fallback: true,
+        handoff: None,
     }
 }
 

@@ -2,13 +2,38 @@
 //! does not understand anything: it matches a few keywords, calls the
 //! matching tool and says what it did. Named so that nobody mistakes it for
 //! a model.
+//!
+//! When the voice platform offers its `transfer_to_number` tool, a caller
+//! who asks for a person ("a person", "human", "operator", "un om", ...)
+//! is transferred to the first number the tool names (the `enum` of its
+//! `transfer_number` parameter, else the first `+` and eight or more
+//! digits of its description). When it offers `end_call`, a caller who says goodbye is
+//! let go.
 
 use futures::future::BoxFuture;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
-use super::{AgentRuntime, Answer, ToolCall, ToolRunner, Turn};
+use super::{
+    AgentRuntime, Answer, END_CALL, Handoff, PlatformTool, TRANSFER_TO_NUMBER, ToolCall,
+    ToolRunner, Turn,
+};
+
+/// Words of a caller who wants a person, English and Romanian.
+const ASKS_FOR_A_PERSON: [&str; 7] = [
+    "a person",
+    "human",
+    "operator",
+    "someone real",
+    "un om",
+    "o persoană",
+    "cu cineva",
+];
+
+/// Words of a caller who is done, English and Romanian.
+const SAYS_GOODBYE: [&str; 3] = ["goodbye", "bye", "la revedere"];
 
 /// Keyword rules, first match wins; no match echoes the turn back.
 #[derive(Debug, Default, Clone)]
@@ -65,6 +90,86 @@ impl ScriptedRuntime {
             None
         }
     }
+
+    /// The hand-off a turn's words ask for, among those its request
+    /// offers, and what the agent says before it.
+    pub fn handoff_for(turn: &Turn) -> Option<(Handoff, String)> {
+        let lower = turn.text.to_lowercase();
+        if let Some(tool) = turn.platform_tool(TRANSFER_TO_NUMBER)
+            && ASKS_FOR_A_PERSON.iter().any(|words| lower.contains(words))
+        {
+            let number = transfer_number(tool)?;
+            let handoff = Handoff::Transfer {
+                number,
+                reason: "the caller asked for a person".into(),
+                client_message: None,
+                agent_message: Some(format!("The caller said: {}", turn.text)),
+            };
+            return Some((handoff, "[scripted agent] Transferring you now.".into()));
+        }
+        // Whole words only: "bye" is not in "byelaw".
+        let spaced: String = lower
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+            .collect();
+        let spaced = format!(" {spaced} ");
+        if turn.platform_tool(END_CALL).is_some()
+            && SAYS_GOODBYE
+                .iter()
+                .any(|words| spaced.contains(&format!(" {words} ")))
+        {
+            let handoff = Handoff::EndCall {
+                reason: "the caller said goodbye".into(),
+                message: None,
+            };
+            return Some((handoff, "[scripted agent] Goodbye.".into()));
+        }
+        None
+    }
+
+    /// Runs the tool the turn's words ask for and says how it went, or
+    /// echoes the words when they ask for none.
+    async fn run_tool(
+        &self,
+        turn: &Turn,
+        tools: &dyn ToolRunner,
+        called: &mut Vec<ToolCall>,
+    ) -> String {
+        let Some(call) = Self::tool_for(&turn.text) else {
+            return format!("[scripted agent] You said: {}", turn.text);
+        };
+        let output = tools.run(turn, &call).await;
+        let outcome = if output.ok { "done" } else { "failed" };
+        let said = format!(
+            "[scripted agent] {} {outcome}: {}",
+            call.function, output.body
+        );
+        called.push(call);
+        said
+    }
+}
+
+/// The first number `tool` names: the `enum` of its `transfer_number`
+/// parameter, else the first `+` and eight or more digits in its
+/// description.
+fn transfer_number(tool: &PlatformTool) -> Option<String> {
+    let listed = tool
+        .parameters
+        .pointer("/properties/transfer_number/enum")
+        .and_then(Value::as_array)
+        .and_then(|numbers| numbers.iter().find_map(Value::as_str));
+    if let Some(number) = listed {
+        return Some(number.to_owned());
+    }
+    let description = &tool.description;
+    description.match_indices('+').find_map(|(at, _)| {
+        let digits: String = description[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        // Shorter runs are parts of numbers written with spaces.
+        (digits.len() >= 8).then(|| format!("+{digits}"))
+    })
 }
 
 impl AgentRuntime for ScriptedRuntime {
@@ -76,18 +181,9 @@ impl AgentRuntime for ScriptedRuntime {
     ) -> BoxFuture<'a, Answer> {
         Box::pin(async move {
             let mut called = Vec::new();
-            let text = match Self::tool_for(&turn.text) {
-                Some(call) => {
-                    let output = tools.run(turn, &call).await;
-                    let said = if output.ok {
-                        format!("[scripted agent] {} done: {}", call.function, output.body)
-                    } else {
-                        format!("[scripted agent] {} failed: {}", call.function, output.body)
-                    };
-                    called.push(call);
-                    said
-                }
-                None => format!("[scripted agent] You said: {}", turn.text),
+            let (handoff, text) = match Self::handoff_for(turn) {
+                Some((handoff, said)) => (Some(handoff), said),
+                None => (None, self.run_tool(turn, tools, &mut called).await),
             };
             if let Some(tx) = stream {
                 // Word by word, so that streaming consumers see several chunks.
@@ -106,6 +202,7 @@ impl AgentRuntime for ScriptedRuntime {
                 text,
                 tools: called,
                 fallback: false,
+                handoff,
             }
         })
     }
@@ -132,8 +229,75 @@ mod tests {
             location_id: "L1".into(),
             source: "voice".into(),
             text: text.into(),
-            bedrock: None,
+            ..Turn::default()
         }
+    }
+
+    fn offering(text: &str, tools: &[(&str, &str, Value)]) -> Turn {
+        Turn {
+            platform_tools: tools
+                .iter()
+                .map(|(name, description, parameters)| PlatformTool {
+                    name: (*name).into(),
+                    description: (*description).into(),
+                    parameters: parameters.clone(),
+                })
+                .collect(),
+            ..turn(text)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_who_asks_for_a_person_is_transferred_only_when_the_platform_offers_it() {
+        let listed = serde_json::json!({"type": "object", "properties": {
+            "transfer_number": {"type": "string", "enum": ["+40721000222", "+40721000333"]}}});
+        let asks = "Vreau să vorbesc cu un om, vă rog";
+        let answer = ScriptedRuntime
+            .answer(
+                &offering(asks, &[(TRANSFER_TO_NUMBER, "Transfer", listed)]),
+                &Echo,
+                None,
+            )
+            .await;
+        let Some(Handoff::Transfer { number, reason, .. }) = &answer.handoff else {
+            panic!("no transfer: {answer:?}");
+        };
+        assert_eq!(number, "+40721000222");
+        assert_eq!(reason, "the caller asked for a person");
+        assert!(answer.tools.is_empty());
+
+        let described = offering(
+            "Can I talk to a human?",
+            &[(
+                TRANSFER_TO_NUMBER,
+                "Reception: +40 21 not this; front desk +40312000111 when the caller asks for a person",
+                serde_json::json!({}),
+            )],
+        );
+        let (handoff, _) = ScriptedRuntime::handoff_for(&described).unwrap();
+        assert!(matches!(handoff, Handoff::Transfer { number, .. } if number == "+40312000111"));
+
+        // Not offered, or offered without any number: no transfer.
+        assert!(ScriptedRuntime::handoff_for(&turn("Can I talk to a human?")).is_none());
+        let bare = offering(
+            "operator please",
+            &[(TRANSFER_TO_NUMBER, "no number here", serde_json::json!({}))],
+        );
+        assert!(ScriptedRuntime::handoff_for(&bare).is_none());
+    }
+
+    #[test]
+    fn goodbye_ends_the_call_only_when_the_platform_offers_it() {
+        let tools = [(END_CALL, "", serde_json::json!({}))];
+        let (handoff, said) =
+            ScriptedRuntime::handoff_for(&offering("Thanks, goodbye!", &tools)).unwrap();
+        assert!(matches!(handoff, Handoff::EndCall { .. }));
+        assert_eq!(said, "[scripted agent] Goodbye.");
+        assert!(
+            ScriptedRuntime::handoff_for(&offering("Mulțumesc, la revedere", &tools)).is_some()
+        );
+        assert!(ScriptedRuntime::handoff_for(&offering("the byelaw says", &tools)).is_none());
+        assert!(ScriptedRuntime::handoff_for(&turn("goodbye")).is_none());
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ use crate::agent::openai::OpenAiConfig;
 use crate::agent::tools::ToolsConfig;
 use crate::agent::{DEFAULT_DEADLINE, DEFAULT_MAX_ROUNDS, RuntimeConfig};
 use crate::http::state::{
-    DEFAULT_BODY_LIMIT, DEFAULT_POST_CALL_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_BODY_LIMIT, DEFAULT_BUFFER_WORDS_AFTER, DEFAULT_POST_CALL_BODY_LIMIT,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
 use crate::messaging::ses::SesConfig;
@@ -210,6 +211,13 @@ pub struct BridgeArgs {
           value_parser = whole("--request-timeout-secs", "VOICE_OPERATOR_REQUEST_TIMEOUT_SECS", 1, 3600))]
     pub request_timeout_secs: u64,
 
+    /// How long a custom-LLM turn may say nothing before the caller hears
+    /// buffer words ("One moment... "), in milliseconds; 0 turns them off.
+    /// Keep it well under the agents' cascade_timeout_seconds.
+    #[arg(long, env = "VOICE_OPERATOR_BUFFER_WORDS_MS", default_value_t = DEFAULT_BUFFER_WORDS_AFTER.as_millis() as u64,
+          value_parser = whole("--buffer-words-ms", "VOICE_OPERATOR_BUFFER_WORDS_MS", 0, 15_000))]
+    pub buffer_words_ms: u64,
+
     /// Directory for call audio of tenants with recordCalls; not kept
     /// unless set.
     #[arg(long, env = "VOICE_OPERATOR_RECORDINGS_DIR")]
@@ -236,6 +244,12 @@ fn missing(what: &str) -> BridgeConfigError {
 }
 
 impl BridgeArgs {
+    /// How long a turn may say nothing before buffer words; `None` when
+    /// they are off.
+    pub fn buffer_words_after(&self) -> Option<Duration> {
+        (self.buffer_words_ms > 0).then(|| Duration::from_millis(self.buffer_words_ms))
+    }
+
     /// The agent runtime these settings ask for; `default` when none is
     /// named.
     pub fn runtime(
@@ -497,6 +511,22 @@ mod tests {
         assert!(
             err.contains("VOICE_OPERATOR_BEDROCK_GUARDRAIL_INTERVAL"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn buffer_words_default_to_600_ms_and_0_turns_them_off() {
+        assert_eq!(
+            bridge(&[]).buffer_words_after(),
+            Some(Duration::from_millis(600))
+        );
+        assert_eq!(
+            bridge(&["--buffer-words-ms", "1500"]).buffer_words_after(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            bridge(&["--buffer-words-ms", "0"]).buffer_words_after(),
+            None
         );
     }
 }

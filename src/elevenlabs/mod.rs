@@ -6,6 +6,7 @@ mod client;
 mod error;
 pub mod model;
 pub mod signature;
+pub mod spoken;
 
 use futures::future::BoxFuture;
 

@@ -70,31 +70,11 @@ pub fn tts_model_refusal(language: &str, model_id: Option<&str>) -> Option<&'sta
     }
 }
 
-/// What a disabled agent says, per ElevenLabs language code; the first
-/// is the fallback for every language without one.
-const CLOSING: [(&str, &str); 2] = [
-    (
-        "en",
-        "Sorry, this line is not taking calls at the moment, please call again later.",
-    ),
-    (
-        "ro",
-        "Ne pare rău, această linie nu preia apeluri în acest moment, vă rugăm să reveniți mai târziu.",
-    ),
-];
-
 /// The one sentence a caller hears from a disabled VoiceAgent's agent (its
 /// first message, and every answer of the custom-LLM route) in `language`,
 /// English when it has none or the language is unknown.
 pub fn closing_sentence(language: Option<&str>) -> &'static str {
-    let language = language.unwrap_or_default();
-    // `pt-br` and the like share their base language's sentence.
-    let base = language.split(['-', '_']).next().unwrap_or_default();
-    CLOSING
-        .iter()
-        .find(|(code, _)| code.eq_ignore_ascii_case(base))
-        .unwrap_or(&CLOSING[0])
-        .1
+    super::spoken::in_language(super::spoken::CLOSING, language)
 }
 
 /// `conversation_config.tts`: the voice and how it speaks
@@ -606,7 +586,7 @@ mod tests {
         assert_eq!(closing_sentence(Some("ja")), closing_sentence(Some("en")));
         assert_eq!(closing_sentence(None), closing_sentence(Some("en")));
         assert_eq!(closing_sentence(Some("")), closing_sentence(Some("en")));
-        for (_, sentence) in CLOSING {
+        for (_, sentence) in crate::elevenlabs::spoken::CLOSING {
             // One sentence: a single full stop, at the end.
             assert_eq!(sentence.matches('.').count(), 1, "{sentence}");
             assert!(sentence.ends_with('.'), "{sentence}");

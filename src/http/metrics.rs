@@ -11,6 +11,8 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug, Clone, Default)]
 pub struct HttpMetrics {
     post_call_ignored: Family<Labels, Counter>,
+    custom_llm_retries_followed: Counter,
+    buffer_words: Counter,
 }
 
 impl HttpMetrics {
@@ -21,6 +23,26 @@ impl HttpMetrics {
             "Post-call events acknowledged without acting on them because their agent or tenant is not managed here, by event type and reason",
             self.post_call_ignored.clone(),
         );
+        registry.register(
+            "voice_operator_custom_llm_retries_followed",
+            "Custom-LLM requests that repeated one already under way (ElevenLabs retries a slow or failed request) and followed its turn instead of starting another",
+            self.custom_llm_retries_followed.clone(),
+        );
+        registry.register(
+            "voice_operator_custom_llm_buffer_words",
+            "Custom-LLM answers that began with buffer words because the agent had said nothing yet",
+            self.buffer_words.clone(),
+        );
+    }
+
+    /// Counts a retried custom-LLM request that followed its turn.
+    pub fn custom_llm_retry_followed(&self) {
+        self.custom_llm_retries_followed.inc();
+    }
+
+    /// Counts buffer words said while a turn was thinking.
+    pub fn buffer_words_said(&self) {
+        self.buffer_words.inc();
     }
 
     /// Counts a post-call event of type `kind` that was acknowledged and

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::metrics::HttpMetrics;
+use super::turns::TurnBook;
 use crate::actionlog::{Action, ActionLog, Outcome, Recipient, VoiceCall};
 use crate::admin::AgentAdmin;
 use crate::agent::{AgentRuntime, ToolRunner};
@@ -29,6 +30,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 pub const DEFAULT_POST_CALL_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Longest a request may take before it gets 408, unless configured.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a custom-LLM turn may say nothing before the caller hears
+/// buffer words, unless configured: well inside ElevenLabs' cascade
+/// timeout (4 s by default, 2 s at the least).
+pub const DEFAULT_BUFFER_WORDS_AFTER: Duration = Duration::from_millis(600);
 
 /// Limits and secrets of the bridge routes.
 #[derive(Debug, Clone)]
@@ -49,6 +54,9 @@ pub struct HttpConfig {
     /// Where call audio is kept for tenants with `recordCalls`; not kept
     /// when unset.
     pub recordings_dir: Option<PathBuf>,
+    /// How long a custom-LLM turn may say nothing before the caller hears
+    /// buffer words; never when unset.
+    pub buffer_words_after: Option<Duration>,
 }
 
 impl HttpConfig {
@@ -62,6 +70,7 @@ impl HttpConfig {
             post_call_body_limit: DEFAULT_POST_CALL_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             recordings_dir: None,
+            buffer_words_after: Some(DEFAULT_BUFFER_WORDS_AFTER),
         }
     }
 }
@@ -81,6 +90,9 @@ pub struct AppState {
     pub admin: Option<Arc<dyn AgentAdmin>>,
     /// The routes' counters; registered on `/metrics` by whoever serves it.
     pub metrics: HttpMetrics,
+    /// This replica's running and recent custom-LLM turns, which retried
+    /// requests follow.
+    pub turns: TurnBook,
     conversations: Recent<String, Conversation>,
     agent_tenants: Recent<String, TenantKey>,
     agent_languages: Recent<String, String>,
@@ -122,6 +134,7 @@ impl AppState {
             agents: None,
             admin: None,
             metrics: HttpMetrics::default(),
+            turns: TurnBook::default(),
             conversations: Recent::new(MEMORY, MEMORY_CAPACITY),
             agent_tenants: Recent::new(MEMORY, MEMORY_CAPACITY),
             agent_languages: Recent::new(MEMORY, MEMORY_CAPACITY),

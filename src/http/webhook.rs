@@ -136,6 +136,7 @@ pub async fn webhook(
                     source: VOICE.into(),
                     text: content,
                     bedrock: tenant.settings.bedrock.clone(),
+                    ..Turn::default()
                 };
                 let answer = state
                     .runtime

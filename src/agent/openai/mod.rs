@@ -11,14 +11,30 @@
 //! failure, the stream sees that text followed by `" "` and the fallback
 //! sentence, and the returned [`Answer`] holds the fallback alone.
 //!
-//! The model is stateless, so the runtime keeps each session's past
-//! exchanges (caller text and final answer, without the tool round trips)
-//! in memory: at most 40 messages per session and 10 000 sessions, the least
-//! recently used forgotten first. That memory belongs to one replica: turns
-//! of one call served by different replicas see different histories, and a
-//! restart forgets them all. Failed turns are not remembered, so the history
-//! keeps alternating user and assistant messages, which some chat templates
-//! require.
+//! The first message is one system message: the configured system prompt,
+//! then the turn's own instructions ([`Turn::system`], the voice agent's
+//! prompt and the caller's date), joined, since some chat templates take a
+//! single system message and only in first place.
+//!
+//! The history, by one rule: **the voice platform's transcript is the truth
+//! of the conversation.** A turn that carries its history ([`Turn::history`],
+//! the messages ElevenLabs sends on the custom-LLM route) is answered with
+//! that history alone, the last 40 messages of it. Only a turn without one
+//! (the seed webhook sends the latest words alone) is answered with the
+//! runtime's own memory of the session: its past exchanges (caller text and
+//! final answer, without the tool round trips), at most 40 messages per
+//! session and 10 000 sessions, the least recently used forgotten first.
+//! That memory belongs to one replica: turns of one call served by
+//! different replicas see different histories, and a restart forgets them
+//! all. Failed turns are not remembered, so the history keeps alternating
+//! user and assistant messages, which some chat templates require.
+//!
+//! The platform's own tools the turn offers ([`Turn::platform_tools`]:
+//! `end_call`, `transfer_to_number`) are offered to the model next to the
+//! tool catalog, as the request described them. A reply that asks for one
+//! of them alone ends the turn with a [`Handoff`] the voice platform carries
+//! out; asked for together with other tools, it is refused with a tool
+//! result that says to ask for it alone, once the others have answered.
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -38,8 +54,8 @@ use self::history::{Exchange, Histories};
 use self::sse::SseDecoder;
 use super::tools::{ACTION_GROUP, catalog};
 use super::{
-    AgentRuntime, Answer, DEFAULT_DEADLINE, DEFAULT_MAX_ROUNDS, ToolCall, ToolOutput, ToolRunner,
-    Turn, fall_back,
+    AgentRuntime, Answer, DEFAULT_DEADLINE, DEFAULT_MAX_ROUNDS, END_CALL, Handoff, Role,
+    TRANSFER_TO_NUMBER, ToolCall, ToolOutput, ToolRunner, Turn, fall_back,
 };
 
 /// Messages of past exchanges sent along with a turn, per session.
@@ -151,18 +167,11 @@ impl OpenAiRuntime {
         stream: Option<&mpsc::Sender<String>>,
         text: &mut String,
         called: &mut Vec<ToolCall>,
-    ) -> Result<(), OpenAiError> {
-        let mut messages = Vec::new();
-        if let Some(prompt) = &self.config.system_prompt {
-            messages.push(json!({"role": "system", "content": prompt}));
-        }
-        for past in self.history.recall(&turn.session_id) {
-            messages.push(json!({"role": "user", "content": past.user}));
-            messages.push(json!({"role": "assistant", "content": past.assistant}));
-        }
-        messages.push(json!({"role": "user", "content": turn.text}));
+    ) -> Result<Option<Handoff>, OpenAiError> {
+        let mut messages = self.opening(turn);
+        let offered = self.offered_tools(turn);
         for round in 1..=self.config.max_rounds {
-            let reply = self.complete(&messages, stream, text).await?;
+            let reply = self.complete(&messages, &offered, stream, text).await?;
             let calls = reply.tool_calls(round);
             if calls.is_empty() {
                 if reply.finish_reason.as_deref() == Some("tool_calls") {
@@ -173,7 +182,21 @@ impl OpenAiRuntime {
                 if text.trim().is_empty() {
                     return Err(OpenAiError::Empty);
                 }
-                return Ok(());
+                return Ok(None);
+            }
+            if let [call] = calls.as_slice()
+                && turn.platform_tool(&call.name).is_some()
+            {
+                match handoff(&call.name, &call.arguments) {
+                    Ok(handoff) => return Ok(Some(handoff)),
+                    Err(problem) => {
+                        // The model hears what was wrong and may ask again.
+                        messages.push(assistant_message(&reply.text, &calls));
+                        messages.push(json!({"role": "tool", "tool_call_id": call.id,
+                            "content": format!("error: {problem}; nothing was done")}));
+                        continue;
+                    }
+                }
             }
             if round == self.config.max_rounds {
                 // The results could never reach the model: do not act
@@ -182,18 +205,25 @@ impl OpenAiRuntime {
             }
             messages.push(assistant_message(&reply.text, &calls));
             for call in calls {
-                let content = match parameters(&call.arguments) {
-                    Err(problem) => format!("error: {problem}; the tool was not run"),
-                    Ok(parameters) => {
-                        let call = ToolCall {
-                            action_group: ACTION_GROUP.into(),
-                            function: call.name.clone(),
-                            parameters,
-                        };
-                        // Recorded before it runs: a tool cut off by the
-                        // deadline may already have acted.
-                        called.push(call.clone());
-                        tool_content(tools.run(turn, &call).await)
+                let content = if turn.platform_tool(&call.name).is_some() {
+                    format!(
+                        "error: {} was not done: ask for it alone, once the other tools have answered",
+                        call.name
+                    )
+                } else {
+                    match parameters(&call.arguments) {
+                        Err(problem) => format!("error: {problem}; the tool was not run"),
+                        Ok(parameters) => {
+                            let call = ToolCall {
+                                action_group: ACTION_GROUP.into(),
+                                function: call.name.clone(),
+                                parameters,
+                            };
+                            // Recorded before it runs: a tool cut off by the
+                            // deadline may already have acted.
+                            called.push(call.clone());
+                            tool_content(tools.run(turn, &call).await)
+                        }
                     }
                 };
                 messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": content}));
@@ -202,11 +232,60 @@ impl OpenAiRuntime {
         Err(OpenAiError::TooManyRounds(self.config.max_rounds))
     }
 
+    /// The messages before the first model call: the system message, the
+    /// history (the turn's own, else this replica's memory of the session)
+    /// and the caller's words.
+    fn opening(&self, turn: &Turn) -> Vec<Value> {
+        let mut messages = Vec::new();
+        let system: Vec<&str> = [self.config.system_prompt.as_deref(), turn.system.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|text| !text.trim().is_empty())
+            .collect();
+        if !system.is_empty() {
+            messages.push(json!({"role": "system", "content": system.join("\n\n")}));
+        }
+        if turn.history.is_empty() {
+            for past in self.history.recall(&turn.session_id) {
+                messages.push(json!({"role": "user", "content": past.user}));
+                messages.push(json!({"role": "assistant", "content": past.assistant}));
+            }
+        } else {
+            let skip = turn.history.len().saturating_sub(HISTORY_MESSAGES);
+            for past in &turn.history[skip..] {
+                let role = match past.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                messages.push(json!({"role": role, "content": past.text}));
+            }
+        }
+        messages.push(json!({"role": "user", "content": turn.text}));
+        messages
+    }
+
+    /// The tool catalog, and the platform's tools when the turn offers any.
+    fn offered_tools(&self, turn: &Turn) -> Value {
+        if turn.platform_tools.is_empty() {
+            return self.tools.clone();
+        }
+        let mut tools = self.tools.as_array().cloned().unwrap_or_default();
+        tools.extend(turn.platform_tools.iter().map(|tool| {
+            json!({"type": "function", "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            }})
+        }));
+        Value::Array(tools)
+    }
+
     /// One streamed model call: text goes to `text` and `stream` as it
     /// arrives; the tool calls come back assembled.
     async fn complete(
         &self,
         messages: &[Value],
+        tools: &Value,
         stream: Option<&mpsc::Sender<String>>,
         text: &mut String,
     ) -> Result<Reply, OpenAiError> {
@@ -214,7 +293,7 @@ impl OpenAiRuntime {
             "model": self.config.model,
             "messages": messages,
             "stream": true,
-            "tools": self.tools,
+            "tools": tools,
             "tool_choice": "auto",
         });
         let mut request = self
@@ -295,18 +374,21 @@ impl AgentRuntime for OpenAiRuntime {
             .await
             .unwrap_or(Err(OpenAiError::Deadline(self.config.deadline)));
             match outcome {
-                Ok(()) => {
-                    self.history.record(
-                        &turn.session_id,
-                        Exchange {
-                            user: turn.text.clone(),
-                            assistant: text.clone(),
-                        },
-                    );
+                Ok(handoff) => {
+                    if !text.trim().is_empty() {
+                        self.history.record(
+                            &turn.session_id,
+                            Exchange {
+                                user: turn.text.clone(),
+                                assistant: text.clone(),
+                            },
+                        );
+                    }
                     Answer {
                         text,
                         tools: called,
                         fallback: false,
+                        handoff,
                     }
                 }
                 Err(e) => {
@@ -382,6 +464,33 @@ fn parameters(arguments: &str) -> Result<BTreeMap<String, String>, String> {
             cut(&other.to_string())
         )),
         Err(e) => Err(format!("the arguments are not valid JSON ({e})")),
+    }
+}
+
+/// The hand-off a call of platform tool `name` asks for, from its JSON
+/// arguments (field names of elevenlabs-docs
+/// `snippets/end_call_custom_llm.mdx` and `human_transfer_custom_llm.mdx`).
+fn handoff(name: &str, arguments: &str) -> Result<Handoff, String> {
+    let fields = parameters(arguments)?;
+    let field = |key: &str| {
+        fields
+            .get(key)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    };
+    match name {
+        END_CALL => Ok(Handoff::EndCall {
+            reason: field("reason").unwrap_or_default(),
+            message: field("message"),
+        }),
+        TRANSFER_TO_NUMBER => Ok(Handoff::Transfer {
+            number: field("transfer_number")
+                .ok_or("transfer_to_number needs transfer_number, one of the numbers its description names")?,
+            reason: field("reason").unwrap_or_default(),
+            client_message: field("client_message"),
+            agent_message: field("agent_message"),
+        }),
+        other => Err(format!("{other} is not a tool this runtime can hand over")),
     }
 }
 

@@ -676,3 +676,33 @@ async fn with_the_trace_flag_failure_reasons_are_logged_at_warn() {
         .unwrap_or_else(|| panic!("no trace line in {logs}"));
     assert!(line.contains("WARN"), "{line}");
 }
+
+#[tokio::test]
+async fn the_turns_instructions_go_as_a_prompt_session_attribute_of_every_round() {
+    let fake = FakeBedrock::start(vec![
+        return_control("inv-3", &[("query_app_server", &[])]),
+        Reply::Answer("Da.".into()),
+    ])
+    .await;
+    let mut instructed = turn("conv_1", "Aveți loc mâine?");
+    instructed.system = Some("You answer for Clinica Dentară.\n\nToday is 2026-11-30.".into());
+    instructed.history = vec![voice_operator::agent::Message {
+        role: voice_operator::agent::Role::Assistant,
+        text: "Bună ziua!".into(),
+    }];
+    let answer = runtime(&fake, 3)
+        .answer(&instructed, &Tools::default(), None)
+        .await;
+    assert_eq!(answer.text, "Da.");
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2);
+    for body in seen.iter().map(|s| &s.body) {
+        assert_eq!(
+            body["sessionState"]["promptSessionAttributes"],
+            json!({voice_operator::agent::bedrock::INSTRUCTIONS_ATTRIBUTE:
+                "You answer for Clinica Dentară.\n\nToday is 2026-11-30."})
+        );
+        // Bedrock keeps the session's history itself: none is resent.
+        assert!(body["sessionState"].get("conversationHistory").is_none());
+    }
+}

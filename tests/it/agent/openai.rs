@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use voice_operator::agent::openai::{OpenAiConfig, OpenAiRuntime};
-use voice_operator::agent::{FALLBACK, ToolCall};
+use voice_operator::agent::{FALLBACK, Handoff, Message, PlatformTool, Role, ToolCall, Turn};
 
 /// What the server answers to one request.
 #[derive(Clone)]
@@ -480,5 +480,244 @@ async fn a_failed_turn_is_not_remembered() {
     assert_eq!(
         seen[1].body["messages"],
         json!([{"role": "user", "content": "Mă auziți?"}])
+    );
+}
+
+/// ElevenLabs' system tools as its request describes them (elevenlabs-docs
+/// `customization/custom-llm/overview.mdx`, "Example Request with System
+/// Tools").
+fn platform_tools() -> Vec<PlatformTool> {
+    vec![
+        PlatformTool {
+            name: "end_call".into(),
+            description: "Call this function to end the current conversation.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "reason": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["reason"]}),
+        },
+        PlatformTool {
+            name: "transfer_to_number".into(),
+            description: "Transfer to +40312000111 when the caller asks for a person.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "reason": {"type": "string"}, "transfer_number": {"type": "string"},
+                "client_message": {"type": "string"}, "agent_message": {"type": "string"}},
+                "required": ["transfer_number", "client_message", "agent_message"]}),
+        },
+    ]
+}
+
+/// A turn of conv_1 as the custom-LLM route builds it: the agent's prompt,
+/// the conversation so far and ElevenLabs' system tools.
+fn platform_turn(text: &str) -> Turn {
+    Turn {
+        system: Some("You answer for Clinica Dentară. Today is 2026-11-30 (Monday).".into()),
+        history: vec![
+            Message {
+                role: Role::Assistant,
+                text: "Bună ziua, cu ce vă ajut?".into(),
+            },
+            Message {
+                role: Role::User,
+                text: "Vreau o programare".into(),
+            },
+            Message {
+                role: Role::Assistant,
+                text: "Pentru ce zi?".into(),
+            },
+        ],
+        platform_tools: platform_tools(),
+        ..turn("conv_1", text)
+    }
+}
+
+#[tokio::test]
+async fn the_turns_instructions_history_and_platform_tools_reach_the_model() {
+    let (url, server) = start(vec![
+        says(&["Bună ziua!"]),
+        says(&["Mâine la 10 este liber."]),
+    ])
+    .await;
+    let mut config = config(&url);
+    config.system_prompt = Some("Be brief.".into());
+    let runtime = runtime(config);
+    let tools = Tools::default();
+    // This replica remembers a first exchange of conv_1 ...
+    ask(&runtime, &turn("conv_1", "Alo?"), &tools, None).await;
+    // ... but the turn brings the conversation as ElevenLabs keeps it, and
+    // that is what the model reads.
+    let answer = ask(&runtime, &platform_turn("Mâine la 10"), &tools, None).await;
+    assert_eq!(answer.text, "Mâine la 10 este liber.");
+    assert_eq!(answer.handoff, None);
+
+    let seen = &server.lock().unwrap().seen;
+    let body = &seen[1].body;
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "system", "content":
+                "Be brief.\n\nYou answer for Clinica Dentară. Today is 2026-11-30 (Monday)."},
+            {"role": "assistant", "content": "Bună ziua, cu ce vă ajut?"},
+            {"role": "user", "content": "Vreau o programare"},
+            {"role": "assistant", "content": "Pentru ce zi?"},
+            {"role": "user", "content": "Mâine la 10"},
+        ])
+    );
+    let names: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "query_app_server",
+            "create_appointment",
+            "send_external_message",
+            "send_elixir_notification",
+            "end_call",
+            "transfer_to_number",
+        ]
+    );
+    assert_eq!(
+        body["tools"][5]["function"]["parameters"]["required"],
+        json!(["transfer_number", "client_message", "agent_message"])
+    );
+    // A turn without platform tools offers the catalog alone.
+    assert_eq!(seen[0].body["tools"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_platform_tool_asked_for_alone_ends_the_turn_with_a_handoff() {
+    let (url, server) = start(vec![Reply::Sse(events(&[
+        text("Vă transfer acum."),
+        call(0, Some(("call_t", "transfer_to_number")), ""),
+        call(
+            0,
+            None,
+            r#"{"reason": "wants a person", "transfer_number": "+40312000111", "client_message": "Rămâneți pe linie", "agent_message": "Pacient nou"}"#,
+        ),
+        finish("tool_calls"),
+        DONE.into(),
+    ]))])
+    .await;
+    let tools = Tools::default();
+    let (tx, rx) = mpsc::channel(16);
+    let answer = ask(
+        &runtime(config(&url)),
+        &platform_turn("Vreau să vorbesc cu cineva"),
+        &tools,
+        Some(tx),
+    )
+    .await;
+    assert!(!answer.fallback);
+    assert_eq!(answer.text, "Vă transfer acum.");
+    assert_eq!(drain(rx).await, ["Vă transfer acum."]);
+    assert_eq!(
+        answer.handoff,
+        Some(Handoff::Transfer {
+            number: "+40312000111".into(),
+            reason: "wants a person".into(),
+            client_message: Some("Rămâneți pe linie".into()),
+            agent_message: Some("Pacient nou".into()),
+        })
+    );
+    assert!(tools.calls().is_empty());
+    assert_eq!(server.lock().unwrap().seen.len(), 1, "no second model call");
+}
+
+#[tokio::test]
+async fn a_platform_tool_asked_with_others_waits_and_one_the_turn_does_not_offer_is_a_tool() {
+    let (url, server) = start(vec![
+        asks_for(vec![
+            call(0, Some(("call_book", "create_appointment")), ""),
+            call(1, Some(("call_end", "end_call")), ""),
+            call(
+                0,
+                None,
+                r#"{"date": "2026-12-01", "time": "10:00", "customerName": "Ana"}"#,
+            ),
+            call(1, None, r#"{"reason": "done"}"#),
+        ]),
+        asks_for(vec![call(0, Some(("call_end2", "end_call")), "{}")]),
+    ])
+    .await;
+    let tools = Tools::default();
+    let answer = ask(
+        &runtime(config(&url)),
+        &platform_turn("Mâine la 10, sunt Ana. Atât."),
+        &tools,
+        None,
+    )
+    .await;
+    assert_eq!(
+        answer.handoff,
+        Some(Handoff::EndCall {
+            reason: String::new(),
+            message: None
+        })
+    );
+    let names: Vec<String> = tools.calls().into_iter().map(|c| c.function).collect();
+    assert_eq!(names, ["create_appointment"]);
+    {
+        let seen = &server.lock().unwrap().seen;
+        assert_eq!(seen.len(), 2);
+        let messages = seen[1].body["messages"].as_array().unwrap();
+        let end = messages
+            .iter()
+            .find(|m| m["tool_call_id"] == "call_end")
+            .unwrap();
+        let content = end["content"].as_str().unwrap();
+        assert!(content.contains("ask for it alone"), "{content}");
+    }
+
+    // Without the platform offering end_call, it is an ordinary (unknown)
+    // tool for the tool runner, and no hand-off.
+    let (url, _server) = start(vec![
+        asks_for(vec![call(0, Some(("call_end", "end_call")), "{}")]),
+        says(&["La revedere."]),
+    ])
+    .await;
+    let (answer, tools) = ask_with_tools(&runtime(config(&url)), "Atât, mulțumesc").await;
+    assert_eq!(answer.handoff, None);
+    assert_eq!(answer.text, "La revedere.");
+    assert_eq!(tools.calls()[0].function, "end_call");
+}
+
+#[tokio::test]
+async fn a_transfer_without_a_number_goes_back_to_the_model() {
+    let (url, server) = start(vec![
+        asks_for(vec![call(
+            0,
+            Some(("call_t", "transfer_to_number")),
+            r#"{"reason": "wants a person"}"#,
+        )]),
+        says(&["Cu cine doriți să vorbiți?"]),
+    ])
+    .await;
+    let tools = Tools::default();
+    let answer = ask(
+        &runtime(config(&url)),
+        &platform_turn("Vreau un om"),
+        &tools,
+        None,
+    )
+    .await;
+    assert_eq!(answer.handoff, None);
+    assert_eq!(answer.text, "Cu cine doriți să vorbiți?");
+    let seen = &server.lock().unwrap().seen;
+    let result = &seen[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(result["tool_call_id"], "call_t");
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("needs transfer_number"),
+        "{result}"
     );
 }

@@ -43,7 +43,7 @@ fn turn(business_id: &str) -> Turn {
         location_id: business_id.replacen('B', "L", 1),
         source: "voice".into(),
         text: "Vreau o programare mâine.".into(),
-        bedrock: None,
+        ..Turn::default()
     }
 }
 

@@ -1,5 +1,7 @@
-//! The bridge's HTTP routes: the ElevenLabs routes, the admin API, mangled bodies.
+//! The bridge's HTTP routes: the ElevenLabs routes, the custom-LLM turns,
+//! the admin API, mangled bodies.
 
 mod admin;
 mod fuzz;
+mod llm;
 mod routes;

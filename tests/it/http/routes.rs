@@ -461,7 +461,7 @@ impl AgentRuntime for Held {
             Answer {
                 text: format!("Hello, {}", turn.session_id),
                 tools: vec![],
-                fallback: false,
+                ..Answer::default()
             }
         })
     }
@@ -817,7 +817,7 @@ impl AgentRuntime for Sessions {
             Answer {
                 text: "ok".into(),
                 tools: vec![],
-                fallback: false,
+                ..Answer::default()
             }
         })
     }

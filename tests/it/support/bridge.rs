@@ -201,7 +201,7 @@ pub async fn bearer_post(url: &str, token: &str, body: &Value) -> reqwest::Respo
 pub async fn llm_events(
     url: &str,
     request: &Value,
-) -> impl Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> {
+) -> impl Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + use<> {
     let response = bearer_post(url, LLM_SECRET, request).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(

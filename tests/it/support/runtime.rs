@@ -1,6 +1,7 @@
 //! What the agent-runtime tests share: a caller turn, a tool runner that
 //! answers every call and remembers when it ran, a fake model server that
-//! answers from a script, and the text a runtime streamed.
+//! answers from a script, the text a runtime streamed, and a slow runtime
+//! for the custom-LLM route.
 
 use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ pub fn turn(session: &str, text: &str) -> Turn {
         location_id: "L0100001".into(),
         source: "voice".into(),
         text: text.into(),
-        bedrock: None,
+        ..Turn::default()
     }
 }
 
@@ -73,6 +74,76 @@ impl ToolRunner for Tools {
             });
             let body = format!("{{\"result\":\"{} ok\"}}", call.function);
             ToolOutput { body, ok: true }
+        })
+    }
+}
+
+/// A runtime that takes its time, as a model that calls tools does: it
+/// notes each turn, thinks for `think`, runs `call` (when it has one)
+/// through the turn's tools, and then says `says`, with what the tool
+/// answered. It keeps the runtime contract: it never fails, and its words
+/// go to the stream before it returns.
+pub struct Slow {
+    think: Duration,
+    says: String,
+    call: Option<ToolCall>,
+    turns: Mutex<Vec<Turn>>,
+}
+
+impl Slow {
+    pub fn new(think: Duration, says: &str) -> Slow {
+        Slow {
+            think,
+            says: says.into(),
+            call: None,
+            turns: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same, running `function` with `parameters` once it has thought.
+    pub fn calling(mut self, function: &str, parameters: &[(&str, &str)]) -> Slow {
+        self.call = Some(ToolCall {
+            action_group: "voice-tools".into(),
+            function: function.into(),
+            parameters: parameters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+        self
+    }
+
+    /// The turns it was given, in order.
+    pub fn turns(&self) -> Vec<Turn> {
+        self.turns.lock().unwrap().clone()
+    }
+}
+
+impl AgentRuntime for Slow {
+    fn answer<'a>(
+        &'a self,
+        turn: &'a Turn,
+        tools: &'a dyn ToolRunner,
+        stream: Option<mpsc::Sender<String>>,
+    ) -> BoxFuture<'a, Answer> {
+        self.turns.lock().unwrap().push(turn.clone());
+        Box::pin(async move {
+            tokio::time::sleep(self.think).await;
+            let mut text = self.says.clone();
+            let mut called = Vec::new();
+            if let Some(call) = &self.call {
+                let output = tools.run(turn, call).await;
+                text = format!("{text} {}", output.body);
+                called.push(call.clone());
+            }
+            if let Some(tx) = stream {
+                let _ = tx.send(text.clone()).await;
+            }
+            Answer {
+                text,
+                tools: called,
+                ..Answer::default()
+            }
         })
     }
 }
