@@ -22,7 +22,7 @@ use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};
 use crate::messaging::sns::{SmsType, SnsConfig};
 use crate::messaging::twilio::{TwilioConfig, TwilioSender};
 use crate::messaging::whatsapp::WhatsAppConfig;
-use crate::messaging::{EmailAddress, PhoneNumber};
+use crate::messaging::{DEFAULT_SEND_TIMEOUT, EmailAddress, PhoneNumber};
 use crate::tenant::cache::DEFAULT_TTL;
 
 /// Which agent answers the calls.
@@ -94,6 +94,14 @@ pub struct BridgeArgs {
     #[arg(long, env = "VOICE_OPERATOR_TOOL_TIMEOUT_MS", default_value_t = ToolsConfig::default().timeout.as_millis() as u64,
           value_parser = whole("--tool-timeout-ms", "VOICE_OPERATOR_TOOL_TIMEOUT_MS", 100, 60_000))]
     pub tool_timeout_ms: u64,
+
+    /// Longest one message send may take at its provider (SMS, email,
+    /// WhatsApp), connection included, in milliseconds. Each send is one
+    /// attempt: one that got no answer in time is not sent again, and its
+    /// record says its outcome is unknown.
+    #[arg(long, env = "VOICE_OPERATOR_MESSAGE_TIMEOUT_MS", default_value_t = DEFAULT_SEND_TIMEOUT.as_millis() as u64,
+          value_parser = whole("--message-timeout-ms", "VOICE_OPERATOR_MESSAGE_TIMEOUT_MS", 100, 60_000))]
+    pub message_timeout_ms: u64,
 
     /// SMS provider unless a route says otherwise: twilio or aws_sns
     /// [default: twilio when configured, else aws_sns].
@@ -268,6 +276,10 @@ impl BridgeArgs {
         }
     }
 
+    fn message_timeout(&self) -> Duration {
+        Duration::from_millis(self.message_timeout_ms)
+    }
+
     /// The messaging providers these settings turn on.
     pub fn messaging(&self, secrets: &Secrets) -> Result<MessagingConfig, BridgeConfigError> {
         let setting = MessagingConfigError::setting;
@@ -293,6 +305,7 @@ impl BridgeArgs {
                 };
                 let mut config = TwilioConfig::new(sid.clone(), token, from);
                 config.base_url = self.twilio_base_url.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };
@@ -309,12 +322,14 @@ impl BridgeArgs {
             (Some(id), Some(token)) => {
                 let mut config = WhatsAppConfig::new(id.clone(), token);
                 config.base_url = self.whatsapp_base_url.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };
         let sns = self.sns_sms.then(|| SnsConfig {
             sms_type: SmsType::Transactional,
             sender_id: self.sns_sender_id.clone(),
+            timeout: self.message_timeout(),
         });
         let ses = match &self.ses_from {
             None => None,
@@ -324,6 +339,7 @@ impl BridgeArgs {
                         .map_err(|e| setting("ses.from", e.to_string()))?,
                 );
                 config.configuration_set = self.ses_configuration_set.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };
@@ -351,6 +367,7 @@ impl BridgeArgs {
                 }
                 config.username = self.smtp_username.clone();
                 config.password = secrets.smtp_password.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };

@@ -646,11 +646,11 @@ async fn a_number_twilio_refuses_is_logged_once_as_failed() {
 }
 
 #[tokio::test]
-async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
-    let outage = twilio_error(503, 20500, "Service Unavailable");
+async fn a_throttled_sms_is_sent_once_more_and_logged_once() {
+    let throttled = twilio_error(429, 20429, "Too Many Requests");
     let second_try = ResponseTemplate::new(201).set_body_json(json!({"sid": "SMsecondtry"}));
     let (server, h) = on_twilio([
-        twilio_reply(outage).up_to_n_times(1).expect(1),
+        twilio_reply(throttled).up_to_n_times(1).expect(1),
         twilio_reply(second_try).expect(1),
     ])
     .await;
@@ -668,9 +668,9 @@ async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
 }
 
 #[tokio::test]
-async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
-    let outage = twilio_error(503, 20500, "Service Unavailable");
-    let (server, h) = on_twilio([twilio_reply(outage).expect(2)]).await;
+async fn throttling_that_lasts_is_tried_twice_and_logged_once_as_failed() {
+    let throttled = twilio_error(429, 20429, "Too Many Requests");
+    let (server, h) = on_twilio([twilio_reply(throttled).expect(2)]).await;
     let output = h.send("sms", "+40721000111", "Salut").await;
     assert!(!output.ok);
     assert!(
@@ -683,8 +683,9 @@ async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
     let logged = h.only_record().await;
     assert_eq!(logged["data"]["subAction"], "failed");
     assert_eq!(logged["data"]["externalId"], Value::Null);
+    assert_eq!(logged["data"]["metadata"]["deliveryStatus"], "failed");
     let error = logged["data"]["metadata"]["errorMessage"].as_str().unwrap();
-    assert!(error.contains("Service Unavailable"), "{error}");
+    assert!(error.contains("Too Many Requests"), "{error}");
 }
 
 #[tokio::test]
