@@ -266,13 +266,14 @@ impl BridgeArgs {
         }
     }
 
-    /// Where the HTTP tools go.
+    /// Where the HTTP tools go, and how long a message send may run.
     pub fn tools(&self, secrets: &Secrets) -> ToolsConfig {
         ToolsConfig {
             app_server_url: self.app_server_url.clone(),
             app_server_token: secrets.app_server_token.clone(),
             notification_url: self.notification_url.clone(),
             timeout: Duration::from_millis(self.tool_timeout_ms),
+            send_deadline: crate::agent::tools::send_deadline(self.message_timeout()),
         }
     }
 
