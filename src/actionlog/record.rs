@@ -538,7 +538,12 @@ impl AgentLogRecord {
     }
 
     /// The Kinesis partition key, `businessId:locationId`, so one
-    /// location's actions stay on one shard, in order.
+    /// location's actions land on one shard. That does not keep them in
+    /// order: Kinesis says `PutRecords` "doesn't guarantee the ordering of
+    /// records" of one request (Kinesis API reference, PutRecords), and a
+    /// record retried after a partial failure lands after later ones.
+    /// Consumers order by `timestamp` and drop repeats by `requestId`
+    /// (docs/action-log.md).
     pub fn partition_key(&self) -> String {
         format!("{}:{}", self.business_id, self.location_id)
     }
