@@ -23,7 +23,7 @@ use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
 use crate::admin::{AgentAdmin, KubeAdmin};
 use crate::agent::metrics::AgentMetrics;
-use crate::agent::tools::Tools;
+use crate::agent::tools::{Sends, Tools};
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
 use crate::config::{
@@ -50,6 +50,8 @@ pub struct BridgeParts {
     pub agent_metrics: AgentMetrics,
     pub shipper: ShipperHandle,
     pub grace: Duration,
+    /// The message sends still running; shutdown waits for their records.
+    pub sends: Sends,
     /// What answers the calls, for the start-up report.
     pub agent: String,
     pub messaging: String,
@@ -87,6 +89,7 @@ pub async fn build_bridge(
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
     let tools = Tools::new(args.tools(secrets), messaging, log.clone());
+    let sends = tools.sends();
     let agent = runtime_config.describe();
     let messaging = tools.messaging().describe();
     tracing::info!(
@@ -120,6 +123,7 @@ pub async fn build_bridge(
         agent_metrics,
         shipper,
         grace: action_log.shutdown_grace(),
+        sends,
         agent,
         messaging,
         action_log: if log_config.echo {
@@ -243,7 +247,11 @@ pub async fn controller(
     let mut bridge = None;
     if let Some(parts) = parts {
         router = router.merge(parts.router);
-        bridge = Some((parts.shipper, parts.grace));
+        bridge = Some(Flush {
+            sends: parts.sends,
+            shipper: parts.shipper,
+            grace: parts.grace,
+        });
     }
     let listener = TcpListener::bind(args.listen)
         .await
@@ -359,21 +367,40 @@ impl Serving {
         }
     }
 
-    /// Stops the server and waits until it has drained its requests; only
-    /// then is every record of those requests queued, so the action log
-    /// (`shipper`, within its grace) flushes last.
-    pub async fn finish(self, log: Option<(ShipperHandle, Duration)>) {
+    /// Stops the server and waits until it has drained its requests, then
+    /// until the message sends they started have ended; only then is every
+    /// record of those requests queued, so the action log (`shipper`,
+    /// within its grace) flushes last.
+    pub async fn finish(self, log: Option<Flush>) {
         let _ = self.stop_tx.send(true);
         match self.server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server"),
             Err(e) => tracing::warn!(error = %e, "HTTP server task"),
         }
-        if let Some((shipper, grace)) = log {
+        if let Some(Flush {
+            sends,
+            shipper,
+            grace,
+        }) = log
+        {
+            let running = sends.running();
+            if running > 0 {
+                tracing::info!(running, "waiting for message sends to end");
+            }
+            sends.finished().await;
             let report = shipper.shutdown(grace).await;
             tracing::info!(%report, "action log flushed");
         }
     }
+}
+
+/// What ends after the HTTP server, in order: the message sends still
+/// running, then the action log's flush within `grace`.
+pub struct Flush {
+    pub sends: Sends,
+    pub shipper: ShipperHandle,
+    pub grace: Duration,
 }
 
 /// `dynamodb create-table`.

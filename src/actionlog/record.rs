@@ -285,7 +285,16 @@ pub enum Outcome {
     Received { external_id: Option<String> },
     /// The provider refused it or could not be reached.
     Failed { error: String },
+    /// The request may have reached the provider, and nothing says whether
+    /// it took it (no answer in time after the request left, a server
+    /// error). The schema's `deliveryStatus` has no value for this, so it
+    /// is written as `pending` with `errorMessage` starting
+    /// [`UNKNOWN_OUTCOME`]: the provider may still deliver it.
+    Unknown { error: String },
 }
+
+/// How the `errorMessage` of a record whose outcome is unknown begins.
+pub const UNKNOWN_OUTCOME: &str = "outcome unknown: ";
 
 impl Outcome {
     /// A failure with this message (clipped to [`MAX_ERROR_MESSAGE_BYTES`]
@@ -408,6 +417,11 @@ impl AgentLogRecord {
                 metadata.error_message = Some(clip(error, MAX_ERROR_MESSAGE_BYTES));
                 (SubAction::Failed, None, DeliveryStatus::Failed)
             }
+            Outcome::Unknown { error } => {
+                let error = format!("{UNKNOWN_OUTCOME}{error}");
+                metadata.error_message = Some(clip(error, MAX_ERROR_MESSAGE_BYTES));
+                (SubAction::Send, None, DeliveryStatus::Pending)
+            }
         };
         metadata.delivery_status = Some(status);
         let record = AgentLogRecord {
@@ -524,7 +538,12 @@ impl AgentLogRecord {
     }
 
     /// The Kinesis partition key, `businessId:locationId`, so one
-    /// location's actions stay on one shard, in order.
+    /// location's actions land on one shard. That does not keep them in
+    /// order: Kinesis says `PutRecords` "doesn't guarantee the ordering of
+    /// records" of one request (Kinesis API reference, PutRecords), and a
+    /// record retried after a partial failure lands after later ones.
+    /// Consumers order by `timestamp` and drop repeats by `requestId`
+    /// (docs/action-log.md).
     pub fn partition_key(&self) -> String {
         format!("{}:{}", self.business_id, self.location_id)
     }
@@ -665,6 +684,27 @@ mod tests {
             r.data.metadata.delivery_status,
             Some(DeliveryStatus::Failed)
         );
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_a_pending_send_that_says_so() {
+        let unknown = Outcome::Unknown {
+            error: "twilio did not confirm the message: no answer in time".into(),
+        };
+        let r = AgentLogRecord::sms(action(unknown), SmsProvider::Twilio, 5).unwrap();
+        assert_eq!(r.data.sub_action, SubAction::Send);
+        assert_eq!(r.data.external_id, None);
+        assert_eq!(
+            r.data.metadata.delivery_status,
+            Some(DeliveryStatus::Pending)
+        );
+        assert_eq!(
+            r.data.metadata.error_message.as_deref(),
+            Some("outcome unknown: twilio did not confirm the message: no answer in time")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["data"]["metadata"]["deliveryStatus"], "pending");
+        assert_eq!(json["data"]["subAction"], "send");
     }
 
     #[test]

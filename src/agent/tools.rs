@@ -2,10 +2,12 @@
 //! groups (RETURN_CONTROL) declare the same functions and parameters.
 
 use futures::future::BoxFuture;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::{ToolCall, ToolOutput, ToolRunner, Turn};
@@ -14,8 +16,8 @@ use crate::actionlog::{
     Action, ActionLog, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider,
 };
 use crate::messaging::{
-    Channel, EmailAddress, MessageProvider, Messaging, OutboundMessage, PhoneNumber, SendError,
-    Sent, To,
+    Channel, DEFAULT_SEND_TIMEOUT, EmailAddress, MessageProvider, Messaging, OutboundMessage,
+    PhoneNumber, SendError, Sent, To,
 };
 
 /// The action group the tools belong to, for runtimes that group them.
@@ -120,6 +122,11 @@ pub struct ToolsConfig {
     pub notification_url: Option<String>,
     /// Longest one tool's HTTP call may take.
     pub timeout: Duration,
+    /// Longest a message send may run, its one resend included. A send
+    /// goes on past the turn's deadline, in the background, and is
+    /// recorded either way; one still running at this bound is recorded
+    /// as of unknown outcome. [`send_deadline`] of the providers' timeout.
+    pub send_deadline: Duration,
 }
 
 impl Default for ToolsConfig {
@@ -129,13 +136,21 @@ impl Default for ToolsConfig {
             app_server_token: None,
             notification_url: None,
             timeout: Duration::from_secs(4),
+            send_deadline: send_deadline(DEFAULT_SEND_TIMEOUT),
         }
     }
 }
 
+/// The bound of a whole send when one attempt at a provider takes at most
+/// `timeout`: two attempts, the longest pause between them, and a second
+/// to spare. Past it the provider's client is not keeping its own timeout.
+pub fn send_deadline(timeout: Duration) -> Duration {
+    timeout * 2 + RESEND_AFTER + Duration::from_secs(1)
+}
+
 /// Most of a tool's answer the agent gets to read.
 const MAX_TOOL_BODY: usize = 8 * 1024;
-/// Wait before the one retry of a message a provider could not take.
+/// Wait before the one resend of a message a provider did not take.
 const RESEND_AFTER: Duration = Duration::from_millis(250);
 /// `query_app_server` resources, so a model cannot walk the app server.
 const RESOURCES: [&str; 4] = ["availability", "services", "hours", "appointments"];
@@ -148,6 +163,27 @@ pub struct Tools {
     config: ToolsConfig,
     messaging: Messaging,
     log: ActionLog,
+    sends: Sends,
+}
+
+/// The message sends still running, each in a task of its own. Shutdown
+/// waits for them before the action log's last flush, so that their
+/// records are shipped too.
+#[derive(Debug, Clone, Default)]
+pub struct Sends(TaskTracker);
+
+impl Sends {
+    /// How many sends are running.
+    pub fn running(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Waits until every send started has recorded its outcome. Each is
+    /// bounded by [`ToolsConfig::send_deadline`], so this is too.
+    pub async fn finished(&self) {
+        self.0.close();
+        self.0.wait().await;
+    }
 }
 
 fn failure(body: impl Into<String>) -> ToolOutput {
@@ -180,12 +216,18 @@ impl Tools {
             config,
             messaging,
             log,
+            sends: Sends::default(),
         }
     }
 
     /// The configured providers, for the start-up report.
     pub fn messaging(&self) -> &Messaging {
         &self.messaging
+    }
+
+    /// The sends still running, for shutdown to wait on.
+    pub fn sends(&self) -> Sends {
+        self.sends.clone()
     }
 
     async fn query_app_server(&self, turn: &Turn, call: &ToolCall) -> ToolOutput {
@@ -351,10 +393,87 @@ impl Tools {
             user_id: param("userId").map(str::to_owned),
             name: param("name").map(str::to_owned),
         };
-        let outcome = match parse_message(channel, to_raw, &text, subject.clone()) {
-            Ok(message) => self.deliver(provider.as_ref(), &message).await,
-            Err(e) => Err(e),
+        let record = SendRecord {
+            channel,
+            provider: provider.provider(),
+            business_id: turn.business_id.clone(),
+            location_id: turn.location_id.clone(),
+            session_id: turn.session_id.clone(),
+            recipient,
+            subject: subject.clone(),
+            length: text.chars().count(),
+            log: self.log.clone(),
         };
+        let message = match parse_message(channel, to_raw, &text, subject) {
+            Ok(message) => message,
+            Err(e) => return record.write(Err(e)),
+        };
+        // The send and its record run in a task of their own: the turn's
+        // deadline, or a caller who hangs up, drops this future and not
+        // the send, which records its outcome whenever it ends.
+        let deadline = self.config.send_deadline;
+        let task = self.sends.0.spawn(
+            async move {
+                let outcome =
+                    match tokio::time::timeout(deadline, deliver(&provider, &message)).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(SendError::Unknown {
+                            provider: provider.provider(),
+                            message: format!(
+                                "still sending after {} ms, given up on",
+                                deadline.as_millis()
+                            ),
+                        }),
+                    };
+                record.write(outcome)
+            }
+            .in_current_span(),
+        );
+        task.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the message send ended abnormally");
+            failure("the message could not be sent because of an internal error")
+        })
+    }
+}
+
+/// Sends once, and once more only if the provider proved it did not take
+/// the message (throttled, or not reached). An outcome that is unknown is
+/// never sent again: none of the providers takes an idempotency key that
+/// would make a resend safe (see `messaging`).
+async fn deliver(
+    provider: &Arc<dyn MessageProvider>,
+    message: &OutboundMessage,
+) -> Result<Sent, SendError> {
+    match provider.send(message).await {
+        Err(e) if e.is_retryable() => {
+            tracing::info!(provider = %provider.provider(), error = %e, "sending once more");
+            tokio::time::sleep(crate::retry::jittered(RESEND_AFTER)).await;
+            provider.send(message).await
+        }
+        other => other,
+    }
+}
+
+/// What the action-log record of one message attempt says besides its
+/// outcome, and the log it goes to.
+struct SendRecord {
+    channel: Channel,
+    provider: Provider,
+    business_id: String,
+    location_id: String,
+    session_id: String,
+    recipient: Recipient,
+    subject: Option<String>,
+    /// Characters of the text.
+    length: usize,
+    log: ActionLog,
+}
+
+impl SendRecord {
+    /// Logs the one record of this attempt with `outcome`, and says what
+    /// the agent is told.
+    fn write(self, outcome: Result<Sent, SendError>) -> ToolOutput {
+        let channel = self.channel;
         let (log_outcome, price, output) = match outcome {
             Ok(sent) => (
                 Outcome::Sent {
@@ -366,6 +485,18 @@ impl Tools {
                     ok: true,
                 },
             ),
+            Err(e) if e.is_unknown() => {
+                tracing::warn!(provider = %self.provider, error = %e, "message outcome unknown; not sent again");
+                (
+                    Outcome::Unknown {
+                        error: e.to_string(),
+                    },
+                    None,
+                    failure(format!(
+                        "{e}; it may still arrive, so it was not sent again: do not send it again"
+                    )),
+                )
+            }
             Err(e) => (
                 Outcome::failed(e.to_string()),
                 None,
@@ -377,19 +508,17 @@ impl Tools {
             ),
         };
         let action = Action {
-            business_id: turn.business_id.clone(),
-            location_id: turn.location_id.clone(),
-            agent_session_id: Some(turn.session_id.clone()),
-            recipient,
+            business_id: self.business_id,
+            location_id: self.location_id,
+            agent_session_id: Some(self.session_id),
+            recipient: self.recipient,
             outcome: log_outcome,
         };
-        let built = match (channel, provider.provider()) {
+        let built = match (channel, self.provider) {
             (Channel::Sms, Provider::AwsSns) => {
-                AgentLogRecord::sms(action, SmsProvider::AwsSns, text.chars().count())
+                AgentLogRecord::sms(action, SmsProvider::AwsSns, self.length)
             }
-            (Channel::Sms, _) => {
-                AgentLogRecord::sms(action, SmsProvider::Twilio, text.chars().count())
-            }
+            (Channel::Sms, _) => AgentLogRecord::sms(action, SmsProvider::Twilio, self.length),
             (Channel::Email, p) => AgentLogRecord::email(
                 action,
                 match p {
@@ -397,10 +526,10 @@ impl Tools {
                     Provider::Gmail => EmailProvider::Gmail,
                     _ => EmailProvider::AwsSes,
                 },
-                subject,
-                text.chars().count(),
+                self.subject,
+                self.length,
             ),
-            (Channel::Meta, _) => AgentLogRecord::meta_message(action, text.chars().count()),
+            (Channel::Meta, _) => AgentLogRecord::meta_message(action, self.length),
         };
         match built {
             Ok(mut record) => {
@@ -418,22 +547,6 @@ impl Tools {
             Err(e) => tracing::error!(error = %e, "the message outcome could not be logged"),
         }
         output
-    }
-
-    /// Sends once, and once more if the provider could not take it.
-    async fn deliver(
-        &self,
-        provider: &dyn MessageProvider,
-        message: &OutboundMessage,
-    ) -> Result<Sent, SendError> {
-        match provider.send(message).await {
-            Err(e) if e.is_retryable() => {
-                tracing::info!(provider = %provider.provider(), error = %e, "sending once more");
-                tokio::time::sleep(crate::retry::jittered(RESEND_AFTER)).await;
-                provider.send(message).await
-            }
-            other => other,
-        }
     }
 }
 

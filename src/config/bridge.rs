@@ -23,7 +23,7 @@ use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};
 use crate::messaging::sns::{SmsType, SnsConfig};
 use crate::messaging::twilio::{TwilioConfig, TwilioSender};
 use crate::messaging::whatsapp::WhatsAppConfig;
-use crate::messaging::{EmailAddress, PhoneNumber};
+use crate::messaging::{DEFAULT_SEND_TIMEOUT, EmailAddress, PhoneNumber};
 use crate::tenant::cache::DEFAULT_TTL;
 
 /// Which agent answers the calls.
@@ -113,6 +113,14 @@ pub struct BridgeArgs {
     #[arg(long, env = "VOICE_OPERATOR_TOOL_TIMEOUT_MS", default_value_t = ToolsConfig::default().timeout.as_millis() as u64,
           value_parser = whole("--tool-timeout-ms", "VOICE_OPERATOR_TOOL_TIMEOUT_MS", 100, 60_000))]
     pub tool_timeout_ms: u64,
+
+    /// Longest one message send may take at its provider (SMS, email,
+    /// WhatsApp), connection included, in milliseconds. Each send is one
+    /// attempt: one that got no answer in time is not sent again, and its
+    /// record says its outcome is unknown.
+    #[arg(long, env = "VOICE_OPERATOR_MESSAGE_TIMEOUT_MS", default_value_t = DEFAULT_SEND_TIMEOUT.as_millis() as u64,
+          value_parser = whole("--message-timeout-ms", "VOICE_OPERATOR_MESSAGE_TIMEOUT_MS", 100, 60_000))]
+    pub message_timeout_ms: u64,
 
     /// SMS provider unless a route says otherwise: twilio or aws_sns
     /// [default: twilio when configured, else aws_sns].
@@ -291,14 +299,19 @@ impl BridgeArgs {
         }
     }
 
-    /// Where the HTTP tools go.
+    /// Where the HTTP tools go, and how long a message send may run.
     pub fn tools(&self, secrets: &Secrets) -> ToolsConfig {
         ToolsConfig {
             app_server_url: self.app_server_url.clone(),
             app_server_token: secrets.app_server_token.clone(),
             notification_url: self.notification_url.clone(),
             timeout: Duration::from_millis(self.tool_timeout_ms),
+            send_deadline: crate::agent::tools::send_deadline(self.message_timeout()),
         }
+    }
+
+    fn message_timeout(&self) -> Duration {
+        Duration::from_millis(self.message_timeout_ms)
     }
 
     /// The messaging providers these settings turn on.
@@ -326,6 +339,7 @@ impl BridgeArgs {
                 };
                 let mut config = TwilioConfig::new(sid.clone(), token, from);
                 config.base_url = self.twilio_base_url.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };
@@ -342,12 +356,14 @@ impl BridgeArgs {
             (Some(id), Some(token)) => {
                 let mut config = WhatsAppConfig::new(id.clone(), token);
                 config.base_url = self.whatsapp_base_url.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };
         let sns = self.sns_sms.then(|| SnsConfig {
             sms_type: SmsType::Transactional,
             sender_id: self.sns_sender_id.clone(),
+            timeout: self.message_timeout(),
         });
         let ses = match &self.ses_from {
             None => None,
@@ -357,6 +373,7 @@ impl BridgeArgs {
                         .map_err(|e| setting("ses.from", e.to_string()))?,
                 );
                 config.configuration_set = self.ses_configuration_set.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };
@@ -384,6 +401,7 @@ impl BridgeArgs {
                 }
                 config.username = self.smtp_username.clone();
                 config.password = secrets.smtp_password.clone();
+                config.timeout = self.message_timeout();
                 Some(config)
             }
         };

@@ -24,7 +24,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::app::{BridgeBackends, RouteSecrets, Serving, build_bridge, llm_secret_id};
+use crate::app::{BridgeBackends, Flush, RouteSecrets, Serving, build_bridge, llm_secret_id};
 use crate::config::Secrets;
 use crate::config::bridge::AgentRuntimeKind;
 use crate::config::controller::DEFAULT_LLM_SECRET_NAME;
@@ -276,7 +276,13 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     )
     .await;
     ops.ready.store(false, Ordering::Release);
-    serving.finish(Some((bridge.shipper, bridge.grace))).await;
+    serving
+        .finish(Some(Flush {
+            sends: bridge.sends,
+            shipper: bridge.shipper,
+            grace: bridge.grace,
+        }))
+        .await;
     let _ = watcher.await;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
@@ -117,8 +116,8 @@ pub fn parse_routes(text: &str) -> Result<Vec<Route>, MessagingConfigError> {
 }
 
 /// Builds the configured providers. SNS and SES clients start from the AWS
-/// SDK's standard environment ([`crate::aws::load`]), with two attempts of
-/// at most 10 s each, so a voice call never waits long on a message.
+/// SDK's standard environment ([`crate::aws::load`]); each provider then
+/// makes one attempt within its own `timeout`.
 pub async fn build(config: &MessagingConfig) -> Result<Messaging, MessagingConfigError> {
     let service = match (config.sns.is_some(), config.ses.is_some()) {
         (true, true) => Some("SNS and SES"),
@@ -130,8 +129,8 @@ pub async fn build(config: &MessagingConfig) -> Result<Messaging, MessagingConfi
         Some(service) => Some(
             crate::aws::load(
                 service,
-                RetryConfig::standard().with_max_attempts(2),
-                Duration::from_secs(10),
+                RetryConfig::standard().with_max_attempts(1),
+                super::DEFAULT_SEND_TIMEOUT,
             )
             .await?,
         ),
@@ -141,7 +140,8 @@ pub async fn build(config: &MessagingConfig) -> Result<Messaging, MessagingConfi
 }
 
 /// [`build`] with AWS SDK settings of the caller's (tests, or a process
-/// that already loaded them).
+/// that already loaded them); their retry and timeout settings give way to
+/// the providers' own.
 pub fn build_with_aws(
     config: &MessagingConfig,
     aws: &SdkConfig,
@@ -166,17 +166,11 @@ fn assemble(
     }
     if let Some(sns) = &config.sns {
         let aws = aws.ok_or_else(|| no_aws("sns"))?;
-        messaging = messaging.with(Arc::new(SnsProvider::new(
-            aws_sdk_sns::Client::new(aws),
-            sns,
-        )?));
+        messaging = messaging.with(Arc::new(SnsProvider::new(aws, sns)?));
     }
     if let Some(ses) = &config.ses {
         let aws = aws.ok_or_else(|| no_aws("ses"))?;
-        messaging = messaging.with(Arc::new(SesProvider::new(
-            aws_sdk_sesv2::Client::new(aws),
-            ses,
-        )?));
+        messaging = messaging.with(Arc::new(SesProvider::new(aws, ses)?));
     }
     if let Some(smtp) = &config.smtp {
         messaging = messaging.with(Arc::new(SmtpProvider::new(smtp)?));

@@ -1,9 +1,14 @@
 //! Outbound messages the agent sends (SMS, email, WhatsApp), through
 //! providers behind one trait. Recipients are parsed before any provider
 //! is called; provider errors are classified where they are parsed.
+//!
+//! Every provider makes one attempt with a short timeout. A failure is
+//! classified by what it proves: the message was not taken (it may be sent
+//! again), or nothing is known (the request may have been taken, so it
+//! must not be sent again).
 
 pub mod address;
-mod aws_error;
+mod aws;
 pub mod config;
 mod rest;
 pub mod ses;
@@ -16,10 +21,18 @@ use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use address::{AddressError, EmailAddress, PhoneNumber};
 
 use crate::actionlog::record::Provider;
+
+/// Longest one send may take at a provider unless configured, connection
+/// included. Sending an SMS or an email takes well under a second; a
+/// provider that has not answered in 4 s is in trouble, and a send that
+/// starts after the model's first round still ends inside the turn's
+/// 8 s deadline, leaving the model time to tell the caller.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The three kinds of message the agent can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,19 +154,33 @@ pub enum SendError {
     /// Our credentials for the provider were refused.
     #[error("{provider} refused our credentials: {message}")]
     Auth { provider: Provider, message: String },
-    /// Throttled, unavailable or unreachable; the message was not taken
-    /// and may be sent again.
+    /// Throttled, or unreachable before the request left (connection
+    /// refused, DNS); the provider did not take the message, so it may be
+    /// sent again.
     #[error("{provider} is unavailable: {message}")]
     Retryable { provider: Provider, message: String },
+    /// The request may have reached the provider and nothing says whether
+    /// it took the message: no answer in time after the request left, a
+    /// connection lost mid-request, a server error, or an acceptance we
+    /// could not read. Sending again could deliver it twice.
+    #[error("{provider} did not confirm the message: {message}")]
+    Unknown { provider: Provider, message: String },
     /// No provider is configured for this channel (for this tenant).
     #[error("no {0} provider is configured")]
     NotConfigured(Channel),
 }
 
 impl SendError {
-    /// Whether sending the same message again later may succeed.
+    /// Whether the provider did not take the message and sending it again
+    /// later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, SendError::Retryable { .. })
+    }
+
+    /// Whether the provider may have taken the message: it must not be sent
+    /// again, and it is recorded as of unknown outcome.
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, SendError::Unknown { .. })
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::Url;
 
 use super::SendError;
@@ -13,7 +14,9 @@ use crate::actionlog::record::Provider;
 /// Provider text longer than this is cut in errors.
 const MAX_DETAIL_CHARS: usize = 300;
 
-/// A client whose requests give up after `timeout`, body included.
+/// A client whose requests give up after `timeout`, body included. The
+/// connection has a shorter bound of its own, so that a provider we cannot
+/// reach is told apart from one that took the request and went quiet.
 pub(super) fn client(
     setting: &str,
     timeout: Duration,
@@ -23,7 +26,7 @@ pub(super) fn client(
     }
     reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .connect_timeout((timeout / 2).min(Duration::from_secs(3)))
         .user_agent(concat!("voice-operator/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| {
@@ -54,22 +57,44 @@ pub(super) fn endpoint(
     Ok(url)
 }
 
-/// A request that got no HTTP answer. A timeout is reported as retryable
-/// although the provider may have taken the message: a caller that sends
-/// again accepts a possible duplicate rather than a lost message.
+/// A request that got no HTTP answer. Only a failure to connect (refused,
+/// DNS, the connect timeout) proves the provider never saw the request;
+/// after the connection is made, a timeout or a broken connection may come
+/// after the provider took the message, so its outcome is unknown.
 pub(super) fn transport(provider: Provider, error: reqwest::Error) -> SendError {
-    let what = if error.is_timeout() {
-        "no answer in time"
-    } else if error.is_connect() {
-        "cannot connect"
+    let (connect, timeout) = (error.is_connect(), error.is_timeout());
+    let detail = crate::telemetry::error_chain(&error.without_url());
+    if connect {
+        let message = format!("cannot connect: {detail}");
+        SendError::Retryable { provider, message }
+    } else if timeout {
+        let message = format!("no answer in time: {detail}");
+        SendError::Unknown { provider, message }
     } else {
-        "request failed"
-    };
-    let message = format!(
-        "{what}: {}",
-        crate::telemetry::error_chain(&error.without_url())
-    );
-    SendError::Retryable { provider, message }
+        let message = format!("request failed: {detail}");
+        SendError::Unknown { provider, message }
+    }
+}
+
+/// The status and body of `response`. When the body cannot be read, a
+/// success is unconfirmed (the provider took a message we cannot name)
+/// and an error is left to its status alone, with an empty body.
+pub(super) async fn answer(
+    provider: Provider,
+    response: reqwest::Response,
+) -> Result<(u16, Bytes), SendError> {
+    let status = response.status().as_u16();
+    match response.bytes().await {
+        Ok(body) => Ok((status, body)),
+        Err(error) if (200..300).contains(&status) => Err(SendError::Unknown {
+            provider,
+            message: format!(
+                "answered HTTP {status} but the answer could not be read: {}",
+                crate::telemetry::error_chain(&error.without_url())
+            ),
+        }),
+        Err(_) => Ok((status, Bytes::new())),
+    }
 }
 
 /// The start of a response body, for errors.

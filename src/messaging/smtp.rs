@@ -62,7 +62,8 @@ pub struct SmtpConfig {
     pub from: EmailAddress,
     /// Display name shown with `from`, such as the salon's name.
     pub from_name: Option<String>,
-    /// Longest one message may take, connection to QUIT; 15 s by default.
+    /// Longest one message may take, connection to QUIT;
+    /// [`DEFAULT_SEND_TIMEOUT`](super::DEFAULT_SEND_TIMEOUT) by default.
     pub timeout: Duration,
 }
 
@@ -77,7 +78,7 @@ impl SmtpConfig {
             password: None,
             from,
             from_name: None,
-            timeout: Duration::from_secs(15),
+            timeout: super::DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -184,10 +185,11 @@ impl SmtpProvider {
             .body(message.text.clone())
             .map_err(|e| SendError::Invalid(format!("cannot build the email: {e}")))?;
         // lettre bounds only the connect; a server that stops answering
-        // mid-conversation is cut off here.
+        // mid-conversation is cut off here. Which command it stopped at is
+        // not known, so it may have been after the message was taken.
         let reply = tokio::time::timeout(self.timeout, self.transport.send(email))
             .await
-            .map_err(|_| SendError::Retryable {
+            .map_err(|_| SendError::Unknown {
                 provider: Provider::Smtp,
                 message: format!("no answer within {} s", self.timeout.as_secs_f64()),
             })?
@@ -218,15 +220,19 @@ impl MessageProvider for SmtpProvider {
     }
 }
 
-/// The three outcomes an SMTP failure can have.
+/// What an SMTP failure proves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     Auth,
     Retryable,
     Permanent,
+    Unknown,
 }
 
-/// Classifies a negative SMTP reply by its code (RFC 5321 §4.2.1).
+/// Classifies a negative SMTP reply by its code (RFC 5321 §4.2.1). The
+/// server takes responsibility for a message only with the 250 that ends
+/// DATA (RFC 5321 §4.1.1.4), so a 4xx or 5xx at any step means it did
+/// not take it.
 fn class_of_reply(code: u16) -> Class {
     match code {
         // 530: authentication required; 535: credentials invalid.
@@ -244,13 +250,19 @@ fn classify(error: &lettre::transport::smtp::Error) -> SendError {
         // A certificate the server cannot prove, or a client-side fault:
         // trying again will meet the same refusal.
         None if error.is_tls() || error.is_client() => Class::Permanent,
-        // Connection refused or dropped, timeouts, a garbled reply.
-        None => Class::Retryable,
+        // No session: refused, unresolvable, or STARTTLS failed, all
+        // before MAIL FROM. lettre marks these only in its Display
+        // ("Connection error: ...").
+        None if message.starts_with("Connection error") => Class::Retryable,
+        // The connection broke or the reply was garbled mid-session,
+        // possibly after the final dot of DATA.
+        None => Class::Unknown,
     };
     match class {
         Class::Auth => SendError::Auth { provider, message },
         Class::Retryable => SendError::Retryable { provider, message },
         Class::Permanent => SendError::Permanent { provider, message },
+        Class::Unknown => SendError::Unknown { provider, message },
     }
 }
 

@@ -1,10 +1,13 @@
 //! SMS through Amazon SNS `Publish` to a phone number.
 
+use std::time::Duration;
+
+use aws_config::SdkConfig;
 use aws_sdk_sns::types::MessageAttributeValue;
 use futures::future::BoxFuture;
 
 use super::config::MessagingConfigError;
-use super::{Channel, MessageProvider, OutboundMessage, SendError, Sent, aws_error};
+use super::{Channel, MessageProvider, OutboundMessage, SendError, Sent, aws};
 use crate::actionlog::record::Provider;
 
 /// SNS refuses longer SMS bodies.
@@ -29,9 +32,9 @@ impl SmsType {
     }
 }
 
-/// SMS settings for SNS; region and credentials come from the AWS SDK
-/// configuration the client was built from.
-#[derive(Debug, Clone, Default)]
+/// SMS settings for SNS; region, endpoint and credentials come from the
+/// AWS SDK configuration the provider is built from.
+#[derive(Debug, Clone)]
 pub struct SnsConfig {
     /// Transactional by default.
     pub sms_type: SmsType,
@@ -39,6 +42,19 @@ pub struct SnsConfig {
     /// destination country supports one: 1 to 11 letters and digits, at
     /// least one letter.
     pub sender_id: Option<String>,
+    /// Longest the one attempt of a `Publish` may take;
+    /// [`DEFAULT_SEND_TIMEOUT`](super::DEFAULT_SEND_TIMEOUT) by default.
+    pub timeout: Duration,
+}
+
+impl Default for SnsConfig {
+    fn default() -> Self {
+        SnsConfig {
+            sms_type: SmsType::default(),
+            sender_id: None,
+            timeout: super::DEFAULT_SEND_TIMEOUT,
+        }
+    }
 }
 
 /// Sends SMS with SNS `Publish`.
@@ -49,11 +65,21 @@ pub struct SnsProvider {
 }
 
 impl SnsProvider {
-    /// Checks `config`; errors name the setting.
-    pub fn new(
-        client: aws_sdk_sns::Client,
-        config: &SnsConfig,
-    ) -> Result<SnsProvider, MessagingConfigError> {
+    /// Checks `config` and builds the SNS client from `aws` with one
+    /// attempt of at most `config.timeout`; errors name the setting.
+    pub fn new(aws: &SdkConfig, config: &SnsConfig) -> Result<SnsProvider, MessagingConfigError> {
+        if config.timeout.is_zero() {
+            return Err(MessagingConfigError::setting(
+                "sns.timeout",
+                "must be above zero",
+            ));
+        }
+        let client = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(aws)
+                .retry_config(aws::one_attempt())
+                .timeout_config(aws::send_timeouts(config.timeout))
+                .build(),
+        );
         let mut attributes = vec![("AWS.SNS.SMS.SMSType", config.sms_type.as_str())];
         if let Some(sender) = &config.sender_id {
             let valid = (1..=11).contains(&sender.len())
@@ -81,6 +107,11 @@ impl SnsProvider {
         Ok(SnsProvider { client, attributes })
     }
 
+    /// The SNS client, as configured for sends.
+    pub fn client(&self) -> &aws_sdk_sns::Client {
+        &self.client
+    }
+
     async fn publish(&self, message: &OutboundMessage) -> Result<Sent, SendError> {
         let to = message.phone_for(Provider::AwsSns)?;
         if message.text.len() > MAX_BODY_BYTES {
@@ -99,8 +130,8 @@ impl SnsProvider {
         let output = request
             .send()
             .await
-            .map_err(|e| aws_error::classify(Provider::AwsSns, &e))?;
-        aws_error::accepted(Provider::AwsSns, output.message_id())
+            .map_err(|e| aws::classify(Provider::AwsSns, &e))?;
+        aws::accepted(Provider::AwsSns, output.message_id())
     }
 }
 
@@ -122,12 +153,11 @@ impl MessageProvider for SnsProvider {
 mod tests {
     use super::*;
 
-    fn client() -> aws_sdk_sns::Client {
-        let config = aws_sdk_sns::Config::builder()
-            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-            .region(aws_sdk_sns::config::Region::new("eu-central-1"))
-            .build();
-        aws_sdk_sns::Client::from_conf(config)
+    fn aws() -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-central-1"))
+            .build()
     }
 
     #[test]
@@ -137,7 +167,7 @@ mod tests {
                 sender_id: Some(good.into()),
                 ..SnsConfig::default()
             };
-            let provider = SnsProvider::new(client(), &config).unwrap();
+            let provider = SnsProvider::new(&aws(), &config).unwrap();
             assert_eq!(provider.attributes.len(), 2, "{good}");
         }
         for bad in ["", "12345", "Salon Ana", "Abcdefghijkl", "Salon-Ana", "Ană"] {
@@ -145,14 +175,14 @@ mod tests {
                 sender_id: Some(bad.into()),
                 ..SnsConfig::default()
             };
-            let error = SnsProvider::new(client(), &config).unwrap_err();
+            let error = SnsProvider::new(&aws(), &config).unwrap_err();
             assert!(error.to_string().starts_with("sns.sender_id: "), "{bad}");
         }
     }
 
     #[test]
     fn the_sms_type_is_transactional_unless_set() {
-        let provider = SnsProvider::new(client(), &SnsConfig::default()).unwrap();
+        let provider = SnsProvider::new(&aws(), &SnsConfig::default()).unwrap();
         let (name, value) = &provider.attributes[0];
         assert_eq!(*name, "AWS.SNS.SMS.SMSType");
         assert_eq!(value.string_value(), Some("Transactional"));

@@ -37,7 +37,8 @@ pub struct TwilioConfig {
     /// The account's auth token (basic-auth password).
     pub auth_token: SecretString,
     pub from: TwilioSender,
-    /// Longest one request may take; 10 s by default.
+    /// Longest one request may take, connection included;
+    /// [`DEFAULT_SEND_TIMEOUT`](super::DEFAULT_SEND_TIMEOUT) by default.
     pub timeout: Duration,
 }
 
@@ -53,7 +54,7 @@ impl TwilioConfig {
             account_sid: account_sid.into(),
             auth_token,
             from,
-            timeout: Duration::from_secs(10),
+            timeout: super::DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -121,11 +122,7 @@ impl TwilioProvider {
             .send()
             .await
             .map_err(|e| rest::transport(Provider::Twilio, e))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| rest::transport(Provider::Twilio, e))?;
+        let (status, body) = rest::answer(Provider::Twilio, response).await?;
         if !(200..300).contains(&status) {
             return Err(classify(status, &body));
         }
@@ -195,7 +192,7 @@ fn created(body: &[u8]) -> Result<Sent, SendError> {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let Some(sid) = value["sid"].as_str().filter(|s| !s.is_empty()) else {
         // Twilio took the request; sending again could deliver it twice.
-        return Err(SendError::Permanent {
+        return Err(SendError::Unknown {
             provider: Provider::Twilio,
             message: format!("answered without a message sid: {}", rest::snippet(body)),
         });
@@ -234,9 +231,14 @@ fn classify(status: u16, body: &[u8]) -> SendError {
         message.push_str(&format!(" ({more})"));
     }
     let provider = Provider::Twilio;
+    // Only a 429 says Twilio turned the request away unprocessed; a 5xx
+    // on this POST may come after the message was created, and the
+    // Messages API takes no idempotency key to make a resend safe
+    // (CreateMessage in twilio/twilio-oai spec/yaml/twilio_api_v2010.yaml).
     match status {
         401 | 403 => SendError::Auth { provider, message },
-        429 | 500..=599 => SendError::Retryable { provider, message },
+        429 => SendError::Retryable { provider, message },
+        500..=599 => SendError::Unknown { provider, message },
         _ => SendError::Permanent { provider, message },
     }
 }
@@ -270,7 +272,8 @@ mod tests {
         );
         assert!(matches!(classify(403, b""), SendError::Auth { .. }));
         assert!(classify(429, br#"{"code":20429,"message":"Too Many Requests"}"#).is_retryable());
-        assert!(classify(503, b"<html>down</html>").is_retryable());
+        assert!(classify(503, b"<html>down</html>").is_unknown());
+        assert!(classify(500, b"").is_unknown());
         assert_eq!(
             classify(404, b"not here"),
             SendError::Permanent {
@@ -289,7 +292,7 @@ mod tests {
         assert_eq!(sent.price.as_deref(), Some("-0.00750 USD"));
         let sent = created(br#"{"sid":"SM0123","price":null,"price_unit":"USD"}"#).unwrap();
         assert_eq!(sent.price, None);
-        assert!(matches!(created(b"{}"), Err(SendError::Permanent { .. })));
+        assert!(matches!(created(b"{}"), Err(SendError::Unknown { .. })));
     }
 
     #[test]

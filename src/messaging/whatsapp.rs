@@ -31,7 +31,8 @@ pub struct WhatsAppConfig {
     pub phone_number_id: String,
     /// A system-user access token with `whatsapp_business_messaging`.
     pub access_token: SecretString,
-    /// Longest one request may take; 10 s by default.
+    /// Longest one request may take, connection included;
+    /// [`DEFAULT_SEND_TIMEOUT`](super::DEFAULT_SEND_TIMEOUT) by default.
     pub timeout: Duration,
 }
 
@@ -42,7 +43,7 @@ impl WhatsAppConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             phone_number_id: phone_number_id.into(),
             access_token,
-            timeout: Duration::from_secs(10),
+            timeout: super::DEFAULT_SEND_TIMEOUT,
         }
     }
 }
@@ -101,11 +102,7 @@ impl WhatsAppProvider {
             .send()
             .await
             .map_err(|e| rest::transport(Provider::Meta, e))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| rest::transport(Provider::Meta, e))?;
+        let (status, body) = rest::answer(Provider::Meta, response).await?;
         if !(200..300).contains(&status) {
             return Err(classify(status, &body));
         }
@@ -119,7 +116,7 @@ impl WhatsAppProvider {
                 price: None,
             }),
             // Meta took the request; sending again could deliver it twice.
-            None => Err(SendError::Permanent {
+            None => Err(SendError::Unknown {
                 provider: Provider::Meta,
                 message: format!("answered without messages[0].id: {}", rest::snippet(&body)),
             }),
@@ -179,8 +176,13 @@ fn classify(status: u16, body: &[u8]) -> SendError {
     let rate_limited = code.is_some_and(|c| RATE_LIMIT_CODES.contains(&c));
     if code == Some(TOKEN_ERROR) || status == 401 {
         SendError::Auth { provider, message }
-    } else if rate_limited || status == 429 || (500..600).contains(&status) {
+    } else if rate_limited || status == 429 {
         SendError::Retryable { provider, message }
+    } else if (500..600).contains(&status) {
+        // The Cloud API takes no idempotency key (`biz_opaque_callback_data`
+        // is only echoed in webhooks), so a server error on this POST
+        // leaves the message's fate unknown.
+        SendError::Unknown { provider, message }
     } else {
         SendError::Permanent { provider, message }
     }
@@ -216,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_and_server_errors_are_retryable() {
+    fn rate_limits_are_retryable_and_server_errors_unknown() {
         for code in [4, 80007, 130429, 131048, 131056] {
             assert!(
                 classify(400, &graph_error(code, "limit")).is_retryable(),
@@ -224,8 +226,8 @@ mod tests {
             );
         }
         assert!(classify(429, b"").is_retryable());
-        assert!(classify(500, &graph_error(1, "An unknown error occurred")).is_retryable());
-        assert!(classify(503, b"<html>").is_retryable());
+        assert!(classify(500, &graph_error(1, "An unknown error occurred")).is_unknown());
+        assert!(classify(503, b"<html>").is_unknown());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use crate::support::providers::{
     ACCESS_TOKEN, ACCOUNT_SID, AUTH_TOKEN, PHONE_NUMBER_ID, TWILIO_PATH, WAMID, form, recorded,
-    twilio_accepting_one, twilio_config, twilio_reply, whatsapp_config, whatsapp_expecting,
+    ses_error, ses_send_email, sns_error, sns_publish, sns_published, twilio_accepting_one,
+    twilio_config, twilio_reply, whatsapp_config, whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone};
@@ -27,8 +28,8 @@ use voice_operator::messaging::sns::{SnsConfig, SnsProvider};
 use voice_operator::messaging::twilio::{TwilioConfig, TwilioProvider, TwilioSender};
 use voice_operator::messaging::whatsapp::{WhatsAppConfig, WhatsAppProvider};
 use voice_operator::messaging::{
-    Channel, EmailAddress, MessageProvider, Messaging, OutboundMessage, PhoneNumber, SendError,
-    Sent, To,
+    Channel, DEFAULT_SEND_TIMEOUT, EmailAddress, MessageProvider, Messaging, OutboundMessage,
+    PhoneNumber, SendError, Sent, To,
 };
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -215,6 +216,7 @@ async fn twilio_errors_are_classified() {
             json!({"code": 20500, "message": "Internal Server Error", "status": 503}),
         ),
     ];
+    // Each reply is asked for exactly once: the provider makes one attempt.
     let errors = errors_for(&server, TWILIO_PATH, &provider, cases).await;
     assert_eq!(
         errors[0],
@@ -233,7 +235,12 @@ async fn twilio_errors_are_classified() {
         "{:?}",
         errors[2]
     );
-    assert!(errors[3].is_retryable(), "{:?}", errors[3]);
+    // The message may have been created before the server failed.
+    assert!(
+        matches!(&errors[3], SendError::Unknown { message, .. } if message.contains("20500")),
+        "{:?}",
+        errors[3]
+    );
     for error in &errors {
         assert!(!error.to_string().contains(AUTH_TOKEN));
     }
@@ -251,10 +258,11 @@ async fn twilio_refuses_what_it_cannot_send_before_any_call() {
 }
 
 #[tokio::test]
-async fn twilio_timeouts_and_refused_connections_are_retryable() {
+async fn a_twilio_timeout_is_unknown_and_a_refused_connection_retryable() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
+        .expect(1)
         .mount(&server)
         .await;
     let mut config =
@@ -263,10 +271,12 @@ async fn twilio_timeouts_and_refused_connections_are_retryable() {
     config.timeout = Duration::from_millis(200);
     let slow = TwilioProvider::new(&config).unwrap();
     let error = slow.send(&sms("+40721000111", "Salut")).await.unwrap_err();
+    // The request reached Twilio, which may have created the message.
     assert!(
-        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("no answer in time")),
+        matches!(&error, SendError::Unknown { message, .. } if message.starts_with("no answer in time")),
         "{error:?}"
     );
+    server.verify().await;
 
     let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
     let error = twilio(&closed, twilio_number())
@@ -360,7 +370,7 @@ async fn sns_publishes_an_sms_the_emulator_records() {
         sender_id: Some("SalonAna".into()),
         ..SnsConfig::default()
     };
-    let provider = SnsProvider::new(aws_sdk_sns::Client::new(&aws), &config).unwrap();
+    let provider = SnsProvider::new(&aws, &config).unwrap();
     let phone = unique_phone();
     let text = "Programare confirmată: mâine la 10:00.";
     let sent = provider.send(&sms(&phone, text)).await.unwrap();
@@ -385,7 +395,7 @@ async fn ses_refuses_an_unverified_sender_then_sends_once_it_is_verified() {
     );
     let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let provider = SesProvider::new(
-        client.clone(),
+        &aws,
         &SesConfig::new(EmailAddress::parse("from", &from).unwrap()),
     )
     .unwrap();
@@ -426,16 +436,12 @@ async fn ses_refuses_an_unverified_sender_then_sends_once_it_is_verified() {
 async fn aws_providers_refuse_the_wrong_recipient_before_any_call() {
     // Nothing listens here: reaching the network would be Retryable.
     let aws = aws_config(&format!("http://127.0.0.1:{}", crate::support::free_port()));
-    let sns = SnsProvider::new(aws_sdk_sns::Client::new(&aws), &SnsConfig::default()).unwrap();
+    let sns = SnsProvider::new(&aws, &SnsConfig::default()).unwrap();
     let to_email = email("ana@example.com", "Programare", "Salut");
     assert_invalid(&sns, &to_email, "aws_sns sends to phone numbers").await;
     assert_invalid(&sns, &sms("+40721000111", &"a".repeat(1601)), "").await;
 
-    let ses = SesProvider::new(
-        aws_sdk_sesv2::Client::new(&aws),
-        &SesConfig::new(salon_address()),
-    )
-    .unwrap();
+    let ses = SesProvider::new(&aws, &SesConfig::new(salon_address())).unwrap();
     let to_phone = sms("+40721000111", "Salut");
     assert_invalid(&ses, &to_phone, "aws_ses sends to email addresses").await;
     let mut no_subject = email("ana@example.com", "x", "Salut");
@@ -443,9 +449,213 @@ async fn aws_providers_refuse_the_wrong_recipient_before_any_call() {
     let error = ses.send(&no_subject).await.unwrap_err();
     assert_eq!(error, SendError::Invalid("an email needs a subject".into()));
 
-    // And the network failure itself is retryable.
+    // And a connection refused is retryable: nothing was sent.
     let error = sns.send(&sms("+40721000111", "Salut")).await.unwrap_err();
+    assert!(
+        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("cannot connect")),
+        "{error:?}"
+    );
+}
+
+// ------------------------------------ SNS and SES: one attempt per send
+
+/// An SNS provider on `server` whose sends time out after `timeout`. The
+/// shared SDK settings allow two attempts; the provider must not.
+fn sns_on(server: &MockServer, timeout: Duration) -> SnsProvider {
+    let config = SnsConfig {
+        timeout,
+        ..SnsConfig::default()
+    };
+    SnsProvider::new(&aws_config(&server.uri()), &config).unwrap()
+}
+
+/// An SES v2 provider on `server`, as [`sns_on`].
+fn ses_on(server: &MockServer, timeout: Duration) -> SesProvider {
+    let mut config = SesConfig::new(salon_address());
+    config.timeout = timeout;
+    SesProvider::new(&aws_config(&server.uri()), &config).unwrap()
+}
+
+#[tokio::test]
+async fn the_sns_and_ses_clients_make_one_attempt_within_the_send_timeout() {
+    // The shared settings say two attempts of 10 s (support::aws_config).
+    let aws = aws_config("http://127.0.0.1:9");
+    assert_eq!(aws.retry_config().unwrap().max_attempts(), 2);
+    let timeout = Duration::from_millis(1500);
+    let sns = SnsProvider::new(
+        &aws,
+        &SnsConfig {
+            timeout,
+            ..SnsConfig::default()
+        },
+    )
+    .unwrap();
+    let mut ses_config = SesConfig::new(salon_address());
+    ses_config.timeout = timeout;
+    let ses = SesProvider::new(&aws, &ses_config).unwrap();
+    let sns = sns.client().config();
+    let ses = ses.client().config();
+    assert_eq!(sns.retry_config().unwrap().max_attempts(), 1);
+    assert_eq!(ses.retry_config().unwrap().max_attempts(), 1);
+    for timeouts in [sns.timeout_config().unwrap(), ses.timeout_config().unwrap()] {
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(timeout));
+        assert_eq!(timeouts.operation_timeout(), Some(timeout));
+        assert!(timeouts.connect_timeout().unwrap() < timeout);
+    }
+
+    // What `build` makes for production has the same settings.
+    assert_eq!(SnsConfig::default().timeout, DEFAULT_SEND_TIMEOUT);
+    assert_eq!(
+        SesConfig::new(salon_address()).timeout,
+        DEFAULT_SEND_TIMEOUT
+    );
+    let zero = SnsConfig {
+        timeout: Duration::ZERO,
+        ..SnsConfig::default()
+    };
+    let error = SnsProvider::new(&aws, &zero).unwrap_err().to_string();
+    assert!(error.starts_with("sns.timeout: "), "{error}");
+}
+
+#[tokio::test]
+async fn the_aws_stand_ins_answer_in_the_services_wire_formats() {
+    // What the real SDKs read from the stand-ins is what SNS and SES send:
+    // a MessageId, or an error with its code and message.
+    let server = MockServer::start().await;
+    sns_publish(sns_published("94f20ce6-13c5-43a0-9a9e-ca52d816e90b"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    sns_publish(sns_error(
+        400,
+        "InvalidParameter",
+        "Invalid parameter: PhoneNumber",
+    ))
+    .mount(&server)
+    .await;
+    let sns = sns_on(&server, Duration::from_secs(2));
+    let sent = sns.send(&sms("+40721000111", "Salut")).await.unwrap();
+    assert_eq!(sent.external_id, "94f20ce6-13c5-43a0-9a9e-ca52d816e90b");
+    let error = sns.send(&sms("+40721000111", "Salut")).await.unwrap_err();
+    assert_eq!(
+        error,
+        SendError::Permanent {
+            provider: Provider::AwsSns,
+            message: "InvalidParameter: Invalid parameter: PhoneNumber".into()
+        }
+    );
+    let form = form(&server.received_requests().await.unwrap()[0]);
+    assert_eq!(form["Action"], "Publish");
+    assert_eq!(form["PhoneNumber"], "+40721000111");
+
+    let server = MockServer::start().await;
+    ses_send_email(ses_error(
+        400,
+        "MessageRejected",
+        "Email address is not verified.",
+    ))
+    .mount(&server)
+    .await;
+    let error = ses_on(&server, Duration::from_secs(2))
+        .send(&email("ana@example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SendError::Permanent {
+            provider: Provider::AwsSes,
+            message: "MessageRejected: Email address is not verified.".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_aws_server_error_is_asked_once_and_its_outcome_unknown() {
+    // The SDK's standard retry would ask again after a 5xx, and SNS may
+    // have sent the SMS before it failed.
+    let server = MockServer::start().await;
+    sns_publish(sns_error(500, "InternalError", "Internal service error."))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = sns_on(&server, Duration::from_secs(2))
+        .send(&sms("+40721000111", "Salut"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        SendError::Unknown {
+            provider: Provider::AwsSns,
+            message: "InternalError: Internal service error.".into()
+        }
+    );
+    server.verify().await;
+
+    let server = MockServer::start().await;
+    ses_send_email(ses_error(503, "ServiceUnavailable", "Service unavailable."))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = ses_on(&server, Duration::from_secs(2))
+        .send(&email("ana@example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Unknown { provider: Provider::AwsSes, message } if message.contains("ServiceUnavailable")),
+        "{error:?}"
+    );
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn an_aws_send_that_gets_no_answer_in_time_is_asked_once_and_unknown() {
+    let server = MockServer::start().await;
+    sns_publish(sns_published("late").set_delay(Duration::from_secs(3)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = sns_on(&server, Duration::from_millis(300))
+        .send(&sms("+40721000111", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Unknown { provider: Provider::AwsSns, message } if message.starts_with("no answer in time")),
+        "{error:?}"
+    );
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn aws_throttling_is_asked_once_and_retryable() {
+    // Throttled requests are turned away unprocessed: the tool may send
+    // again, but the client itself does not.
+    let server = MockServer::start().await;
+    sns_publish(sns_error(400, "Throttling", "Rate exceeded"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = sns_on(&server, Duration::from_secs(2))
+        .send(&sms("+40721000111", "Salut"))
+        .await
+        .unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
+    server.verify().await;
+
+    let server = MockServer::start().await;
+    ses_send_email(ses_error(
+        429,
+        "TooManyRequestsException",
+        "Too many requests",
+    ))
+    .expect(1)
+    .mount(&server)
+    .await;
+    let error = ses_on(&server, Duration::from_secs(2))
+        .send(&email("ana@example.com", "Programare", "Salut"))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    server.verify().await;
 }
 
 // ------------------------------------------------------------------ SMTP
@@ -639,7 +849,7 @@ async fn smtp_rejections_are_permanent_and_deferrals_retryable() {
 }
 
 #[tokio::test]
-async fn smtp_silence_and_refused_connections_are_retryable() {
+async fn smtp_silence_is_unknown_and_a_refused_connection_retryable() {
     // Takes the connection and never greets.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -650,14 +860,18 @@ async fn smtp_silence_and_refused_connections_are_retryable() {
     let started = std::time::Instant::now();
     let error = smtp_refusal(smtp(port, Duration::from_millis(300))).await;
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Where the session stopped is not known, so neither is the outcome.
     assert!(
-        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("no answer within")),
+        matches!(&error, SendError::Unknown { message, .. } if message.starts_with("no answer within")),
         "{error:?}"
     );
     holder.abort();
 
     let error = smtp_refusal(smtp(crate::support::free_port(), Duration::from_secs(2))).await;
-    assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        matches!(&error, SendError::Retryable { message, .. } if message.starts_with("Connection error")),
+        "{error:?}"
+    );
 }
 
 // --------------------------------------------------------------- Routing

@@ -5,15 +5,20 @@
 //! schema-valid agent-log record; everything else must leave none.
 
 use crate::support::providers::{
-    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, twilio_accepting_one,
-    twilio_config, twilio_error, twilio_reply, whatsapp_config, whatsapp_expecting,
+    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, sns_error,
+    sns_publish, twilio_accepting_one, twilio_config, twilio_error, twilio_reply, whatsapp_config,
+    whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
 
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use crate::support::bridge::{CaptureSink, capture_log};
 use aws_config::SdkConfig;
@@ -21,6 +26,7 @@ use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use voice_operator::actionlog::ShipperHandle;
+use voice_operator::actionlog::record::Provider;
 use voice_operator::agent::tools::{self, Tools, ToolsConfig};
 use voice_operator::agent::{ToolCall, ToolOutput, ToolRunner, Turn};
 use voice_operator::messaging::config::{self, MessagingConfig};
@@ -28,7 +34,9 @@ use voice_operator::messaging::ses::SesConfig;
 use voice_operator::messaging::sns::SnsConfig;
 use voice_operator::messaging::twilio::TwilioProvider;
 use voice_operator::messaging::whatsapp::WhatsAppProvider;
-use voice_operator::messaging::{EmailAddress, Messaging};
+use voice_operator::messaging::{
+    Channel, EmailAddress, MessageProvider, Messaging, OutboundMessage, SendError, Sent,
+};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -70,7 +78,7 @@ fn send(channel: &str, to: &str, message: &str) -> ToolCall {
 struct Harness {
     tools: Tools,
     sink: CaptureSink,
-    _shipper: ShipperHandle,
+    shipper: ShipperHandle,
 }
 
 impl Harness {
@@ -79,7 +87,7 @@ impl Harness {
         Harness {
             tools: Tools::new(config, messaging, log),
             sink,
-            _shipper: shipper,
+            shipper,
         }
     }
 
@@ -646,11 +654,11 @@ async fn a_number_twilio_refuses_is_logged_once_as_failed() {
 }
 
 #[tokio::test]
-async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
-    let outage = twilio_error(503, 20500, "Service Unavailable");
+async fn a_throttled_sms_is_sent_once_more_and_logged_once() {
+    let throttled = twilio_error(429, 20429, "Too Many Requests");
     let second_try = ResponseTemplate::new(201).set_body_json(json!({"sid": "SMsecondtry"}));
     let (server, h) = on_twilio([
-        twilio_reply(outage).up_to_n_times(1).expect(1),
+        twilio_reply(throttled).up_to_n_times(1).expect(1),
         twilio_reply(second_try).expect(1),
     ])
     .await;
@@ -668,9 +676,9 @@ async fn a_twilio_outage_is_sent_once_more_and_logged_once() {
 }
 
 #[tokio::test]
-async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
-    let outage = twilio_error(503, 20500, "Service Unavailable");
-    let (server, h) = on_twilio([twilio_reply(outage).expect(2)]).await;
+async fn throttling_that_lasts_is_tried_twice_and_logged_once_as_failed() {
+    let throttled = twilio_error(429, 20429, "Too Many Requests");
+    let (server, h) = on_twilio([twilio_reply(throttled).expect(2)]).await;
     let output = h.send("sms", "+40721000111", "Salut").await;
     assert!(!output.ok);
     assert!(
@@ -683,40 +691,253 @@ async fn a_twilio_outage_that_lasts_is_tried_twice_and_logged_once_as_failed() {
     let logged = h.only_record().await;
     assert_eq!(logged["data"]["subAction"], "failed");
     assert_eq!(logged["data"]["externalId"], Value::Null);
+    assert_eq!(logged["data"]["metadata"]["deliveryStatus"], "failed");
     let error = logged["data"]["metadata"]["errorMessage"].as_str().unwrap();
-    assert!(error.contains("Service Unavailable"), "{error}");
+    assert!(error.contains("Too Many Requests"), "{error}");
+}
+
+/// Checks `output` and `record`, the tool's answer and the one record of
+/// a send whose outcome is unknown: not sent again, the agent told not to
+/// send it again, and the record a pending send whose error begins with
+/// `says` after the schema-allowed `outcome unknown: ` prefix.
+fn assert_unknown(output: &ToolOutput, record: &Value, says: &str) {
+    assert!(!output.ok, "{output:?}");
+    assert!(output.body.starts_with(says), "{output:?}");
+    assert!(
+        output
+            .body
+            .ends_with("; it may still arrive, so it was not sent again: do not send it again"),
+        "{output:?}"
+    );
+    let data = &record["data"];
+    assert_eq!(data["subAction"], "send");
+    assert_eq!(data["externalId"], Value::Null);
+    assert_eq!(data["metadata"]["deliveryStatus"], "pending");
+    let error = data["metadata"]["errorMessage"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("outcome unknown: {says}")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
-async fn an_invalid_recipient_never_reaches_the_provider_and_is_logged_as_failed() {
-    let (server, h) = on_twilio([]).await;
-    let output = h
-        .call(
-            "send_external_message",
-            &[
-                ("channel", "sms"),
-                ("to", "+0721"),
-                ("message", "Salut"),
-                ("name", "Ana Pop"),
-            ],
-        )
-        .await;
-    assert!(!output.ok);
-    assert!(output.body.starts_with("to: "), "{output:?}");
-    assert!(server.received_requests().await.unwrap().is_empty());
+async fn a_twilio_server_error_is_not_sent_again_and_logged_as_unknown() {
+    let outage = twilio_error(503, 20500, "Service Unavailable");
+    let (server, h) = on_twilio([twilio_reply(outage).expect(1)]).await;
+    let output = h.send("sms", "+40721000111", "Salut").await;
+    server.verify().await;
+    let logged = h.only_record().await;
+    assert_unknown(
+        &output,
+        &logged,
+        "twilio did not confirm the message: HTTP 503, error 20500: Service Unavailable",
+    );
+}
 
-    let (logged, error) = h.only_failure().await;
-    assert_eq!(error, output.body);
+#[tokio::test]
+async fn a_timeout_after_the_request_left_is_not_resent_and_logged_as_unknown() {
+    let server = MockServer::start().await;
+    twilio_reply(
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"sid": "SMtoolate"}))
+            .set_delay(Duration::from_secs(3)),
+    )
+    .expect(1)
+    .mount(&server)
+    .await;
+    let mut config = twilio_config(&server.uri());
+    config.timeout = Duration::from_millis(300);
+    let h = Harness::messaging(
+        Messaging::default().with(Arc::new(TwilioProvider::new(&config).unwrap())),
+    );
+    let output = h.send("sms", "+40721000111", "Salut").await;
+    server.verify().await;
+    let logged = h.only_record().await;
+    assert_unknown(
+        &output,
+        &logged,
+        "twilio did not confirm the message: no answer in time",
+    );
+    assert_eq!(
+        logged["data"]["recipient"],
+        json!({"phone": "+40721000111"})
+    );
+}
+
+#[tokio::test]
+async fn an_sns_server_error_is_sent_once_and_logged_as_unknown() {
+    // The SDK's own retry would publish again; the tool must not either.
+    let server = MockServer::start().await;
+    sns_publish(sns_error(500, "InternalError", "Internal service error."))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = MessagingConfig {
+        sns: Some(SnsConfig::default()),
+        ..MessagingConfig::default()
+    };
+    let aws = aws_config(&server.uri());
+    let h = Harness::messaging(config::build_with_aws(&config, &aws).unwrap());
+    let output = h.send("sms", "+40721000111", "Salut").await;
+    server.verify().await;
+    let logged = h.only_record().await;
+    assert_eq!(logged["data"]["provider"], "aws_sns");
+    assert_unknown(
+        &output,
+        &logged,
+        "aws_sns did not confirm the message: InternalError: Internal service error.",
+    );
+}
+
+/// A provider that holds each message until the test releases it, then
+/// names it `SMheld<n>`; it counts what it was asked to send.
+#[derive(Clone)]
+struct HeldProvider {
+    gate: Arc<Semaphore>,
+    asked: Arc<AtomicUsize>,
+}
+
+impl HeldProvider {
+    fn new() -> HeldProvider {
+        HeldProvider {
+            gate: Arc::new(Semaphore::new(0)),
+            asked: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Lets one held message go.
+    fn release(&self) {
+        self.gate.add_permits(1);
+    }
+
+    /// How many messages it was asked to send.
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl MessageProvider for HeldProvider {
+    fn provider(&self) -> Provider {
+        Provider::Twilio
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn send<'a>(&'a self, _message: &'a OutboundMessage) -> BoxFuture<'a, Result<Sent, SendError>> {
+        Box::pin(async move {
+            let n = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+            self.gate.acquire().await.unwrap().forget();
+            Ok(Sent {
+                external_id: format!("SMheld{n}"),
+                price: None,
+            })
+        })
+    }
+}
+
+/// Tools sending SMS through a [`HeldProvider`], with sends bounded by
+/// `send_deadline`; and the provider.
+fn held_sms(send_deadline: Duration) -> (Harness, HeldProvider) {
+    let provider = HeldProvider::new();
+    let config = ToolsConfig {
+        send_deadline,
+        ..ToolsConfig::default()
+    };
+    let h = Harness::new(
+        config,
+        Messaging::default().with(Arc::new(provider.clone())),
+    );
+    (h, provider)
+}
+
+/// Runs `call` as a runtime does within a turn's `deadline`: the tool's
+/// future is dropped when the deadline passes (`timeout_at(deadline,
+/// tools.run(..))` in the Bedrock and OpenAI runtimes). None then.
+async fn within_turn(h: &Harness, deadline: Duration, call: &ToolCall) -> Option<ToolOutput> {
+    tokio::time::timeout(deadline, h.run(&turn("B0100001"), call))
+        .await
+        .ok()
+}
+
+#[tokio::test]
+async fn a_send_that_outlives_the_turns_deadline_is_sent_once_and_logged_with_its_outcome() {
+    let server = MockServer::start().await;
+    twilio_reply(
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"sid": "SMafterturn"}))
+            .set_delay(Duration::from_millis(800)),
+    )
+    .expect(1)
+    .mount(&server)
+    .await;
+    let h = Harness::messaging(twilio_messaging(&server));
+    let turn_gave_up = within_turn(
+        &h,
+        Duration::from_millis(200),
+        &send("sms", "+40721000111", "Salut"),
+    )
+    .await;
+    assert_eq!(turn_gave_up, None, "the turn's deadline came first");
+
+    let logged = h.only_record().await;
+    server.verify().await;
     assert_eq!(
         logged,
         message_record(
             "sms",
             "twilio",
-            json!({"phone": "+0721", "name": "Ana Pop"}),
-            None,
+            json!({"phone": "+40721000111"}),
+            Some("SMafterturn"),
             json!({"messageLength": 5})
         )
     );
+}
+
+#[tokio::test]
+async fn a_send_past_its_own_deadline_is_logged_as_unknown_and_not_sent_again() {
+    let (h, provider) = held_sms(Duration::from_millis(300));
+    let turn_gave_up = within_turn(
+        &h,
+        Duration::from_millis(100),
+        &send("sms", "+40721000111", "Salut"),
+    )
+    .await;
+    assert_eq!(turn_gave_up, None);
+    let logged = h.only_record().await;
+    assert_eq!(provider.asked(), 1);
+    assert_eq!(logged["data"]["subAction"], "send");
+    assert_eq!(logged["data"]["metadata"]["deliveryStatus"], "pending");
+    assert_eq!(
+        logged["data"]["metadata"]["errorMessage"],
+        "outcome unknown: twilio did not confirm the message: still sending after 300 ms, given up on"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_send_the_turn_left_behind_and_ships_its_record() {
+    let (h, provider) = held_sms(Duration::from_secs(10));
+    let turn_gave_up = within_turn(
+        &h,
+        Duration::from_millis(50),
+        &send("sms", "+40721000111", "Salut"),
+    )
+    .await;
+    assert_eq!(turn_gave_up, None);
+    let sends = h.tools.sends();
+    assert_eq!(sends.running(), 1);
+    assert!(h.sink.records().is_empty(), "the send has not ended yet");
+
+    // As `Serving::finish` does: the sends, then the action log's flush.
+    provider.release();
+    sends.finished().await;
+    assert_eq!(sends.running(), 0);
+    let report = h.shipper.shutdown(Duration::from_secs(2)).await;
+    let records = h.sink.records();
+    assert_eq!(records.len(), 1, "{report}");
+    assert_eq!(records[0]["data"]["externalId"], "SMheld1");
+    assert_eq!(provider.asked(), 1);
 }
 
 // -------------------------------------------------------------- WhatsApp

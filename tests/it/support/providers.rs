@@ -1,7 +1,9 @@
 //! The SaaS messaging providers as the tests fake them on wiremock: the
 //! credentials, the provider configurations pointing at the fake, and the
-//! replies Twilio and the WhatsApp Cloud API give; and what the AWS
-//! emulator recorded of the messages SNS and SES sent.
+//! replies Twilio and the WhatsApp Cloud API give; SNS and SES v2 answers
+//! in their wire formats, for the faults the AWS emulator cannot make (a
+//! server error, a timeout); and what the AWS emulator recorded of the
+//! messages SNS and SES sent.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use serde_json::{Value, json};
 use voice_operator::messaging::PhoneNumber;
 use voice_operator::messaging::twilio::{TwilioConfig, TwilioSender};
 use voice_operator::messaging::whatsapp::WhatsAppConfig;
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -121,4 +123,55 @@ pub fn recorded<'a>(
         .iter()
         .filter(|entry| entry[key] == id)
         .collect()
+}
+
+/// Requests SNS takes as `Publish` (the awsQuery protocol: a form POST to
+/// `/` with `Action=Publish`), answered with `reply`. Any other action
+/// gets wiremock's 404, which the SDK reads as an error.
+pub fn sns_publish(reply: ResponseTemplate) -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(body_string_contains("Action=Publish"))
+        .respond_with(reply)
+}
+
+/// SNS's answer to a `Publish` it took: a `PublishResponse` document
+/// naming the message.
+pub fn sns_published(message_id: &str) -> ResponseTemplate {
+    let xml = format!(
+        "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
+         <PublishResult><MessageId>{message_id}</MessageId></PublishResult>\
+         <ResponseMetadata><RequestId>f187a3c1-376f-11df-8963-01868b7c937a</RequestId></ResponseMetadata>\
+         </PublishResponse>"
+    );
+    ResponseTemplate::new(200).set_body_raw(xml, "text/xml")
+}
+
+/// SNS's answer to a request it failed: the awsQuery error document
+/// (`ErrorResponse` with the `Sender` or `Receiver` type, the code and the
+/// message), as the SNS API reference's common errors list them.
+pub fn sns_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    let kind = if status >= 500 { "Receiver" } else { "Sender" };
+    let xml = format!(
+        "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
+         <Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+         <RequestId>9dd01905-5012-5f99-8663-4b3ecd0dfaef</RequestId></ErrorResponse>"
+    );
+    ResponseTemplate::new(status).set_body_raw(xml, "text/xml")
+}
+
+/// Requests SES v2 takes as `SendEmail` (restJson1: a JSON POST to
+/// `/v2/email/outbound-emails`), answered with `reply`.
+pub fn ses_send_email(reply: ResponseTemplate) -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/v2/email/outbound-emails"))
+        .respond_with(reply)
+}
+
+/// SES v2's answer to a request it failed: the code in the
+/// `x-amzn-ErrorType` header and the message in the JSON body.
+pub fn ses_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("x-amzn-ErrorType", code)
+        .set_body_json(json!({"message": message}))
 }

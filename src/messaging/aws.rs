@@ -1,11 +1,38 @@
-//! AWS SDK answers (SNS, SES v2) read for what callers act on: errors
-//! sorted into classes, and the message id of an accepted message. Both
-//! SDKs share the smithy error types, so one reading serves both.
+//! What the two AWS providers (SNS, SES v2) share: the SDK settings of a
+//! send, and their answers read for what callers act on (errors sorted into
+//! classes, the message id of an accepted message). Both SDKs share the
+//! smithy types, so one reading serves both.
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::{SendError, Sent};
 use crate::actionlog::record::Provider;
+
+/// One attempt per send. The SDK's standard retry resends after a timeout
+/// or a 5xx, which for `Publish` and `SendEmail` may deliver the message
+/// twice: neither takes an idempotency token (SNS's
+/// `MessageDeduplicationId` applies only to FIFO topics, not to SMS sent
+/// to a phone number; SES v2 `SendEmail` has no token at all). Whether to
+/// send again is decided by the caller, from what the error proves.
+pub(super) fn one_attempt() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(1)
+}
+
+/// The time bounds of a send: `timeout` for the whole call, and a shorter
+/// one for the connection, so that a service we could not reach (the
+/// message was not sent) is told apart from one that went quiet after the
+/// request left (it may have been).
+pub(super) fn send_timeouts(timeout: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout((timeout / 2).min(Duration::from_secs(3)))
+        .operation_attempt_timeout(timeout)
+        .operation_timeout(timeout)
+        .build()
+}
 
 /// Error codes that mean our credentials or their permissions were refused.
 const AUTH_CODES: &[&str] = &[
@@ -26,59 +53,88 @@ const AUTH_CODES: &[&str] = &[
     "UnrecognizedClientException",
 ];
 
-/// Error codes for throttling and passing service trouble, whatever the
-/// HTTP status (several arrive as 400).
-const RETRYABLE_CODES: &[&str] = &[
-    "InternalError",
-    "InternalFailure",
+/// Error codes for throttling, whatever the HTTP status (several arrive as
+/// 400): the service turned the request away without acting on it. A
+/// `RequestTimeout` code says the service gave up reading our request.
+const THROTTLED_CODES: &[&str] = &[
     "KMSThrottling",
     "LimitExceededException",
     "RequestLimitExceeded",
     "RequestTimeout",
     "RequestTimeoutException",
-    "ServiceUnavailable",
     "Throttled",
     "Throttling",
     "ThrottlingException",
     "TooManyRequestsException",
 ];
 
-/// The three outcomes a service error can have.
+/// What a service error proves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     Auth,
     Retryable,
     Permanent,
+    /// A server error (`InternalError`, `ServiceUnavailable`, any 5xx):
+    /// the service may have sent the message before it failed.
+    Unknown,
 }
 
 /// Classifies a service error by its code first, then its HTTP status.
 fn class_of(code: Option<&str>, status: u16) -> Class {
     match code {
         Some(code) if AUTH_CODES.contains(&code) => Class::Auth,
-        Some(code) if RETRYABLE_CODES.contains(&code) => Class::Retryable,
+        Some(code) if THROTTLED_CODES.contains(&code) => Class::Retryable,
         _ => match status {
             401 | 403 => Class::Auth,
-            429 | 500..=599 => Class::Retryable,
+            429 => Class::Retryable,
+            500..=599 => Class::Unknown,
             _ => Class::Permanent,
         },
     }
 }
 
 /// What an SNS or SES call that succeeded means: sent, with the
-/// `MessageId` it answered. Without one it is a permanent error, not a
-/// retryable one: the service took the request, and sending again could
-/// deliver the message twice.
+/// `MessageId` it answered. Without one the outcome is unknown: the
+/// service took the request, and sending again could deliver the message
+/// twice.
 pub(super) fn accepted(provider: Provider, message_id: Option<&str>) -> Result<Sent, SendError> {
     match message_id {
         Some(id) if !id.is_empty() => Ok(Sent {
             external_id: id.to_owned(),
             price: None,
         }),
-        _ => Err(SendError::Permanent {
+        _ => Err(SendError::Unknown {
             provider,
             message: "answered without a MessageId".into(),
         }),
     }
+}
+
+/// Whether the request never left: the connection itself failed (refused,
+/// unreachable, unresolvable, the connect timeout), as hyper's client or
+/// the operating system reports it.
+fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let connect = error
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect);
+        let refused = error.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            )
+        });
+        if connect || refused {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// The [`SendError`] for a failed SNS or SES call. The provider's code and
@@ -102,12 +158,21 @@ where
                 Class::Auth => SendError::Auth { provider, message },
                 Class::Retryable => SendError::Retryable { provider, message },
                 Class::Permanent => SendError::Permanent { provider, message },
+                Class::Unknown => SendError::Unknown { provider, message },
             }
         }
-        // No answer, or one we could not read: the SDK has already spent
-        // its own retries, a later attempt may fare better.
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            SendError::Retryable { provider, message }
+        SdkError::DispatchFailure(_) if never_connected(error) => SendError::Retryable {
+            provider,
+            message: format!("cannot connect: {message}"),
+        },
+        // The request may have left: no answer in time, a connection lost
+        // mid-request, or an answer we could not read.
+        SdkError::TimeoutError(_) => SendError::Unknown {
+            provider,
+            message: format!("no answer in time: {message}"),
+        },
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            SendError::Unknown { provider, message }
         }
         // The request could not be built from what we gave it.
         SdkError::ConstructionFailure(_) => SendError::Invalid(message),
@@ -130,7 +195,7 @@ mod tests {
         assert_eq!(sent.external_id, "0100018c-abc");
         for missing in [None, Some("")] {
             match accepted(Provider::AwsSns, missing) {
-                Err(SendError::Permanent { provider, message }) => {
+                Err(SendError::Unknown { provider, message }) => {
                     assert_eq!(provider, Provider::AwsSns);
                     assert_eq!(message, "answered without a MessageId");
                 }
@@ -166,8 +231,10 @@ mod tests {
 
     #[test]
     fn the_status_decides_unknown_codes() {
-        assert_eq!(class_of(None, 500), Class::Retryable);
-        assert_eq!(class_of(Some("Whatever"), 503), Class::Retryable);
+        assert_eq!(class_of(None, 500), Class::Unknown);
+        assert_eq!(class_of(Some("Whatever"), 503), Class::Unknown);
+        assert_eq!(class_of(Some("InternalError"), 500), Class::Unknown);
+        assert_eq!(class_of(Some("ServiceUnavailable"), 503), Class::Unknown);
         assert_eq!(class_of(None, 429), Class::Retryable);
         assert_eq!(class_of(None, 403), Class::Auth);
         assert_eq!(class_of(None, 404), Class::Permanent);
@@ -205,12 +272,41 @@ mod tests {
     }
 
     #[test]
-    fn no_answer_is_retryable() {
+    fn a_refused_connection_is_retryable() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let dispatch: SdkError<PublishError> =
             SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
-        assert!(classify(Provider::AwsSns, &dispatch).is_retryable());
+        let error = classify(Provider::AwsSns, &dispatch);
+        assert!(error.is_retryable(), "{error:?}");
+        assert!(error.to_string().contains("cannot connect"), "{error}");
+    }
+
+    #[test]
+    fn a_timeout_or_a_broken_connection_is_unknown() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let dispatch: SdkError<PublishError> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
+        assert!(classify(Provider::AwsSns, &dispatch).is_unknown());
         let timeout: SdkError<PublishError> = SdkError::timeout_error("attempt timed out");
-        assert!(classify(Provider::AwsSns, &timeout).is_retryable());
+        let error = classify(Provider::AwsSns, &timeout);
+        assert!(error.is_unknown(), "{error:?}");
+        assert!(error.to_string().contains("no answer in time"), "{error}");
+    }
+
+    #[test]
+    fn a_send_makes_one_attempt_within_its_timeout() {
+        assert_eq!(one_attempt().max_attempts(), 1);
+        let timeouts = send_timeouts(Duration::from_millis(1500));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(timeouts.connect_timeout(), Some(Duration::from_millis(750)));
+        let long = send_timeouts(Duration::from_secs(30));
+        assert_eq!(long.connect_timeout(), Some(Duration::from_secs(3)));
     }
 }
