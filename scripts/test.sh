@@ -5,7 +5,9 @@
 # Installs moto (the AWS emulator, from PyPI) into a cached virtualenv on
 # first use and starts it on a free loopback port; builds kube-apiserver and
 # etcd from Go modules on first use (scripts/kube-tools.sh, cached) and
-# starts them on loopback; runs `cargo test`; stops both whatever happens.
+# starts them on loopback; builds kubectl (same cache) and tools/gitops-status
+# (kstatus and Argo CD's Lua, scripts/gitops-status.sh, cached) for the
+# GitOps status tests; runs `cargo test`; stops both whatever happens.
 # Extra arguments go to `cargo test`: a test-name filter runs one area, for
 # example `scripts/test.sh controller::` (the unit tests of src/controller
 # and the integration tests of tests/it/controller).
@@ -41,6 +43,13 @@ for _ in $(seq 1 150); do
   sleep 0.1
 done
 echo "test.sh: AWS emulator (moto) on http://127.0.0.1:$port" >&2
+
+# What GitOps tools see of a VoiceAgent (tests/it/controller/gitops.rs):
+# kubectl for `kubectl wait`, and kstatus and Argo CD's Lua VM from Go modules.
+kube_bin=$(scripts/kube-tools.sh --kubectl | tail -1)
+export VOICE_OPERATOR_TEST_KUBECTL="$kube_bin/kubectl"
+VOICE_OPERATOR_TEST_GITOPS_STATUS=$(scripts/gitops-status.sh | tail -1)
+export VOICE_OPERATOR_TEST_GITOPS_STATUS
 
 kubeconfig=$(scripts/kube-tools.sh --start "$kube_dir" | tail -1)
 echo "test.sh: kube-apiserver and etcd on loopback; kubeconfig $kubeconfig" >&2

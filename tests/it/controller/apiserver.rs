@@ -27,15 +27,15 @@ use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::tenant::dynamodb::{DynamoStore, create_table};
 use voice_operator::tenant::{Read, TenantConfig, TenantKey, TenantStore};
 
-const LONG: Duration = Duration::from_secs(60);
+pub(super) const LONG: Duration = Duration::from_secs(60);
 
-struct Operator {
+pub(super) struct Operator {
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), RunError>>,
 }
 
 impl Operator {
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
@@ -45,7 +45,7 @@ impl Operator {
     }
 }
 
-async fn dynamo_store() -> Arc<DynamoStore> {
+pub(super) async fn dynamo_store() -> Arc<DynamoStore> {
     let client = crate::support::dynamodb_client(&crate::support::emulator_endpoint());
     let table = crate::support::unique_name("agents");
     create_table(&client, &table, Duration::from_secs(30))
@@ -54,7 +54,7 @@ async fn dynamo_store() -> Arc<DynamoStore> {
     Arc::new(DynamoStore::new(client, table))
 }
 
-fn start(
+pub(super) fn start(
     client: &Client,
     ns: &str,
     fake: &FakeElevenLabs,
@@ -102,7 +102,7 @@ fn phase(va: &VoiceAgent) -> Option<Phase> {
 
 /// Waits until the VoiceAgent's status describes its current generation
 /// and shows `want`.
-async fn settled(api: &Api<VoiceAgent>, name: &str, want: Phase) -> VoiceAgent {
+pub(super) async fn settled(api: &Api<VoiceAgent>, name: &str, want: Phase) -> VoiceAgent {
     until(
         LONG,
         &format!("{name} in phase {want:?}"),

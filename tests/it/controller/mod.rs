@@ -2,4 +2,5 @@
 
 mod apiserver;
 mod crd;
+mod gitops;
 mod mocked;

@@ -4,6 +4,7 @@
 pub mod bedrock;
 pub mod bridge;
 pub mod cluster;
+pub mod gitops;
 pub mod kube_mock;
 pub mod providers;
 pub mod runtime;
