@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use aws_config::retry::RetryConfig;
+use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use tokio::io::BufReader;
@@ -21,13 +23,15 @@ use tokio::sync::watch;
 use crate::actionlog::ActionLog;
 use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
+use crate::actionlog::tail::{self, Start, TailError};
 use crate::admin::{AgentAdmin, KubeAdmin};
 use crate::agent::metrics::AgentMetrics;
 use crate::agent::tools::{Sends, Tools};
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
 use crate::config::{
-    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TenantStoreKind,
+    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TailArgs,
+    TailFrom, TenantStoreKind,
 };
 use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
@@ -449,6 +453,53 @@ pub async fn replay_command(args: &ReplayArgs, data_dir: &Path) -> anyhow::Resul
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `action-log tail`: prints records as they arrive until Ctrl-C (or
+/// SIGTERM), then a summary on standard error; exit 0.
+pub async fn tail_command(args: &TailArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let source: BoxFuture<'static, Result<(), TailError>> = match args.from {
+        TailFrom::Jsonl => {
+            let path = args.file(data_dir)?;
+            let from_start = matches!(args.since, Start::Since(_));
+            Box::pin(tail::file::follow(path, from_start, args.timing().poll, tx))
+        }
+        TailFrom::Kinesis => {
+            // Throttling and expired iterators are handled by the tail
+            // itself, which knows what to resume from.
+            let sdk = crate::aws::load(
+                "action-log tail",
+                RetryConfig::disabled(),
+                Duration::from_secs(10),
+            )
+            .await?;
+            Box::pin(tail::kinesis::follow(
+                aws_sdk_kinesis::Client::new(&sdk),
+                args.kinesis_stream.clone(),
+                args.since,
+                args.timing(),
+                tx,
+            ))
+        }
+    };
+    let format = if args.json {
+        tail::Format::Json
+    } else {
+        tail::Format::Text
+    };
+    let mut out = std::io::stdout();
+    let summary = tail::run(
+        rx,
+        source,
+        args.filter(),
+        format,
+        &mut out,
+        shutdown_signal(),
+    )
+    .await?;
+    eprintln!("tail: {summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
