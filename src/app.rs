@@ -74,6 +74,18 @@ pub struct BridgeBackends {
     pub platform: Arc<dyn AgentPlatform>,
     pub store: Arc<dyn TenantStore>,
     pub admin: Arc<dyn AgentAdmin>,
+    /// Stand-ins `local` runs in place of what is not configured.
+    pub embedded: Embedded,
+}
+
+/// What `local` puts in place of an app server and of messaging
+/// providers when none is configured; `run` never has any.
+#[derive(Default)]
+pub struct Embedded {
+    /// The app-server URL the tools call, and the bearer token they send.
+    pub app_server: Option<(String, SecretString)>,
+    /// The providers to send through instead of the configured ones.
+    pub messaging: Option<crate::messaging::Messaging>,
 }
 
 /// Builds the bridge routes and the action log they write to.
@@ -89,17 +101,29 @@ pub async fn build_bridge(
     let runtime_config = args.runtime(runtime_default, secrets)?;
     let agent_metrics = AgentMetrics::default();
     let runtime = crate::agent::open_runtime(&runtime_config, &agent_metrics).await?;
-    let messaging = crate::messaging::config::build(&args.messaging(secrets)?).await?;
+    let messaging = match backends.embedded.messaging {
+        Some(messaging) => messaging,
+        None => crate::messaging::config::build(&args.messaging(secrets)?).await?,
+    };
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
-    let tools = Tools::new(args.tools(secrets), messaging, log.clone());
+    let mut tools_config = args.tools(secrets);
+    if let Some((url, token)) = backends.embedded.app_server {
+        tools_config.app_server_url = Some(url);
+        tools_config.app_server_token = Some(token);
+    }
+    let app_server = tools_config
+        .app_server_url
+        .clone()
+        .unwrap_or_else(|| "not configured".into());
+    let tools = Tools::new(tools_config, messaging, log.clone());
     let sends = tools.sends();
     let agent = runtime_config.describe();
     let messaging = tools.messaging().describe();
     tracing::info!(
         %agent,
         %messaging,
-        app_server = args.app_server_url.as_deref().unwrap_or("not configured"),
+        %app_server,
         notifications = args.notification_url.as_deref().unwrap_or("not configured"),
         "bridge configured"
     );
@@ -173,6 +197,7 @@ async fn run_bridge(
         platform,
         store,
         admin: Arc::new(KubeAdmin::new(client.clone(), &namespace)),
+        embedded: Embedded::default(),
     };
     build_bridge(
         &run.bridge,

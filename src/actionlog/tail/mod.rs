@@ -339,7 +339,15 @@ pub fn line(record: &AgentLogRecord) -> String {
         .or(recipient.and_then(|r| r.user_id.as_deref()))
         .unwrap_or("-");
     let shown = Shown::of(record);
-    let mut detail = vec![format!("via {}", wire(&d.provider))];
+    let extra = |key: &str| m.extra.get(key).and_then(serde_json::Value::as_str);
+    let mut detail = vec![match extra("standIn") {
+        // A stand-in (the outbox of `local`) kept it instead of sending it.
+        Some(stand_in) => format!("via {stand_in} (as {})", wire(&d.provider)),
+        None => format!("via {}", wire(&d.provider)),
+    }];
+    if let Some(event) = extra("event") {
+        detail.push(format!("event {event}"));
+    }
     if let Some(id) = &d.external_id {
         detail.push(format!("id {id}"));
     }
@@ -476,6 +484,21 @@ mod tests {
         assert_eq!(
             line(&record),
             "2026-12-01T09:00:00.500Z  B1/L1  sms          +40721000111  failed    via twilio, error \"MessageRejected: not verified\""
+        );
+        let mut kept = sms(
+            "B1",
+            Outcome::Sent {
+                external_id: Some("outbox-1".into()),
+            },
+        );
+        kept.data
+            .metadata
+            .extra
+            .insert("standIn".into(), serde_json::json!("outbox"));
+        assert!(
+            line(&kept).ends_with("sent      via outbox (as twilio), id outbox-1"),
+            "{}",
+            line(&kept)
         );
     }
 
