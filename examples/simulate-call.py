@@ -8,7 +8,11 @@ The call, in order:
                         bearer = the webhook secret, as ElevenLabs sends it
                         with configured headers)
   2. seed webhook       POST /api/elevenlabs/webhook: conversation_start,
-                        then two `message` turns (signed)
+                        then three `message` turns (signed): the caller asks
+                        what is free on the next weekday, books the first
+                        free slot giving their number (the agent books it and
+                        confirms by SMS), then asks for the same slot again
+                        (the calendar refuses it: 409 slot taken)
   3. custom LLM         POST /api/elevenlabs/llm/<business>/<location>/chat/completions
                         (OpenAI chat-completions, streamed as server-sent events)
   4. seed webhook       conversation_end with the call's duration (signed)
@@ -16,6 +20,10 @@ The call, in order:
 
 Standard library only. `--self-test` checks the signer against the
 signature vectors in ../shared/fixtures/elevenlabs/ instead.
+
+With `local` on its embedded defaults the booking goes to its bookings
+calendar and the SMS to its outbox (<data-dir>/outbox.sqlite), which is
+shown at the end.
 
 Exit status: 0 when every step answered 2xx (and the self-test passed),
 1 when a step was refused (or a vector failed), 2 when the call could not
@@ -27,7 +35,9 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -394,13 +404,16 @@ class Call:
             body["duration"] = duration
         label = f"webhook {event}" + (f" {content!r}" if content else "")
         ok, answer = self.post(label, "/api/elevenlabs/webhook", body, {}, signed=True)
+        said = answer.get("response", "") if isinstance(answer, dict) else ""
         if ok:
             self.logged += 1
+            # A confirmation the agent sent leaves a record of its own.
+            self.logged += said.count("send_external_message done")
             if content is not None:
                 self.transcript.append(("user", content, duration))
-                if isinstance(answer, dict) and answer.get("response"):
-                    self.transcript.append(("agent", answer["response"], duration + 1))
-        return ok
+                if said:
+                    self.transcript.append(("agent", said, duration + 1))
+        return said
 
     def custom_llm(self, text: str, extra_body: dict):
         path = (
@@ -526,7 +539,7 @@ def simulate(args) -> int:
     if args.agent_id:
         agent_id, note = args.agent_id, "given with --agent-id"
     call = Call(args, secret, agent_id, spec or {}, note)
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    day = next_weekday(date.today()).isoformat()
 
     print(f"simulated call {args.conversation} to {args.business}/{args.location} at {args.url}")
     print(f"  agent: {agent_id or 'none'} ({note})")
@@ -540,11 +553,28 @@ def simulate(args) -> int:
             "location_id": args.location,
         }
         extra = init.get("custom_llm_extra_body") or {}
+        # The caller books the first slot the agent says is free (10:00
+        # when the answer names none), then asks for it a second time.
+        slot = {"date": day, "time": "10:00"}
         for step in (
             lambda: call.seed("conversation_start"),
-            lambda: call.seed("message", "Is there anything available tomorrow at 10:00?", call.turn()),
-            lambda: call.seed("message", f"Please book me for {tomorrow} at 10:00", call.turn()),
-            lambda: call.custom_llm(f"Which times are available on {tomorrow}?", extra),
+            lambda: slot.update(
+                free_slot(
+                    call.seed("message", f"Is there anything available on {day}?", call.turn()),
+                    slot,
+                )
+            ),
+            lambda: call.seed(
+                "message",
+                f"Please book me for {slot['date']} at {slot['time']}, my number is {CALLER}",
+                call.turn(),
+            ),
+            lambda: call.seed(
+                "message",
+                f"Can you also book {slot['date']} at {slot['time']} for my sister?",
+                call.turn(),
+            ),
+            lambda: call.custom_llm(f"Which times are available on {slot['date']}?", extra),
             lambda: call.seed("conversation_end", duration=call.hang_up()),
             lambda: call.post_call(variables),
         ):
@@ -552,7 +582,8 @@ def simulate(args) -> int:
             if call.stop():
                 break
     print()
-    show_records(tail, args.conversation, call.logged)
+    records = show_records(tail, args.conversation, call.logged)
+    show_outbox(data_dir / "outbox.sqlite", records)
     if call.failed:
         print(f"refused: {', '.join(call.failed)}")
         return 1
@@ -572,7 +603,7 @@ def show_records(tail: ActionLogTail, conversation: str, expected: int):
             f"action log: {tail.path} does not exist; records go to another sink "
             f"(--action-sink / --action-log-file), or pass --action-log PATH"
         )
-        return
+        return []
     ours = [r for r in records if belongs(r, conversation)]
     print(f"action-log records of {conversation} ({tail.path}):")
     for record in ours:
@@ -593,6 +624,46 @@ def show_records(tail: ActionLogTail, conversation: str, expected: int):
     if others:
         line += f"; {others} other records were written meanwhile"
     print(line)
+    return ours
+
+
+def next_weekday(today: date) -> date:
+    """The first Monday-to-Friday day after `today`: the embedded calendar's
+    default opening days."""
+    day = today + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def free_slot(said: str, slot: dict) -> dict:
+    """The date and first free time the agent's availability answer names
+    (the app server's JSON after "done: "), else `slot` unchanged."""
+    day = re.search(r'"date"\s*:\s*"(\d{4}-\d{2}-\d{2})"', said or "")
+    free = re.search(r'"free"\s*:\s*\[\s*"(\d{2}:\d{2})"', said or "")
+    if day and free:
+        return {"date": day.group(1), "time": free.group(1)}
+    return slot
+
+
+def show_outbox(path: Path, records):
+    """The outbox messages the call's records point at (`local`'s embedded
+    messaging writes them there instead of sending them)."""
+    ids = [
+        r.get("data", {}).get("externalId")
+        for r in records
+        if r.get("data", {}).get("metadata", {}).get("standIn") == "outbox"
+    ]
+    if not ids or not path.exists():
+        return
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            f"SELECT id, channel, recipient, text FROM messages WHERE id IN ({','.join('?' * len(ids))})",
+            ids,
+        ).fetchall()
+    print(f"outbox ({path}), not sent:")
+    for id_, channel, recipient, text in rows:
+        print(f"  {id_} {channel} to {recipient}: {text}")
 
 
 def main() -> int:

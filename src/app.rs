@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use aws_config::retry::RetryConfig;
+use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use tokio::io::BufReader;
@@ -21,13 +23,15 @@ use tokio::sync::watch;
 use crate::actionlog::ActionLog;
 use crate::actionlog::ShipperHandle;
 use crate::actionlog::replay::replay;
+use crate::actionlog::tail::{self, Start, TailError};
 use crate::admin::{AgentAdmin, KubeAdmin};
 use crate::agent::metrics::AgentMetrics;
 use crate::agent::tools::{Sends, Tools};
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
 use crate::config::{
-    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TenantStoreKind,
+    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TailArgs,
+    TailFrom, TenantStoreKind,
 };
 use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
@@ -70,6 +74,18 @@ pub struct BridgeBackends {
     pub platform: Arc<dyn AgentPlatform>,
     pub store: Arc<dyn TenantStore>,
     pub admin: Arc<dyn AgentAdmin>,
+    /// Stand-ins `local` runs in place of what is not configured.
+    pub embedded: Embedded,
+}
+
+/// What `local` puts in place of an app server and of messaging
+/// providers when none is configured; `run` never has any.
+#[derive(Default)]
+pub struct Embedded {
+    /// The app-server URL the tools call, and the bearer token they send.
+    pub app_server: Option<(String, SecretString)>,
+    /// The providers to send through instead of the configured ones.
+    pub messaging: Option<crate::messaging::Messaging>,
 }
 
 /// Builds the bridge routes and the action log they write to.
@@ -85,17 +101,29 @@ pub async fn build_bridge(
     let runtime_config = args.runtime(runtime_default, secrets)?;
     let agent_metrics = AgentMetrics::default();
     let runtime = crate::agent::open_runtime(&runtime_config, &agent_metrics).await?;
-    let messaging = crate::messaging::config::build(&args.messaging(secrets)?).await?;
+    let messaging = match backends.embedded.messaging {
+        Some(messaging) => messaging,
+        None => crate::messaging::config::build(&args.messaging(secrets)?).await?,
+    };
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
-    let tools = Tools::new(args.tools(secrets), messaging, log.clone());
+    let mut tools_config = args.tools(secrets);
+    if let Some((url, token)) = backends.embedded.app_server {
+        tools_config.app_server_url = Some(url);
+        tools_config.app_server_token = Some(token);
+    }
+    let app_server = tools_config
+        .app_server_url
+        .clone()
+        .unwrap_or_else(|| "not configured".into());
+    let tools = Tools::new(tools_config, messaging, log.clone());
     let sends = tools.sends();
     let agent = runtime_config.describe();
     let messaging = tools.messaging().describe();
     tracing::info!(
         %agent,
         %messaging,
-        app_server = args.app_server_url.as_deref().unwrap_or("not configured"),
+        %app_server,
         notifications = args.notification_url.as_deref().unwrap_or("not configured"),
         "bridge configured"
     );
@@ -169,6 +197,7 @@ async fn run_bridge(
         platform,
         store,
         admin: Arc::new(KubeAdmin::new(client.clone(), &namespace)),
+        embedded: Embedded::default(),
     };
     build_bridge(
         &run.bridge,
@@ -449,6 +478,53 @@ pub async fn replay_command(args: &ReplayArgs, data_dir: &Path) -> anyhow::Resul
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `action-log tail`: prints records as they arrive until Ctrl-C (or
+/// SIGTERM), then a summary on standard error; exit 0.
+pub async fn tail_command(args: &TailArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let source: BoxFuture<'static, Result<(), TailError>> = match args.from {
+        TailFrom::Jsonl => {
+            let path = args.file(data_dir)?;
+            let from_start = matches!(args.since, Start::Since(_));
+            Box::pin(tail::file::follow(path, from_start, args.timing().poll, tx))
+        }
+        TailFrom::Kinesis => {
+            // Throttling and expired iterators are handled by the tail
+            // itself, which knows what to resume from.
+            let sdk = crate::aws::load(
+                "action-log tail",
+                RetryConfig::disabled(),
+                Duration::from_secs(10),
+            )
+            .await?;
+            Box::pin(tail::kinesis::follow(
+                aws_sdk_kinesis::Client::new(&sdk),
+                args.kinesis_stream.clone(),
+                args.since,
+                args.timing(),
+                tx,
+            ))
+        }
+    };
+    let format = if args.json {
+        tail::Format::Json
+    } else {
+        tail::Format::Text
+    };
+    let mut out = std::io::stdout();
+    let summary = tail::run(
+        rx,
+        source,
+        args.filter(),
+        format,
+        &mut out,
+        shutdown_signal(),
+    )
+    .await?;
+    eprintln!("tail: {summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.

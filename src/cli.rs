@@ -14,6 +14,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ActionLog(ActionLogCommand::Replay(args)) => {
             app::replay_command(&args, &cli.data_dir).await
         }
+        Command::ActionLog(ActionLogCommand::Tail(args)) => {
+            app::tail_command(&args, &cli.data_dir).await
+        }
         Command::Dynamodb(DynamodbCommand::CreateTable(args)) => {
             app::create_table_command(&args).await
         }

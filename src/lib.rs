@@ -24,6 +24,7 @@ pub mod ids;
 pub mod local;
 pub mod messaging;
 pub mod retry;
+pub mod sqlite;
 pub mod telemetry;
 pub mod tenant;
 #[cfg(feature = "testkit")]

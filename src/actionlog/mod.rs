@@ -14,6 +14,7 @@ pub mod record;
 pub mod replay;
 mod shipper;
 pub mod sink;
+pub mod tail;
 
 use std::path::PathBuf;
 use std::sync::Arc;

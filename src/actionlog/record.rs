@@ -92,6 +92,24 @@ pub enum ActionType {
     MetaMessage,
 }
 
+impl std::str::FromStr for ActionType {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        [
+            ActionType::Sms,
+            ActionType::Email,
+            ActionType::VoiceCall,
+            ActionType::MetaMessage,
+        ]
+        .into_iter()
+        .find(|t| t.name() == raw.trim())
+        .ok_or_else(|| {
+            format!("{raw:?} is not an action type; use sms, email, voice_call or meta_message")
+        })
+    }
+}
+
 impl ActionType {
     fn name(self) -> &'static str {
         match self {

@@ -45,7 +45,7 @@ pub async fn replay<R: AsyncBufRead + Unpin>(
             continue;
         }
         summary.lines += 1;
-        match parse(&line, too_long) {
+        match parse_line(&line, too_long) {
             Ok(record) => match log.log_when_ready(&record).await {
                 Ok(_) => summary.queued += 1,
                 Err(err @ LogError::Closed { .. }) => {
@@ -66,7 +66,8 @@ pub async fn replay<R: AsyncBufRead + Unpin>(
     Ok(summary)
 }
 
-fn parse(line: &[u8], too_long: bool) -> Result<AgentLogRecord, String> {
+/// One line as an agent-log record, or why it is not one.
+pub(crate) fn parse_line(line: &[u8], too_long: bool) -> Result<AgentLogRecord, String> {
     if too_long {
         return Err(format!("longer than {MAX_LINE_BYTES} bytes"));
     }

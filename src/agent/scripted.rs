@@ -51,41 +51,53 @@ impl ScriptedRuntime {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
         };
+        // Whatever looks like a date (YYYY-MM-DD), a time (HH:MM) or a
+        // phone number (+ and 8 to 15 digits) in the words; the app server
+        // refuses a booking without a date and a time.
+        let word = |ok: fn(&str) -> bool| {
+            text.split(|c: char| c.is_whitespace() || c == ',')
+                .map(|w| w.trim_end_matches(['.', '!', '?', ';']))
+                .find(|w| ok(w))
+                .unwrap_or_default()
+        };
+        let date = word(|w| {
+            w.len() == 10
+                && w.chars().enumerate().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        c == '-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
+        });
+        let time = word(|w| {
+            w.len() == 5
+                && w.chars()
+                    .enumerate()
+                    .all(|(i, c)| if i == 2 { c == ':' } else { c.is_ascii_digit() })
+        });
+        let phone = word(|w| {
+            w.strip_prefix('+').is_some_and(|digits| {
+                (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
+            })
+        });
         if lower.contains("book") || lower.contains("programare") {
-            // Whatever looks like a date (YYYY-MM-DD) or a time (HH:MM) in
-            // the words; the app server refuses a booking without them.
-            let word = |ok: fn(&str) -> bool| {
-                text.split(|c: char| c.is_whitespace() || c == ',')
-                    .find(|w| ok(w))
-                    .unwrap_or_default()
-            };
-            let date = word(|w| {
-                w.len() == 10
-                    && w.chars().enumerate().all(|(i, c)| {
-                        if i == 4 || i == 7 {
-                            c == '-'
-                        } else {
-                            c.is_ascii_digit()
-                        }
-                    })
-            });
-            let time = word(|w| {
-                w.len() == 5
-                    && w.chars()
-                        .enumerate()
-                        .all(|(i, c)| if i == 2 { c == ':' } else { c.is_ascii_digit() })
-            });
-            Some(call(
-                "create_appointment",
-                &[
-                    ("date", date),
-                    ("time", time),
-                    ("customerName", "caller"),
-                    ("notes", text),
-                ],
-            ))
+            let mut params = vec![
+                ("date", date),
+                ("time", time),
+                ("customerName", "caller"),
+                ("notes", text),
+            ];
+            if !phone.is_empty() {
+                params.push(("customerPhone", phone));
+            }
+            Some(call("create_appointment", &params))
         } else if lower.contains("available") || lower.contains("liber") {
-            Some(call("query_app_server", &[("query", text)]))
+            let mut params = vec![("query", text)];
+            if !date.is_empty() {
+                params.push(("date", date));
+            }
+            Some(call("query_app_server", &params))
         } else {
             None
         }
@@ -139,13 +151,46 @@ impl ScriptedRuntime {
             return format!("[scripted agent] You said: {}", turn.text);
         };
         let output = tools.run(turn, &call).await;
-        let outcome = if output.ok { "done" } else { "failed" };
-        let said = format!(
-            "[scripted agent] {} {outcome}: {}",
-            call.function, output.body
+        let mut said = format!(
+            "[scripted agent] {} {}: {}",
+            call.function,
+            if output.ok { "done" } else { "failed" },
+            output.body
         );
+        let confirmation = Self::confirmation(&call).filter(|_| output.ok);
         called.push(call);
+        // As the example prompt asks: every booking is confirmed by SMS.
+        if let Some(confirm) = confirmation {
+            let sent = tools.run(turn, &confirm).await;
+            said.push_str(&format!(
+                "; {} {}: {}",
+                confirm.function,
+                if sent.ok { "done" } else { "failed" },
+                sent.body
+            ));
+            called.push(confirm);
+        }
         said
+    }
+
+    /// The SMS that confirms `booking` to the number the caller gave, if
+    /// they gave one.
+    fn confirmation(booking: &ToolCall) -> Option<ToolCall> {
+        let p = &booking.parameters;
+        let phone = p.get("customerPhone")?;
+        let text = format!(
+            "Your appointment on {} at {} is booked. To change it, call us back.",
+            p.get("date")?,
+            p.get("time")?
+        );
+        Some(ToolCall {
+            action_group: booking.action_group.clone(),
+            function: "send_external_message".into(),
+            parameters: [("channel", "sms"), ("to", phone), ("message", &text)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        })
     }
 }
 
@@ -324,6 +369,36 @@ mod tests {
         let params = &booked.tools[0].parameters;
         assert_eq!(params["date"], "2026-12-01");
         assert_eq!(params["time"], "10:30");
+        assert!(
+            booked.tools.len() == 1 && !params.contains_key("customerPhone"),
+            "no number, no confirmation"
+        );
+        let confirmed = ScriptedRuntime
+            .answer(
+                &turn("Please book 2026-12-01 at 10:30, my number is +40721000111."),
+                &Echo,
+                None,
+            )
+            .await;
+        let functions: Vec<&str> = confirmed
+            .tools
+            .iter()
+            .map(|t| t.function.as_str())
+            .collect();
+        assert_eq!(functions, ["create_appointment", "send_external_message"]);
+        let sms = &confirmed.tools[1].parameters;
+        assert_eq!(
+            (sms["channel"].as_str(), sms["to"].as_str()),
+            ("sms", "+40721000111")
+        );
+        assert!(sms["message"].contains("2026-12-01 at 10:30"), "{sms:?}");
+        assert!(
+            confirmed.text.contains("; send_external_message done"),
+            "{}",
+            confirmed.text
+        );
+        let asked = ScriptedRuntime::tool_for("Is anything available on 2026-12-02?").unwrap();
+        assert_eq!(asked.parameters["date"], "2026-12-02");
         let plain = ScriptedRuntime.answer(&turn("hello"), &Echo, None).await;
         assert!(plain.tools.is_empty());
         assert_eq!(plain.text, "[scripted agent] You said: hello");

@@ -396,6 +396,7 @@ impl Tools {
         let record = SendRecord {
             channel,
             provider: provider.provider(),
+            stand_in: provider.stand_in(),
             business_id: turn.business_id.clone(),
             location_id: turn.location_id.clone(),
             session_id: turn.session_id.clone(),
@@ -459,6 +460,8 @@ async fn deliver(
 struct SendRecord {
     channel: Channel,
     provider: Provider,
+    /// Set when the provider keeps the message instead of sending it.
+    stand_in: Option<&'static str>,
     business_id: String,
     location_id: String,
     session_id: String,
@@ -533,12 +536,12 @@ impl SendRecord {
         };
         match built {
             Ok(mut record) => {
+                let extra = &mut record.data.metadata.extra;
                 if let Some(price) = price {
-                    record
-                        .data
-                        .metadata
-                        .extra
-                        .insert("price".into(), json!(price));
+                    extra.insert("price".into(), json!(price));
+                }
+                if let Some(stand_in) = self.stand_in {
+                    extra.insert("standIn".into(), json!(stand_in));
                 }
                 if let Err(e) = self.log.log(&record) {
                     tracing::error!(error = %e, "the message outcome could not be logged");

@@ -8,6 +8,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{ConfigError, aws_name, non_empty, whole};
 use crate::actionlog::buffer::SpillConfig;
+use crate::actionlog::record::ActionType;
+use crate::actionlog::tail::kinesis::Timing;
+use crate::actionlog::tail::{Filter, OutcomeFilter, Start};
 use crate::actionlog::{ActionLogConfig, ShipperConfig, SinkConfig};
 
 /// Action-log subcommands.
@@ -21,6 +24,109 @@ pub enum ActionLogCommand {
     /// and what was read is flushed within --shutdown-grace-secs. Exits 0
     /// only if every line was valid and delivered.
     Replay(ReplayArgs),
+    /// Follow the action log as it is written, like `kubectl logs -f`: the
+    /// Kinesis stream (every shard, across resharding) or the JSON-lines
+    /// file, one line per record.
+    ///
+    /// Each record is printed once (repeats of a requestId are dropped);
+    /// what is not an agent-log record is counted and skipped with a
+    /// warning. Ctrl-C ends it (exit 0) with a summary on standard error.
+    Tail(TailArgs),
+}
+
+/// Where `action-log tail` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFrom {
+    /// The Kinesis stream --kinesis-stream names.
+    Kinesis,
+    /// The JSON-lines file (--action-log-file, or <data-dir>/agent-log.jsonl).
+    Jsonl,
+}
+
+/// Arguments of `action-log tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// What to follow.
+    #[arg(long, value_enum, default_value_t = TailFrom::Jsonl)]
+    pub from: TailFrom,
+
+    /// Start: `latest` (only new records) or an RFC 3339 time such as
+    /// 2026-12-01T09:00:00Z (records with a timestamp from then on;
+    /// Kinesis keeps 24 hours unless its retention was raised).
+    #[arg(long, default_value = "latest")]
+    pub since: Start,
+
+    /// Only this business (repeat for several).
+    #[arg(long = "business", value_name = "ID")]
+    pub businesses: Vec<String>,
+
+    /// Only this location (repeat for several).
+    #[arg(long = "location", value_name = "ID")]
+    pub locations: Vec<String>,
+
+    /// Only this action type: sms, email, voice_call or meta_message
+    /// (repeat for several).
+    #[arg(long = "action", value_name = "TYPE")]
+    pub actions: Vec<ActionType>,
+
+    /// Only this outcome: success (sent or delivered), failure, pending,
+    /// unknown (pending because nobody knows whether the provider took
+    /// it), sent or delivered (repeat for several).
+    #[arg(long = "outcome", value_name = "OUTCOME")]
+    pub outcomes: Vec<OutcomeFilter>,
+
+    /// Print each record as it is (one JSON document per line) instead of
+    /// a readable line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// File for `--from jsonl` [default: <data-dir>/agent-log.jsonl].
+    #[arg(long, env = "VOICE_OPERATOR_ACTION_LOG_FILE")]
+    pub action_log_file: Option<PathBuf>,
+
+    /// Kinesis stream for `--from kinesis`. Region, endpoint and
+    /// credentials come from the AWS SDK's environment.
+    #[arg(long, env = "KINESIS_STREAM_NAME", default_value = "resources-operations",
+          value_parser = aws_name("a Kinesis stream name", 1, 128, "--kinesis-stream", "KINESIS_STREAM_NAME"))]
+    pub kinesis_stream: String,
+
+    /// Wait between reads once caught up, in milliseconds (per shard for
+    /// Kinesis, which allows five reads a second per shard; new shards are
+    /// looked for every ten of these).
+    #[arg(long, env = "VOICE_OPERATOR_TAIL_POLL_MS", default_value_t = 1000,
+          value_parser = whole("--poll-ms", "VOICE_OPERATOR_TAIL_POLL_MS", 50, 60_000))]
+    pub poll_ms: u64,
+}
+
+impl TailArgs {
+    /// The records to print.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            businesses: self.businesses.clone(),
+            locations: self.locations.clone(),
+            actions: self.actions.clone(),
+            outcomes: self.outcomes.clone(),
+            since: match self.since {
+                Start::Latest => None,
+                Start::Since(t) => Some(t),
+            },
+        }
+    }
+
+    /// The file `--from jsonl` follows.
+    pub fn file(&self, data_dir: &Path) -> Result<PathBuf, ConfigError> {
+        jsonl_file(self.action_log_file.as_deref(), data_dir)
+    }
+
+    /// The Kinesis polling intervals.
+    pub fn timing(&self) -> Timing {
+        let poll = Duration::from_millis(self.poll_ms);
+        Timing {
+            poll,
+            relist: poll * 10,
+            ..Timing::default()
+        }
+    }
 }
 
 /// Arguments of `action-log replay`.
@@ -123,13 +229,7 @@ impl ActionLogArgs {
                 attempt_timeout: Duration::from_millis(self.kinesis_timeout_ms),
             },
             SinkKind::Jsonl => SinkConfig::JsonLines {
-                path: match &self.action_log_file {
-                    Some(path) => {
-                        non_empty(path, "--action-log-file", "VOICE_OPERATOR_ACTION_LOG_FILE")?
-                    }
-                    None => non_empty(data_dir, "--data-dir", "VOICE_OPERATOR_DATA_DIR")?
-                        .join("agent-log.jsonl"),
-                },
+                path: jsonl_file(self.action_log_file.as_deref(), data_dir)?,
             },
             SinkKind::Stdout => SinkConfig::Stdout,
         };
@@ -177,3 +277,14 @@ impl ActionLogArgs {
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// The JSON-lines action log: `--action-log-file`, else
+/// `<data-dir>/agent-log.jsonl`.
+fn jsonl_file(file: Option<&Path>, data_dir: &Path) -> Result<PathBuf, ConfigError> {
+    match file {
+        Some(path) => non_empty(path, "--action-log-file", "VOICE_OPERATOR_ACTION_LOG_FILE"),
+        None => Ok(
+            non_empty(data_dir, "--data-dir", "VOICE_OPERATOR_DATA_DIR")?.join("agent-log.jsonl"),
+        ),
+    }
+}

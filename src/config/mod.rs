@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-pub use self::action_log::{ActionLogArgs, ActionLogCommand, ReplayArgs, SinkKind};
+pub use self::action_log::{
+    ActionLogArgs, ActionLogCommand, ReplayArgs, SinkKind, TailArgs, TailFrom,
+};
 pub use self::controller::{AgentArgs, ControllerArgs, DEFAULT_PROMPT};
 pub use self::dynamodb::{CreateTableArgs, DynamodbCommand};
 pub use self::local::LocalArgs;

@@ -6,6 +6,7 @@
 //! ELEVENLABS_API_KEY is set and [`offline::OfflinePlatform`] otherwise.
 
 pub mod admin;
+pub mod bookings;
 pub mod manifests;
 pub mod objects;
 pub mod offline;
@@ -24,7 +25,9 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::app::{BridgeBackends, Flush, RouteSecrets, Serving, build_bridge, llm_secret_id};
+use crate::app::{
+    BridgeBackends, Embedded, Flush, RouteSecrets, Serving, build_bridge, llm_secret_id,
+};
 use crate::config::Secrets;
 use crate::config::bridge::AgentRuntimeKind;
 use crate::config::controller::DEFAULT_LLM_SECRET_NAME;
@@ -38,6 +41,7 @@ use crate::http::Ops;
 use crate::tenant::StoreConfig;
 
 use self::admin::DirAdmin;
+use self::bookings::{Calendar, Hours, Place};
 use self::manifests::{ManifestError, Scan, Validator};
 use self::objects::{Changes, LocalObjects};
 use self::offline::OfflinePlatform;
@@ -193,10 +197,12 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         llm: Some(llm_secret.value.clone()),
         admin: Some(admin_token.value.clone()),
     };
+    let stand_ins = stand_ins(args, secrets, data_dir, address, &objects)?;
     let backends = BridgeBackends {
         platform: platform.clone(),
         store: store.clone(),
         admin,
+        embedded: stand_ins.embedded,
     };
     let bridge = build_bridge(
         &args.bridge,
@@ -218,7 +224,10 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
     };
-    let router = crate::http::ops_routes(ops.clone()).merge(bridge.router);
+    let mut router = crate::http::ops_routes(ops.clone()).merge(bridge.router);
+    if let Some(calendar) = stand_ins.calendar {
+        router = router.merge(bookings::routes(calendar));
+    }
 
     let report = Report {
         base_url: &base_url,
@@ -231,7 +240,8 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         store: &store_config,
         action_log: &bridge.action_log,
         agent: &bridge.agent,
-        messaging: &bridge.messaging,
+        app_server: &stand_ins.app_server,
+        messaging: stand_ins.messaging.as_deref().unwrap_or(&bridge.messaging),
         webhook: &webhook,
         admin: &admin_token,
         llm_secret: &llm_secret,
@@ -285,6 +295,82 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         .await;
     let _ = watcher.await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `local` runs in place of an app server and messaging providers
+/// it was not given, and how the start-up report names them.
+struct StandIns {
+    embedded: Embedded,
+    /// The embedded bookings calendar, served under [`bookings::PATH`].
+    calendar: Option<Arc<Calendar>>,
+    /// The app server, for the report.
+    app_server: String,
+    /// The messaging line of the report, when the outbox replaces it.
+    messaging: Option<String>,
+}
+
+/// Without --app-server-url, the bookings calendar in
+/// `<data-dir>/bookings.sqlite`, served on `address` itself; without any
+/// messaging provider, the outbox in `<data-dir>/outbox.sqlite`.
+fn stand_ins(
+    args: &LocalArgs,
+    secrets: &Secrets,
+    data_dir: &Path,
+    address: std::net::SocketAddr,
+    objects: &Arc<LocalObjects>,
+) -> anyhow::Result<StandIns> {
+    let mut stand_ins = StandIns {
+        embedded: Embedded::default(),
+        calendar: None,
+        app_server: args.bridge.app_server_url.clone().unwrap_or_default(),
+        messaging: None,
+    };
+    if args.bridge.app_server_url.is_none() {
+        let objects = Arc::clone(objects);
+        let places: bookings::Places = Box::new(move |business, location| {
+            objects
+                .all()
+                .iter()
+                .find(|va| {
+                    va.spec.business_id == business
+                        && va.spec.location_id == location
+                        && va.metadata.deletion_timestamp.is_none()
+                })
+                .map(Place::of)
+        });
+        // A fresh token each start: only this process's tools can book.
+        let token = SecretString::from(uuid::Uuid::new_v4().simple().to_string());
+        let calendar = Calendar::open(&data_dir.join("bookings.sqlite"), token.clone(), places)?;
+        // The tools reach the calendar over loopback, whatever address
+        // the server listens on.
+        let ip = match address.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+            ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        let url = format!(
+            "http://{}{}",
+            std::net::SocketAddr::new(ip, address.port()),
+            bookings::PATH
+        );
+        stand_ins.app_server = format!(
+            "EMBEDDED bookings calendar (no --app-server-url): {} in {}; every location opens {} in its VoiceAgent's timeZone (the default: VoiceAgents do not give opening hours)",
+            url,
+            calendar.path().display(),
+            Hours::DEFAULT.describe()
+        );
+        stand_ins.embedded.app_server = Some((url, token));
+        stand_ins.calendar = Some(calendar);
+    }
+    if args.bridge.messaging(secrets)?.is_empty() {
+        let outbox = crate::messaging::outbox::Outbox::open(&data_dir.join("outbox.sqlite"))?;
+        stand_ins.messaging = Some(format!(
+            "EMBEDDED outbox (no provider configured): every SMS, email and WhatsApp message is written to {}, none is sent",
+            outbox.path().display()
+        ));
+        stand_ins.embedded.messaging = Some(outbox.messaging());
+    }
+    Ok(stand_ins)
 }
 
 /// A secret of `local` mode and where it came from.
@@ -480,6 +566,7 @@ struct Report<'a> {
     store: &'a StoreConfig,
     action_log: &'a str,
     agent: &'a str,
+    app_server: &'a str,
     messaging: &'a str,
     webhook: &'a LocalSecret,
     admin: &'a LocalSecret,
@@ -510,6 +597,7 @@ impl Report<'_> {
         let _ = writeln!(out, "  tenant store    {store}");
         let _ = writeln!(out, "  action log      {}", self.action_log);
         let _ = writeln!(out, "  agent runtime   {}", self.agent);
+        let _ = writeln!(out, "  app server      {}", self.app_server);
         let _ = writeln!(out, "  messaging       {}", self.messaging);
         let _ = writeln!(out, "  webhook secret  {}", self.webhook.describe());
         let _ = writeln!(out, "  admin token     {}", self.admin.describe());

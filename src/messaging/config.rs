@@ -36,6 +36,17 @@ pub struct MessagingConfig {
     pub routes: Vec<Route>,
 }
 
+impl MessagingConfig {
+    /// Whether no provider at all is configured.
+    pub fn is_empty(&self) -> bool {
+        self.twilio.is_none()
+            && self.whatsapp.is_none()
+            && self.sns.is_none()
+            && self.ses.is_none()
+            && self.smtp.is_none()
+    }
+}
+
 /// One tenant's provider for one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

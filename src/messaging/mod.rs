@@ -10,6 +10,7 @@
 pub mod address;
 mod aws;
 pub mod config;
+pub mod outbox;
 mod rest;
 pub mod ses;
 pub mod smtp;
@@ -190,6 +191,12 @@ pub trait MessageProvider: Send + Sync {
     fn provider(&self) -> Provider;
     /// The channel it serves.
     fn channel(&self) -> Channel;
+    /// For a stand-in that keeps messages instead of sending them (the
+    /// outbox of `local`), its name; the action-log record says it in
+    /// `data.metadata.standIn`.
+    fn stand_in(&self) -> Option<&'static str> {
+        None
+    }
     /// Sends `message`, or says why not.
     fn send<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<Sent, SendError>>;
 }
@@ -285,10 +292,9 @@ impl Messaging {
         [Channel::Sms, Channel::Email, Channel::Meta]
             .iter()
             .map(|c| {
-                let name = self
-                    .defaults
-                    .get(c)
-                    .map_or("not configured", |p| provider_name(p.provider()));
+                let name = self.defaults.get(c).map_or("not configured", |p| {
+                    p.stand_in().unwrap_or_else(|| provider_name(p.provider()))
+                });
                 format!("{c}: {name}")
             })
             .collect::<Vec<_>>()

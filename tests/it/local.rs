@@ -642,3 +642,150 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
     assert_eq!(records[0]["data"]["agentSessionId"], json!(conversation));
     assert_eq!(records[0]["businessId"], json!(CLINIC.0));
 }
+
+/// Rows of `query` in the SQLite file at `path`, each column as text.
+fn sqlite_rows(path: &Path, query: &str) -> Vec<Vec<Option<String>>> {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut statement = db.prepare(query).unwrap();
+    let columns = statement.column_count();
+    statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| row.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_first_run_books_refuses_a_taken_slot_and_confirms_to_the_outbox() {
+    let data = tempfile::tempdir().unwrap();
+    let local = Local::start(data.path(), &examples(), &[], &[]);
+    for embedded in [
+        "app server      EMBEDDED bookings calendar (no --app-server-url)",
+        "Mon-Fri 09:00-17:00, 30-minute slots",
+        "messaging       EMBEDDED outbox (no provider configured)",
+    ] {
+        assert!(
+            local.report.contains(embedded),
+            "{embedded}: {}",
+            local.report
+        );
+    }
+    local.active(CLINIC.0, CLINIC.1).await;
+
+    let conversation = "conv_first_run";
+    let simulated = Command::new("python3")
+        .arg(examples().join("simulate-call.py"))
+        .args(["--url", &local.base, "--conversation", conversation])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("ELEVENLABS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("VOICE_OPERATOR_LLM_SECRET", LLM_SECRET)
+        .output()
+        .expect("python3 runs the simulator");
+    let out = String::from_utf8_lossy(&simulated.stdout);
+    assert!(
+        simulated.status.success(),
+        "{out}\n{}\nserver: {}",
+        String::from_utf8_lossy(&simulated.stderr),
+        local.stderr()
+    );
+
+    // The calendar holds the one booking; the second ask was refused.
+    let booked = sqlite_rows(
+        &data.path().join("bookings.sqlite"),
+        "SELECT id, business_id, location_id, date, time, customer_phone FROM appointments",
+    );
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    let [id, business, location, date, time, phone] = &booked[0][..] else {
+        panic!("{booked:?}")
+    };
+    let (id, date, time) = (
+        id.clone().unwrap(),
+        date.clone().unwrap(),
+        time.clone().unwrap(),
+    );
+    assert_eq!(
+        (business.as_deref(), location.as_deref(), phone.as_deref()),
+        (Some(CLINIC.0), Some(CLINIC.1), Some("+40721000111"))
+    );
+    // The outbox holds the confirmation, and nothing else.
+    let outbox = sqlite_rows(
+        &data.path().join("outbox.sqlite"),
+        "SELECT id, channel, recipient, text FROM messages",
+    );
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let [message_id, channel, recipient, text] = &outbox[0][..] else {
+        panic!("{outbox:?}")
+    };
+    assert_eq!(
+        (channel.as_deref(), recipient.as_deref()),
+        (Some("sms"), Some("+40721000111"))
+    );
+    let text = text.clone().unwrap();
+    assert!(text.contains(&format!("{date} at {time}")), "{text}");
+    let message_id = message_id.clone().unwrap();
+    assert!(
+        out.contains(&format!("{message_id} sms to +40721000111")),
+        "{out}"
+    );
+
+    // The action log tells all of it: the SMS as sent through the outbox,
+    // and the booking and the refusal in the call's transcript.
+    let validator = crate::support::agent_log_validator();
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        records = read_log(&data.path().join("agent-log.jsonl"))
+            .into_iter()
+            .filter(|r| r["data"]["agentSessionId"] == json!(conversation))
+            .collect();
+        if records
+            .iter()
+            .any(|r| r["data"]["metadata"]["event"] == json!("post_call_transcription"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for record in &records {
+        assert!(validator.is_valid(record), "schema-valid: {record}");
+    }
+    let sms: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["data"]["actionType"] == json!("sms"))
+        .collect();
+    assert_eq!(sms.len(), 1, "{records:#?}");
+    let sms = &sms[0]["data"];
+    assert_eq!(sms["externalId"], json!(message_id));
+    assert_eq!(sms["metadata"]["standIn"], json!("outbox"));
+    assert_eq!(sms["metadata"]["deliveryStatus"], json!("sent"));
+    assert_eq!(sms["recipient"]["phone"], json!("+40721000111"));
+    let post_call = records
+        .iter()
+        .find(|r| r["data"]["metadata"]["event"] == json!("post_call_transcription"))
+        .unwrap_or_else(|| panic!("no post-call record: {records:#?}"));
+    let said: Vec<&str> = post_call["data"]["metadata"]["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == json!("agent"))
+        .filter_map(|t| t["message"].as_str())
+        .collect();
+    assert!(
+        said.iter()
+            .any(|s| s.contains("create_appointment done") && s.contains(&id)),
+        "the booking: {said:#?}"
+    );
+    assert!(
+        said.iter().any(|s| s.contains("create_appointment failed")
+            && s.contains("409")
+            && s.contains("slot taken")),
+        "the refusal: {said:#?}"
+    );
+    assert!(local.stop().await);
+}
