@@ -73,6 +73,15 @@ pub struct BedrockAgentRef {
     pub alias_id: String,
 }
 
+/// Where the business hears about its calls (the VoiceAgent's
+/// `spec.notify`); with `conversation.send_transcripts`, each call's
+/// summary and transcript go there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub email: Option<String>,
+    pub sms: Option<String>,
+}
+
 /// What the controller decides for a tenant. Never holds an API key: the
 /// seed uses one global ElevenLabs key.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +96,7 @@ pub struct TenantSettings {
     pub phone_number: Option<String>,
     pub bedrock: Option<BedrockAgentRef>,
     pub conversation: ConversationSettings,
+    pub notify: Notify,
 }
 
 /// A stored tenant item.

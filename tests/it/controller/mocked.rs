@@ -22,13 +22,13 @@ use voice_operator::controller::{
     Context, Metrics, Parts, Timing, desired, error_policy, reconcile,
 };
 use voice_operator::crd::{
-    DeletionPolicy, FINALIZER, Phase, SecretRef, SipTransport, SipTrunkSpec, TelephonySpec,
-    VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
+    DeletionPolicy, FINALIZER, NotifySpec, Phase, SecretRef, SipTransport, SipTrunkSpec,
+    TelephonySpec, VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
 };
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::ids::Id;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Read, TenantKey, TenantStore};
+use voice_operator::tenant::{Notify, Read, TenantKey, TenantStore};
 use voice_operator::testkit::fixtures::{self, CLINIC_UID as UID, operator_settings as settings};
 
 const KEY: &str = "B0100001/L0100001";
@@ -324,6 +324,30 @@ async fn a_spec_change_sends_exactly_one_patch() {
         "Bună seara!"
     );
     assert_eq!(h.item().await.unwrap().settings.greeting, "Bună seara!");
+}
+
+#[tokio::test]
+async fn the_notify_addresses_reach_the_tenant_item() {
+    let h = Harness::new(&clinic(), &[]).await;
+    created(&h).await;
+    assert_eq!(h.item().await.unwrap().settings.notify, Notify::default());
+    h.edit_spec(|spec| {
+        spec.conversation.send_transcripts = true;
+        spec.notify = Some(NotifySpec {
+            email: Some("receptie@clinica.example.ro".into()),
+            sms: Some("+40722000333".into()),
+        });
+    });
+    h.reconcile().await;
+    let item = h.item().await.unwrap();
+    assert!(item.settings.conversation.send_transcripts);
+    assert_eq!(
+        item.settings.notify,
+        Notify {
+            email: Some("receptie@clinica.example.ro".into()),
+            sms: Some("+40722000333".into()),
+        }
+    );
 }
 
 /// A Lease hand-over: the old leader reconciles an edit (spec 2) while the

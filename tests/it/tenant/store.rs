@@ -13,7 +13,7 @@ use voice_operator::ids::Id;
 use voice_operator::tenant::dynamodb::{DynamoStore, TableOutcome, create_table};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{
-    BedrockAgentRef, Read, Seen, StoreError, TenantKey, TenantSettings, TenantStore,
+    BedrockAgentRef, Notify, Read, Seen, StoreError, TenantKey, TenantSettings, TenantStore,
 };
 use voice_operator::testkit::fixtures::{seed_item, tenant_settings};
 
@@ -338,6 +338,10 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
         agent_id: "ABCDEFGHIJ".into(),
         alias_id: "TSTALIASID".into(),
     });
+    full.notify = Notify {
+        email: Some("receptie@clinica.example.ro".into()),
+        sms: Some("+40722000333".into()),
+    };
     let first = store
         .put(&k, &owner(UID_A), Seen::Nothing, &full)
         .await
@@ -346,6 +350,8 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
     let raw = b.read_raw(&k).await.unwrap();
     assert_eq!(raw["bedrockAgentId"], json!("ABCDEFGHIJ"));
     assert_eq!(raw["phoneNumber"], json!("+40312345678"));
+    assert_eq!(raw["notifyEmail"], json!("receptie@clinica.example.ro"));
+    assert_eq!(raw["notifySms"], json!("+40722000333"));
 
     let mut bare = settings();
     bare.custom_prompt = None;
@@ -363,6 +369,8 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
         "phoneNumber",
         "bedrockAgentId",
         "bedrockAgentAliasId",
+        "notifyEmail",
+        "notifySms",
     ] {
         assert!(raw.get(gone).is_none(), "{gone} is still stored: {raw}");
     }
