@@ -331,4 +331,54 @@ mod tests {
         );
         assert_eq!(TenantKey::parse("B1", "L1").unwrap().to_string(), "B1/L1");
     }
+
+    #[test]
+    fn a_write_is_refused_for_the_owner_first_then_a_missing_item_then_the_version() {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let me = Id::parse("owner", "uid-a").unwrap();
+        let item = |owner: &str, version: u64| {
+            serde_json::json!({"ownerUid": owner, "version": version})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let (mine, theirs) = (item("uid-a", 3), item("uid-b", 3));
+        let check = |seen, must_exist, current| check_write(&key, &me, seen, must_exist, current);
+
+        assert!(check(Some(Seen::Version(3)), true, Some(&mine)).is_ok());
+        assert!(check(Some(Seen::Nothing), false, None).is_ok());
+        assert!(
+            check(None, false, Some(&mine)).is_ok(),
+            "a delete reads nothing"
+        );
+        assert!(matches!(
+            check(Some(Seen::Version(2)), true, Some(&theirs)),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            check(Some(Seen::Version(2)), true, None),
+            Err(StoreError::NotFound { .. })
+        ));
+        match check(Some(Seen::Version(2)), false, Some(&mine)) {
+            Err(e @ StoreError::Stale { .. }) => {
+                assert!(e.is_retryable());
+                assert_eq!(
+                    e.to_string(),
+                    "tenant B1/L1 changed after it was read (read version 2, found version 3); the write was refused, read it again"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            check(Some(Seen::Nothing), false, Some(&mine)),
+            Err(StoreError::Stale {
+                seen: Seen::Nothing,
+                found: Seen::Version(3),
+                ..
+            })
+        ));
+        // An item from before the operator has no version: it reads as 0.
+        let legacy = serde_json::Map::new();
+        assert!(check(Some(Seen::Version(0)), false, Some(&legacy)).is_ok());
+    }
 }
