@@ -30,7 +30,7 @@ use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_TTL};
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{TenantKey, TenantStore};
+use voice_operator::tenant::{Seen, TenantKey, TenantStore};
 use voice_operator::testkit::fixtures::tenant_settings;
 
 /// The allocator the voice-operator binary runs with (see src/main.rs),
@@ -169,7 +169,12 @@ async fn run() {
     let key = TenantKey::parse("B0100001", "L0100001").unwrap();
     let settings = tenant_settings("agent_bench", true);
     sqlite
-        .put(&key, &Id::parse("uid", "bench-owner").unwrap(), &settings)
+        .put(
+            &key,
+            &Id::parse("uid", "bench-owner").unwrap(),
+            Seen::Nothing,
+            &settings,
+        )
         .await
         .unwrap();
     let store: Arc<dyn TenantStore> = Arc::new(CachedStore::new(

@@ -156,6 +156,14 @@ pub struct VoiceAgentSpec {
     #[serde(default)]
     pub conversation: ConversationSpec,
 
+    /// Where the business hears about its calls. With
+    /// spec.conversation.sendTranscripts true, each finished call's summary
+    /// and transcript are emailed to notify.email, and its summary is sent
+    /// by SMS to notify.sms, through the operator's configured providers;
+    /// every message is in the action log. Nothing is sent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifySpec>,
+
     /// Bedrock Agent that answers this location's calls; the operator-wide
     /// agent when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +189,34 @@ pub struct TransferRule {
     #[schemars(length(min = 1, max = 500))]
     pub condition: String,
 }
+
+/// Addresses the business is told at, checked as the operator checks a
+/// recipient before sending (`messaging::address`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.email) || has(self.sms)")
+    .message("spec.notify needs email or sms"))]
+pub struct NotifySpec {
+    /// Email address for each call's summary and transcript
+    /// (clinic@example.ro): an address without display name, at most 254
+    /// characters, at most 64 before the @.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 254), regex(pattern = EMAIL_PATTERN))]
+    #[x_kube(validation = Rule::new("self.lastIndexOf('@') <= 64")
+        .message("spec.notify.email has more than 64 characters before the @"))]
+    pub email: Option<String>,
+
+    /// Phone number for each call's summary by SMS, in E.164 form
+    /// (+40721000111).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\+[1-9][0-9]{7,14}$"))]
+    pub sms: Option<String>,
+}
+
+/// An RFC 5322 addr-spec as `messaging::address::EmailAddress` takes it: a
+/// dot-atom before the @, dot-separated labels of letters, digits and
+/// inner hyphens (at most 63 each, at least two) after it.
+const EMAIL_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
 
 /// The CEL rule behind [`VoiceAgentSpec`]'s model check: an English-only
 /// v2 model with another language, or a v2_5 model with English, is

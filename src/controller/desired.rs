@@ -10,7 +10,7 @@ use crate::elevenlabs::model::{
 };
 use crate::elevenlabs::{DesiredAgent, Llm};
 use crate::ids::{Id, IdError};
-use crate::tenant::{BedrockAgentRef, ConversationSettings, TenantKey, TenantSettings};
+use crate::tenant::{BedrockAgentRef, ConversationSettings, Notify, TenantKey, TenantSettings};
 
 /// Tag on every agent the operator manages.
 pub const MANAGED_TAG: &str = "voice-operator";
@@ -213,6 +213,10 @@ pub fn tenant_settings(va: &VoiceAgent, agent_id: &Id) -> TenantSettings {
             max_duration_secs: spec.conversation.max_duration_seconds,
             record_calls: spec.conversation.record_calls,
             send_transcripts: spec.conversation.send_transcripts,
+        },
+        notify: Notify {
+            email: spec.notify.as_ref().and_then(|n| n.email.clone()),
+            sms: spec.notify.as_ref().and_then(|n| n.sms.clone()),
         },
     }
 }

@@ -35,6 +35,7 @@ impl Error {
             Error::ElevenLabs(_) => Reason::ElevenLabsError,
             Error::Store(StoreError::Conflict { .. }) => Reason::TenantOwnedElsewhere,
             Error::Store(StoreError::BadItem { .. }) => Reason::TenantItemInvalid,
+            Error::Store(StoreError::Stale { .. }) => Reason::TenantItemChanged,
             Error::Store(_) => Reason::TenantStoreError,
             Error::Kube(_) => Reason::KubernetesError,
             Error::Spec(_) => Reason::InvalidSpec,
@@ -54,6 +55,12 @@ impl Error {
             Error::Kube(_) => false,
             Error::Spec(_) => true,
         }
+    }
+
+    /// The tenant item changed between this reconcile's read and its
+    /// write: reconciling again from fresh reads is all it takes.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Error::Store(StoreError::Stale { .. }))
     }
 
     /// How long the server asked us to wait, when it did.
@@ -137,5 +144,18 @@ mod tests {
         assert!(invalid.is_permanent());
         assert_eq!(invalid.reason().as_str(), "ElevenLabsRejected");
         assert!(Error::Spec(SpecError::NoUid).is_permanent());
+        let stale = Error::Store(StoreError::Stale {
+            key: "B1/L1".into(),
+            seen: crate::tenant::Seen::Version(3),
+            found: crate::tenant::Seen::Version(4),
+        });
+        assert!(!stale.is_permanent() && stale.is_stale());
+        assert_eq!(stale.reason().as_str(), "TenantItemChanged");
+        let owned = Error::Store(StoreError::Conflict {
+            key: "B1/L1".into(),
+            current: Some("uid-a".into()),
+            wanted: "uid-b".into(),
+        });
+        assert!(owned.is_permanent() && !owned.is_stale());
     }
 }

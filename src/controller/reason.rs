@@ -73,6 +73,9 @@ reasons! {
     ElevenLabsError,
     TenantOwnedElsewhere,
     TenantItemInvalid,
+    /// The tenant item changed after the reconcile read it (another writer
+    /// came first); the reconcile runs again at once, nothing is stalled.
+    TenantItemChanged,
     TenantStoreError,
     KubernetesError,
     InvalidSpec,
@@ -105,7 +108,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 40);
+        assert_eq!(Reason::ALL.len(), 41);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());

@@ -21,7 +21,7 @@ use crate::elevenlabs::{
     AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, PhoneImport, SipOutbound,
 };
 use crate::ids::Id;
-use crate::tenant::{Read, StoreError, TenantConfig, TenantKey, TenantStore};
+use crate::tenant::{Read, Seen, StoreError, TenantConfig, TenantKey, TenantStore};
 
 use super::desired::{self, OperatorSettings};
 use super::error::{Error, backoff};
@@ -144,6 +144,16 @@ pub async fn reconcile(va: Arc<VoiceAgent>, ctx: Arc<Context>) -> Result<Action,
             ctx.attempts().remove(&uid);
             ctx.metrics.reconciled(started.elapsed(), None);
             Ok(action)
+        }
+        Err(err) if err.is_stale() => {
+            // Not a failure to report: somebody else wrote the item after
+            // this reconcile read it. Nothing was written; the retry reads
+            // everything again (error_policy: the first wait is under
+            // backoff_base).
+            ctx.metrics
+                .reconciled(started.elapsed(), Some(err.reason()));
+            tracing::info!(error = %err, "the tenant item changed meanwhile; reconciling again");
+            Err(err)
         }
         Err(err) => {
             ctx.metrics
@@ -746,7 +756,11 @@ async fn cleanup_phone(va: &VoiceAgent, ctx: &Context, agents: &[Id]) -> Result<
 }
 
 /// Brings the tenant item to the spec. Returns it and whether it was
-/// written.
+/// written. The write carries the version read here: if the item changed
+/// in between (another replica, an old leader), it fails with
+/// [`StoreError::Stale`] and the whole reconcile runs again soon, reading
+/// the VoiceAgent and the item afresh, rather than planning again from a
+/// spec that may be the stale one.
 async fn sync_item(
     va: &VoiceAgent,
     ctx: &Context,
@@ -758,8 +772,14 @@ async fn sync_item(
     let current = ctx.store.get(key, Read::Strong).await?;
     let item = match plan::item_step(current.as_ref(), owner, &want) {
         ItemStep::Keep(item) => return Ok((item.clone(), false)),
-        ItemStep::EnableOnly(enabled) => ctx.store.set_enabled(key, owner, enabled).await?,
-        ItemStep::Put => ctx.store.put(key, owner, &want).await?,
+        ItemStep::EnableOnly(enabled) => {
+            let seen = Seen::of(current.as_ref());
+            ctx.store.set_enabled(key, owner, seen, enabled).await?
+        }
+        ItemStep::Put => {
+            let seen = Seen::of(current.as_ref());
+            ctx.store.put(key, owner, seen, &want).await?
+        }
     };
     let enabled_before = current.as_ref().map(|c| c.settings.enabled);
     let (reason, note) = plan::item_event(key, &item, enabled_before);

@@ -9,6 +9,7 @@ pub mod llm;
 pub mod metrics;
 pub mod postcall;
 pub mod state;
+pub mod transcripts;
 pub mod turns;
 pub mod webhook;
 

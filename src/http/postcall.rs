@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
+use super::transcripts::FinishedCall;
 use crate::actionlog::{Outcome, VoiceCall};
 use crate::agent::Session;
 use crate::ids::Id;
@@ -209,6 +210,15 @@ pub async fn post_call(
                 caller.as_deref(),
                 Some(&delivery),
             );
+            send_transcripts(
+                &state,
+                &tenant,
+                &conversation,
+                caller.as_deref(),
+                &metadata,
+                data.transcript.as_deref(),
+                data.analysis.as_ref(),
+            );
             end_agent_session(&state, &tenant, &conversation);
         }
         "call_initiation_failure" => {
@@ -230,6 +240,33 @@ pub async fn post_call(
         _ => keep_audio(&state, &tenant, &conversation, data.full_audio),
     }
     Ok(Json(json!({"status": "ok"})))
+}
+
+/// The call's summary and transcript to the business, when its settings
+/// ask for them ([`super::transcripts`]).
+fn send_transcripts(
+    state: &Arc<AppState>,
+    tenant: &TenantConfig,
+    conversation: &Id,
+    caller: Option<&str>,
+    metadata: &CallMetadata,
+    transcript: Option<&[TranscriptTurn]>,
+    analysis: Option<&Value>,
+) {
+    let call = FinishedCall {
+        conversation: conversation.as_str(),
+        caller,
+        duration_secs: metadata.call_duration_secs,
+        summary: analysis
+            .and_then(|a| a.get("transcript_summary"))
+            .and_then(Value::as_str),
+        transcript: transcript
+            .unwrap_or_default()
+            .iter()
+            .map(|t| (t.role.as_str(), t.message.as_deref().unwrap_or_default()))
+            .collect(),
+    };
+    super::transcripts::send_transcripts(state, tenant, &call);
 }
 
 /// Ends the call's agent session in the background, so the webhook's

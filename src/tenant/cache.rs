@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
 use crate::ids::Id;
 
 /// Default entry lifetime.
@@ -106,10 +106,11 @@ impl TenantStore for CachedStore {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
-            let result = self.inner.put(key, owner, settings).await;
+            let result = self.inner.put(key, owner, seen, settings).await;
             self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
             result
         })
@@ -119,10 +120,11 @@ impl TenantStore for CachedStore {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
-            let result = self.inner.set_enabled(key, owner, enabled).await;
+            let result = self.inner.set_enabled(key, owner, seen, enabled).await;
             self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
             result
         })

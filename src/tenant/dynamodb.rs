@@ -1,6 +1,12 @@
 //! The production store: DynamoDB table `elevenlabs-agents` (HASH
 //! `businessId`, RANGE `locationId`), items in the seed's format. The
-//! owner check is a condition expression, so it holds across replicas.
+//! owner and version checks are a condition expression, so they hold
+//! across replicas: DynamoDB evaluates the condition and writes as one
+//! atomic step, and refuses with `ConditionalCheckFailedException` when the
+//! condition is false (Amazon DynamoDB API Reference, UpdateItem:
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html>;
+//! "DynamoDB and optimistic locking with version number",
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/DynamoDBMapper.OptimisticLocking.html>).
 
 use futures::future::BoxFuture;
 use std::collections::HashMap;
@@ -20,7 +26,9 @@ use serde_json::{Map, Number, Value};
 use super::item::{
     self, BUSINESS_ID, CREATED_AT, ENABLED, LOCATION_ID, OWNER, UPDATED_AT, VERSION,
 };
-use super::{Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{
+    Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore, check_write,
+};
 use crate::ids::Id;
 
 const BACKEND: &str = "DynamoDB";
@@ -87,8 +95,17 @@ impl DynamoStore {
     }
 
     /// Why a conditional write failed, from the old item DynamoDB returned
-    /// with the failure (or, where it did not, a strongly consistent read).
-    async fn refusal(&self, key: &TenantKey, owner: &Id, old: Option<Item>) -> StoreError {
+    /// with the failure (`ReturnValuesOnConditionCheckFailure: ALL_OLD`
+    /// puts it in the exception's `Item`) or, where it did not, a strongly
+    /// consistent read.
+    async fn refusal(
+        &self,
+        key: &TenantKey,
+        owner: &Id,
+        seen: Option<Seen>,
+        must_exist: bool,
+        old: Option<Item>,
+    ) -> StoreError {
         let old = match old {
             Some(old) => Some(old),
             None => match self.get_item(key, Read::Strong).await {
@@ -96,14 +113,18 @@ impl DynamoStore {
                 Err(e) => return e,
             },
         };
-        match old {
-            None => StoreError::NotFound {
+        let old = old.map(|item| item_to_json(&item));
+        match check_write(key, owner, seen, must_exist, old.as_ref()) {
+            Err(refused) => refused,
+            // The item read after the refusal passes: it changed again in
+            // between. Still a stale write, and reading again is the fix.
+            Ok(()) => StoreError::Stale {
                 key: key.to_string(),
+                seen: seen.unwrap_or(Seen::Nothing),
+                found: old
+                    .as_ref()
+                    .map_or(Seen::Nothing, |item| Seen::Version(item::version_of(item))),
             },
-            Some(old) => {
-                let current = old.get(OWNER).and_then(|v| v.as_s().ok()).cloned();
-                StoreError::conflict(key, current, owner)
-            }
         }
     }
 
@@ -111,11 +132,12 @@ impl DynamoStore {
         &self,
         key: &TenantKey,
         owner: &Id,
+        seen: Seen,
         set: Map<String, Value>,
         remove: &[&str],
         must_exist: bool,
-        now: &str,
     ) -> Result<TenantConfig, StoreError> {
+        let now = item::timestamp(item::now());
         let mut names = HashMap::new();
         let mut values = HashMap::new();
         let mut sets = Vec::new();
@@ -133,7 +155,7 @@ impl DynamoStore {
             names.insert(placeholder.to_owned(), name.to_owned());
         }
         values.insert(":owner".to_owned(), AttributeValue::S(owner.to_string()));
-        values.insert(":now".to_owned(), AttributeValue::S(now.to_owned()));
+        values.insert(":now".to_owned(), AttributeValue::S(now));
         values.insert(":zero".to_owned(), AttributeValue::N("0".into()));
         values.insert(":one".to_owned(), AttributeValue::N("1".into()));
         sets.extend([
@@ -154,13 +176,26 @@ impl DynamoStore {
                 .collect();
             expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        let owned = "(attribute_not_exists(#owner) OR #owner = :owner)";
-        let condition = if must_exist {
+        let mut conditions = vec!["(attribute_not_exists(#owner) OR #owner = :owner)"];
+        if must_exist {
+            conditions.push("attribute_exists(#business)");
+        }
+        conditions.push(match seen {
+            Seen::Nothing => "attribute_not_exists(#business)",
+            // An item from before the operator has no version attribute.
+            Seen::Version(0) => {
+                "attribute_exists(#business) AND (attribute_not_exists(#version) OR #version = :seen)"
+            }
+            Seen::Version(_) => "#version = :seen",
+        });
+        if let Seen::Version(v) = seen {
+            values.insert(":seen".to_owned(), AttributeValue::N(v.to_string()));
+        }
+        let condition = conditions.join(" AND ");
+        // DynamoDB refuses names the expressions do not use.
+        if condition.contains("#business") {
             names.insert("#business".to_owned(), BUSINESS_ID.to_owned());
-            format!("attribute_exists(#business) AND {owned}")
-        } else {
-            owned.to_owned()
-        };
+        }
         let result = self
             .client
             .update_item()
@@ -178,7 +213,8 @@ impl DynamoStore {
             Ok(out) => Self::parse(key, &out.attributes.unwrap_or_default()),
             Err(e) => Err(match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    self.refusal(key, owner, failed.item.clone()).await
+                    self.refusal(key, owner, Some(seen), must_exist, failed.item.clone())
+                        .await
                 }
                 _ => classify(e, &self.table),
             }),
@@ -204,6 +240,7 @@ impl TenantStore for DynamoStore {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
@@ -212,8 +249,7 @@ impl TenantStore for DynamoStore {
                 .into_iter()
                 .filter(|name| !set.contains_key(*name))
                 .collect();
-            let now = item::timestamp(item::now());
-            self.update(key, owner, set, &remove, false, &now).await
+            self.update(key, owner, seen, set, &remove, false).await
         })
     }
 
@@ -221,12 +257,12 @@ impl TenantStore for DynamoStore {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
             let set = Map::from_iter([(ENABLED.to_owned(), Value::Bool(enabled))]);
-            let now = item::timestamp(item::now());
-            self.update(key, owner, set, &[], true, &now).await
+            self.update(key, owner, seen, set, &[], true).await
         })
     }
 
@@ -254,7 +290,8 @@ impl TenantStore for DynamoStore {
                 Ok(out) => Ok(out.attributes.is_some_and(|a| !a.is_empty())),
                 Err(e) => Err(match e.as_service_error() {
                     Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
-                        self.refusal(key, owner, failed.item.clone()).await
+                        self.refusal(key, owner, None, false, failed.item.clone())
+                            .await
                     }
                     _ => classify(e, &self.table),
                 }),

@@ -4,7 +4,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{BedrockAgentRef, ConversationSettings, TenantConfig, TenantKey, TenantSettings};
+use super::{
+    BedrockAgentRef, ConversationSettings, Notify, TenantConfig, TenantKey, TenantSettings,
+};
 use crate::ids::Id;
 
 /// Attribute names, as the seed spells them.
@@ -16,12 +18,16 @@ pub(crate) const ENABLED: &str = "enabled";
 pub(crate) const CREATED_AT: &str = "createdAt";
 pub(crate) const UPDATED_AT: &str = "updatedAt";
 /// Attributes that are left out when empty, so a put must remove them.
-pub(crate) const OPTIONAL: [&str; 5] = [
+/// `notifyEmail` and `notifySms` came after the seed: an item without them
+/// notifies nobody.
+pub(crate) const OPTIONAL: [&str; 7] = [
     "customPrompt",
     "businessName",
     "phoneNumber",
     "bedrockAgentId",
     "bedrockAgentAliasId",
+    "notifyEmail",
+    "notifySms",
 ];
 
 /// An attribute of a stored item that is missing or has the wrong type.
@@ -70,6 +76,8 @@ pub(crate) fn settings_attributes(settings: &TenantSettings) -> Map<String, Valu
             "bedrockAgentAliasId",
             settings.bedrock.as_ref().map(|b| b.alias_id.as_str()),
         ),
+        ("notifyEmail", settings.notify.email.as_deref()),
+        ("notifySms", settings.notify.sms.as_deref()),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -162,6 +170,10 @@ pub(crate) fn from_json(item: &Map<String, Value>) -> Result<TenantConfig, ItemE
         phone_number: optional_string(item, "phoneNumber")?,
         bedrock,
         conversation,
+        notify: Notify {
+            email: optional_string(item, "notifyEmail")?,
+            sms: optional_string(item, "notifySms")?,
+        },
     };
     let owner = match item.get(OWNER) {
         None | Some(Value::Null) => None,

@@ -6,6 +6,14 @@
 //! the location): an item belongs to whoever wrote it first, and a write
 //! from anybody else fails with [`StoreError::Conflict`]. An item without
 //! an owner (written before the operator existed) belongs to nobody yet.
+//!
+//! Every write also carries the version its writer read ([`Seen`]), and
+//! happens only if the item is still at that version: optimistic locking
+//! as AWS describes it for DynamoDB ("DynamoDB and optimistic locking with
+//! version number", Amazon DynamoDB Developer Guide). A writer that read
+//! before somebody else wrote (an old leader during a Lease hand-over)
+//! gets [`StoreError::Stale`] and must read again and plan again, so it
+//! cannot undo the newer write.
 
 pub mod cache;
 pub mod dynamodb;
@@ -65,6 +73,15 @@ pub struct BedrockAgentRef {
     pub alias_id: String,
 }
 
+/// Where the business hears about its calls (the VoiceAgent's
+/// `spec.notify`); with `conversation.send_transcripts`, each call's
+/// summary and transcript go there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub email: Option<String>,
+    pub sms: Option<String>,
+}
+
 /// What the controller decides for a tenant. Never holds an API key: the
 /// seed uses one global ElevenLabs key.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +96,7 @@ pub struct TenantSettings {
     pub phone_number: Option<String>,
     pub bedrock: Option<BedrockAgentRef>,
     pub conversation: ConversationSettings,
+    pub notify: Notify,
 }
 
 /// A stored tenant item.
@@ -92,6 +110,31 @@ pub struct TenantConfig {
     pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a writer read before it planned its write: the item's version, or
+/// no item at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Nothing,
+    /// An item at this version (0: written before versions existed).
+    Version(u64),
+}
+
+impl Seen {
+    /// What reading `item` saw.
+    pub fn of(item: Option<&TenantConfig>) -> Seen {
+        item.map_or(Seen::Nothing, |item| Seen::Version(item.version))
+    }
+}
+
+impl fmt::Display for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Seen::Nothing => f.write_str("no item"),
+            Seen::Version(v) => write!(f, "version {v}"),
+        }
+    }
 }
 
 /// How fresh a read must be.
@@ -115,6 +158,17 @@ pub enum StoreError {
         current: Option<String>,
         wanted: String,
     },
+    /// The item changed after the writer read it; nothing was written.
+    /// Not a conflict with another owner: reading again and planning again
+    /// is the fix.
+    #[error(
+        "tenant {key} changed after it was read (read {seen}, found {found}); the write was refused, read it again"
+    )]
+    Stale {
+        key: String,
+        seen: Seen,
+        found: Seen,
+    },
     #[error("tenant {key} does not exist")]
     NotFound { key: String },
     /// The stored item is not in the seed format (edited by hand?).
@@ -135,8 +189,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Worth trying again: the backend may answer next time, or the item
+    /// changed and a fresh read gives a write that can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Stale { .. }
+        )
     }
 
     fn conflict(key: &TenantKey, current: Option<String>, wanted: &Id) -> StoreError {
@@ -148,7 +207,42 @@ impl StoreError {
     }
 }
 
-/// Where tenant configuration lives. Writes are conditional on the owner.
+/// The rule every write follows, in both stores: `owner` may write over
+/// `current` (the stored item, `None` when there is none) when it owns the
+/// item or nobody does, when the item exists if `must_exist`, and when it
+/// is still what the writer saw (`seen`; `None` for a delete, which does
+/// not read first). Refusals are checked in that order.
+pub(crate) fn check_write(
+    key: &TenantKey,
+    owner: &Id,
+    seen: Option<Seen>,
+    must_exist: bool,
+    current: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<(), StoreError> {
+    if let Some(holder) = current
+        .and_then(item::owner_of)
+        .filter(|h| h != owner.as_str())
+    {
+        return Err(StoreError::conflict(key, Some(holder), owner));
+    }
+    if must_exist && current.is_none() {
+        return Err(StoreError::NotFound {
+            key: key.to_string(),
+        });
+    }
+    let found = current.map_or(Seen::Nothing, |c| Seen::Version(item::version_of(c)));
+    match seen {
+        Some(seen) if seen != found => Err(StoreError::Stale {
+            key: key.to_string(),
+            seen,
+            found,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Where tenant configuration lives. Writes are conditional on the owner
+/// and on the version the writer read.
 pub trait TenantStore: Send + Sync {
     fn get<'a>(
         &'a self,
@@ -157,20 +251,24 @@ pub trait TenantStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>>;
 
     /// Creates or replaces the item with `settings`, if `owner` owns it or
-    /// nobody does; keeps `createdAt`, sets `updatedAt`, raises `version`.
+    /// nobody does and it is still as `seen`; keeps `createdAt`, sets
+    /// `updatedAt`, raises `version`.
     fn put<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>>;
 
     /// Switches `enabled` only; every other attribute (the agent id above
-    /// all) stays. [`StoreError::NotFound`] when there is no item.
+    /// all) stays. [`StoreError::NotFound`] when there is no item,
+    /// [`StoreError::Stale`] when it is no longer as `seen`.
     fn set_enabled<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>>;
 
@@ -232,5 +330,55 @@ mod tests {
             "locationId"
         );
         assert_eq!(TenantKey::parse("B1", "L1").unwrap().to_string(), "B1/L1");
+    }
+
+    #[test]
+    fn a_write_is_refused_for_the_owner_first_then_a_missing_item_then_the_version() {
+        let key = TenantKey::parse("B1", "L1").unwrap();
+        let me = Id::parse("owner", "uid-a").unwrap();
+        let item = |owner: &str, version: u64| {
+            serde_json::json!({"ownerUid": owner, "version": version})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let (mine, theirs) = (item("uid-a", 3), item("uid-b", 3));
+        let check = |seen, must_exist, current| check_write(&key, &me, seen, must_exist, current);
+
+        assert!(check(Some(Seen::Version(3)), true, Some(&mine)).is_ok());
+        assert!(check(Some(Seen::Nothing), false, None).is_ok());
+        assert!(
+            check(None, false, Some(&mine)).is_ok(),
+            "a delete reads nothing"
+        );
+        assert!(matches!(
+            check(Some(Seen::Version(2)), true, Some(&theirs)),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            check(Some(Seen::Version(2)), true, None),
+            Err(StoreError::NotFound { .. })
+        ));
+        match check(Some(Seen::Version(2)), false, Some(&mine)) {
+            Err(e @ StoreError::Stale { .. }) => {
+                assert!(e.is_retryable());
+                assert_eq!(
+                    e.to_string(),
+                    "tenant B1/L1 changed after it was read (read version 2, found version 3); the write was refused, read it again"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            check(Some(Seen::Nothing), false, Some(&mine)),
+            Err(StoreError::Stale {
+                seen: Seen::Nothing,
+                found: Seen::Version(3),
+                ..
+            })
+        ));
+        // An item from before the operator has no version: it reads as 0.
+        let legacy = serde_json::Map::new();
+        assert!(check(Some(Seen::Version(0)), false, Some(&legacy)).is_ok());
     }
 }

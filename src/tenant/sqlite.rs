@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file, each item kept as its seed-format
-//! JSON. Writes run in an immediate transaction, so the owner check and the
-//! write cannot interleave with another writer, in this process or another.
+//! JSON. Writes run in an immediate transaction, so the owner and version
+//! checks and the write cannot interleave with another writer, in this
+//! process or another.
 
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
 use super::item::{self, OWNER, UPDATED_AT, VERSION};
-use super::{OpenError, Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{
+    OpenError, Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
+    check_write,
+};
 use crate::ids::Id;
 
 const BACKEND: &str = "the SQLite tenant store";
@@ -96,13 +100,16 @@ impl SqliteStore {
         })?
     }
 
-    /// Reads, checks the owner, and writes what `change` makes of the item
-    /// (`None` deletes it), all in one transaction. Returns whether an item
-    /// was there before, and the item written.
+    /// Reads, checks the write as [`check_write`] says, and writes what
+    /// `change` makes of the item (`None` deletes it), all in one
+    /// transaction. Returns whether an item was there before, and the item
+    /// written.
     async fn write<F>(
         &self,
         key: &TenantKey,
         owner: &Id,
+        seen: Option<Seen>,
+        must_exist: bool,
         change: F,
     ) -> Result<(bool, Option<TenantConfig>), StoreError>
     where
@@ -118,13 +125,7 @@ impl SqliteStore {
                 .map_err(sql_error)?;
             let current = read_item(&tx, &key)?;
             let existed = current.is_some();
-            if let Some(holder) = current
-                .as_ref()
-                .and_then(item::owner_of)
-                .filter(|h| h != owner.as_str())
-            {
-                return Err(StoreError::conflict(&key, Some(holder), &owner));
-            }
+            check_write(&key, &owner, seen, must_exist, current.as_ref())?;
             let Some(next) = change(current)? else {
                 tx.execute(
                     "DELETE FROM tenants WHERE business_id = ?1 AND location_id = ?2",
@@ -241,13 +242,14 @@ impl TenantStore for SqliteStore {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         let attributes = item::settings_attributes(settings);
         let (k, o) = (key.clone(), owner.clone());
         Box::pin(async move {
             let written = self
-                .write(key, owner, move |current| {
+                .write(key, owner, Some(seen), false, move |current| {
                     // A put replaces the whole item: cleared attributes go.
                     Ok(Some(stamped(&k, &o, current.as_ref(), attributes)))
                 })
@@ -260,12 +262,13 @@ impl TenantStore for SqliteStore {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         let (k, o) = (key.clone(), owner.clone());
         Box::pin(async move {
             let written = self
-                .write(key, owner, move |current| {
+                .write(key, owner, Some(seen), true, move |current| {
                     let Some(current) = current else {
                         return Err(StoreError::NotFound { key: k.to_string() });
                     };
@@ -284,7 +287,7 @@ impl TenantStore for SqliteStore {
         owner: &'a Id,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let (existed, _) = self.write(key, owner, |_| Ok(None)).await?;
+            let (existed, _) = self.write(key, owner, None, false, |_| Ok(None)).await?;
             Ok(existed)
         })
     }

@@ -85,6 +85,7 @@ pub fn tenant_settings(agent: &str, enabled: bool) -> TenantSettings {
             record_calls: true,
             send_transcripts: false,
         },
+        notify: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every messaging provider against its real wire format: Twilio and the
 //! WhatsApp Cloud API on wiremock, SNS and SES v2 through the real SDKs on
-//! the local AWS emulator, SMTP against a small SMTP server in this file;
+//! the local AWS emulator, SMTP against a small SMTP server on loopback;
 //! and per-tenant routing built from the typed configuration.
 
 use crate::support::providers::{
@@ -9,17 +9,16 @@ use crate::support::providers::{
     twilio_config, twilio_reply, whatsapp_config, whatsapp_expecting,
 };
 
+use crate::support::smtp::SmtpServer;
 use crate::support::{aws_config, emulator, moto_data, unique_phone};
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use voice_operator::actionlog::record::Provider;
 use voice_operator::messaging::config::{self, MessagingConfig, MessagingConfigError};
 use voice_operator::messaging::ses::{SesConfig, SesProvider};
@@ -659,116 +658,6 @@ async fn aws_throttling_is_asked_once_and_retryable() {
 }
 
 // ------------------------------------------------------------------ SMTP
-
-/// One message as the test SMTP server received it.
-#[derive(Debug, Clone, Default)]
-struct Received {
-    mail_from: String,
-    rcpt_to: Vec<String>,
-    /// The DATA section, dot-unstuffed, with CRLF line ends.
-    data: String,
-}
-
-impl Received {
-    /// Header fields by lower-cased name (folded lines joined).
-    fn headers(&self) -> BTreeMap<String, String> {
-        let head = self.data.split("\r\n\r\n").next().unwrap();
-        let mut headers = BTreeMap::new();
-        let mut last = String::new();
-        for line in head.split("\r\n") {
-            if line.starts_with([' ', '\t']) {
-                headers
-                    .entry(last.clone())
-                    .and_modify(|v: &mut String| v.push_str(line));
-            } else if let Some((name, value)) = line.split_once(':') {
-                last = name.to_ascii_lowercase();
-                headers.insert(last.clone(), value.trim().to_owned());
-            }
-        }
-        headers
-    }
-
-    fn body(&self) -> &str {
-        self.data
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, body)| body)
-    }
-}
-
-/// A loopback SMTP server that speaks just enough SMTP for one client:
-/// greeting, EHLO, MAIL, RCPT (answered with `rcpt_reply`), DATA, QUIT.
-struct SmtpServer {
-    port: u16,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl SmtpServer {
-    async fn start(rcpt_reply: &'static str) -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = received.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(smtp_session(stream, rcpt_reply, sink.clone()));
-            }
-        });
-        SmtpServer { port, received }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-async fn smtp_session(
-    stream: TcpStream,
-    rcpt_reply: &'static str,
-    received: Arc<Mutex<Vec<Received>>>,
-) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    write.write_all(b"220 mx.test ESMTP ready\r\n").await?;
-    let mut message = Received::default();
-    while let Some(line) = lines.next_line().await? {
-        let verb = line.to_ascii_uppercase();
-        let reply = if verb.starts_with("EHLO") || verb.starts_with("HELO") {
-            "250-mx.test\r\n250 HELP"
-        } else if let Some(from) = verb.strip_prefix("MAIL FROM:") {
-            message.mail_from = line[line.len() - from.len()..].to_owned();
-            "250 2.1.0 Ok"
-        } else if let Some(to) = verb.strip_prefix("RCPT TO:") {
-            message
-                .rcpt_to
-                .push(line[line.len() - to.len()..].to_owned());
-            rcpt_reply
-        } else if verb == "DATA" {
-            write
-                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                .await?;
-            let mut data = String::new();
-            while let Some(line) = lines.next_line().await? {
-                if line == "." {
-                    break;
-                }
-                data.push_str(line.strip_prefix('.').unwrap_or(&line));
-                data.push_str("\r\n");
-            }
-            message.data = data;
-            received.lock().unwrap().push(std::mem::take(&mut message));
-            "250 2.0.0 Ok: queued as 4F2A11C0"
-        } else if verb == "RSET" || verb == "NOOP" {
-            "250 2.0.0 Ok"
-        } else if verb == "QUIT" {
-            write.write_all(b"221 2.0.0 Bye\r\n").await?;
-            return Ok(());
-        } else {
-            "502 5.5.2 Error: command not recognized"
-        };
-        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
-    }
-    Ok(())
-}
 
 fn smtp(port: u16, timeout: Duration) -> SmtpProvider {
     let mut config = SmtpConfig::new("127.0.0.1", SmtpSecurity::None, salon_address());

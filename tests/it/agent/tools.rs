@@ -5,9 +5,9 @@
 //! schema-valid agent-log record; everything else must leave none.
 
 use crate::support::providers::{
-    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, sns_error,
-    sns_publish, twilio_accepting_one, twilio_config, twilio_error, twilio_reply, whatsapp_config,
-    whatsapp_expecting,
+    ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, ses_messaging,
+    sns_error, sns_publish, twilio_accepting_one, twilio_config, twilio_error, twilio_reply,
+    verified_ses_sender, whatsapp_config, whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::support::bridge::{CaptureSink, capture_log};
-use aws_config::SdkConfig;
 use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -30,12 +29,11 @@ use voice_operator::actionlog::record::Provider;
 use voice_operator::agent::tools::{self, Tools, ToolsConfig};
 use voice_operator::agent::{ToolCall, ToolOutput, ToolRunner, Turn};
 use voice_operator::messaging::config::{self, MessagingConfig};
-use voice_operator::messaging::ses::SesConfig;
 use voice_operator::messaging::sns::SnsConfig;
 use voice_operator::messaging::twilio::TwilioProvider;
 use voice_operator::messaging::whatsapp::WhatsAppProvider;
 use voice_operator::messaging::{
-    Channel, EmailAddress, MessageProvider, Messaging, OutboundMessage, SendError, Sent,
+    Channel, MessageProvider, Messaging, OutboundMessage, SendError, Sent,
 };
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -967,25 +965,11 @@ async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
 
 // ------------------------------------------------------ SNS and SES (moto)
 
-fn ses_messaging(aws: &SdkConfig, from: &str) -> Messaging {
-    let config = MessagingConfig {
-        ses: Some(SesConfig::new(EmailAddress::parse("from", from).unwrap())),
-        ..MessagingConfig::default()
-    };
-    config::build_with_aws(&config, aws).unwrap()
-}
-
 #[tokio::test]
 async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
     let Some(endpoint) = emulator() else { return };
     let aws = aws_config(&endpoint);
-    let from = unique_sender();
-    aws_sdk_sesv2::Client::new(&aws)
-        .create_email_identity()
-        .email_identity(&from)
-        .send()
-        .await
-        .expect("create the sender identity");
+    let from = verified_ses_sender(&aws).await;
     let h = Harness::messaging(ses_messaging(&aws, &from));
     let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let t = turn("B0100001");

@@ -16,7 +16,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use kube::{Client, ResourceExt};
 use prometheus_client::registry::Registry;
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use voice_operator::controller::desired::OperatorSettings;
@@ -633,6 +633,7 @@ async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
             "bad/voiceagent-bad-telephony.yaml",
             "spec.telephony.twilioSecretRef.name",
         ),
+        ("bad/voiceagent-bad-notify.yaml", "spec.notify.email"),
     ] {
         let manifest: DynamicObject =
             serde_json::from_value(cluster::example_value(file, &ns)).unwrap();
@@ -646,69 +647,71 @@ async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
     }
     let va = cluster::example("voiceagent-clinic.yaml", &ns);
     api.create(&PostParams::default(), &va).await.unwrap();
-    for (field, message) in [
-        ("businessId", "businessId is immutable"),
-        ("locationId", "locationId is immutable"),
-    ] {
+    let name = va.name_any();
+    for field in ["businessId", "locationId"] {
         let change = json!({"spec": {field: "X999"}});
-        match api
-            .patch(
-                &va.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&change),
-            )
-            .await
-        {
-            Err(kube::Error::Api(status)) => {
-                assert_eq!(status.code, 422);
-                assert!(status.message.contains(message), "{}", status.message);
-            }
-            other => panic!("changing {field} was not rejected: {other:?}"),
-        }
+        refused(&api, &name, &change, &format!("{field} is immutable")).await;
     }
-    for (telephony, message) in [
-        (
-            json!({"twilioSecretRef": {"name": "twilio"}, "sipTrunk": {"address": "sip.example.com"}}),
-            "exactly one of twilioSecretRef and sipTrunk",
-        ),
-        (json!({}), "exactly one of twilioSecretRef and sipTrunk"),
+    for telephony in [
+        json!({"twilioSecretRef": {"name": "twilio"}, "sipTrunk": {"address": "sip.example.com"}}),
+        json!({}),
     ] {
         let change = json!({"spec": {"telephony": telephony}});
-        match api
-            .patch(
-                &va.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&change),
-            )
-            .await
-        {
-            Err(kube::Error::Api(status)) => {
-                assert_eq!(status.code, 422);
-                assert!(status.message.contains(message), "{}", status.message);
-            }
-            other => panic!("telephony {telephony} was not rejected: {other:?}"),
-        }
+        let message = "exactly one of twilioSecretRef and sipTrunk";
+        refused(&api, &name, &change, message).await;
     }
+    let long_local = format!("{}@clinica.example.ro", "a".repeat(65));
+    for (notify, message) in [
+        // The example has an email; without it, notify is empty.
+        (json!({"email": null}), "spec.notify needs email or sms"),
+        (json!({"email": "receptie@clinica"}), "spec.notify.email"),
+        (
+            json!({"email": "receptie@-clinica.ro"}),
+            "spec.notify.email",
+        ),
+        (
+            json!({"email": long_local}),
+            "more than 64 characters before the @",
+        ),
+        (json!({"sms": "0722 000 333"}), "spec.notify.sms"),
+    ] {
+        refused(&api, &name, &json!({"spec": {"notify": notify}}), message).await;
+    }
+    let good = json!({"spec": {"notify": {"email": "receptie@clinica.example.ro", "sms": "+40722000333"}}});
+    let patched = api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&good))
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.spec.notify.and_then(|n| n.email).as_deref(),
+        Some("receptie@clinica.example.ro")
+    );
     let no_number = json!({"spec": {"phoneNumber": null, "telephony": {"sipTrunk": {"address": "sip.example.com"}}}});
+    refused(
+        &api,
+        &name,
+        &no_number,
+        "spec.telephony needs spec.phoneNumber",
+    )
+    .await;
+}
+
+/// Asserts the API server refuses `change` to VoiceAgent `name` (422)
+/// with a message containing `message`.
+async fn refused(api: &Api<VoiceAgent>, name: &str, change: &Value, message: &str) {
     match api
-        .patch(
-            &va.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&no_number),
-        )
+        .patch(name, &PatchParams::default(), &Patch::Merge(change))
         .await
     {
         Err(kube::Error::Api(status)) => {
-            assert_eq!(status.code, 422);
+            assert_eq!(status.code, 422, "{change}: {status:?}");
             assert!(
-                status
-                    .message
-                    .contains("spec.telephony needs spec.phoneNumber"),
-                "{}",
+                status.message.contains(message),
+                "{change}: {}",
                 status.message
             );
         }
-        other => panic!("telephony without a number was not rejected: {other:?}"),
+        other => panic!("{change} was not rejected: {other:?}"),
     }
 }
 

@@ -110,6 +110,7 @@ fn the_bad_examples_fail_naming_the_field() {
             "voiceagent-bad-telephony.yaml",
             "/spec/telephony/twilioSecretRef/name",
         ),
+        ("voiceagent-bad-notify.yaml", "/spec/notify/email"),
     ] {
         let manifest = yaml(&repo("examples/bad").join(file));
         let errors: Vec<String> = validator

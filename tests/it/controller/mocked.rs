@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, FaultKinds, Faults};
-use crate::support::kube_mock::{Journal, JournaledPlatform, JournaledStore, MockKube};
+use crate::support::kube_mock::{
+    Journal, JournaledPlatform, JournaledStore, MockKube, WriteAfterRead,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -16,14 +18,17 @@ use prometheus_client::registry::Registry;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use voice_operator::controller::objects::KubeObjects;
-use voice_operator::controller::{Context, Metrics, Parts, Timing, error_policy, reconcile};
+use voice_operator::controller::{
+    Context, Metrics, Parts, Timing, desired, error_policy, reconcile,
+};
 use voice_operator::crd::{
-    DeletionPolicy, FINALIZER, Phase, SecretRef, SipTransport, SipTrunkSpec, TelephonySpec,
-    VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
+    DeletionPolicy, FINALIZER, NotifySpec, Phase, SecretRef, SipTransport, SipTrunkSpec,
+    TelephonySpec, VoiceAgent, VoiceAgentSpec, VoiceModel, VoiceSpec,
 };
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
+use voice_operator::ids::Id;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Read, TenantKey, TenantStore};
+use voice_operator::tenant::{Notify, Read, TenantKey, TenantStore};
 use voice_operator::testkit::fixtures::{self, CLINIC_UID as UID, operator_settings as settings};
 
 const KEY: &str = "B0100001/L0100001";
@@ -40,7 +45,7 @@ struct Harness {
     kube: MockKube,
     journal: Journal,
     fake: FakeElevenLabs,
-    store: Arc<SqliteStore>,
+    store: Arc<WriteAfterRead<SqliteStore>>,
     ctx: Arc<Context>,
     _dir: tempfile::TempDir,
 }
@@ -52,11 +57,11 @@ impl Harness {
 
     async fn with_fake(va: &VoiceAgent, others: &[VoiceAgent], fake: FakeElevenLabs) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
+        let store = Arc::new(WriteAfterRead::new(Arc::new(
             SqliteStore::open(&dir.path().join("t.sqlite3"))
                 .await
                 .unwrap(),
-        );
+        )));
         let journal = Journal::default();
         let kube = MockKube::start(va, journal.clone());
         let ctx = context(&kube, &fake, &journal, &store, va, others);
@@ -97,7 +102,7 @@ impl Harness {
 
     async fn item(&self) -> Option<voice_operator::tenant::TenantConfig> {
         let key = TenantKey::parse("B0100001", "L0100001").unwrap();
-        self.store.get(&key, Read::Strong).await.unwrap()
+        self.store.inner.get(&key, Read::Strong).await.unwrap()
     }
 }
 
@@ -105,7 +110,7 @@ fn context(
     kube: &MockKube,
     fake: &FakeElevenLabs,
     journal: &Journal,
-    store: &Arc<SqliteStore>,
+    store: &Arc<WriteAfterRead<SqliteStore>>,
     va: &VoiceAgent,
     others: &[VoiceAgent],
 ) -> Arc<Context> {
@@ -319,6 +324,97 @@ async fn a_spec_change_sends_exactly_one_patch() {
         "Bună seara!"
     );
     assert_eq!(h.item().await.unwrap().settings.greeting, "Bună seara!");
+}
+
+#[tokio::test]
+async fn the_notify_addresses_reach_the_tenant_item() {
+    let h = Harness::new(&clinic(), &[]).await;
+    created(&h).await;
+    assert_eq!(h.item().await.unwrap().settings.notify, Notify::default());
+    h.edit_spec(|spec| {
+        spec.conversation.send_transcripts = true;
+        spec.notify = Some(NotifySpec {
+            email: Some("receptie@clinica.example.ro".into()),
+            sms: Some("+40722000333".into()),
+        });
+    });
+    h.reconcile().await;
+    let item = h.item().await.unwrap();
+    assert!(item.settings.conversation.send_transcripts);
+    assert_eq!(
+        item.settings.notify,
+        Notify {
+            email: Some("receptie@clinica.example.ro".into()),
+            sms: Some("+40722000333".into()),
+        }
+    );
+}
+
+/// A Lease hand-over: the old leader reconciles an edit (spec 2) while the
+/// new leader, already on the next edit (spec 3), writes the tenant item
+/// between the old leader's read and its write. The old leader's write is
+/// refused as stale (not Conflict, not Stalled, status untouched), the
+/// retry comes within a second, and reconciling again from fresh reads
+/// leaves spec 3 everywhere.
+#[tokio::test]
+async fn a_write_planned_from_an_item_that_changed_is_refused_and_the_newest_spec_wins() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    let before = h.kube.current().status.unwrap();
+    h.edit_spec(|spec| spec.greeting = "Spec 2".into());
+    let stale = Arc::new(h.kube.current());
+    h.edit_spec(|spec| spec.greeting = "Spec 3".into());
+    let newest = h.kube.current();
+    let owner = Id::parse("uid", UID).unwrap();
+    let agent = Id::parse("agentId", &agent_id).unwrap();
+    h.store
+        .write_after_next_read(owner, desired::tenant_settings(&newest, &agent));
+
+    let err = reconcile(stale.clone(), h.ctx.clone()).await.unwrap_err();
+    assert!(err.is_stale() && !err.is_permanent(), "{err}");
+    assert_eq!(err.reason().as_str(), "TenantItemChanged");
+    assert!(
+        err.to_string().contains("read version 1, found version 2"),
+        "{err}"
+    );
+    let journal = h.journal.take();
+    assert_eq!(
+        journal[journal.len() - 2..],
+        [
+            "store: get {KEY}".replace("{KEY}", KEY),
+            "store: put {KEY}".replace("{KEY}", KEY)
+        ],
+        "{journal:?}"
+    );
+    assert_eq!(h.item().await.unwrap().settings.greeting, "Spec 3");
+    assert_eq!(h.item().await.unwrap().version, 2);
+    assert_eq!(
+        h.kube.current().status.unwrap(),
+        before,
+        "a stale write is no failure to report"
+    );
+    assert!(
+        !h.kube
+            .event_reasons()
+            .contains(&"TenantItemChanged".to_owned())
+    );
+    let wait = requeue_secs(&error_policy(stale, &err, h.ctx.clone()));
+    assert!(wait <= 1.0, "retried within the first backoff step: {wait}");
+
+    // The retry reads the VoiceAgent and the item afresh.
+    h.reconcile().await;
+    let item = h.item().await.unwrap();
+    assert_eq!(
+        (item.settings.greeting.as_str(), item.version),
+        ("Spec 3", 2)
+    );
+    assert_eq!(
+        h.fake.agents()[&agent_id]["conversation_config"]["agent"]["first_message"],
+        "Spec 3"
+    );
+    let status = h.kube.current().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Active));
+    assert_eq!(status.observed_generation, newest.metadata.generation);
 }
 
 fn deleting(mut va: VoiceAgent, policy: DeletionPolicy) -> VoiceAgent {

@@ -1,7 +1,8 @@
 //! The bridge's HTTP routes: the ElevenLabs routes, the custom-LLM turns,
-//! the admin API, mangled bodies.
+//! the admin API, mangled bodies, transcripts sent to the business.
 
 mod admin;
 mod fuzz;
 mod llm;
 mod routes;
+mod transcripts;

@@ -22,7 +22,7 @@ use voice_operator::http::state::{AppState, HttpConfig};
 use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{TenantKey, TenantStore};
+use voice_operator::tenant::{Read, Seen, TenantKey, TenantSettings, TenantStore};
 
 /// The webhook secret of the shared signature vectors.
 pub const WEBHOOK_SECRET: &str = "wsec_test_7f3c2a9e51d84b06";
@@ -146,12 +146,16 @@ impl TestBridge {
 
     /// Stores a tenant owned by a test uid.
     pub async fn tenant(&self, business: &str, location: &str, agent: &str, enabled: bool) {
+        self.tenant_with(business, location, settings(agent, enabled))
+            .await;
+    }
+
+    /// Stores a tenant with `settings`, owned by a test uid.
+    pub async fn tenant_with(&self, business: &str, location: &str, settings: TenantSettings) {
         let key = TenantKey::parse(business, location).unwrap();
         let owner = Id::parse("uid", &format!("uid-{business}-{location}")).unwrap();
-        self.store
-            .put(&key, &owner, &settings(agent, enabled))
-            .await
-            .unwrap();
+        let seen = Seen::of(self.store.get(&key, Read::Strong).await.unwrap().as_ref());
+        self.store.put(&key, &owner, seen, &settings).await.unwrap();
     }
 
     /// The routes' metrics as `/metrics` shows them.

@@ -18,7 +18,7 @@ use voice_operator::elevenlabs::{
 };
 use voice_operator::ids::Id;
 use voice_operator::tenant::{
-    Read, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
+    Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
 };
 
 use super::fake_elevenlabs::merge;
@@ -319,20 +319,22 @@ impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.journal.push(format!("store: put {key}"));
-        self.inner.put(key, owner, settings)
+        self.inner.put(key, owner, seen, settings)
     }
     fn set_enabled<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
+        seen: Seen,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.journal
             .push(format!("store: set {key} enabled={enabled}"));
-        self.inner.set_enabled(key, owner, enabled)
+        self.inner.set_enabled(key, owner, seen, enabled)
     }
     fn delete<'a>(
         &'a self,
@@ -340,6 +342,71 @@ impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
         owner: &'a Id,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.journal.push(format!("store: delete {key}"));
+        self.inner.delete(key, owner)
+    }
+}
+
+/// A store where another writer (a new leader) writes right after the
+/// next read, once: whatever the reader then plans comes from an item that
+/// is already old.
+pub struct WriteAfterRead<S: ?Sized> {
+    pub inner: Arc<S>,
+    pending: std::sync::Mutex<Option<(Id, TenantSettings)>>,
+}
+
+impl<S: ?Sized> WriteAfterRead<S> {
+    pub fn new(inner: Arc<S>) -> WriteAfterRead<S> {
+        WriteAfterRead {
+            inner,
+            pending: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// After the next read, `owner` writes `settings` over what it read.
+    pub fn write_after_next_read(&self, owner: Id, settings: TenantSettings) {
+        *self.pending.lock().unwrap() = Some((owner, settings));
+    }
+}
+
+impl<S: TenantStore + ?Sized> TenantStore for WriteAfterRead<S> {
+    fn get<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        read: Read,
+    ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>> {
+        Box::pin(async move {
+            let found = self.inner.get(key, read).await?;
+            let pending = self.pending.lock().unwrap().take();
+            if let Some((owner, settings)) = pending {
+                let seen = Seen::of(found.as_ref());
+                self.inner.put(key, &owner, seen, &settings).await?;
+            }
+            Ok(found)
+        })
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+        seen: Seen,
+        settings: &'a TenantSettings,
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
+        self.inner.put(key, owner, seen, settings)
+    }
+    fn set_enabled<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+        seen: Seen,
+        enabled: bool,
+    ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
+        self.inner.set_enabled(key, owner, seen, enabled)
+    }
+    fn delete<'a>(
+        &'a self,
+        key: &'a TenantKey,
+        owner: &'a Id,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.delete(key, owner)
     }
 }

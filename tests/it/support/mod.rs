@@ -8,6 +8,7 @@ pub mod gitops;
 pub mod kube_mock;
 pub mod providers;
 pub mod runtime;
+pub mod smtp;
 
 pub use voice_operator::testkit::{fake_elevenlabs, fake_kinesis};
 

@@ -8,11 +8,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use voice_operator::messaging::PhoneNumber;
+use voice_operator::messaging::config::{self, MessagingConfig};
+use voice_operator::messaging::ses::SesConfig;
 use voice_operator::messaging::twilio::{TwilioConfig, TwilioSender};
 use voice_operator::messaging::whatsapp::WhatsAppConfig;
+use voice_operator::messaging::{EmailAddress, Messaging, PhoneNumber};
 use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -174,4 +177,26 @@ pub fn ses_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .insert_header("x-amzn-ErrorType", code)
         .set_body_json(json!({"message": message}))
+}
+
+/// Email through SES v2 (on the AWS emulator at `aws`), sent from `from`.
+pub fn ses_messaging(aws: &SdkConfig, from: &str) -> Messaging {
+    let config = MessagingConfig {
+        ses: Some(SesConfig::new(EmailAddress::parse("from", from).unwrap())),
+        ..MessagingConfig::default()
+    };
+    config::build_with_aws(&config, aws).unwrap()
+}
+
+/// A sender of its own that SES (on the emulator at `aws`) accepts: SES
+/// refuses a sender that is not a verified identity.
+pub async fn verified_ses_sender(aws: &SdkConfig) -> String {
+    let from = crate::support::unique_sender();
+    aws_sdk_sesv2::Client::new(aws)
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .expect("create the sender identity");
+    from
 }

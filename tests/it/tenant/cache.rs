@@ -7,7 +7,7 @@ use crate::support::kube_mock::{Journal, JournaledStore};
 use voice_operator::ids::Id;
 use voice_operator::tenant::cache::CachedStore;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Read, TenantKey, TenantSettings, TenantStore};
+use voice_operator::tenant::{Read, Seen, TenantKey, TenantSettings, TenantStore};
 use voice_operator::testkit::fixtures::tenant_settings;
 
 /// A SQLite store behind a journal, which counts the reads that reach it.
@@ -38,7 +38,7 @@ impl Fixture {
     async fn holding(location: &str) -> Fixture {
         let f = Fixture::new().await;
         f.backing
-            .put(&key(location), &owner(), &settings())
+            .put(&key(location), &owner(), Seen::Nothing, &settings())
             .await
             .unwrap();
         f
@@ -96,10 +96,13 @@ async fn writes_through_the_cache_are_seen_at_once() {
     let cache = f.cache(Duration::from_secs(60), 100);
     assert_eq!(enabled(&cache, "L1").await, None);
 
-    cache.put(&key("L1"), &owner(), &settings()).await.unwrap();
+    cache
+        .put(&key("L1"), &owner(), Seen::Nothing, &settings())
+        .await
+        .unwrap();
     assert_eq!(enabled(&cache, "L1").await, Some(true));
     cache
-        .set_enabled(&key("L1"), &owner(), false)
+        .set_enabled(&key("L1"), &owner(), Seen::Version(1), false)
         .await
         .unwrap();
     assert_eq!(enabled(&cache, "L1").await, Some(false));
@@ -109,8 +112,16 @@ async fn writes_through_the_cache_are_seen_at_once() {
 
     // A failed write drops the entry, so the next read asks the store.
     let other = Id::parse("owner", "uid-b").unwrap();
-    cache.put(&key("L2"), &owner(), &settings()).await.unwrap();
-    assert!(cache.put(&key("L2"), &other, &settings()).await.is_err());
+    cache
+        .put(&key("L2"), &owner(), Seen::Nothing, &settings())
+        .await
+        .unwrap();
+    assert!(
+        cache
+            .put(&key("L2"), &other, Seen::Version(1), &settings())
+            .await
+            .is_err()
+    );
     enabled(&cache, "L2").await;
     assert_eq!(f.gets(), 2);
 }
@@ -122,7 +133,7 @@ async fn entries_expire_after_the_ttl_and_changes_elsewhere_show_up() {
     assert_eq!(enabled(&cache, "L1").await, Some(true));
     // Another replica disables the tenant.
     f.backing
-        .set_enabled(&key("L1"), &owner(), false)
+        .set_enabled(&key("L1"), &owner(), Seen::Version(1), false)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;

@@ -13,7 +13,7 @@ use voice_operator::ids::Id;
 use voice_operator::tenant::dynamodb::{DynamoStore, TableOutcome, create_table};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{
-    BedrockAgentRef, Read, StoreError, TenantKey, TenantSettings, TenantStore,
+    BedrockAgentRef, Notify, Read, Seen, StoreError, TenantKey, TenantSettings, TenantStore,
 };
 use voice_operator::testkit::fixtures::{seed_item, tenant_settings};
 
@@ -206,7 +206,10 @@ async fn round_trip_in_the_seed_format(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100001");
     assert_eq!(store.get(&k, Read::Strong).await.unwrap(), None);
-    let written = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    let written = store
+        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .await
+        .unwrap();
     assert_eq!(written.settings, settings());
     assert_eq!(written.version, 1);
     assert_eq!(written.owner.as_ref().map(Id::as_str), Some(UID_A));
@@ -232,7 +235,10 @@ async fn round_trip_in_the_seed_format(b: &impl Backend) {
 async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100002");
-    store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    store
+        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .await
+        .unwrap();
     let before = b.read_raw(&k).await.unwrap();
 
     let mut other = settings();
@@ -246,13 +252,19 @@ async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
         }
         other => panic!("expected Conflict, got {other:?}"),
     };
-    expect_conflict(store.put(&k, &owner(UID_B), &other).await.map(drop));
-    expect_conflict(store.set_enabled(&k, &owner(UID_B), false).await.map(drop));
+    let seen = Seen::Version(1);
+    expect_conflict(store.put(&k, &owner(UID_B), seen, &other).await.map(drop));
+    expect_conflict(
+        store
+            .set_enabled(&k, &owner(UID_B), seen, false)
+            .await
+            .map(drop),
+    );
     expect_conflict(store.delete(&k, &owner(UID_B)).await.map(drop));
     assert_eq!(b.read_raw(&k).await.unwrap(), before);
 
     // The owner itself still writes.
-    let again = store.put(&k, &owner(UID_A), &other).await.unwrap();
+    let again = store.put(&k, &owner(UID_A), seen, &other).await.unwrap();
     assert_eq!(again.version, 2);
     assert_eq!(again.settings.agent_id.as_str(), "agent_other");
 }
@@ -260,9 +272,15 @@ async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
 async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100003");
-    let first = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    let first = store
+        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .await
+        .unwrap();
 
-    let off = store.set_enabled(&k, &owner(UID_A), false).await.unwrap();
+    let off = store
+        .set_enabled(&k, &owner(UID_A), Seen::Version(1), false)
+        .await
+        .unwrap();
     assert!(!off.settings.enabled);
     assert_eq!(off.settings.agent_id.as_str(), "agent_abc123");
     assert_eq!(off.version, 2);
@@ -272,13 +290,16 @@ async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
     assert_eq!(raw["agentId"], json!("agent_abc123"));
     assert_eq!(raw["customPrompt"], json!("You are a helpful assistant..."));
 
-    let on = store.set_enabled(&k, &owner(UID_A), true).await.unwrap();
+    let on = store
+        .set_enabled(&k, &owner(UID_A), Seen::Version(2), true)
+        .await
+        .unwrap();
     assert!(on.settings.enabled);
     assert_eq!(on.settings, first.settings);
     assert_eq!(on.version, 3);
 
     match store
-        .set_enabled(&key("L0100099"), &owner(UID_A), true)
+        .set_enabled(&key("L0100099"), &owner(UID_A), Seen::Nothing, true)
         .await
     {
         Err(StoreError::NotFound { key }) => assert_eq!(key, "B0100001/L0100099"),
@@ -294,7 +315,10 @@ async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
 async fn delete_only_by_the_owner(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100004");
-    store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    store
+        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .await
+        .unwrap();
     assert!(store.delete(&k, &owner(UID_A)).await.unwrap());
     assert_eq!(store.get(&k, Read::Strong).await.unwrap(), None);
     assert_eq!(b.read_raw(&k).await, None);
@@ -314,15 +338,27 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
         agent_id: "ABCDEFGHIJ".into(),
         alias_id: "TSTALIASID".into(),
     });
-    let first = store.put(&k, &owner(UID_A), &full).await.unwrap();
+    full.notify = Notify {
+        email: Some("receptie@clinica.example.ro".into()),
+        sms: Some("+40722000333".into()),
+    };
+    let first = store
+        .put(&k, &owner(UID_A), Seen::Nothing, &full)
+        .await
+        .unwrap();
     assert_eq!(first.settings, full);
     let raw = b.read_raw(&k).await.unwrap();
     assert_eq!(raw["bedrockAgentId"], json!("ABCDEFGHIJ"));
     assert_eq!(raw["phoneNumber"], json!("+40312345678"));
+    assert_eq!(raw["notifyEmail"], json!("receptie@clinica.example.ro"));
+    assert_eq!(raw["notifySms"], json!("+40722000333"));
 
     let mut bare = settings();
     bare.custom_prompt = None;
-    let second = store.put(&k, &owner(UID_A), &bare).await.unwrap();
+    let second = store
+        .put(&k, &owner(UID_A), Seen::Version(1), &bare)
+        .await
+        .unwrap();
     assert_eq!(second.settings, bare);
     assert_eq!(second.created_at, first.created_at);
     assert_eq!(second.version, 2);
@@ -333,6 +369,8 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
         "phoneNumber",
         "bedrockAgentId",
         "bedrockAgentAliasId",
+        "notifyEmail",
+        "notifySms",
     ] {
         assert!(raw.get(gone).is_none(), "{gone} is still stored: {raw}");
     }
@@ -347,12 +385,17 @@ async fn an_item_from_before_the_operator_is_read_and_claimed(b: &impl Backend) 
     assert_eq!(legacy.version, 0);
     assert_eq!(legacy.settings, settings());
 
-    let claimed = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    let claimed = store
+        .put(&k, &owner(UID_A), Seen::of(Some(&legacy)), &settings())
+        .await
+        .unwrap();
     assert_eq!(claimed.owner.as_ref().map(Id::as_str), Some(UID_A));
     assert_eq!(claimed.version, 1);
     assert_eq!(claimed.created_at.to_rfc3339(), "2025-10-15T10:00:00+00:00");
     assert!(matches!(
-        store.put(&k, &owner(UID_B), &settings()).await,
+        store
+            .put(&k, &owner(UID_B), Seen::Version(1), &settings())
+            .await,
         Err(StoreError::Conflict { .. })
     ));
 }
@@ -385,9 +428,13 @@ async fn a_hand_edited_item_is_a_typed_error_naming_the_attribute(b: &impl Backe
             other => panic!("{attribute}: {other:?}"),
         }
     }
-    // Its owner (here: nobody yet) can repair it with a put.
+    // Its owner (here: nobody yet) can repair it with a put; the item has
+    // no version attribute, which reads as version 0.
     let k = key("L0100007");
-    let repaired = store.put(&k, &owner(UID_A), &settings()).await.unwrap();
+    let repaired = store
+        .put(&k, &owner(UID_A), Seen::Version(0), &settings())
+        .await
+        .unwrap();
     assert_eq!(store.get(&k, Read::Strong).await.unwrap(), Some(repaired));
 }
 
@@ -396,8 +443,14 @@ async fn racing_owners_never_both_win(b: &impl Backend) {
     for i in 0..10 {
         let k = key(&format!("R{i:07}"));
         let (s1, s2, k1, k2) = (store.clone(), store.clone(), k.clone(), k.clone());
-        let a = tokio::spawn(async move { s1.put(&k1, &owner(UID_A), &settings()).await });
-        let b = tokio::spawn(async move { s2.put(&k2, &owner(UID_B), &settings()).await });
+        let a =
+            tokio::spawn(
+                async move { s1.put(&k1, &owner(UID_A), Seen::Nothing, &settings()).await },
+            );
+        let b =
+            tokio::spawn(
+                async move { s2.put(&k2, &owner(UID_B), Seen::Nothing, &settings()).await },
+            );
         let results = [a.await.unwrap(), b.await.unwrap()];
         let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         let lost = results
@@ -408,6 +461,129 @@ async fn racing_owners_never_both_win(b: &impl Backend) {
         let stored = store.get(&k, Read::Strong).await.unwrap().unwrap();
         assert_eq!(stored.owner, won[0].owner);
         assert_eq!(stored.version, 1);
+    }
+}
+
+/// Asserts `result` is the stale-write refusal, with what was read and
+/// what was found.
+fn expect_stale<T: std::fmt::Debug>(result: Result<T, StoreError>, read: Seen, now: Seen) {
+    match result {
+        Err(StoreError::Stale { seen, found, .. }) => assert_eq!((seen, found), (read, now)),
+        other => panic!("expected Stale ({read} -> {now}), got {other:?}"),
+    }
+}
+
+/// Two reconciles of the same VoiceAgent (same owner) both read version 1,
+/// as an old and a new leader do during a Lease hand-over. The first write
+/// wins; the second is refused as stale, not as another owner's, and
+/// changes nothing. Reading again, it plans again and its write succeeds.
+async fn a_stale_writer_loses_and_succeeds_after_reading_again(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100010");
+    let first = store
+        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .await
+        .unwrap();
+    let read = Seen::of(Some(&first));
+    assert_eq!(read, Seen::Version(1));
+
+    let newer = TenantSettings {
+        greeting: "Newer spec".into(),
+        ..settings()
+    };
+    let won = store.put(&k, &owner(UID_A), read, &newer).await.unwrap();
+    assert_eq!(won.version, 2);
+    let stored = b.read_raw(&k).await.unwrap();
+
+    let older = TenantSettings {
+        greeting: "Older spec".into(),
+        ..settings()
+    };
+    let now = Seen::Version(2);
+    expect_stale(store.put(&k, &owner(UID_A), read, &older).await, read, now);
+    expect_stale(
+        store.set_enabled(&k, &owner(UID_A), read, false).await,
+        read,
+        now,
+    );
+    // A writer that found no item (a first reconcile) cannot create over it.
+    expect_stale(
+        store.put(&k, &owner(UID_A), Seen::Nothing, &older).await,
+        Seen::Nothing,
+        now,
+    );
+    assert_eq!(b.read_raw(&k).await.unwrap(), stored, "nothing was written");
+
+    // Reading again shows the newer spec; the plan made from it writes.
+    let again = store.get(&k, Read::Strong).await.unwrap().unwrap();
+    assert_eq!(again.settings.greeting, "Newer spec");
+    let off = store
+        .set_enabled(&k, &owner(UID_A), Seen::of(Some(&again)), false)
+        .await
+        .unwrap();
+    assert_eq!(off.version, 3);
+    assert_eq!(off.settings.greeting, "Newer spec");
+
+    // An item deleted after the read: the write does not bring it back.
+    assert!(store.delete(&k, &owner(UID_A)).await.unwrap());
+    expect_stale(
+        store.put(&k, &owner(UID_A), Seen::Version(3), &older).await,
+        Seen::Version(3),
+        Seen::Nothing,
+    );
+    assert_eq!(b.read_raw(&k).await, None);
+}
+
+/// An item from before the operator (no version attribute) is version 0
+/// to a writer; once claimed, a write planned from the old read is stale.
+async fn a_claim_planned_from_an_old_read_of_a_seed_item_is_stale(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100011");
+    b.write_raw(seed_example("L0100011")).await;
+    let read = Seen::of(store.get(&k, Read::Strong).await.unwrap().as_ref());
+    assert_eq!(read, Seen::Version(0));
+    store
+        .put(&k, &owner(UID_A), read, &settings())
+        .await
+        .unwrap();
+    expect_stale(
+        store.put(&k, &owner(UID_A), read, &settings()).await,
+        read,
+        Seen::Version(1),
+    );
+}
+
+/// SQLite only, like the race of owners below: writers of one owner
+/// that read the same version race; exactly one writes.
+async fn racing_writers_of_one_read_never_both_win(b: &impl Backend) {
+    let store = b.store();
+    for i in 0..10 {
+        let k = key(&format!("S{i:07}"));
+        store
+            .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+            .await
+            .unwrap();
+        let writers = ["first", "second"].map(|greeting| {
+            let (store, k) = (store.clone(), k.clone());
+            let next = TenantSettings {
+                greeting: greeting.into(),
+                ..settings()
+            };
+            tokio::spawn(async move { store.put(&k, &owner(UID_A), Seen::Version(1), &next).await })
+        });
+        let mut results = Vec::new();
+        for writer in writers {
+            results.push(writer.await.unwrap());
+        }
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let stale = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Stale { .. })))
+            .count();
+        assert_eq!((won.len(), stale), (1, 1), "{results:?}");
+        let stored = store.get(&k, Read::Strong).await.unwrap().unwrap();
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.settings.greeting, won[0].settings.greeting);
     }
 }
 
@@ -440,6 +616,8 @@ suite!(
     a_put_keeps_created_at_and_drops_cleared_attributes,
     an_item_from_before_the_operator_is_read_and_claimed,
     a_hand_edited_item_is_a_typed_error_naming_the_attribute,
+    a_stale_writer_loses_and_succeeds_after_reading_again,
+    a_claim_planned_from_an_old_read_of_a_seed_item_is_stale,
 );
 
 /// SQLite only: moto evaluates a condition and writes without a lock, so
@@ -449,6 +627,11 @@ suite!(
 #[tokio::test]
 async fn racing_owners_never_both_win_on_sqlite() {
     racing_owners_never_both_win(&Sqlite::new().await).await;
+}
+
+#[tokio::test]
+async fn racing_writers_of_one_read_never_both_win_on_sqlite() {
+    racing_writers_of_one_read_never_both_win(&Sqlite::new().await).await;
 }
 
 #[tokio::test]
@@ -526,7 +709,7 @@ async fn the_sqlite_store_keeps_items_across_reopening() {
     let written = {
         let store = SqliteStore::open(&path).await.unwrap();
         store
-            .put(&key("L1"), &owner(UID_A), &settings())
+            .put(&key("L1"), &owner(UID_A), Seen::Nothing, &settings())
             .await
             .unwrap()
     };
