@@ -156,6 +156,19 @@ pub struct VoiceAgentSpec {
     #[serde(default)]
     pub conversation: ConversationSpec,
 
+    /// How many calls ElevenLabs lets this agent take at once and per
+    /// day; ElevenLabs' defaults (no limit at once, 100000 a day) when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+
+    /// What ElevenLabs works out after each call: the data to collect from
+    /// the conversation and the criteria that say whether it succeeded.
+    /// The results arrive with the post-call webhook and are kept in the
+    /// call's voice_call record of the action log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+
     /// Bedrock Agent that answers this location's calls; the operator-wide
     /// agent when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,6 +327,114 @@ impl Default for ConversationSpec {
             zero_retention: false,
         }
     }
+}
+
+/// Call limits of one location (ElevenLabs `platform_settings.call_limits`,
+/// `AgentCallLimits` in its OpenAPI document). A limit left out is
+/// ElevenLabs' default: no limit on calls at once, 100000 calls a day.
+/// Removing spec.limits altogether leaves the agent's limits as they
+/// were; `limits: {}` puts both defaults back.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// Most calls the agent takes at the same time (1 or more); ElevenLabs
+    /// refuses a call beyond it.
+    // ElevenLabs' schema says only "integer" (-1 meaning no limit): below
+    // 1 nothing would be answered, which is what enabled: false is for;
+    // the upper bound is the API server's int32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647), extend("format" = "int32"))]
+    pub concurrent_calls: Option<i32>,
+
+    /// Most calls the agent takes in a day (1 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647), extend("format" = "int32"))]
+    pub daily_calls: Option<i32>,
+}
+
+/// Post-call analysis: ElevenLabs' data collection
+/// (`platform_settings.data_collection`) and success evaluation
+/// (`platform_settings.evaluation.criteria`). The criteria list replaces
+/// the agent's; data-collection items are merged into the agent's by id
+/// (ElevenLabs' PATCH merges objects), so an item taken out of the list
+/// stays on the agent until it is removed in the dashboard.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Items ElevenLabs extracts from each conversation, one per id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"])
+    )]
+    pub data_collection: Vec<DataCollectionItem>,
+
+    /// Goals each conversation is evaluated against (success, failure or
+    /// unknown), one per id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"])
+    )]
+    pub evaluation_criteria: Vec<EvaluationCriterion>,
+}
+
+/// One piece of data ElevenLabs extracts from a conversation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataCollectionItem {
+    /// Identifier of the item (appointment_date, caller_name): the key of
+    /// its result. 1 to 64 letters, digits, '_' or '-'.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub id: String,
+
+    /// Type of the value: string, boolean, integer or number.
+    #[serde(rename = "type")]
+    pub value_type: DataType,
+
+    /// What to extract and how, in words ElevenLabs' model reads.
+    #[schemars(length(min = 1, max = 2000))]
+    pub description: String,
+}
+
+/// The value types ElevenLabs' data collection knows
+/// (`AnalysisProperty.type`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    Boolean,
+    String,
+    Integer,
+    Number,
+}
+
+impl DataType {
+    /// The type as the ElevenLabs API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Boolean => "boolean",
+            DataType::String => "string",
+            DataType::Integer => "integer",
+            DataType::Number => "number",
+        }
+    }
+}
+
+/// A goal each conversation is evaluated against
+/// (`PromptEvaluationCriteria`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationCriterion {
+    /// Identifier of the criterion (appointment_booked): the key of its
+    /// result. 1 to 64 letters, digits, '_' or '-'.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub id: String,
+
+    /// What counts as success, in words ElevenLabs' model reads ("the
+    /// caller booked an appointment"); at most 2000 characters, as
+    /// ElevenLabs allows.
+    #[schemars(length(min = 1, max = 2000))]
+    pub goal: String,
 }
 
 /// Where an imported phone number comes from: exactly one provider.

@@ -702,6 +702,10 @@ pub fn violations(schema: &str, instance: &Value, loc: &[Value]) -> Vec<Value> {
                     "less_than_equal".to_owned(),
                     format!("Input should be less than or equal to {limit}"),
                 ),
+                ValidationErrorKind::MaxLength { limit } => (
+                    "string_too_long".to_owned(),
+                    format!("String should have at most {limit} characters"),
+                ),
                 _ => ("value_error".to_owned(), e.to_string()),
             };
             json!({"type": kind, "loc": at, "msg": msg, "input": e.instance})

@@ -137,6 +137,8 @@ pub fn desired_agent() -> DesiredAgent {
         transfers: Vec::new(),
         privacy: None,
         post_call_webhook: None,
+        call_limits: None,
+        analysis: None,
         platform_settings: None,
     }
 }
