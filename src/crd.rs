@@ -1,10 +1,19 @@
 //! The `VoiceAgent` custom resource: one per business location. Its doc
 //! comments are what `kubectl explain voiceagents.spec` shows.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod template;
+
+pub use template::{
+    RolloutSpec, VoiceAgentTemplate, VoiceAgentTemplateSpec, VoiceAgentTemplateStatus,
+    template_crd_yaml,
+};
 
 /// Finalizer that makes deletion wait for the ElevenLabs agent and the
 /// tenant item to be cleaned up.
@@ -57,6 +66,8 @@ pub const FINALIZER: &str = "voiceagents.io/cleanup";
 #[x_kube(validation = Rule::new(VOICE_MODEL_RULE)
     .message("spec.voice.model cannot speak spec.language: English needs eleven_flash_v2, eleven_turbo_v2, eleven_multilingual_v2 or eleven_v3_conversational; other languages need eleven_flash_v2_5, eleven_turbo_v2_5, eleven_multilingual_v2 or eleven_v3_conversational")
     .field_path(".voice.model"))]
+#[x_kube(validation = Rule::new("has(self.templateRef) || (has(self.businessName) && has(self.voiceId) && has(self.greeting))")
+    .message("spec.businessName, spec.voiceId and spec.greeting are required unless spec.templateRef names a template"))]
 #[x_kube(validation = Rule::new("!has(self.telephony) || has(self.phoneNumber)")
     .message("spec.telephony needs spec.phoneNumber: it says how to import that number")
     .field_path(".telephony"))]
@@ -74,8 +85,10 @@ pub struct VoiceAgentSpec {
     pub location_id: String,
 
     /// Name callers know the business by; the ElevenLabs agent is named
-    /// "Agent <businessName>".
-    #[schemars(length(min = 1, max = 200))]
+    /// "Agent <businessName>". Required unless spec.templateRef names a
+    /// template that sets it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(min = 1, max = 200), transform = no_default)]
     pub business_name: String,
 
     /// false disables the agent: its phone number is unassigned, and a call
@@ -85,8 +98,14 @@ pub struct VoiceAgentSpec {
     #[serde(default = "default_true")]
     pub enabled: bool,
 
-    /// ElevenLabs voice id the agent speaks with.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    /// ElevenLabs voice id the agent speaks with. Required unless
+    /// spec.templateRef names a template that sets it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-]+$"),
+        transform = no_default
+    )]
     pub voice_id: String,
 
     /// Language of the conversation, an ISO 639-1 code such as ro or en.
@@ -101,8 +120,10 @@ pub struct VoiceAgentSpec {
     )]
     pub language: String,
 
-    /// First sentence the agent says when it picks up.
-    #[schemars(length(min = 1, max = 1000))]
+    /// First sentence the agent says when it picks up. Required unless
+    /// spec.templateRef names a template that sets it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(min = 1, max = 1000), transform = no_default)]
     pub greeting: String,
 
     /// Instructions for the agent (its system prompt). The operator-wide
@@ -174,11 +195,57 @@ pub struct VoiceAgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<BedrockSpec>,
 
+    /// The VoiceAgentTemplate in this namespace that this location starts
+    /// from. The effective configuration is the template merged with this
+    /// VoiceAgent's own fields: objects and maps (voice, conversation,
+    /// limits, analysis, variables) field by field, lists (transfer,
+    /// analysis lists) replaced as a whole, other values overridden. A
+    /// field left out, or at its default, takes the template's value.
+    /// While the template is missing the VoiceAgent is Stalled (reason
+    /// TemplateNotFound) and nothing is sent to ElevenLabs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_ref: Option<TemplateRef>,
+
+    /// Values of this location that its prompt, greeting and tools name
+    /// as {{name}} (address, opening_hours, ...), merged key by key with
+    /// the template's; ElevenLabs' dynamic-variable placeholders. Names are
+    /// letters, digits and '_', not starting with system__.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
+    #[x_kube(validation = Rule::new(VARIABLES_RULE).message(VARIABLES_MESSAGE))]
+    pub variables: BTreeMap<String, String>,
+
     /// What happens to the ElevenLabs agent when this resource is deleted:
     /// Delete removes it, Retain keeps it. The tenant configuration is
     /// removed either way.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// A VoiceAgentTemplate in the VoiceAgent's own namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// Name of the VoiceAgentTemplate.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// The CEL rule on `variables`: names ElevenLabs takes as dynamic
+/// variables (elevenlabs-docs `customization/dynamic-variables.mdx`; the
+/// `system__` prefix is its own), values of at most 1000 characters.
+pub const VARIABLES_RULE: &str = "self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]{0,63}$') && !k.startsWith('system__') && size(self[k]) <= 1000)";
+/// What the API server says when [`VARIABLES_RULE`] fails.
+pub const VARIABLES_MESSAGE: &str = "variables: names are 1 to 64 letters, digits or '_', not starting with a digit or system__; values at most 1000 characters";
+
+/// Removes the `default` schemars writes for a `#[serde(default)]`
+/// field, so that the API server does not fill one in: an absent field
+/// then stays absent, for a template to fill.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 /// A staff number a caller can be handed to, and when.
@@ -602,6 +669,10 @@ pub struct VoiceAgentStatus {
     /// workspace (false); only an imported number is ever removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_imported: Option<bool>,
+    /// metadata.generation of the spec.templateRef template this status
+    /// applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_generation: Option<i64>,
     /// Ready, AgentSynced, ConfigSynced and, with spec.phoneNumber,
     /// PhoneNumber.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

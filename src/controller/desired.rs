@@ -53,6 +53,14 @@ pub enum SpecError {
         refusal: String,
         fix: &'static str,
     },
+    /// spec.templateRef names a VoiceAgentTemplate that does not exist.
+    #[error(
+        "spec.templateRef: VoiceAgentTemplate {name} does not exist in this namespace; create it or change spec.templateRef"
+    )]
+    TemplateNotFound { name: String },
+    /// The template and the VoiceAgent together do not make a spec.
+    #[error("spec.templateRef: VoiceAgentTemplate {template}: {reason}")]
+    Template { template: String, reason: String },
     /// `local` mode: a Secret file that is not a JSON object of strings.
     #[error("{0}")]
     LocalSecret(String),
@@ -145,6 +153,7 @@ pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, Spe
             .post_call_webhook_id
             .as_ref()
             .map(|id| post_call_webhook(va, id)),
+        dynamic_variables: spec.variables.clone(),
         call_limits: spec.limits.as_ref().map(call_limits),
         analysis: spec.analysis.as_ref().map(analysis),
         platform_settings: None,

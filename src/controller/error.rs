@@ -37,6 +37,7 @@ impl Error {
             Error::Store(StoreError::BadItem { .. }) => Reason::TenantItemInvalid,
             Error::Store(_) => Reason::TenantStoreError,
             Error::Kube(_) => Reason::KubernetesError,
+            Error::Spec(SpecError::TemplateNotFound { .. }) => Reason::TemplateNotFound,
             Error::Spec(_) => Reason::InvalidSpec,
         }
     }

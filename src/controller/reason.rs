@@ -76,6 +76,9 @@ reasons! {
     TenantStoreError,
     KubernetesError,
     InvalidSpec,
+    /// Stalled: spec.templateRef names a VoiceAgentTemplate that does not
+    /// exist; nothing is sent to ElevenLabs until it does.
+    TemplateNotFound,
     /// PhoneNumber: spec.phoneNumber reaches this agent (or, disabled, none).
     PhoneNumberAssigned,
     /// The Event: the number no longer points at this agent.
@@ -105,7 +108,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 40);
+        assert_eq!(Reason::ALL.len(), 41);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());

@@ -233,6 +233,12 @@ pub struct DesiredAgent {
     /// `platform_settings.workspace_overrides.webhooks`; the workspace-wide
     /// post-call webhook applies when absent.
     pub post_call_webhook: Option<PostCallWebhook>,
+    /// `conversation_config.agent.dynamic_variables.dynamic_variable_placeholders`
+    /// (`DynamicVariablesConfig`): the values `{{name}}` in the prompt
+    /// and first message take when a call brings none of its own
+    /// (elevenlabs-docs `customization/dynamic-variables.mdx`); left out
+    /// when empty.
+    pub dynamic_variables: std::collections::BTreeMap<String, String>,
     /// `platform_settings.call_limits`; left to ElevenLabs when absent.
     pub call_limits: Option<CallLimits>,
     /// `platform_settings.data_collection` and `.evaluation`; left to
@@ -290,6 +296,10 @@ impl DesiredAgent {
                 "conversation": { "max_duration_seconds": self.max_duration_secs },
             },
         });
+        if !self.dynamic_variables.is_empty() {
+            body["conversation_config"]["agent"]["dynamic_variables"] =
+                json!({ "dynamic_variable_placeholders": self.dynamic_variables });
+        }
         let mut settings = self.platform_settings.clone().unwrap_or_default();
         if let Some(privacy) = &self.privacy {
             settings.insert(

@@ -8,7 +8,7 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use voice_operator::crd::{
     DeletionPolicy, SipMediaEncryption, SipTransport, TelephonySpec, VoiceAgent, VoiceAgentSpec,
-    VoiceAgentStatus, crd_yaml,
+    VoiceAgentStatus, crd_yaml, template_crd_yaml,
 };
 
 fn repo(rel: &str) -> PathBuf {
@@ -32,7 +32,16 @@ fn the_checked_in_crd_is_what_the_code_generates() {
         .output()
         .unwrap();
     assert!(printed.status.success());
-    assert_eq!(String::from_utf8(printed.stdout).unwrap(), file);
+    let templates =
+        std::fs::read_to_string(repo("crds/voiceagents.io_voiceagenttemplates.yaml")).unwrap();
+    assert!(
+        templates == template_crd_yaml(),
+        "crds/voiceagents.io_voiceagenttemplates.yaml is stale: regenerate both with `cargo run -- crd` (two documents: voiceagents, then voiceagenttemplates)"
+    );
+    assert_eq!(
+        String::from_utf8(printed.stdout).unwrap(),
+        format!("{file}---\n{templates}")
+    );
 }
 
 #[test]
