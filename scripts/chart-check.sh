@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the Helm chart (charts/voice-operator), each step failing the run:
 #
-#   1. the chart's CRD is byte-for-byte crds/voiceagents.io_voiceagents.yaml;
+#   1. the chart's CRDs are byte-for-byte those in crds/;
 #   2. every value values.schema.json declares is in values.yaml, commented;
 #   3. `helm lint --strict` with ci/test-values.yaml (few values) and
 #      ci/all-values.yaml (ingress, ServiceMonitor, secrets.create,
