@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -208,8 +210,22 @@ async fn run_term(
         watcher::Config::default(),
     )
     .default_backoff()
-    .applied_objects()
-    .predicate_filter(predicates::generation, PredicateConfig::default())
+    .filter_map(|event| async move {
+        match event {
+            Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => Some(Ok(t)),
+            // A deleted template is marked so, so that its VoiceAgents are
+            // told at once (they stall with TemplateNotFound).
+            Ok(watcher::Event::Delete(mut t)) => {
+                t.metadata
+                    .deletion_timestamp
+                    .get_or_insert(Time(Timestamp::now()));
+                Some(Ok(t))
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    })
+    .predicate_filter(template_trigger, PredicateConfig::default())
     .boxed();
     let stop = stop.shared();
     let rollout = template_status(
@@ -233,6 +249,20 @@ async fn run_term(
         drive(triggers, templates, parts, config.concurrency, stop),
         rollout
     );
+}
+
+/// What must change for a template's VoiceAgents to be reconciled: its
+/// spec (generation) or its existence; not its status, which the
+/// template-status Controller writes as they go.
+fn template_trigger(template: &VoiceAgentTemplate) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    template.metadata.generation.hash(&mut hasher);
+    template
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// VoiceAgentTemplates in `namespace`, or in every namespace.

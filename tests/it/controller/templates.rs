@@ -206,6 +206,15 @@ async fn a_missing_template_stalls_its_voiceagent_until_it_exists() {
     let active = settled(&api, "chain-l01", Phase::Active).await;
     assert_eq!(active.status.unwrap().template_generation, Some(1));
     assert_eq!(fake.agents().len(), 1);
+
+    // Deleted again: the VoiceAgent says so at once, not at its next
+    // resync (10 minutes), and its agent is left as it was.
+    templates
+        .delete("chain", &Default::default())
+        .await
+        .unwrap();
+    settled(&api, "chain-l01", Phase::Error).await;
+    assert_eq!(fake.agents().len(), 1);
     op.stop().await;
 }
 
