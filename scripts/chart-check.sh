@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the Helm chart (charts/voice-operator), each step failing the run:
 #
-#   1. the chart's CRD is byte-for-byte crds/voiceagents.io_voiceagents.yaml;
+#   1. the chart's CRDs are byte-for-byte those in crds/;
 #   2. every value values.schema.json declares is in values.yaml, commented;
 #   3. `helm lint --strict` with ci/test-values.yaml (few values) and
 #      ci/all-values.yaml (ingress, ServiceMonitor, secrets.create,
@@ -115,9 +115,11 @@ trap 'exit 1' INT TERM HUP
 
 # 1. The chart's CRD is the generated one (tests/crd.rs checks that the
 #    top-level file is what `voice-operator crd` prints).
-cmp -s crds/voiceagents.io_voiceagents.yaml "$CHART/crds/voiceagents.io_voiceagents.yaml" \
-  || die "$CHART/crds/voiceagents.io_voiceagents.yaml differs from crds/voiceagents.io_voiceagents.yaml; copy it: cp crds/voiceagents.io_voiceagents.yaml $CHART/crds/"
-passed "chart CRD is identical to crds/voiceagents.io_voiceagents.yaml"
+for crd in voiceagents.io_voiceagents.yaml voiceagents.io_voiceagenttemplates.yaml; do
+  cmp -s "crds/$crd" "$CHART/crds/$crd" \
+    || die "$CHART/crds/$crd differs from crds/$crd; copy it: cp crds/$crd $CHART/crds/"
+  passed "chart CRD is identical to crds/$crd"
+done
 
 # 2. Every value the schema declares is in values.yaml, with a comment right
 #    above it. (The schema's additionalProperties: false makes lint refuse
@@ -218,10 +220,12 @@ export KUBECONFIG
 KUBECONFIG=$(bash scripts/kube-tools.sh --start "$CLUSTER" | tail -1)
 k() { "$KUBECTL" --request-timeout=30s "$@"; }
 k create -f "$CHART/crds/voiceagents.io_voiceagents.yaml" >/dev/null
+k create -f "$CHART/crds/voiceagents.io_voiceagenttemplates.yaml" >/dev/null
 k create -f "$CHART/ci/servicemonitor-crd.yaml" >/dev/null
 k wait --for=condition=Established --timeout=60s \
-  crd/voiceagents.voiceagents.io crd/servicemonitors.monitoring.coreos.com >/dev/null
-passed "CRDs accepted and Established (voiceagents.voiceagents.io, ServiceMonitor stand-in)"
+  crd/voiceagents.voiceagents.io crd/voiceagenttemplates.voiceagents.io \
+  crd/servicemonitors.monitoring.coreos.com >/dev/null
+passed "CRDs accepted and Established (voiceagents, voiceagenttemplates, ServiceMonitor stand-in)"
 k create namespace "$NAMESPACE" >/dev/null
 k create namespace voice-tenants >/dev/null   # watchNamespace/adminNamespace of ci/all-values.yaml
 # Discovery of the new CRDs can lag their Established condition.

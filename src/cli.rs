@@ -21,7 +21,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app::create_table_command(&args).await
         }
         Command::Crd => {
-            print!("{}", crate::crd::crd_yaml());
+            print!(
+                "{}---\n{}",
+                crate::crd::crd_yaml(),
+                crate::crd::template_crd_yaml()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Controller(args) => app::controller(&args, None, &secrets, &cli.data_dir).await,

@@ -1,10 +1,19 @@
 //! The `VoiceAgent` custom resource: one per business location. Its doc
 //! comments are what `kubectl explain voiceagents.spec` shows.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod template;
+
+pub use template::{
+    RolloutSpec, VoiceAgentTemplate, VoiceAgentTemplateSpec, VoiceAgentTemplateStatus,
+    template_crd_yaml,
+};
 
 /// Finalizer that makes deletion wait for the ElevenLabs agent and the
 /// tenant item to be cleaned up.
@@ -57,6 +66,8 @@ pub const FINALIZER: &str = "voiceagents.io/cleanup";
 #[x_kube(validation = Rule::new(VOICE_MODEL_RULE)
     .message("spec.voice.model cannot speak spec.language: English needs eleven_flash_v2, eleven_turbo_v2, eleven_multilingual_v2 or eleven_v3_conversational; other languages need eleven_flash_v2_5, eleven_turbo_v2_5, eleven_multilingual_v2 or eleven_v3_conversational")
     .field_path(".voice.model"))]
+#[x_kube(validation = Rule::new("has(self.templateRef) || (has(self.businessName) && has(self.voiceId) && has(self.greeting))")
+    .message("spec.businessName, spec.voiceId and spec.greeting are required unless spec.templateRef names a template"))]
 #[x_kube(validation = Rule::new("!has(self.telephony) || has(self.phoneNumber)")
     .message("spec.telephony needs spec.phoneNumber: it says how to import that number")
     .field_path(".telephony"))]
@@ -74,8 +85,10 @@ pub struct VoiceAgentSpec {
     pub location_id: String,
 
     /// Name callers know the business by; the ElevenLabs agent is named
-    /// "Agent <businessName>".
-    #[schemars(length(min = 1, max = 200))]
+    /// "Agent <businessName>". Required unless spec.templateRef names a
+    /// template that sets it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(min = 1, max = 200), transform = no_default)]
     pub business_name: String,
 
     /// false disables the agent: its phone number is unassigned, and a call
@@ -85,8 +98,14 @@ pub struct VoiceAgentSpec {
     #[serde(default = "default_true")]
     pub enabled: bool,
 
-    /// ElevenLabs voice id the agent speaks with.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    /// ElevenLabs voice id the agent speaks with. Required unless
+    /// spec.templateRef names a template that sets it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-]+$"),
+        transform = no_default
+    )]
     pub voice_id: String,
 
     /// Language of the conversation, an ISO 639-1 code such as ro or en.
@@ -101,8 +120,10 @@ pub struct VoiceAgentSpec {
     )]
     pub language: String,
 
-    /// First sentence the agent says when it picks up.
-    #[schemars(length(min = 1, max = 1000))]
+    /// First sentence the agent says when it picks up. Required unless
+    /// spec.templateRef names a template that sets it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(min = 1, max = 1000), transform = no_default)]
     pub greeting: String,
 
     /// Instructions for the agent (its system prompt). The operator-wide
@@ -164,16 +185,75 @@ pub struct VoiceAgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifySpec>,
 
+    /// How many calls ElevenLabs lets this agent take at once and per
+    /// day; ElevenLabs' defaults (no limit at once, 100000 a day) when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+
+    /// What ElevenLabs works out after each call: the data to collect from
+    /// the conversation and the criteria that say whether it succeeded.
+    /// The results arrive with the post-call webhook and are kept in the
+    /// call's voice_call record of the action log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
+
     /// Bedrock Agent that answers this location's calls; the operator-wide
     /// agent when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<BedrockSpec>,
+
+    /// The VoiceAgentTemplate in this namespace that this location starts
+    /// from. The effective configuration is the template merged with this
+    /// VoiceAgent's own fields: objects and maps (voice, conversation,
+    /// limits, analysis, variables) field by field, lists (transfer,
+    /// analysis lists) replaced as a whole, other values overridden. A
+    /// field left out, or at its default, takes the template's value.
+    /// While the template is missing the VoiceAgent is Stalled (reason
+    /// TemplateNotFound) and nothing is sent to ElevenLabs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_ref: Option<TemplateRef>,
+
+    /// Values of this location that its prompt, greeting and tools name
+    /// as {{name}} (address, opening_hours, ...), merged key by key with
+    /// the template's; ElevenLabs' dynamic-variable placeholders. Names are
+    /// letters, digits and '_', not starting with system__.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 50))]
+    #[x_kube(validation = Rule::new(VARIABLES_RULE).message(VARIABLES_MESSAGE))]
+    pub variables: BTreeMap<String, String>,
 
     /// What happens to the ElevenLabs agent when this resource is deleted:
     /// Delete removes it, Retain keeps it. The tenant configuration is
     /// removed either way.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// A VoiceAgentTemplate in the VoiceAgent's own namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// Name of the VoiceAgentTemplate.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// The CEL rule on `variables`: names ElevenLabs takes as dynamic
+/// variables (elevenlabs-docs `customization/dynamic-variables.mdx`; the
+/// `system__` prefix is its own), values of at most 1000 characters.
+pub const VARIABLES_RULE: &str = "self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]{0,63}$') && !k.startsWith('system__') && size(self[k]) <= 1000)";
+/// What the API server says when [`VARIABLES_RULE`] fails.
+pub const VARIABLES_MESSAGE: &str = "variables: names are 1 to 64 letters, digits or '_', not starting with a digit or system__; values at most 1000 characters";
+
+/// Removes the `default` schemars writes for a `#[serde(default)]`
+/// field, so that the API server does not fill one in: an absent field
+/// then stays absent, for a template to fill.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 /// A staff number a caller can be handed to, and when.
@@ -352,6 +432,114 @@ impl Default for ConversationSpec {
     }
 }
 
+/// Call limits of one location (ElevenLabs `platform_settings.call_limits`,
+/// `AgentCallLimits` in its OpenAPI document). A limit left out is
+/// ElevenLabs' default: no limit on calls at once, 100000 calls a day.
+/// Removing spec.limits altogether leaves the agent's limits as they
+/// were; `limits: {}` puts both defaults back.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// Most calls the agent takes at the same time (1 or more); ElevenLabs
+    /// refuses a call beyond it.
+    // ElevenLabs' schema says only "integer" (-1 meaning no limit): below
+    // 1 nothing would be answered, which is what enabled: false is for;
+    // the upper bound is the API server's int32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647), extend("format" = "int32"))]
+    pub concurrent_calls: Option<i32>,
+
+    /// Most calls the agent takes in a day (1 or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647), extend("format" = "int32"))]
+    pub daily_calls: Option<i32>,
+}
+
+/// Post-call analysis: ElevenLabs' data collection
+/// (`platform_settings.data_collection`) and success evaluation
+/// (`platform_settings.evaluation.criteria`). The criteria list replaces
+/// the agent's; data-collection items are merged into the agent's by id
+/// (ElevenLabs' PATCH merges objects), so an item taken out of the list
+/// stays on the agent until it is removed in the dashboard.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Items ElevenLabs extracts from each conversation, one per id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"])
+    )]
+    pub data_collection: Vec<DataCollectionItem>,
+
+    /// Goals each conversation is evaluated against (success, failure or
+    /// unknown), one per id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 50),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"])
+    )]
+    pub evaluation_criteria: Vec<EvaluationCriterion>,
+}
+
+/// One piece of data ElevenLabs extracts from a conversation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataCollectionItem {
+    /// Identifier of the item (appointment_date, caller_name): the key of
+    /// its result. 1 to 64 letters, digits, '_' or '-'.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub id: String,
+
+    /// Type of the value: string, boolean, integer or number.
+    #[serde(rename = "type")]
+    pub value_type: DataType,
+
+    /// What to extract and how, in words ElevenLabs' model reads.
+    #[schemars(length(min = 1, max = 2000))]
+    pub description: String,
+}
+
+/// The value types ElevenLabs' data collection knows
+/// (`AnalysisProperty.type`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    Boolean,
+    String,
+    Integer,
+    Number,
+}
+
+impl DataType {
+    /// The type as the ElevenLabs API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Boolean => "boolean",
+            DataType::String => "string",
+            DataType::Integer => "integer",
+            DataType::Number => "number",
+        }
+    }
+}
+
+/// A goal each conversation is evaluated against
+/// (`PromptEvaluationCriteria`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationCriterion {
+    /// Identifier of the criterion (appointment_booked): the key of its
+    /// result. 1 to 64 letters, digits, '_' or '-'.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub id: String,
+
+    /// What counts as success, in words ElevenLabs' model reads ("the
+    /// caller booked an appointment"); at most 2000 characters, as
+    /// ElevenLabs allows.
+    #[schemars(length(min = 1, max = 2000))]
+    pub goal: String,
+}
+
 /// Where an imported phone number comes from: exactly one provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -517,6 +705,10 @@ pub struct VoiceAgentStatus {
     /// workspace (false); only an imported number is ever removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number_imported: Option<bool>,
+    /// metadata.generation of the spec.templateRef template this status
+    /// applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_generation: Option<i64>,
     /// Ready, AgentSynced, ConfigSynced and, with spec.phoneNumber,
     /// PhoneNumber.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,9 +4,10 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::crd::VoiceAgent;
+use crate::crd::{AnalysisSpec, LimitsSpec, VoiceAgent};
 use crate::elevenlabs::model::{
-    PostCallWebhook, Privacy, Transfer, Tts, tts_model_for, tts_model_refusal,
+    Analysis, CallLimits, DataCollection, EvaluationCriterion, PostCallWebhook, Privacy, Transfer,
+    Tts, tts_model_for, tts_model_refusal,
 };
 use crate::elevenlabs::{DesiredAgent, Llm};
 use crate::ids::{Id, IdError};
@@ -52,6 +53,14 @@ pub enum SpecError {
         refusal: String,
         fix: &'static str,
     },
+    /// spec.templateRef names a VoiceAgentTemplate that does not exist.
+    #[error(
+        "spec.templateRef: VoiceAgentTemplate {name} does not exist in this namespace; create it or change spec.templateRef"
+    )]
+    TemplateNotFound { name: String },
+    /// The template and the VoiceAgent together do not make a spec.
+    #[error("spec.templateRef: VoiceAgentTemplate {template}: {reason}")]
+    Template { template: String, reason: String },
     /// `local` mode: a Secret file that is not a JSON object of strings.
     #[error("{0}")]
     LocalSecret(String),
@@ -144,8 +153,45 @@ pub fn agent(va: &VoiceAgent, op: &OperatorSettings) -> Result<DesiredAgent, Spe
             .post_call_webhook_id
             .as_ref()
             .map(|id| post_call_webhook(va, id)),
+        dynamic_variables: spec.variables.clone(),
+        call_limits: spec.limits.as_ref().map(call_limits),
+        analysis: spec.analysis.as_ref().map(analysis),
         platform_settings: None,
     })
+}
+
+/// The call limits `limits` asks for; a limit left out is ElevenLabs'
+/// default, so that taking it out of the spec lifts it.
+fn call_limits(limits: &LimitsSpec) -> CallLimits {
+    CallLimits {
+        concurrent: limits
+            .concurrent_calls
+            .unwrap_or(CallLimits::NO_CONCURRENCY_LIMIT),
+        daily: limits.daily_calls.unwrap_or(CallLimits::DEFAULT_DAILY),
+    }
+}
+
+/// The post-call analysis `spec` asks for.
+fn analysis(spec: &AnalysisSpec) -> Analysis {
+    Analysis {
+        data_collection: spec
+            .data_collection
+            .iter()
+            .map(|item| DataCollection {
+                id: item.id.clone(),
+                value_type: item.value_type.as_str().to_owned(),
+                description: item.description.clone(),
+            })
+            .collect(),
+        criteria: spec
+            .evaluation_criteria
+            .iter()
+            .map(|c| EvaluationCriterion {
+                id: c.id.clone(),
+                goal: c.goal.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The post-call events `va`'s agent sends to workspace webhook `id`: the
@@ -439,6 +485,58 @@ mod tests {
                 {"transfer_destination": {"type": "phone", "phone_number": "+40722000222"},
                  "condition": "a dental emergency"},
             ])
+        );
+    }
+
+    #[test]
+    fn limits_and_analysis_map_to_platform_settings_and_move_the_hash() {
+        let base = agent(&clinic(), &operator()).unwrap();
+        let plain = base.body();
+        assert!(plain["platform_settings"].get("call_limits").is_none());
+        assert!(plain["platform_settings"].get("data_collection").is_none());
+        let mut va = clinic();
+        va.spec.limits = Some(crate::crd::LimitsSpec {
+            concurrent_calls: Some(3),
+            daily_calls: None,
+        });
+        va.spec.analysis = Some(crate::crd::AnalysisSpec {
+            data_collection: vec![crate::crd::DataCollectionItem {
+                id: "appointment_date".into(),
+                value_type: crate::crd::DataType::String,
+                description: "The date booked, YYYY-MM-DD".into(),
+            }],
+            evaluation_criteria: vec![crate::crd::EvaluationCriterion {
+                id: "booked".into(),
+                goal: "The caller booked an appointment".into(),
+            }],
+        });
+        let desired = agent(&va, &operator()).unwrap();
+        let settings = &desired.body()["platform_settings"];
+        // A limit left out is ElevenLabs' default, so removing it lifts it.
+        assert_eq!(
+            settings["call_limits"],
+            serde_json::json!({"agent_concurrency_limit": 3, "daily_limit": 100000})
+        );
+        assert_eq!(
+            settings["data_collection"],
+            serde_json::json!({"appointment_date": {"type": "string", "description": "The date booked, YYYY-MM-DD"}})
+        );
+        assert_eq!(
+            settings["evaluation"],
+            serde_json::json!({"criteria": [{"id": "booked", "name": "booked", "type": "prompt",
+                "conversation_goal_prompt": "The caller booked an appointment"}]})
+        );
+        assert_ne!(config_hash(&desired), config_hash(&base));
+        // An empty analysis sends both, empty.
+        va.spec.analysis = Some(crate::crd::AnalysisSpec::default());
+        let cleared = agent(&va, &operator()).unwrap().body();
+        assert_eq!(
+            cleared["platform_settings"]["data_collection"],
+            serde_json::json!({})
+        );
+        assert_eq!(
+            cleared["platform_settings"]["evaluation"],
+            serde_json::json!({"criteria": []})
         );
     }
 

@@ -38,6 +38,7 @@ impl Error {
             Error::Store(StoreError::Stale { .. }) => Reason::TenantItemChanged,
             Error::Store(_) => Reason::TenantStoreError,
             Error::Kube(_) => Reason::KubernetesError,
+            Error::Spec(SpecError::TemplateNotFound { .. }) => Reason::TemplateNotFound,
             Error::Spec(_) => Reason::InvalidSpec,
         }
     }

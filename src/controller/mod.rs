@@ -1,5 +1,5 @@
 //! The VoiceAgent controller: decisions as pure functions ([`desired`],
-//! [`plan`], [`status`]), executed against ElevenLabs, the tenant store
+//! [`plan`], [`status`], [`template`]), executed against ElevenLabs, the tenant store
 //! and the API server by [`reconcile`], run under leader election by
 //! [`runner`].
 
@@ -13,6 +13,7 @@ pub mod reason;
 pub mod reconcile;
 pub mod runner;
 pub mod status;
+pub mod template;
 
 pub use error::Error;
 pub use metrics::Metrics;

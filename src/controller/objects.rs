@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use crate::crd::{FINALIZER, VoiceAgent, VoiceAgentStatus};
+use crate::crd::{FINALIZER, VoiceAgent, VoiceAgentStatus, VoiceAgentTemplate};
 
 use super::error::Error;
 use super::reason::Reason;
@@ -40,6 +40,13 @@ pub trait Objects: Send + Sync {
         va: &'a VoiceAgent,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<SecretData>, Error>>;
+    /// VoiceAgentTemplate `name` in `va`'s namespace; `None` when there is
+    /// no such template.
+    fn template<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VoiceAgentTemplate>, Error>>;
     /// Tells what happened to `va`, best effort.
     fn event<'a>(
         &'a self,
@@ -164,6 +171,19 @@ impl Objects for KubeObjects {
                 data.insert(key, SecretString::from(text));
             }
             Ok(Some(data))
+        })
+    }
+
+    /// `get` on one named template in the VoiceAgent's namespace.
+    fn template<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VoiceAgentTemplate>, Error>> {
+        Box::pin(async move {
+            let api: Api<VoiceAgentTemplate> =
+                Api::namespaced(self.client.clone(), &va.namespace().unwrap_or_default());
+            Ok(api.get_opt(name).await?)
         })
     }
 

@@ -79,6 +79,9 @@ reasons! {
     TenantStoreError,
     KubernetesError,
     InvalidSpec,
+    /// Stalled: spec.templateRef names a VoiceAgentTemplate that does not
+    /// exist; nothing is sent to ElevenLabs until it does.
+    TemplateNotFound,
     /// PhoneNumber: spec.phoneNumber reaches this agent (or, disabled, none).
     PhoneNumberAssigned,
     /// The Event: the number no longer points at this agent.

@@ -11,11 +11,11 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::crd::{
     DeletionPolicy, FINALIZER, Phase, TWILIO_ACCOUNT_SID_KEY, TWILIO_AUTH_TOKEN_KEY, VoiceAgent,
-    VoiceAgentStatus,
+    VoiceAgentStatus, VoiceAgentTemplate,
 };
 use crate::elevenlabs::{
     AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, PhoneImport, SipOutbound,
@@ -23,7 +23,7 @@ use crate::elevenlabs::{
 use crate::ids::Id;
 use crate::tenant::{Read, Seen, StoreError, TenantConfig, TenantKey, TenantStore};
 
-use super::desired::{self, OperatorSettings};
+use super::desired::{self, OperatorSettings, SpecError};
 use super::error::{Error, backoff};
 use super::inventory::Inventory;
 use super::metrics::Metrics;
@@ -31,6 +31,7 @@ use super::objects::Objects;
 use super::plan::{self, Adoption, AgentStep, ItemStep, PhoneBlock, PhoneStep, PhoneView};
 use super::reason::Reason;
 use super::status::{self, Cond, PhoneStatus};
+use super::template;
 
 /// Field manager for every write the operator makes.
 pub const FIELD_MANAGER: &str = "voice-operator";
@@ -75,6 +76,9 @@ pub struct Context {
     attempts: Mutex<HashMap<String, u32>>,
     /// VoiceAgents to look at again when a claim is released.
     released: Option<mpsc::UnboundedSender<ObjectRef<VoiceAgent>>>,
+    /// Per template (namespace/name): its rollout.maxConcurrent and the
+    /// slots its VoiceAgents take to write their agent.
+    rollouts: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
 }
 
 /// The parts a [`Context`] is made of.
@@ -103,6 +107,7 @@ impl Context {
             metrics: parts.metrics,
             attempts: Mutex::new(HashMap::new()),
             released: None,
+            rollouts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,6 +125,34 @@ impl Context {
         self.objects
             .event(va, type_, reason, truncate(note, 1000))
             .await;
+    }
+
+    /// A slot of `template`'s rollout, waited for; none without a
+    /// template. A changed maxConcurrent starts a fresh count, so for a
+    /// moment the old holders and the new limit overlap.
+    async fn rollout_slot(
+        &self,
+        va: &VoiceAgent,
+        template: Option<&VoiceAgentTemplate>,
+    ) -> Option<OwnedSemaphorePermit> {
+        let template = template?;
+        let limit = template.spec.rollout.max_concurrent.max(1);
+        let key = format!(
+            "{}/{}",
+            va.namespace().unwrap_or_default(),
+            template.name_any()
+        );
+        let slots = {
+            let mut rollouts = self.rollouts.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = rollouts
+                .entry(key)
+                .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit as usize))));
+            if entry.0 != limit {
+                *entry = (limit, Arc::new(Semaphore::new(limit as usize)));
+            }
+            entry.1.clone()
+        };
+        slots.acquire_owned().await.ok()
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -243,6 +276,24 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(ctx.timing.conflict_recheck));
     }
 
+    // A template is read before anything is decided, so that a missing one
+    // leaves ElevenLabs untouched.
+    let template = match &va.spec.template_ref {
+        Some(named) => Some(
+            ctx.objects
+                .template(va, &named.name)
+                .await?
+                .ok_or_else(|| SpecError::TemplateNotFound {
+                    name: named.name.clone(),
+                })?,
+        ),
+        None => None,
+    };
+    let resolved = template
+        .as_ref()
+        .map(|t| template::effective(va, t))
+        .transpose()?;
+    let va = resolved.as_ref().unwrap_or(va);
     let want = desired::agent(va, &ctx.settings)?;
     let hash = desired::config_hash(&want);
     // No agent yet: say so before the first call to ElevenLabs, so that
@@ -254,12 +305,17 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
     } else {
         old
     };
-    let agent = sync_agent(va, ctx, &owner, &old, &want, &hash, now).await?;
+    let agent = {
+        // Held while the agent is written and read back: an edited
+        // template reaches at most rollout.maxConcurrent agents at once.
+        let _slot = ctx.rollout_slot(va, template.as_ref()).await;
+        sync_agent(va, ctx, &owner, &old, &want, &hash, now).await?
+    };
     let phone = sync_phone(va, ctx, &old, &agent.id, now).await?;
     let (item, item_written) = sync_item(va, ctx, &key, &owner, &agent.id).await?;
 
     let synced_now = agent.touched || item_written || old.last_synced_at.is_none();
-    let new = status::synced(status::Synced {
+    let mut new = status::synced(status::Synced {
         old: &old,
         generation: va.metadata.generation,
         now,
@@ -272,6 +328,7 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
         not_kept: &agent.not_kept,
         phone: phone.as_ref().map(|p| &p.status),
     });
+    new.template_generation = template.and_then(|t| t.metadata.generation);
     write_status(va, ctx, &old, new).await?;
     if let Some(wait) = phone.and_then(|p| p.wait) {
         return Ok(Action::requeue(wait));

@@ -7,16 +7,20 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::crd::VoiceAgent;
+use crate::crd::{VoiceAgent, VoiceAgentTemplate};
 use crate::elevenlabs::AgentPlatform;
 use crate::tenant::TenantStore;
 
@@ -201,6 +205,34 @@ async fn run_term(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
+    let templates = watcher(
+        templates(&backends.client, config.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .filter_map(|event| async move {
+        match event {
+            Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => Some(Ok(t)),
+            // A deleted template is marked so, so that its VoiceAgents are
+            // told at once (they stall with TemplateNotFound).
+            Ok(watcher::Event::Delete(mut t)) => {
+                t.metadata
+                    .deletion_timestamp
+                    .get_or_insert(Time(Timestamp::now()));
+                Some(Ok(t))
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    })
+    .predicate_filter(template_trigger, PredicateConfig::default())
+    .boxed();
+    let stop = stop.shared();
+    let rollout = template_status(
+        backends.client.clone(),
+        config.namespace.clone(),
+        stop.clone(),
+    );
     let parts = Parts {
         objects: Arc::new(KubeObjects::new(
             backends.client.clone(),
@@ -213,7 +245,92 @@ async fn run_term(
         claims: reader,
         metrics: backends.metrics.clone(),
     };
-    drive(triggers, parts, config.concurrency, stop).await;
+    futures::join!(
+        drive(triggers, templates, parts, config.concurrency, stop),
+        rollout
+    );
+}
+
+/// What must change for a template's VoiceAgents to be reconciled: its
+/// spec (generation) or its existence; not its status, which the
+/// template-status Controller writes as they go.
+fn template_trigger(template: &VoiceAgentTemplate) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    template.metadata.generation.hash(&mut hasher);
+    template
+        .metadata
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// VoiceAgentTemplates in `namespace`, or in every namespace.
+fn templates(client: &Client, namespace: Option<&str>) -> Api<VoiceAgentTemplate> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Keeps each template's status counting its VoiceAgents, until `stop`:
+/// a template is looked at again whenever one of its VoiceAgents changes.
+async fn template_status(
+    client: Client,
+    namespace: Option<String>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api = templates(&client, namespace.as_deref());
+    let agents = voiceagents(&client, namespace.as_deref());
+    Controller::new(api, watcher::Config::default())
+        .watches(agents, watcher::Config::default(), |va: VoiceAgent| {
+            let template = va.spec.template_ref.as_ref()?;
+            Some(
+                ObjectRef::<VoiceAgentTemplate>::new(&template.name)
+                    .within(&va.namespace().unwrap_or_default()),
+            )
+        })
+        .graceful_shutdown_on(stop)
+        .run(
+            count_rollout,
+            |_, _: &kube::Error, _| kube::runtime::controller::Action::requeue(TEMPLATE_RETRY),
+            Arc::new(client),
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "template status will be retried");
+            }
+        })
+        .await;
+}
+
+/// How soon a template whose status could not be written is tried again.
+const TEMPLATE_RETRY: Duration = Duration::from_secs(5);
+
+/// Writes how far `template`'s last edit has reached, when that changed.
+async fn count_rollout(
+    template: Arc<VoiceAgentTemplate>,
+    client: Arc<Client>,
+) -> Result<kube::runtime::controller::Action, kube::Error> {
+    let ns = template.namespace().unwrap_or_default();
+    let agents: Api<VoiceAgent> = Api::namespaced((*client).clone(), &ns);
+    let list = agents.list(&ListParams::default()).await?;
+    let status = super::template::rollout(&template, &list.items);
+    if template.status.as_ref() != Some(&status) {
+        let api: Api<VoiceAgentTemplate> = Api::namespaced((*client).clone(), &ns);
+        let patch = serde_json::json!({
+            "apiVersion": VoiceAgentTemplate::api_version(&()),
+            "kind": VoiceAgentTemplate::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &template.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(kube::runtime::controller::Action::await_change())
 }
 
 /// Reconciles the VoiceAgents `triggers` names (read from `parts.claims`)
@@ -222,6 +339,7 @@ async fn run_term(
 /// run this.
 pub(crate) async fn drive(
     triggers: impl futures::Stream<Item = Result<VoiceAgent, watcher::Error>> + Send + 'static,
+    templates: BoxStream<'static, Result<VoiceAgentTemplate, watcher::Error>>,
     parts: Parts,
     concurrency: u16,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
@@ -231,8 +349,23 @@ pub(crate) async fn drive(
         rx.recv().await.map(|r| (r, rx))
     });
     let reader = parts.claims.clone();
+    let users = reader.clone();
     let ctx = Context::new(parts).with_release_channel(released_tx);
     Controller::for_stream(triggers, reader)
+        // An edited template reconciles every VoiceAgent that names it.
+        .watches_stream(templates, move |template: VoiceAgentTemplate| {
+            let ns = template.namespace();
+            let name = template.name_any();
+            users
+                .state()
+                .into_iter()
+                .filter(|va| {
+                    va.namespace() == ns
+                        && va.spec.template_ref.as_ref().map(|r| &r.name) == Some(&name)
+                })
+                .map(|va| ObjectRef::from_obj(&*va))
+                .collect::<Vec<_>>()
+        })
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .reconcile_on(released)
         .graceful_shutdown_on(stop)

@@ -245,6 +245,8 @@ pub fn synced(s: Synced<'_>) -> VoiceAgentStatus {
         phone_number_id: s.phone.and_then(|p| p.id.clone()),
         phone_number_assigned: s.phone.map(|p| p.assigned),
         phone_number_imported: s.phone.filter(|p| p.id.is_some()).map(|p| p.imported),
+        // The reconciler sets it: it knows which template it applied.
+        template_generation: None,
         conditions: conditions(&s.old.conditions, s.generation, s.now, &conds),
     }
 }
@@ -268,6 +270,7 @@ pub fn conflict(
         phone_number_id: None,
         phone_number_assigned: None,
         phone_number_imported: None,
+        template_generation: None,
         conditions: conditions(
             &old.conditions,
             generation,

@@ -127,6 +127,81 @@ pub struct Transfer {
     pub condition: String,
 }
 
+/// `platform_settings.call_limits` (`AgentCallLimits` in the OpenAPI
+/// document): both limits are always sent together, so that a limit
+/// taken out of the spec goes back to ElevenLabs' default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// `agent_concurrency_limit`: calls at once; -1 is no limit.
+    pub concurrent: i32,
+    /// `daily_limit`: calls a day.
+    pub daily: i32,
+}
+
+impl CallLimits {
+    /// `agent_concurrency_limit`'s default in the OpenAPI document: no limit.
+    pub const NO_CONCURRENCY_LIMIT: i32 = -1;
+    /// `daily_limit`'s default in the OpenAPI document.
+    pub const DEFAULT_DAILY: i32 = 100_000;
+}
+
+/// Post-call analysis: `platform_settings.data_collection` (an
+/// `AnalysisProperty` per item id) and `platform_settings.evaluation`
+/// (`EvaluationSettings`, a list of `PromptEvaluationCriteria`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis {
+    pub data_collection: Vec<DataCollection>,
+    pub criteria: Vec<EvaluationCriterion>,
+}
+
+/// One data-collection item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCollection {
+    pub id: String,
+    /// `boolean`, `string`, `integer` or `number`.
+    pub value_type: String,
+    pub description: String,
+}
+
+/// One evaluation criterion of type `prompt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationCriterion {
+    pub id: String,
+    /// `conversation_goal_prompt`, at most 2000 characters.
+    pub goal: String,
+}
+
+impl Analysis {
+    /// The two `platform_settings` fields. Each criterion's required
+    /// `name` is its id, as the dashboard shows it.
+    fn insert_into(&self, settings: &mut Map<String, Value>) {
+        let items: Map<String, Value> = self
+            .data_collection
+            .iter()
+            .map(|item| {
+                (
+                    item.id.clone(),
+                    json!({ "type": item.value_type, "description": item.description }),
+                )
+            })
+            .collect();
+        let criteria: Vec<Value> = self
+            .criteria
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "name": c.id,
+                    "type": "prompt",
+                    "conversation_goal_prompt": c.goal,
+                })
+            })
+            .collect();
+        settings.insert("data_collection".into(), Value::Object(items));
+        settings.insert("evaluation".into(), json!({ "criteria": criteria }));
+    }
+}
+
 /// ElevenLabs' default cascade timeout (`cascade_timeout_seconds` of
 /// `PromptAgentAPIModel-Input`: 4 s, 2 to 15 allowed): how long it waits
 /// for the custom LLM's first words before it tries the request again.
@@ -158,6 +233,17 @@ pub struct DesiredAgent {
     /// `platform_settings.workspace_overrides.webhooks`; the workspace-wide
     /// post-call webhook applies when absent.
     pub post_call_webhook: Option<PostCallWebhook>,
+    /// `conversation_config.agent.dynamic_variables.dynamic_variable_placeholders`
+    /// (`DynamicVariablesConfig`): the values `{{name}}` in the prompt
+    /// and first message take when a call brings none of its own
+    /// (elevenlabs-docs `customization/dynamic-variables.mdx`); left out
+    /// when empty.
+    pub dynamic_variables: std::collections::BTreeMap<String, String>,
+    /// `platform_settings.call_limits`; left to ElevenLabs when absent.
+    pub call_limits: Option<CallLimits>,
+    /// `platform_settings.data_collection` and `.evaluation`; left to
+    /// ElevenLabs when absent.
+    pub analysis: Option<Analysis>,
     /// Further `platform_settings` fields, sent as given when present.
     pub platform_settings: Option<Map<String, Value>>,
 }
@@ -210,6 +296,10 @@ impl DesiredAgent {
                 "conversation": { "max_duration_seconds": self.max_duration_secs },
             },
         });
+        if !self.dynamic_variables.is_empty() {
+            body["conversation_config"]["agent"]["dynamic_variables"] =
+                json!({ "dynamic_variable_placeholders": self.dynamic_variables });
+        }
         let mut settings = self.platform_settings.clone().unwrap_or_default();
         if let Some(privacy) = &self.privacy {
             settings.insert(
@@ -231,6 +321,18 @@ impl DesiredAgent {
                     },
                 }),
             );
+        }
+        if let Some(limits) = &self.call_limits {
+            settings.insert(
+                "call_limits".into(),
+                json!({
+                    "agent_concurrency_limit": limits.concurrent,
+                    "daily_limit": limits.daily,
+                }),
+            );
+        }
+        if let Some(analysis) = &self.analysis {
+            analysis.insert_into(&mut settings);
         }
         if !settings.is_empty() {
             body["platform_settings"] = Value::Object(settings);

@@ -181,6 +181,13 @@ pub async fn post_call(
             if let Some(reason) = &metadata.termination_reason {
                 extra.insert("terminationReason".into(), json!(reason));
             }
+            if let Some(found) = data
+                .analysis
+                .as_ref()
+                .and_then(|a| analysis_metadata(a, tenant.settings.conversation.record_calls))
+            {
+                extra.insert("analysis".into(), found);
+            }
             if tenant.settings.conversation.record_calls {
                 if let Some(summary) = data
                     .analysis
@@ -267,6 +274,53 @@ fn send_transcripts(
             .collect(),
     };
     super::transcripts::send_transcripts(state, tenant, &call);
+}
+
+/// What ElevenLabs' post-call analysis found (`analysis` of a
+/// transcription event, `ConversationHistoryAnalysisCommonModel` in its
+/// OpenAPI document; elevenlabs-docs `workflows/post-call-webhook.mdx`):
+/// `callSuccessful` and each evaluation criterion's `result` (and `score`
+/// when numeric) always; the collected values and the rationales, which
+/// may quote the caller, only when `keep_content` (the tenant records
+/// calls). The summary is the record's `summary`, kept under the same
+/// rule. `None` when the event carries none of it.
+fn analysis_metadata(analysis: &Value, keep_content: bool) -> Option<Value> {
+    let mut found = Map::new();
+    if let Some(outcome) = analysis.get("call_successful").and_then(Value::as_str) {
+        found.insert("callSuccessful".into(), json!(outcome));
+    }
+    let results = |field: &str, kept: &[&str]| -> Option<Value> {
+        let items = analysis.get(field)?.as_object()?;
+        let out: Map<String, Value> = items
+            .iter()
+            .map(|(id, item)| {
+                let fields: Map<String, Value> = kept
+                    .iter()
+                    .filter_map(|k| {
+                        item.get(*k)
+                            .filter(|v| !v.is_null())
+                            .map(|v| (k.to_string(), v.clone()))
+                    })
+                    .collect();
+                (id.clone(), Value::Object(fields))
+            })
+            .collect();
+        (!out.is_empty()).then_some(Value::Object(out))
+    };
+    let criteria: &[&str] = if keep_content {
+        &["result", "score", "rationale"]
+    } else {
+        &["result", "score"]
+    };
+    if let Some(criteria) = results("evaluation_criteria_results", criteria) {
+        found.insert("evaluationCriteria".into(), criteria);
+    }
+    if keep_content
+        && let Some(collected) = results("data_collection_results", &["value", "rationale"])
+    {
+        found.insert("dataCollection".into(), collected);
+    }
+    (!found.is_empty()).then_some(Value::Object(found))
 }
 
 /// Ends the call's agent session in the background, so the webhook's
@@ -491,4 +545,51 @@ pub async fn conversation_init(
             "location_id": tenant.key.location_id.as_str(),
         },
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis() -> Value {
+        json!({
+            "call_successful": "success",
+            "transcript_summary": "Booked for tomorrow at 10.",
+            "evaluation_criteria_results": {
+                "appointment_handled": {"criteria_id": "appointment_handled", "result": "success",
+                    "rationale": "The caller asked for 10:00 and got it."},
+            },
+            "data_collection_results": {
+                "appointment_date": {"data_collection_id": "appointment_date", "value": "2026-12-02",
+                    "rationale": "Tomorrow, said at 0:12."},
+                "new_patient": {"data_collection_id": "new_patient", "value": null, "rationale": "Not said."},
+            },
+        })
+    }
+
+    #[test]
+    fn the_analysis_keeps_results_and_content_only_when_calls_are_recorded() {
+        assert_eq!(
+            analysis_metadata(&analysis(), true),
+            Some(json!({
+                "callSuccessful": "success",
+                "evaluationCriteria": {"appointment_handled": {"result": "success",
+                    "rationale": "The caller asked for 10:00 and got it."}},
+                "dataCollection": {
+                    "appointment_date": {"value": "2026-12-02", "rationale": "Tomorrow, said at 0:12."},
+                    "new_patient": {"rationale": "Not said."},
+                },
+            }))
+        );
+        assert_eq!(
+            analysis_metadata(&analysis(), false),
+            Some(json!({
+                "callSuccessful": "success",
+                "evaluationCriteria": {"appointment_handled": {"result": "success"}},
+            }))
+        );
+        // The empty maps of an agent without analysis leave nothing.
+        let bare = json!({"evaluation_criteria_results": {}, "data_collection_results": {}});
+        assert_eq!(analysis_metadata(&bare, true), None);
+    }
 }

@@ -142,6 +142,20 @@ impl Validator {
             let field = (path != ".").then_some(path);
             (field, e.into_inner().to_string())
         })?;
+        // The CRD's CEL rule: without a template these are the VoiceAgent's
+        // own to give (`local` mode reads no templates).
+        if object.spec.template_ref.is_none() {
+            let spec = &object.spec;
+            for (field, value) in [
+                ("spec.businessName", &spec.business_name),
+                ("spec.voiceId", &spec.voice_id),
+                ("spec.greeting", &spec.greeting),
+            ] {
+                if value.is_empty() {
+                    return Err((Some(field.to_owned()), "is required".to_owned()));
+                }
+            }
+        }
         Ok(object)
     }
 }
@@ -478,6 +492,12 @@ spec:
             only_error(&scan),
             (1, Some("spec.businessId"), "is required")
         );
+    }
+
+    #[test]
+    fn without_a_template_the_voice_is_required() {
+        let scan = scan_text(&[("x.yaml", &GOOD.replace("  voiceId: v1\n", ""))]);
+        assert_eq!(only_error(&scan), (1, Some("spec.voiceId"), "is required"));
     }
 
     #[test]

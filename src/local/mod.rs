@@ -280,6 +280,8 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     ops.ready.store(true, Ordering::Release);
     drive(
         triggers,
+        // `local` mode reads no templates.
+        Box::pin(futures::stream::pending()),
         parts,
         LOCAL_CONCURRENCY,
         stop_when(stop_rx.clone(), None),

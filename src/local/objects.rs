@@ -345,6 +345,16 @@ impl Objects for LocalObjects {
         })
     }
 
+    /// `local` mode reads no templates: a VoiceAgent that names one is
+    /// Stalled with TemplateNotFound.
+    fn template<'a>(
+        &'a self,
+        _va: &'a VoiceAgent,
+        _name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::crd::VoiceAgentTemplate>, Error>> {
+        Box::pin(async { Ok(None) })
+    }
+
     fn secret<'a>(
         &'a self,
         va: &'a VoiceAgent,

@@ -12,7 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
 
-use crate::crd::VoiceAgent;
+use crate::crd::{VoiceAgent, VoiceAgentTemplate};
 
 /// A client for the cluster that the kubeconfig at `path` names.
 pub async fn client_from(path: &str) -> Client {
@@ -23,15 +23,43 @@ pub async fn client_from(path: &str) -> Client {
     Client::try_from(config).expect("a client for the test cluster")
 }
 
-/// Applies the checked-in CRD and waits until it is served.
+/// Applies the checked-in CRDs (VoiceAgent, VoiceAgentTemplate) and waits
+/// until they are served.
 pub async fn install_crd(client: &Client) {
+    for (file, name) in [
+        ("voiceagents.io_voiceagents.yaml", VoiceAgent::crd_name()),
+        (
+            "voiceagents.io_voiceagenttemplates.yaml",
+            VoiceAgentTemplate::crd_name(),
+        ),
+    ] {
+        apply_crd(client, file, name).await;
+    }
+    // Discovery can lag behind Established for a moment.
+    let probe: Api<VoiceAgent> = Api::namespaced(client.clone(), "default");
+    let templates: Api<VoiceAgentTemplate> = Api::namespaced(client.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while probe.list(&Default::default()).await.is_err()
+        || templates.list(&Default::default()).await.is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "VoiceAgents not served 30 s after the CRD"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Applies `crds/<file>` and waits until CRD `name` is Established.
+async fn apply_crd(client: &Client, file: &str, name: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/voiceagents.io_voiceagents.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crds")
+            .join(file),
     )
     .unwrap();
     let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
-    let name = VoiceAgent::crd_name();
     crds.patch(
         name,
         &PatchParams::apply("voice-operator-tests").force(),
@@ -51,16 +79,9 @@ pub async fn install_crd(client: &Client) {
         if established {
             break;
         }
-        assert!(Instant::now() < deadline, "CRD not Established after 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Discovery can lag behind Established for a moment.
-    let probe: Api<VoiceAgent> = Api::namespaced(client.clone(), "default");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while probe.list(&Default::default()).await.is_err() {
         assert!(
             Instant::now() < deadline,
-            "VoiceAgents not served 30 s after the CRD"
+            "CRD {name} not Established after 30 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -41,6 +41,9 @@ pub struct Faults {
     /// accepts but does not keep: removed from every agent created or
     /// PATCHed, as pydantic drops a field its model does not know.
     pub drop_fields: Vec<String>,
+    /// How long every answer takes, as a slow API's would; each request
+    /// is then in flight at least this long from its arrival.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// The failures [`Faults::fail_ratio`] draws from.
@@ -61,6 +64,8 @@ struct State {
     next_number: u64,
     /// Every request as "METHOD path", in arrival order.
     log: Vec<String>,
+    /// The same, with the time each arrived.
+    arrivals: Vec<(Instant, String)>,
     created: u64,
     /// Creates answered with 500 although the agent was made.
     made_anyway: u64,
@@ -179,6 +184,12 @@ impl FakeElevenLabs {
         std::mem::take(&mut self.lock().log)
     }
 
+    /// Every request so far ("METHOD path") with the time it arrived, and
+    /// forgets them.
+    pub fn take_arrivals(&self) -> Vec<(Instant, String)> {
+        std::mem::take(&mut self.lock().arrivals)
+    }
+
     /// Agents created, calls failed on purpose, calls throttled.
     pub fn counts(&self) -> (u64, u64, u64) {
         let s = self.lock();
@@ -231,10 +242,23 @@ impl Refusal {
 
 impl Respond for Handler {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        let answer = self.answer(req);
+        match self.faults.latency {
+            Some(latency) => answer.set_delay(latency),
+            None => answer,
+        }
+    }
+}
+
+impl Handler {
+    fn answer(&self, req: &Request) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let method = req.method.as_str().to_owned();
         let path = req.url.path().to_owned();
         state.log.push(format!("{method} {path}"));
+        state
+            .arrivals
+            .push((Instant::now(), format!("{method} {path}")));
         if req.headers.get("xi-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
             return error(401, "Invalid API key");
         }
@@ -701,6 +725,10 @@ pub fn violations(schema: &str, instance: &Value, loc: &[Value]) -> Vec<Value> {
                 ValidationErrorKind::Maximum { limit } => (
                     "less_than_equal".to_owned(),
                     format!("Input should be less than or equal to {limit}"),
+                ),
+                ValidationErrorKind::MaxLength { limit } => (
+                    "string_too_long".to_owned(),
+                    format!("String should have at most {limit} characters"),
                 ),
                 _ => ("value_error".to_owned(), e.to_string()),
             };

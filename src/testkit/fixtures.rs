@@ -138,6 +138,9 @@ pub fn desired_agent() -> DesiredAgent {
         transfers: Vec::new(),
         privacy: None,
         post_call_webhook: None,
+        dynamic_variables: Default::default(),
+        call_limits: None,
+        analysis: None,
         platform_settings: None,
     }
 }

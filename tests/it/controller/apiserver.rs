@@ -171,6 +171,20 @@ async fn apply_edit_disable_and_delete_a_voiceagent() {
         fake.agents()[&agent_id]["conversation_config"]["tts"]["model_id"],
         "eleven_flash_v2_5"
     );
+    // Its call limits and post-call analysis, as the example declares them.
+    let settings = &fake.agents()[&agent_id]["platform_settings"];
+    assert_eq!(
+        settings["call_limits"],
+        json!({"agent_concurrency_limit": 4, "daily_limit": 500})
+    );
+    assert_eq!(
+        settings["data_collection"]["new_patient"]["type"],
+        "boolean"
+    );
+    assert_eq!(
+        settings["evaluation"]["criteria"][0]["id"],
+        "appointment_handled"
+    );
     let ready = status
         .conditions
         .iter()
@@ -712,6 +726,57 @@ async fn refused(api: &Api<VoiceAgent>, name: &str, change: &Value, message: &st
             );
         }
         other => panic!("{change} was not rejected: {other:?}"),
+    }
+}
+
+/// The API server's refusal of `change` to VoiceAgent `name`: its message.
+async fn refusal(api: &Api<VoiceAgent>, name: &str, change: &serde_json::Value) -> String {
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(change))
+        .await
+    {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{change}: {status:?}");
+            status.message
+        }
+        other => panic!("{change} was not rejected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_refuses_limits_out_of_range_and_unknown_analysis_items() {
+    let client = cluster::client().await;
+    cluster::install_crd(&client).await;
+    let ns = cluster::namespace(&client, "limits").await;
+    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let va = cluster::example("voiceagent-clinic.yaml", &ns);
+    api.create(&PostParams::default(), &va).await.unwrap();
+    let name = va.name_any();
+    let item = |id: &str, kind: &str| json!({"id": id, "type": kind, "description": "d"});
+    for (spec, field) in [
+        (
+            json!({"limits": {"concurrentCalls": 0}}),
+            "spec.limits.concurrentCalls",
+        ),
+        (
+            json!({"limits": {"dailyCalls": -5}}),
+            "spec.limits.dailyCalls",
+        ),
+        (
+            json!({"analysis": {"dataCollection": [item("visit", "date")]}}),
+            "spec.analysis.dataCollection[0].type",
+        ),
+        (
+            json!({"analysis": {"dataCollection": [item("a", "string"), item("a", "boolean")]}}),
+            "spec.analysis.dataCollection[1]",
+        ),
+        (
+            json!({"analysis": {"evaluationCriteria": [{"id": "c", "goal": "x".repeat(2001)}]}}),
+            "spec.analysis.evaluationCriteria[0].goal",
+        ),
+    ] {
+        let message = refusal(&api, &name, &json!({ "spec": spec })).await;
+        assert!(message.contains(field), "{spec}: {message}");
     }
 }
 

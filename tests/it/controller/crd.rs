@@ -8,7 +8,7 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use voice_operator::crd::{
     DeletionPolicy, SipMediaEncryption, SipTransport, TelephonySpec, VoiceAgent, VoiceAgentSpec,
-    VoiceAgentStatus, crd_yaml,
+    VoiceAgentStatus, VoiceAgentTemplate, crd_yaml, template_crd_yaml,
 };
 
 fn repo(rel: &str) -> PathBuf {
@@ -32,7 +32,16 @@ fn the_checked_in_crd_is_what_the_code_generates() {
         .output()
         .unwrap();
     assert!(printed.status.success());
-    assert_eq!(String::from_utf8(printed.stdout).unwrap(), file);
+    let templates =
+        std::fs::read_to_string(repo("crds/voiceagents.io_voiceagenttemplates.yaml")).unwrap();
+    assert!(
+        templates == template_crd_yaml(),
+        "crds/voiceagents.io_voiceagenttemplates.yaml is stale: regenerate both with `cargo run -- crd` (two documents: voiceagents, then voiceagenttemplates)"
+    );
+    assert_eq!(
+        String::from_utf8(printed.stdout).unwrap(),
+        format!("{file}---\n{templates}")
+    );
 }
 
 #[test]
@@ -197,5 +206,59 @@ fn telephony_parses_either_provider_and_status_keeps_the_phone_number() {
     assert_eq!(
         serde_json::to_value(&status).unwrap(),
         json!({"phoneNumberId": "phnum_1", "phoneNumberAssigned": true, "phoneNumberImported": false})
+    );
+}
+
+/// Every document of `examples/fleet/<file>`.
+fn fleet(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo("examples/fleet").join(file)).unwrap();
+    text.split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_fleet_example_is_one_template_and_three_locations_that_merge() {
+    let template_schema = {
+        let crd = serde_json::to_value(VoiceAgentTemplate::crd()).unwrap();
+        jsonschema::options()
+            .build(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+            .unwrap()
+    };
+    let [template] = &fleet("template.yaml")[..] else {
+        panic!("one template")
+    };
+    assert!(template_schema.is_valid(template));
+    let template: VoiceAgentTemplate = serde_json::from_value(template.clone()).unwrap();
+    template.validate_cel().unwrap();
+    let validator = spec_validator();
+    let locations = fleet("locations.yaml");
+    assert_eq!(locations.len(), 3);
+    let mut cities = Vec::new();
+    for manifest in locations {
+        assert!(validator.is_valid(&manifest), "{manifest}");
+        let va: VoiceAgent = serde_json::from_value(manifest).unwrap();
+        va.validate_cel().unwrap();
+        let spec = voice_operator::controller::template::effective(&va, &template)
+            .unwrap()
+            .spec;
+        // The template's, with each location's own values over it.
+        assert_eq!(spec.business_name, "Zâmbet Dental");
+        assert_eq!(spec.language, "ro");
+        assert_eq!(spec.conversation.max_duration_seconds, 600);
+        assert!(spec.variables.contains_key("opening_hours"));
+        cities.push((
+            spec.variables["city"].clone(),
+            spec.limits.unwrap().daily_calls,
+            spec.transfer.len(),
+        ));
+    }
+    assert_eq!(
+        cities,
+        [
+            ("București".to_owned(), Some(400), 0),
+            ("Cluj-Napoca".to_owned(), Some(400), 1),
+            ("Iași".to_owned(), Some(150), 0),
+        ]
     );
 }

@@ -4,3 +4,4 @@ mod apiserver;
 mod crd;
 mod gitops;
 mod mocked;
+mod templates;

@@ -7,7 +7,10 @@
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use voice_operator::controller::desired::{OperatorSettings, agent};
-use voice_operator::crd::{VoiceAgent, VoiceModel, VoiceSpec};
+use voice_operator::crd::{
+    AnalysisSpec, DataCollectionItem, DataType, EvaluationCriterion, LimitsSpec, VoiceAgent,
+    VoiceModel, VoiceSpec,
+};
 use voice_operator::testkit::fixtures::{clinic, operator_settings};
 
 use crate::support::fake_elevenlabs::{
@@ -438,4 +441,191 @@ fn the_crd_refuses_a_voice_the_api_would_refuse() {
     let mut manifest = serde_json::to_value(clinic()).unwrap();
     manifest["spec"]["conversation"] = json!({"retentionDays": -2});
     assert!(!validator.is_valid(&manifest));
+}
+
+/// The clinic with call limits and a post-call analysis.
+fn analysed_clinic() -> VoiceAgent {
+    let mut va = clinic();
+    va.spec.limits = Some(LimitsSpec {
+        concurrent_calls: Some(4),
+        daily_calls: Some(500),
+    });
+    va.spec.analysis = Some(AnalysisSpec {
+        data_collection: [
+            ("caller_name", DataType::String),
+            ("new_patient", DataType::Boolean),
+            ("party_size", DataType::Integer),
+            ("quoted_price", DataType::Number),
+        ]
+        .into_iter()
+        .map(|(id, value_type)| DataCollectionItem {
+            id: id.into(),
+            value_type,
+            description: format!("The {id} the caller gave"),
+        })
+        .collect(),
+        evaluation_criteria: vec![EvaluationCriterion {
+            id: "appointment_booked".into(),
+            goal: "The caller booked an appointment".into(),
+        }],
+    });
+    va
+}
+
+#[test]
+fn limits_and_analysis_pass_the_platform_settings_schemas() {
+    let body = agent(&analysed_clinic(), &operator_settings())
+        .unwrap()
+        .body();
+    let settings = &body["platform_settings"];
+    for (schema, value) in [
+        (CREATE_BODY, &body),
+        (PLATFORM_SETTINGS, settings),
+        ("AgentCallLimits", &settings["call_limits"]),
+        ("EvaluationSettings-Input", &settings["evaluation"]),
+        (
+            "PromptEvaluationCriteria",
+            &settings["evaluation"]["criteria"][0],
+        ),
+    ] {
+        assert_eq!(
+            violations(schema, value, &[]),
+            Vec::<Value>::new(),
+            "{schema}"
+        );
+    }
+    assert_eq!(
+        settings["call_limits"],
+        json!({"agent_concurrency_limit": 4, "daily_limit": 500})
+    );
+    let items = settings["data_collection"].as_object().unwrap();
+    assert_eq!(items.len(), 4);
+    for (id, item) in items {
+        assert_eq!(
+            violations("AnalysisProperty", item, &[]),
+            Vec::<Value>::new(),
+            "{id}"
+        );
+    }
+    assert_eq!(items["new_patient"]["type"], "boolean");
+    // Every type the CRD offers is one the platform knows.
+    let known = &violations("AnalysisProperty", &json!({"type": "date"}), &[])[0];
+    assert_eq!(known["type"], "enum");
+}
+
+#[tokio::test]
+async fn the_stand_in_refuses_call_limits_and_analysis_outside_the_schema() {
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let good = agent(&analysed_clinic(), &operator_settings())
+        .unwrap()
+        .body();
+    let (status, created) = send(&fake, "POST", "/v1/convai/agents/create", Some(&good)).await;
+    assert_eq!(status, 200, "{created}");
+    let path = format!(
+        "/v1/convai/agents/{}",
+        created["agent_id"].as_str().unwrap()
+    );
+    for (patch, loc, kind) in [
+        // AgentCallLimits' limits are integers.
+        (
+            json!({"call_limits": {"agent_concurrency_limit": 2.5}}),
+            json!([
+                "body",
+                "platform_settings",
+                "call_limits",
+                "agent_concurrency_limit"
+            ]),
+            "int_type",
+        ),
+        (
+            json!({"call_limits": {"daily_limit": "100"}}),
+            json!(["body", "platform_settings", "call_limits", "daily_limit"]),
+            "int_type",
+        ),
+        // A value type the platform does not know.
+        (
+            json!({"data_collection": {"visit_day": {"type": "date", "description": "d"}}}),
+            json!([
+                "body",
+                "platform_settings",
+                "data_collection",
+                "visit_day",
+                "type"
+            ]),
+            "enum",
+        ),
+        // A goal over the 2000 characters ElevenLabs allows.
+        (
+            json!({"evaluation": {"criteria": [{"id": "c", "name": "c",
+                "conversation_goal_prompt": "x".repeat(2001)}]}}),
+            json!([
+                "body",
+                "platform_settings",
+                "evaluation",
+                "criteria",
+                0,
+                "conversation_goal_prompt"
+            ]),
+            "string_too_long",
+        ),
+    ] {
+        let (status, answer) = send(
+            &fake,
+            "PATCH",
+            &path,
+            Some(&json!({"platform_settings": patch})),
+        )
+        .await;
+        assert_eq!(status, 422, "{patch}: {answer}");
+        let detail = only_detail(&answer);
+        assert_eq!(
+            (&detail["loc"], detail["type"].as_str()),
+            (&loc, Some(kind))
+        );
+    }
+    // What the operator sends is kept as sent.
+    let (_, stored) = send(&fake, "GET", &path, None).await;
+    assert_eq!(
+        stored["platform_settings"]["call_limits"],
+        good["platform_settings"]["call_limits"]
+    );
+}
+
+#[test]
+fn the_crd_refuses_limits_out_of_range_and_unknown_analysis_types() {
+    let validator = spec_validator();
+    let manifest = |spec: Value| {
+        let mut va = serde_json::to_value(analysed_clinic()).unwrap();
+        voice_operator::testkit::fake_elevenlabs::merge(&mut va["spec"], spec);
+        va
+    };
+    assert!(validator.is_valid(&manifest(json!({}))));
+    for (spec, path) in [
+        (
+            json!({"limits": {"concurrentCalls": 0}}),
+            "/spec/limits/concurrentCalls",
+        ),
+        (
+            json!({"limits": {"dailyCalls": -1}}),
+            "/spec/limits/dailyCalls",
+        ),
+        (
+            json!({"limits": {"dailyCalls": 2147483648u64}}),
+            "/spec/limits/dailyCalls",
+        ),
+        (
+            json!({"analysis": {"dataCollection": [{"id": "d", "type": "date", "description": "d"}]}}),
+            "/spec/analysis/dataCollection/0/type",
+        ),
+        (
+            json!({"analysis": {"evaluationCriteria": [{"id": "c", "goal": "x".repeat(2001)}]}}),
+            "/spec/analysis/evaluationCriteria/0/goal",
+        ),
+    ] {
+        let errors: Vec<String> = validator
+            .iter_errors(&manifest(spec.clone()))
+            .map(|e| e.instance_path.to_string())
+            .collect();
+        assert_eq!(errors, [path], "{spec}");
+    }
 }

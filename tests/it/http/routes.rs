@@ -588,6 +588,52 @@ async fn post_call_transcription_logs_duration_cost_and_transcript_once() {
 }
 
 #[tokio::test]
+async fn post_call_analysis_results_land_in_the_calls_record() {
+    let bridge = clinic().await;
+    bridge
+        .tenant("B0100001", "L0100001", "agent_7801k2abcd0efgh", true)
+        .await;
+    // The shared fixture, with the results of an agent that declares
+    // spec.analysis (ConversationHistoryAnalysisCommonModel's shape).
+    let mut event = post_call_fixture();
+    event["data"]["analysis"]["evaluation_criteria_results"] = json!({
+        "appointment_handled": {"criteria_id": "appointment_handled", "result": "success",
+            "rationale": "The caller asked for tomorrow at 10:00 and it was booked."},
+    });
+    event["data"]["analysis"]["data_collection_results"] = json!({
+        "appointment_date": {"data_collection_id": "appointment_date", "value": "2026-12-02",
+            "json_schema": {"type": "string", "description": "The date booked"},
+            "rationale": "The caller said tomorrow."},
+        "new_patient": {"data_collection_id": "new_patient", "value": false,
+            "rationale": "The caller has been before."},
+    });
+    let url = format!("{}/api/elevenlabs/post-call", bridge.url);
+    let (status, answer) = signed_json(&url, &event).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("ok")));
+
+    let records = bridge.records().await;
+    assert_eq!(records.len(), 1);
+    assert_schema_valid(&records);
+    let meta = &records[0]["data"]["metadata"];
+    assert_eq!(
+        meta["analysis"],
+        json!({
+            "callSuccessful": "success",
+            "evaluationCriteria": {"appointment_handled": {"result": "success",
+                "rationale": "The caller asked for tomorrow at 10:00 and it was booked."}},
+            "dataCollection": {
+                "appointment_date": {"value": "2026-12-02", "rationale": "The caller said tomorrow."},
+                "new_patient": {"value": false, "rationale": "The caller has been before."},
+            },
+        })
+    );
+    assert_eq!(
+        meta["summary"],
+        json!("Caller booked an appointment for tomorrow at 10:00.")
+    );
+}
+
+#[tokio::test]
 async fn a_post_call_event_delivered_to_two_replicas_gives_one_request_id() {
     // Two replicas, each with its own memory and its own action log.
     let (a, b) = (clinic().await, clinic().await);
