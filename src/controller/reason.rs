@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 41);
+        assert_eq!(Reason::ALL.len(), 42);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());
