@@ -107,7 +107,8 @@ pub async fn build_bridge(
     };
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
-    let mut tools_config = args.tools(secrets);
+    let (prices, per_credit) = args.prices()?;
+    let mut tools_config = args.tools(secrets, prices);
     if let Some((url, token)) = backends.embedded.app_server {
         tools_config.app_server_url = Some(url);
         tools_config.app_server_token = Some(token);
@@ -135,6 +136,7 @@ pub async fn build_bridge(
     config.request_timeout = Duration::from_secs(args.request_timeout_secs);
     config.recordings_dir = args.recordings_dir.clone();
     config.buffer_words_after = args.buffer_words_after();
+    config.price_per_credit = per_credit;
     let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
         backends.store,
         Duration::from_millis(args.tenant_cache_ms),

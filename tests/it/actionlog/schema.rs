@@ -1,8 +1,11 @@
 //! Records built for every action type and outcome validate against the
 //! shared agent-log JSON Schema; the shared samples round-trip unchanged.
 
-use crate::support::{agent_log_validator, fixture, sample_record};
-use serde_json::Value;
+use crate::support::{
+    agent_log_validator, assert_valid_against_both_schemas, fixture, repo_agent_log_validator,
+    sample_record,
+};
+use serde_json::{Value, json};
 use voice_operator::actionlog::AgentLogRecord;
 
 #[test]
@@ -60,15 +63,91 @@ fn shared_samples_round_trip_unchanged() {
 }
 
 #[test]
-fn the_repositorys_schema_is_the_shared_one_verbatim() {
+fn the_repositorys_schema_is_the_shared_one_plus_the_optional_cost() {
     let ours = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/schemas/agent-log.schema.json"
     ))
     .unwrap();
-    let shared = std::fs::read(fixture("agent-log/agent-log.schema.json")).unwrap();
-    assert!(
-        ours == shared,
-        "schemas/agent-log.schema.json differs from the shared fixture: copy it again"
+    let mut ours: Value = serde_json::from_slice(&ours).unwrap();
+    let shared: Value =
+        serde_json::from_slice(&std::fs::read(fixture("agent-log/agent-log.schema.json")).unwrap())
+            .unwrap();
+    let metadata = &mut ours["properties"]["data"]["properties"]["metadata"];
+    let cost = metadata["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cost")
+        .expect("the repository's schema names data.metadata.cost");
+    assert!(metadata.get("required").is_none(), "cost stays optional");
+    assert_eq!(
+        cost["required"],
+        json!(["amount", "currency", "source"]),
+        "{cost}"
     );
+    assert_eq!(
+        ours, shared,
+        "apart from metadata.cost, schemas/agent-log.schema.json must be the shared schema"
+    );
+}
+
+/// One sample record of each action type, with `cost` in its metadata.
+fn with_cost(cost: Value) -> Vec<Value> {
+    (0..4)
+        .map(|i| {
+            let mut json = serde_json::to_value(sample_record(i, 5)).unwrap();
+            json["data"]["metadata"]["cost"] = cost.clone();
+            json
+        })
+        .collect()
+}
+
+#[test]
+fn records_with_a_cost_and_without_one_are_valid_against_both_schemas() {
+    for cost in [
+        json!({"amount": 0.0712, "currency": "USD", "source": "provider"}),
+        json!({"amount": 0, "currency": "EUR", "source": "estimated"}),
+        json!({"amount": 0.13536, "currency": "USD", "source": "estimated", "credits": 752}),
+    ] {
+        for record in with_cost(cost) {
+            assert_valid_against_both_schemas(&record);
+            // And the record type reads and checks it.
+            let parsed: AgentLogRecord = serde_json::from_value(record.clone()).unwrap();
+            parsed.validate().unwrap();
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), record);
+        }
+    }
+    // No price known: no cost field, valid against both.
+    let record = serde_json::to_value(sample_record(0, 5)).unwrap();
+    assert!(record["data"]["metadata"].get("cost").is_none());
+    assert_valid_against_both_schemas(&record);
+}
+
+#[test]
+fn the_repositorys_schema_refuses_a_malformed_cost_and_the_shared_one_does_not_look() {
+    let ours = repo_agent_log_validator();
+    let shared = agent_log_validator();
+    for bad in [
+        json!({"amount": -1, "currency": "USD", "source": "provider"}),
+        json!({"amount": 1, "currency": "usd", "source": "provider"}),
+        json!({"amount": 1, "currency": "USD", "source": "guessed"}),
+        json!({"amount": 1, "currency": "USD"}),
+        json!(752),
+    ] {
+        let record = with_cost(bad.clone()).remove(0);
+        assert!(
+            !ours.is_valid(&record),
+            "{bad} passed the repository's schema"
+        );
+        assert!(
+            shared.is_valid(&record),
+            "the shared schema allows any metadata"
+        );
+        let parsed = serde_json::from_value::<AgentLogRecord>(record);
+        let refused = match parsed {
+            Err(_) => true,
+            Ok(record) => record.validate().is_err(),
+        };
+        assert!(refused, "{bad} read as a valid record");
+    }
 }

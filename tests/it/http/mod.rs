@@ -2,6 +2,7 @@
 //! the admin API, mangled bodies.
 
 mod admin;
+mod cost;
 mod fuzz;
 mod llm;
 mod routes;
