@@ -108,6 +108,15 @@ pub async fn build_bridge(
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
     let (prices, per_credit) = args.prices()?;
+    let pricing = format!(
+        "{} message prices, {}",
+        prices.len(),
+        per_credit
+            .as_ref()
+            .map_or("no price per credit".to_owned(), |p| format!(
+                "{p} per credit"
+            ))
+    );
     let mut tools_config = args.tools(secrets, prices);
     if let Some((url, token)) = backends.embedded.app_server {
         tools_config.app_server_url = Some(url);
@@ -125,6 +134,7 @@ pub async fn build_bridge(
         %agent,
         %messaging,
         %app_server,
+        %pricing,
         notifications = args.notification_url.as_deref().unwrap_or("not configured"),
         "bridge configured"
     );
