@@ -151,3 +151,84 @@ fn the_repositorys_schema_refuses_a_malformed_cost_and_the_shared_one_does_not_l
         assert!(refused, "{bad} read as a valid record");
     }
 }
+
+/// The leaf fields of the repository's schema, as JSON paths
+/// (`data.metadata.cost.amount`).
+fn schema_leaves() -> Vec<String> {
+    fn walk(schema: &Value, prefix: &str, out: &mut Vec<String>) {
+        for (name, sub) in schema["properties"].as_object().unwrap() {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if sub.get("properties").is_some() {
+                walk(sub, &path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let text = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/agent-log.schema.json"
+    ))
+    .unwrap();
+    let mut leaves = Vec::new();
+    walk(&serde_json::from_slice(&text).unwrap(), "", &mut leaves);
+    leaves
+}
+
+/// The text of docs/analytics.md from the line starting `start` to the
+/// next line starting `end`.
+fn analytics_block(start: &str, end: &str) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/analytics.md")).unwrap();
+    let from = doc
+        .find(start)
+        .unwrap_or_else(|| panic!("docs/analytics.md has {start:?}"));
+    let rest = &doc[from..];
+    let to = rest[1..]
+        .find(end)
+        .unwrap_or_else(|| panic!("docs/analytics.md has {end:?} after {start:?}"));
+    rest[..=to].to_owned()
+}
+
+#[test]
+fn the_analytics_ddl_names_every_field_of_the_schema() {
+    let leaves = schema_leaves();
+    assert!(leaves.contains(&"data.metadata.cost.amount".to_owned()));
+    assert!(leaves.len() > 20, "{leaves:?}");
+    // Athena: lower-case names (the OpenX SerDe lower-cases JSON keys),
+    // nested in structs as in the record.
+    let athena = analytics_block("CREATE EXTERNAL TABLE agent_log", "PARTITIONED BY");
+    let words: std::collections::BTreeSet<String> = athena
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_owned)
+        .collect();
+    for leaf in &leaves {
+        for part in leaf.split('.') {
+            assert!(
+                words.contains(&part.to_ascii_lowercase()),
+                "the Athena DDL in docs/analytics.md has no column for {leaf} ({part})"
+            );
+        }
+    }
+    // ClickHouse: every top-level field a column of what ClickPipes
+    // writes, every field under data read by the flattening view.
+    let raw = analytics_block("CREATE TABLE agent_log_raw", "ENGINE");
+    let view = analytics_block("CREATE MATERIALIZED VIEW agent_log_flatten", "FROM");
+    for leaf in &leaves {
+        match leaf.strip_prefix("data.") {
+            None => assert!(
+                raw.lines()
+                    .any(|l| l.split_whitespace().next() == Some(leaf.as_str())),
+                "agent_log_raw in docs/analytics.md has no column {leaf}"
+            ),
+            Some(_) => assert!(
+                view.contains(&format!("{leaf}::")),
+                "agent_log_flatten in docs/analytics.md does not read {leaf}"
+            ),
+        }
+    }
+}
