@@ -107,7 +107,17 @@ pub async fn build_bridge(
     };
     let log_config = action_log.config(data_dir)?;
     let (log, shipper) = ActionLog::open(&log_config).await?;
-    let mut tools_config = args.tools(secrets);
+    let (prices, per_credit) = args.prices()?;
+    let pricing = format!(
+        "{} message prices, {}",
+        prices.len(),
+        per_credit
+            .as_ref()
+            .map_or("no price per credit".to_owned(), |p| format!(
+                "{p} per credit"
+            ))
+    );
+    let mut tools_config = args.tools(secrets, prices);
     if let Some((url, token)) = backends.embedded.app_server {
         tools_config.app_server_url = Some(url);
         tools_config.app_server_token = Some(token);
@@ -124,6 +134,7 @@ pub async fn build_bridge(
         %agent,
         %messaging,
         %app_server,
+        %pricing,
         notifications = args.notification_url.as_deref().unwrap_or("not configured"),
         "bridge configured"
     );
@@ -135,6 +146,7 @@ pub async fn build_bridge(
     config.request_timeout = Duration::from_secs(args.request_timeout_secs);
     config.recordings_dir = args.recordings_dir.clone();
     config.buffer_words_after = args.buffer_words_after();
+    config.price_per_credit = per_credit;
     let cached: Arc<dyn TenantStore> = Arc::new(CachedStore::new(
         backends.store,
         Duration::from_millis(args.tenant_cache_ms),

@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod buffer;
+pub mod cost;
 pub mod kinesis;
 pub mod metrics;
 pub mod record;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+pub use cost::{Cost, CostSource, Money};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use record::{
     Action, AgentLogRecord, EmailProvider, EncodedRecord, Outcome, Recipient, RecordError,

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::cost::Cost;
+
 /// Largest record Kinesis accepts: data blob plus partition key.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
@@ -234,17 +236,31 @@ pub struct Seconds(pub f64);
 
 impl Serialize for Seconds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        const EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
-        if self.0.fract() == 0.0 && self.0.abs() < EXACT_INT {
-            s.serialize_i64(self.0 as i64)
-        } else {
-            s.serialize_f64(self.0)
-        }
+        number(&self.0, s)
+    }
+}
+
+/// Writes `value` as an integer when it is one, so that a record read and
+/// written again is the same JSON.
+pub(crate) fn number<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    const EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() < EXACT_INT {
+        s.serialize_i64(*value as i64)
+    } else {
+        s.serialize_f64(*value)
+    }
+}
+
+/// [`number`] for an optional value.
+pub(crate) fn optional_number<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => number(v, s),
+        None => s.serialize_none(),
     }
 }
 
 /// `data.metadata`: the per-action details. Fields the schema does not
-/// name (a call's cost, say) go to `extra` and are kept as they are.
+/// name (a call's direction, say) go to `extra` and are kept as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
@@ -260,6 +276,10 @@ pub struct Metadata {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_length: Option<u64>,
+    /// What the action cost, when a price is known (the repository's
+    /// schema, `schemas/agent-log.schema.json`, adds it to the seed's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -350,7 +370,8 @@ pub struct Action {
 pub struct VoiceCall {
     pub conversation_id: String,
     pub call_duration_secs: Option<f64>,
-    /// Further metadata (cost, transcript reference, ...), kept as given.
+    /// Further metadata (transcript, direction, ...), kept as given; a
+    /// `cost` in it becomes the record's typed `data.metadata.cost`.
     pub extra: Map<String, Value>,
 }
 
@@ -397,10 +418,20 @@ impl AgentLogRecord {
 
     /// A voice conversation through ElevenLabs.
     pub fn voice_call(action: Action, call: VoiceCall) -> Result<Self, RecordError> {
+        let mut extra = call.extra;
+        let cost = extra
+            .remove("cost")
+            .map(serde_json::from_value::<Cost>)
+            .transpose()
+            .map_err(|_| RecordError::InvalidValue {
+                field: "data.metadata.cost",
+                reason: "must be an object with amount, currency and source",
+            })?;
         let metadata = Metadata {
             conversation_id: Some(call.conversation_id),
             call_duration: call.call_duration_secs.map(Seconds),
-            extra: call.extra,
+            cost,
+            extra,
             ..Metadata::default()
         };
         Self::build(
@@ -551,6 +582,12 @@ impl AgentLogRecord {
                 field: "data.metadata.callDuration",
                 reason: "must be a finite number of seconds, zero or more",
             });
+        }
+        if let Some(cost) = &m.cost {
+            cost.check().map_err(|reason| RecordError::InvalidValue {
+                field: "data.metadata.cost",
+                reason,
+            })?;
         }
         Ok(())
     }

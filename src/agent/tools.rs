@@ -15,6 +15,7 @@ use crate::actionlog::record::Provider;
 use crate::actionlog::{
     Action, ActionLog, AgentLogRecord, EmailProvider, Outcome, Recipient, SmsProvider,
 };
+use crate::messaging::pricing::PriceTable;
 use crate::messaging::{
     Channel, DEFAULT_SEND_TIMEOUT, EmailAddress, MessageProvider, Messaging, OutboundMessage,
     PhoneNumber, SendError, Sent, To,
@@ -127,6 +128,8 @@ pub struct ToolsConfig {
     /// recorded either way; one still running at this bound is recorded
     /// as of unknown outcome. [`send_deadline`] of the providers' timeout.
     pub send_deadline: Duration,
+    /// Prices of messages whose provider reports none (`--price-table`).
+    pub prices: Arc<PriceTable>,
 }
 
 impl Default for ToolsConfig {
@@ -137,6 +140,7 @@ impl Default for ToolsConfig {
             notification_url: None,
             timeout: Duration::from_secs(4),
             send_deadline: send_deadline(DEFAULT_SEND_TIMEOUT),
+            prices: Arc::default(),
         }
     }
 }
@@ -393,7 +397,7 @@ impl Tools {
             user_id: param("userId").map(str::to_owned),
             name: param("name").map(str::to_owned),
         };
-        let record = SendRecord {
+        let mut record = SendRecord {
             channel,
             provider: provider.provider(),
             stand_in: provider.stand_in(),
@@ -404,11 +408,16 @@ impl Tools {
             subject: subject.clone(),
             length: text.chars().count(),
             log: self.log.clone(),
+            prices: self.config.prices.clone(),
+            phone: None,
         };
         let message = match parse_message(channel, to_raw, &text, subject) {
             Ok(message) => message,
             Err(e) => return record.write(Err(e)),
         };
+        if let To::Phone(phone) = &message.to {
+            record.phone = Some(phone.clone());
+        }
         // The send and its record run in a task of their own: the turn's
         // deadline, or a caller who hangs up, drops this future and not
         // the send, which records its outcome whenever it ends.
@@ -470,6 +479,10 @@ struct SendRecord {
     /// Characters of the text.
     length: usize,
     log: ActionLog,
+    /// What messages cost when the provider does not say.
+    prices: Arc<PriceTable>,
+    /// The recipient's number once checked, for its calling code.
+    phone: Option<PhoneNumber>,
 }
 
 impl SendRecord {
@@ -477,12 +490,22 @@ impl SendRecord {
     /// the agent is told.
     fn write(self, outcome: Result<Sent, SendError>) -> ToolOutput {
         let channel = self.channel;
-        let (log_outcome, price, output) = match outcome {
+        // Only a message the provider took costs money; a stand-in sends
+        // nothing, so its messages cost nothing.
+        let cost = match &outcome {
+            Ok(sent) if self.stand_in.is_none() => self.prices.cost(
+                sent.price.as_ref(),
+                self.provider,
+                channel,
+                self.phone.as_ref(),
+            ),
+            _ => None,
+        };
+        let (log_outcome, output) = match outcome {
             Ok(sent) => (
                 Outcome::Sent {
                     external_id: Some(sent.external_id.clone()),
                 },
-                sent.price,
                 ToolOutput {
                     body: json!({"sent": true, "channel": channel.to_string(), "id": sent.external_id}).to_string(),
                     ok: true,
@@ -494,7 +517,6 @@ impl SendRecord {
                     Outcome::Unknown {
                         error: e.to_string(),
                     },
-                    None,
                     failure(format!(
                         "{e}; it may still arrive, so it was not sent again: do not send it again"
                     )),
@@ -502,7 +524,6 @@ impl SendRecord {
             }
             Err(e) => (
                 Outcome::failed(e.to_string()),
-                None,
                 failure(if e.is_retryable() {
                     format!("{e}; the message may be sent again later")
                 } else {
@@ -536,12 +557,13 @@ impl SendRecord {
         };
         match built {
             Ok(mut record) => {
-                let extra = &mut record.data.metadata.extra;
-                if let Some(price) = price {
-                    extra.insert("price".into(), json!(price));
-                }
+                record.data.metadata.cost = cost;
                 if let Some(stand_in) = self.stand_in {
-                    extra.insert("standIn".into(), json!(stand_in));
+                    record
+                        .data
+                        .metadata
+                        .extra
+                        .insert("standIn".into(), json!(stand_in));
                 }
                 if let Err(e) = self.log.log(&record) {
                     tracing::error!(error = %e, "the message outcome could not be logged");

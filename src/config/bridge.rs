@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::Secrets;
 use super::whole;
+use crate::actionlog::cost::Money;
 use crate::agent::bedrock::{BedrockConfig, DEFAULT_GUARDRAIL_INTERVAL};
 use crate::agent::openai::OpenAiConfig;
 use crate::agent::tools::ToolsConfig;
@@ -18,6 +19,7 @@ use crate::http::state::{
     DEFAULT_REQUEST_TIMEOUT,
 };
 use crate::messaging::config::{MessagingConfig, MessagingConfigError, parse_routes};
+use crate::messaging::pricing::{PriceTable, PriceTableError};
 use crate::messaging::ses::SesConfig;
 use crate::messaging::smtp::{SmtpConfig, SmtpSecurity};
 use crate::messaging::sns::{SmsType, SnsConfig};
@@ -231,6 +233,19 @@ pub struct BridgeArgs {
     #[arg(long, env = "VOICE_OPERATOR_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
 
+    /// What one ElevenLabs credit costs, as an amount and an ISO 4217
+    /// currency ("0.00018 USD"); prices a call from its credits when
+    /// ElevenLabs' post-call event gives no fiat cost. Without it such a
+    /// call's record has no cost.
+    #[arg(long, env = "VOICE_OPERATOR_PRICE_PER_CREDIT")]
+    pub price_per_credit: Option<String>,
+
+    /// YAML or JSON file of message prices per provider, channel and
+    /// country calling code (docs/configuration.md), used when the
+    /// provider's answer gives no price; empty when unset.
+    #[arg(long, env = "VOICE_OPERATOR_PRICE_TABLE")]
+    pub price_table: Option<PathBuf>,
+
     /// How long a tenant read stays cached, in milliseconds.
     #[arg(long, env = "VOICE_OPERATOR_TENANT_CACHE_MS", default_value_t = DEFAULT_TTL.as_millis() as u64,
           value_parser = whole("--tenant-cache-ms", "VOICE_OPERATOR_TENANT_CACHE_MS", 0, 600_000))]
@@ -243,6 +258,8 @@ pub struct BridgeArgs {
 pub enum BridgeConfigError {
     #[error("{0}")]
     Setting(String),
+    #[error(transparent)]
+    PriceTable(#[from] PriceTableError),
     #[error(transparent)]
     Messaging(#[from] MessagingConfigError),
 }
@@ -299,15 +316,33 @@ impl BridgeArgs {
         }
     }
 
-    /// Where the HTTP tools go, and how long a message send may run.
-    pub fn tools(&self, secrets: &Secrets) -> ToolsConfig {
+    /// Where the HTTP tools go, how long a message send may run, and what
+    /// messages cost (`prices`, from [`BridgeArgs::prices`]).
+    pub fn tools(&self, secrets: &Secrets, prices: PriceTable) -> ToolsConfig {
         ToolsConfig {
             app_server_url: self.app_server_url.clone(),
             app_server_token: secrets.app_server_token.clone(),
             notification_url: self.notification_url.clone(),
             timeout: Duration::from_millis(self.tool_timeout_ms),
             send_deadline: crate::agent::tools::send_deadline(self.message_timeout()),
+            prices: std::sync::Arc::new(prices),
         }
+    }
+
+    /// The price table of messages (empty without `--price-table`) and
+    /// the price of one ElevenLabs credit, if set.
+    pub fn prices(&self) -> Result<(PriceTable, Option<Money>), BridgeConfigError> {
+        let table = match &self.price_table {
+            Some(path) => PriceTable::load(path)?,
+            None => PriceTable::default(),
+        };
+        let per_credit = self
+            .price_per_credit
+            .as_deref()
+            .map(|text| Money::parse("--price-per-credit (VOICE_OPERATOR_PRICE_PER_CREDIT)", text))
+            .transpose()
+            .map_err(|e| BridgeConfigError::Setting(e.to_string()))?;
+        Ok((table, per_credit))
     }
 
     fn message_timeout(&self) -> Duration {
@@ -455,7 +490,7 @@ mod tests {
         };
         let twilio = args.messaging(&secrets).unwrap().twilio.unwrap();
         assert_eq!(twilio.auth_token.expose_secret(), "tok");
-        let tools = args.tools(&secrets);
+        let tools = args.tools(&secrets, PriceTable::default());
         assert_eq!(
             tools.app_server_token.as_ref().map(|t| t.expose_secret()),
             Some("app")
@@ -528,6 +563,31 @@ mod tests {
         let err = refused.err().expect("0 is below AWS's minimum").to_string();
         assert!(
             err.contains("VOICE_OPERATOR_BEDROCK_GUARDRAIL_INTERVAL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prices_are_optional_and_bad_ones_name_their_setting() {
+        let (table, per_credit) = bridge(&[]).prices().unwrap();
+        assert!(table.is_empty());
+        assert_eq!(per_credit, None);
+        let (_, per_credit) = bridge(&["--price-per-credit", "0.00018 usd"])
+            .prices()
+            .unwrap();
+        assert_eq!(per_credit, Some(Money::new("t", 0.00018, "USD").unwrap()));
+        let err = bridge(&["--price-per-credit", "0.00018"])
+            .prices()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("VOICE_OPERATOR_PRICE_PER_CREDIT"),
+            "{err}"
+        );
+        let err = bridge(&["--price-table", "/nonexistent/prices.yaml"])
+            .prices()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/prices.yaml"),
             "{err}"
         );
     }

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
 use super::transcripts::FinishedCall;
+use crate::actionlog::cost::{self, CallCharges, Cost, Money};
 use crate::actionlog::{Outcome, VoiceCall};
 use crate::agent::Session;
 use crate::ids::Id;
@@ -66,9 +67,22 @@ struct CallMetadata {
     #[serde(default)]
     cost: Option<f64>,
     #[serde(default)]
+    cost_fiat: Option<f64>,
+    #[serde(default)]
+    charging: Option<Charging>,
+    #[serde(default)]
     termination_reason: Option<String>,
     #[serde(default)]
     phone_call: Option<PhoneCall>,
+}
+
+/// `data.metadata.charging` (`ConversationChargingCommonModel`).
+#[derive(Debug, Default, Deserialize)]
+struct Charging {
+    #[serde(default)]
+    llm_price: Option<f64>,
+    #[serde(default)]
+    llm_charge: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,7 +189,7 @@ pub async fn post_call(
     }
     match event.kind.as_str() {
         "post_call_transcription" => {
-            if let Some(cost) = metadata.cost {
+            if let Some(cost) = call_cost(&metadata, state.config.price_per_credit.as_ref()) {
                 extra.insert("cost".into(), json!(cost));
             }
             if let Some(reason) = &metadata.termination_reason {
@@ -321,6 +335,19 @@ fn analysis_metadata(analysis: &Value, keep_content: bool) -> Option<Value> {
         found.insert("dataCollection".into(), collected);
     }
     (!found.is_empty()).then_some(Value::Object(found))
+}
+
+/// What the call cost, from the charges the event reports
+/// ([`cost::call_cost`] says how).
+fn call_cost(metadata: &CallMetadata, per_credit: Option<&Money>) -> Option<Cost> {
+    let charging = metadata.charging.as_ref();
+    let charges = CallCharges {
+        cost_fiat_usd: metadata.cost_fiat,
+        credits: metadata.cost,
+        llm_price_usd: charging.and_then(|c| c.llm_price),
+        llm_charge_credits: charging.and_then(|c| c.llm_charge),
+    };
+    cost::call_cost(&charges, per_credit)
 }
 
 /// Ends the call's agent session in the background, so the webhook's

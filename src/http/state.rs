@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::error::ApiError;
 use super::metrics::HttpMetrics;
 use super::turns::TurnBook;
-use crate::actionlog::{Action, ActionLog, Outcome, Recipient, VoiceCall};
+use crate::actionlog::{Action, ActionLog, Money, Outcome, Recipient, VoiceCall};
 use crate::admin::AgentAdmin;
 use crate::agent::{AgentRuntime, ToolRunner};
 use crate::elevenlabs::AgentPlatform;
@@ -57,6 +57,9 @@ pub struct HttpConfig {
     /// How long a custom-LLM turn may say nothing before the caller hears
     /// buffer words; never when unset.
     pub buffer_words_after: Option<Duration>,
+    /// What one ElevenLabs credit costs, to price calls from their
+    /// credits; calls ElevenLabs gives no fiat cost for have none without.
+    pub price_per_credit: Option<Money>,
 }
 
 impl HttpConfig {
@@ -71,6 +74,7 @@ impl HttpConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             recordings_dir: None,
             buffer_words_after: Some(DEFAULT_BUFFER_WORDS_AFTER),
+            price_per_credit: None,
         }
     }
 }

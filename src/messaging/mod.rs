@@ -11,6 +11,7 @@ pub mod address;
 mod aws;
 pub mod config;
 pub mod outbox;
+pub mod pricing;
 mod rest;
 pub mod ses;
 pub mod smtp;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use address::{AddressError, EmailAddress, PhoneNumber};
 
+use crate::actionlog::cost::Money;
 use crate::actionlog::record::Provider;
 
 /// Longest one send may take at a provider unless configured, connection
@@ -136,9 +138,9 @@ pub struct Sent {
     /// `MessageId`, WhatsApp `messages[0].id`, SMTP queue id or the
     /// Message-ID we set).
     pub external_id: String,
-    /// The price the provider reported, as it reported it (Twilio's
-    /// `price` and `price_unit`), when it did.
-    pub price: Option<String>,
+    /// The price the provider reported (Twilio's `price` in
+    /// `price_unit`), when it did; the others' answers carry none.
+    pub price: Option<Money>,
 }
 
 /// Why a message was not sent. The variants tell a caller whether trying

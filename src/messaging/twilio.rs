@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::config::MessagingConfigError;
 use super::{Channel, MessageProvider, OutboundMessage, PhoneNumber, SendError, Sent, rest};
+use crate::actionlog::cost::Money;
 use crate::actionlog::record::Provider;
 
 /// The production API.
@@ -186,8 +187,12 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
     out
 }
 
-/// Reads the 201 answer: the message `sid`, and `price` with
-/// `price_unit` once Twilio knows the price (usually later, so often null).
+/// Reads the 201 answer: the message `sid`, and `price` in `price_unit`
+/// once Twilio knows it. Twilio's Message resource says the price is
+/// "populated after the message has been sent. May not be immediately
+/// available", so it is often null here; it is written as a negative
+/// amount charged ("-0.00750") and kept as what the message cost.
+/// (twilio-go rest/api/v2010/docs/ApiV2010Message.md, `Price`.)
 fn created(body: &[u8]) -> Result<Sent, SendError> {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let Some(sid) = value["sid"].as_str().filter(|s| !s.is_empty()) else {
@@ -197,15 +202,18 @@ fn created(body: &[u8]) -> Result<Sent, SendError> {
             message: format!("answered without a message sid: {}", rest::snippet(body)),
         });
     };
-    let price = match &value["price"] {
-        Value::String(p) => Some(p.clone()),
-        Value::Number(p) => Some(p.to_string()),
+    let amount = match &value["price"] {
+        Value::String(p) => p.trim().parse::<f64>().ok(),
+        Value::Number(p) => p.as_f64(),
         _ => None,
     };
-    let price = price.map(|p| match value["price_unit"].as_str() {
-        Some(unit) => format!("{p} {unit}"),
-        None => p,
-    });
+    let price = amount
+        .zip(value["price_unit"].as_str())
+        .and_then(|(amount, unit)| {
+            Money::new("price", amount.abs(), unit)
+                .inspect_err(|e| tracing::debug!(error = %e, "Twilio's price is not usable"))
+                .ok()
+        });
     Ok(Sent {
         external_id: sid.to_owned(),
         price,
@@ -289,9 +297,20 @@ mod tests {
             created(br#"{"sid":"SM0123","status":"queued","price":"-0.00750","price_unit":"USD"}"#)
                 .unwrap();
         assert_eq!(sent.external_id, "SM0123");
-        assert_eq!(sent.price.as_deref(), Some("-0.00750 USD"));
-        let sent = created(br#"{"sid":"SM0123","price":null,"price_unit":"USD"}"#).unwrap();
-        assert_eq!(sent.price, None);
+        assert_eq!(sent.price, Some(Money::new("t", 0.0075, "USD").unwrap()));
+        let sent = created(br#"{"sid":"SM0123","price":-0.04,"price_unit":"eur"}"#).unwrap();
+        assert_eq!(sent.price, Some(Money::new("t", 0.04, "EUR").unwrap()));
+        for unknown in [
+            r#"{"sid":"SM0123","price":null,"price_unit":"USD"}"#,
+            r#"{"sid":"SM0123","price":"-0.0075","price_unit":null}"#,
+            r#"{"sid":"SM0123","price":"n/a","price_unit":"USD"}"#,
+        ] {
+            assert_eq!(
+                created(unknown.as_bytes()).unwrap().price,
+                None,
+                "{unknown}"
+            );
+        }
         assert!(matches!(created(b"{}"), Err(SendError::Unknown { .. })));
     }
 

@@ -19,6 +19,7 @@ use base64::Engine;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use voice_operator::actionlog::Money;
 use voice_operator::actionlog::record::Provider;
 use voice_operator::messaging::config::{self, MessagingConfig, MessagingConfigError};
 use voice_operator::messaging::ses::{SesConfig, SesProvider};
@@ -144,7 +145,7 @@ async fn twilio_posts_the_form_with_basic_auth_and_reads_sid_and_price() {
         sent,
         Sent {
             external_id: "SM1f0e8ae6ade43cb3c0ce4525424e404f".into(),
-            price: Some("-0.07400 USD".into()),
+            price: Some(Money::new("price", 0.074, "USD").unwrap()),
         }
     );
     let form = twilio_form(&server).await;

@@ -29,6 +29,7 @@ use voice_operator::actionlog::record::Provider;
 use voice_operator::agent::tools::{self, Tools, ToolsConfig};
 use voice_operator::agent::{ToolCall, ToolOutput, ToolRunner, Turn};
 use voice_operator::messaging::config::{self, MessagingConfig};
+use voice_operator::messaging::pricing::PriceTable;
 use voice_operator::messaging::sns::SnsConfig;
 use voice_operator::messaging::twilio::TwilioProvider;
 use voice_operator::messaging::whatsapp::WhatsAppProvider;
@@ -93,6 +94,16 @@ impl Harness {
         Harness::new(ToolsConfig::default(), messaging)
     }
 
+    /// Sending through `messaging`, with [`PRICES`] for providers that
+    /// give no price.
+    fn priced(messaging: Messaging) -> Harness {
+        let config = ToolsConfig {
+            prices: Arc::new(PriceTable::parse(PRICES).unwrap()),
+            ..ToolsConfig::default()
+        };
+        Harness::new(config, messaging)
+    }
+
     /// The app and notification tools against `server`, with no messaging.
     fn app(server: &MockServer, token: Option<&str>) -> Harness {
         Harness::new(app_config(server, token), Messaging::default())
@@ -126,13 +137,8 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let records = self.sink.records();
         assert_eq!(records.len(), count, "{records:#?}");
-        let validator = crate::support::agent_log_validator();
         for record in &records {
-            let errors: Vec<String> = validator
-                .iter_errors(record)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errors.is_empty(), "{errors:?} in {record:#}");
+            crate::support::assert_valid_against_both_schemas(record);
         }
         records
     }
@@ -162,6 +168,23 @@ impl Harness {
             .expect("a failed record carries the error");
         (record, error.as_str().unwrap().to_owned())
     }
+}
+
+/// The price table of the cost tests: Romania (+40) and every other
+/// destination per provider, an email price, none for SMTP.
+const PRICES: &str = r#"
+messages:
+  - {provider: twilio, channel: sms, price: 0.05, currency: USD}
+  - {provider: twilio, channel: sms, country: "40", price: 0.0712, currency: USD}
+  - {provider: aws_sns, channel: sms, price: 0.00645, currency: USD}
+  - {provider: meta, channel: meta, price: 0.03, currency: EUR}
+  - {provider: meta, channel: meta, country: "+40", price: 0.0425, currency: EUR}
+  - {provider: aws_ses, channel: email, price: 0.0001, currency: USD}
+"#;
+
+/// `data.metadata.cost` as the records write it.
+fn cost(amount: f64, currency: &str, source: &str) -> Value {
+    json!({"amount": amount, "currency": currency, "source": source})
 }
 
 /// An agent-log record of this file's session, without its generated ids.
@@ -564,7 +587,7 @@ async fn on_twilio(mocks: impl IntoIterator<Item = Mock>) -> (MockServer, Harnes
     for mock in mocks {
         mock.mount(&server).await;
     }
-    let h = Harness::messaging(twilio_messaging(&server));
+    let h = Harness::priced(twilio_messaging(&server));
     (server, h)
 }
 
@@ -618,10 +641,74 @@ async fn an_sms_through_twilio_is_sent_and_logged_once() {
             "twilio",
             json!({"phone": "+40721000111", "name": "Ana Pop", "userId": "U42"}),
             Some(sid),
-            json!({"messageLength": text.chars().count(), "price": "-0.07400 USD"})
+            // Twilio's own price wins over the table's 0.0712 for +40.
+            json!({"messageLength": text.chars().count(), "cost": cost(0.074, "USD", "provider")})
         )
     );
     assert_ne!(text.chars().count(), text.len(), "the text has diacritics");
+}
+
+#[tokio::test]
+async fn an_sms_twilio_has_not_priced_yet_is_estimated_from_the_table() {
+    let mocks = [twilio_reply(ResponseTemplate::new(201).set_body_json(
+        json!({
+            "sid": "SMnotpricedyet",
+            "status": "queued",
+            "price": null,
+            "price_unit": "USD"
+        }),
+    ))];
+    let (_server, h) = on_twilio(mocks).await;
+    for to in ["+40721000111", "+447700900123"] {
+        sent_id(&h.send("sms", to, "Salut").await, "sms");
+    }
+    let records = h.records(2).await;
+    let cost_to = |to: &str| {
+        records
+            .iter()
+            .find(|r| r["data"]["recipient"]["phone"] == to)
+            .map(|r| r["data"]["metadata"]["cost"].clone())
+    };
+    assert_eq!(
+        cost_to("+40721000111"),
+        Some(cost(0.0712, "USD", "estimated"))
+    );
+    assert_eq!(
+        cost_to("+447700900123"),
+        Some(cost(0.05, "USD", "estimated"))
+    );
+}
+
+#[tokio::test]
+async fn a_message_without_a_known_price_or_not_sent_has_no_cost() {
+    // A price table with nothing for Twilio, and Twilio giving no price.
+    let server = twilio_accepting_one("SMnoprice").await;
+    let config = ToolsConfig {
+        prices: Arc::new(
+            PriceTable::parse(
+                "messages: [{provider: aws_sns, channel: sms, price: 1, currency: USD}]",
+            )
+            .unwrap(),
+        ),
+        ..ToolsConfig::default()
+    };
+    let h = Harness::new(config, twilio_messaging(&server));
+    sent_id(&h.send("sms", "+40721000111", "Salut").await, "sms");
+    let record = h.only_record().await;
+    assert_eq!(
+        record["data"]["metadata"],
+        json!({"messageLength": 5, "deliveryStatus": "sent"})
+    );
+
+    // A refused message costs nothing, whatever the table says.
+    let refusal = "The 'To' number +40721000111 is not a valid phone number.";
+    let (_server, h) = on_twilio([twilio_reply(twilio_error(400, 21211, refusal))]).await;
+    assert!(!h.send("sms", "+40721000111", "Salut").await.ok);
+    let (record, _) = h.only_failure().await;
+    assert!(
+        record["data"]["metadata"].get("cost").is_none(),
+        "{record:#}"
+    );
 }
 
 #[tokio::test]
@@ -947,10 +1034,11 @@ async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
     let messaging = Messaging::default().with(Arc::new(
         WhatsAppProvider::new(&whatsapp_config(&server)).unwrap(),
     ));
-    let h = Harness::messaging(messaging);
+    let h = Harness::priced(messaging);
     let output = h.send("meta", "+40721000111", text).await;
     assert_eq!(sent_id(&output, "meta"), WAMID);
     server.verify().await;
+    // The Cloud API's answer has no price: the table's, for +40.
     assert_eq!(
         h.only_record().await,
         message_record(
@@ -958,7 +1046,7 @@ async fn a_whatsapp_message_through_meta_is_logged_as_a_meta_message() {
             "meta",
             json!({"phone": "+40721000111"}),
             Some(WAMID),
-            json!({"messageLength": text.chars().count()})
+            json!({"messageLength": text.chars().count(), "cost": cost(0.0425, "EUR", "estimated")})
         )
     );
 }
@@ -970,7 +1058,7 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
     let Some(endpoint) = emulator() else { return };
     let aws = aws_config(&endpoint);
     let from = verified_ses_sender(&aws).await;
-    let h = Harness::messaging(ses_messaging(&aws, &from));
+    let h = Harness::priced(ses_messaging(&aws, &from));
     let to = format!("ana@{}.example.ro", crate::support::unique_name("client"));
     let t = turn("B0100001");
 
@@ -1027,7 +1115,11 @@ async fn emails_through_ses_are_sent_and_logged_with_their_subject() {
             "aws_ses",
             json!({"email": to, "name": "Ana Pop"}),
             Some(&first_id),
-            json!({"subject": "Confirmare programare", "messageLength": text.chars().count()})
+            json!({
+                "subject": "Confirmare programare",
+                "messageLength": text.chars().count(),
+                "cost": cost(0.0001, "USD", "estimated")
+            })
         )["data"]
     );
     let second = data_of(&second_id);
@@ -1086,7 +1178,7 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
         sns: Some(SnsConfig::default()),
         ..MessagingConfig::default()
     };
-    let h = Harness::messaging(config::build_with_aws(&config, &aws).unwrap());
+    let h = Harness::priced(config::build_with_aws(&config, &aws).unwrap());
     let phone = unique_phone();
     let text = "Programare confirmată: mâine la 10:00.";
     let output = h.send("sms", &phone, text).await;
@@ -1104,7 +1196,8 @@ async fn an_sms_through_sns_is_sent_and_logged_once() {
             "aws_sns",
             json!({"phone": phone}),
             Some(&id),
-            json!({"messageLength": text.chars().count()})
+            // SNS Publish answers with a message id only: the table's price.
+            json!({"messageLength": text.chars().count(), "cost": cost(0.00645, "USD", "estimated")})
         )
     );
 }

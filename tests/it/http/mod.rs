@@ -2,6 +2,7 @@
 //! the admin API, mangled bodies, transcripts sent to the business.
 
 mod admin;
+mod cost;
 mod fuzz;
 mod llm;
 mod routes;

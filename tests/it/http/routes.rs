@@ -579,7 +579,9 @@ async fn post_call_transcription_logs_duration_cost_and_transcript_once() {
     let meta = &data["metadata"];
     assert_eq!(meta["callDuration"], json!(94));
     assert_eq!(meta["conversationId"], json!("conv_0101k9xyz123"));
-    assert_eq!(meta["cost"], json!(752.0));
+    // 752 credits and no price per credit configured: no cost
+    // (tests/it/http/cost.rs prices them).
+    assert!(meta.get("cost").is_none(), "{meta}");
     assert_eq!(meta["transcript"].as_array().unwrap().len(), 3);
     assert_eq!(
         meta["transcript"][1]["message"],

@@ -34,15 +34,41 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The JSON Schema validator for agent-log records.
+/// The JSON Schema validator for agent-log records: the shared, original
+/// schema.
 pub fn agent_log_validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(fixture("agent-log/agent-log.schema.json"))
-        .expect("../shared/fixtures/agent-log/agent-log.schema.json is readable");
+    validator_of(&fixture("agent-log/agent-log.schema.json"))
+}
+
+/// The repository's own schema, `schemas/agent-log.schema.json`: the
+/// shared one with `data.metadata.cost` added.
+pub fn repo_agent_log_validator() -> jsonschema::Validator {
+    validator_of(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/agent-log.schema.json"))
+}
+
+fn validator_of(path: &std::path::Path) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} is readable: {e}", path.display()));
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
     jsonschema::options()
         .should_validate_formats(true)
         .build(&schema)
         .expect("the agent-log schema compiles")
+}
+
+/// Fails unless `record` is valid against both the shared schema and the
+/// repository's.
+pub fn assert_valid_against_both_schemas(record: &serde_json::Value) {
+    for (name, validator) in [
+        ("shared", agent_log_validator()),
+        ("repository", repo_agent_log_validator()),
+    ] {
+        let errors: Vec<String> = validator
+            .iter_errors(record)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name} schema: {errors:?} in {record:#}");
+    }
 }
 
 /// The shared AWS emulator started by `scripts/test.sh`.
