@@ -73,9 +73,32 @@ pub(crate) fn parse_line(line: &[u8], too_long: bool) -> Result<AgentLogRecord, 
     }
     let text = std::str::from_utf8(line)
         .map_err(|e| format!("not valid UTF-8 (at byte {})", e.valid_up_to()))?;
-    let record: AgentLogRecord = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    keep_legacy_credits(&mut value);
+    let record: AgentLogRecord = serde_json::from_value(value).map_err(|e| e.to_string())?;
     record.validate().map_err(|e| e.to_string())?;
     Ok(record)
+}
+
+/// Records written before `metadata.cost` became `{amount, currency,
+/// source}` carried a call's ElevenLabs credits there as a bare number;
+/// such a record is still read (replay, tail, the dashboard), its figure
+/// kept as `metadata.credits` rather than refused.
+fn keep_legacy_credits(record: &mut serde_json::Value) {
+    let Some(metadata) = record
+        .pointer_mut("/data/metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    if metadata
+        .get("cost")
+        .is_some_and(serde_json::Value::is_number)
+        && !metadata.contains_key("credits")
+        && let Some(credits) = metadata.remove("cost")
+    {
+        metadata.insert("credits".into(), credits);
+    }
 }
 
 /// Reads one line into `line` keeping at most [`MAX_LINE_BYTES`]; `None`
@@ -103,5 +126,46 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
         if ended {
             return Ok(Some(seen - 1 > MAX_LINE_BYTES));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared sample call record, its metadata given a cost as records
+    /// before `{amount, currency, source}` wrote it.
+    fn legacy_call(cost: &str) -> String {
+        let samples = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/agent-log/samples.jsonl"
+        ))
+        .unwrap();
+        let call = samples
+            .lines()
+            .find(|l| l.contains("\"voice_call\""))
+            .unwrap();
+        call.replacen(
+            "\"metadata\":{",
+            &format!("\"metadata\":{{\"cost\":{cost},"),
+            1,
+        )
+    }
+
+    #[test]
+    fn a_bare_number_cost_of_an_older_record_is_kept_as_credits() {
+        let record = parse_line(legacy_call("752").as_bytes(), false).unwrap();
+        let value = serde_json::to_value(&record).unwrap();
+        assert_eq!(value.pointer("/data/metadata/credits"), Some(&752.into()));
+        assert_eq!(value.pointer("/data/metadata/cost"), None);
+    }
+
+    #[test]
+    fn a_cost_that_is_neither_a_number_nor_a_cost_is_still_refused() {
+        let error = parse_line(legacy_call("\"cheap\"").as_bytes(), false).unwrap_err();
+        assert!(
+            error.contains("cost") || error.contains("invalid"),
+            "{error}"
+        );
     }
 }
