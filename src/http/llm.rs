@@ -459,9 +459,7 @@ async fn run_turn(
     });
     let ending = match answer.handoff {
         None => Ending::Stop,
-        Some(handoff) => {
-            hand_off(&state, &key, &agent, &turn.session_id, handoff, &shared).await
-        }
+        Some(handoff) => hand_off(&state, &key, &agent, &turn.session_id, handoff, &shared).await,
     };
     shared.finish(ending);
 }

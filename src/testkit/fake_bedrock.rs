@@ -42,6 +42,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -157,6 +158,12 @@ impl FakeBedrock {
         });
         let app = Router::new().fallback(invoke).with_state(inner.clone());
         let url = format!("http://{}", listener.local_addr().unwrap());
+        // Each event frame goes out when written, as from AWS's endpoint:
+        // with Nagle's algorithm a small frame after another waits for the
+        // client's delayed ACK (40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeBedrock { url, inner }
     }

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 pub use eventsource_stream::Event;
 
 /// The events of one streamed answer, as they come.
-pub type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+pub type Events =
+    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 /// The events of `response`, read as they arrive.
 pub fn events(response: reqwest::Response) -> Events {

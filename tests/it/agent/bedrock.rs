@@ -3,8 +3,10 @@
 //! contract: FAILURE results fail the request, results must answer the
 //! pending `returnControl`, the final answer streams only when asked.
 
-use crate::support::fake_bedrock::{FakeBedrock, Frame, Reply, api_call, chunks_of, function_calls};
 use crate::support::bridge::{Options, TestBridge, capture_log, llm_events, signed_post};
+use crate::support::fake_bedrock::{
+    FakeBedrock, Frame, Reply, api_call, chunks_of, function_calls,
+};
 use crate::support::runtime::{Tools, ask, ask_streamed, ask_with_tools, drain, turn};
 
 use std::collections::BTreeMap;

@@ -269,7 +269,8 @@ impl AgentRuntime for NeverRuns {
 }
 
 #[tokio::test]
-async fn a_disabled_tenants_custom_llm_turn_says_the_closing_sentence_in_its_language_then_ends_the_call() {
+async fn a_disabled_tenants_custom_llm_turn_says_the_closing_sentence_in_its_language_then_ends_the_call()
+ {
     let elevenlabs = FakeElevenLabs::start(Faults::default()).await;
     elevenlabs.insert(
         "agent_b2",
@@ -325,7 +326,10 @@ async fn a_disabled_tenants_custom_llm_turn_says_the_closing_sentence_in_its_lan
     let arguments: Value =
         serde_json::from_str(call[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(arguments["reason"], json!("the voice agent is disabled"));
-    assert_eq!(chunks[3]["choices"][0]["finish_reason"], json!("tool_calls"));
+    assert_eq!(
+        chunks[3]["choices"][0]["finish_reason"],
+        json!("tool_calls")
+    );
 
     let not_streamed = json!({"model": "m", "stream": false,
         "messages": [{"role": "user", "content": "hello"}]});
