@@ -2,7 +2,10 @@
 //! reaches its agent anyway (its number is unassigned, yet a widget, a test
 //! call or a stale route can still open a conversation): one polite sentence
 //! in the agent's language, answered with 200 so that ElevenLabs speaks it,
-//! instead of an error status that breaks the call and makes it retry.
+//! instead of an error status that breaks the call and makes it retry. On
+//! the custom-LLM route the sentence is followed by an `end_call` tool call,
+//! so that ElevenLabs hangs up instead of waiting for the caller's next
+//! words.
 
 use super::state::AppState;
 use crate::tenant::TenantConfig;
@@ -10,6 +13,9 @@ use crate::tenant::TenantConfig;
 /// Metadata key of the `voice_call` records of a disabled tenant's turns,
 /// so that the audit trail shows calls that reached a disabled agent.
 pub const TENANT_DISABLED: &str = "tenantDisabled";
+
+/// The `reason` of the `end_call` that ends a disabled tenant's call.
+pub const END_REASON: &str = "the voice agent is disabled";
 
 /// The closing sentence for `language`, English when it has none (or when
 /// the language is not known).

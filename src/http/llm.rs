@@ -3,7 +3,7 @@
 //! request; the answer streams back as `chat.completion.chunk` server-sent
 //! events while the agent runtime produces it, ending with `data: [DONE]`.
 //! A disabled tenant's turn is answered the same way with the closing
-//! sentence of [`disabled`], without running the agent.
+//! sentence of [`disabled`] and an `end_call`, without running the agent.
 //!
 //! What the request carries reaches the agent: the system message (the
 //! voice agent's prompt) with the caller's date and time zone appended, the
@@ -348,11 +348,27 @@ pub async fn chat_completions(
         received(true);
         // No agent runtime and no tool: the call is told, and that is all.
         let sentence = disabled::closing_sentence(&state, &tenant)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
         let turn = SharedTurn::new();
         turn.say(sentence.to_owned());
-        turn.finish(Ending::Stop);
+        // Then the call ends (`end_call` is configured on every agent),
+        // rather than wait for words no agent will answer.
+        let end = Handoff::EndCall {
+            reason: disabled::END_REASON.to_owned(),
+            message: None,
+        };
+        let ending = hand_off(
+            &state,
+            &key,
+            &tenant.settings.agent_id,
+            session.as_str(),
+            end,
+            &turn,
+        )
+        .instrument(span)
+        .await;
+        turn.finish(ending);
         return Ok(respond(turn, request.stream, reply, None).await);
     }
     let joined = match &named {
@@ -443,7 +459,7 @@ async fn run_turn(
     });
     let ending = match answer.handoff {
         None => Ending::Stop,
-        Some(handoff) => hand_off(&state, &key, &agent, &turn, handoff, &shared).await,
+        Some(handoff) => hand_off(&state, &key, &agent, &turn.session_id, handoff, &shared).await,
     };
     shared.finish(ending);
 }
@@ -455,7 +471,7 @@ async fn hand_off(
     state: &AppState,
     key: &TenantKey,
     agent: &Id,
-    turn: &Turn,
+    session: &str,
     handoff: Handoff,
     shared: &SharedTurn,
 ) -> Ending {
@@ -466,7 +482,7 @@ async fn hand_off(
     extra.insert("event".into(), json!("handoff"));
     let log = |outcome: Outcome, extra: Map<String, Value>, number: Option<&str>| {
         let call = VoiceCall {
-            conversation_id: turn.session_id.clone(),
+            conversation_id: session.to_owned(),
             call_duration_secs: None,
             extra,
         };

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, llm_events, signed_json};
-use futures::StreamExt;
+use crate::support::sse;
 use serde_json::{Value, json};
 
 const CLINIC: (&str, &str) = ("B0100001", "L0100001");
@@ -302,21 +302,10 @@ async fn local_mode_serves_the_examples_like_elevenlabs_calls_them() {
         local.base, CLINIC.0, CLINIC.1
     );
     let mut events = llm_events(&llm, &request).await;
-    let mut text = String::new();
-    let mut done = false;
-    while let Some(event) = events.next().await {
-        let event = event.unwrap();
-        if event.data == "[DONE]" {
-            done = true;
-            break;
-        }
-        let chunk: Value = serde_json::from_str(&event.data).unwrap();
-        assert_eq!(chunk["object"], json!("chat.completion.chunk"));
-        if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
-            text.push_str(piece);
-        }
-    }
-    assert!(done, "the stream ends with [DONE]");
+    let text = sse::said(&sse::chunks(
+        &sse::read_data(&mut events, Duration::from_secs(30)).await,
+    ))
+    .concat();
     assert!(text.starts_with("[scripted agent]"), "{text}");
 
     // Conversation initiation and the post-call transcription, for the

@@ -1,23 +1,24 @@
 //! The Bedrock agent runtime with the real SDK client against the local
-//! Bedrock stand-in (`support::bedrock`), which keeps AWS's documented
+//! Bedrock stand-in (`testkit::fake_bedrock`), which keeps AWS's documented
 //! contract: FAILURE results fail the request, results must answer the
 //! pending `returnControl`, the final answer streams only when asked.
 
-use crate::support::bedrock::{FakeBedrock, Frame, Reply, api_call, chunks_of, function_calls};
 use crate::support::bridge::{Options, TestBridge, capture_log, llm_events, signed_post};
+use crate::support::fake_bedrock::{
+    FakeBedrock, Frame, Reply, api_call, chunks_of, function_calls,
+};
 use crate::support::runtime::{Tools, ask, ask_streamed, ask_with_tools, drain, turn};
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_bedrockagentruntime::types::error::ResponseStreamError;
 use aws_sdk_bedrockagentruntime::types::{
     ContentBody, FunctionResult, InvocationResultMember, ResponseState, ResponseStream,
     SessionState,
 };
-use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ use voice_operator::agent::metrics::AgentMetrics;
 use voice_operator::agent::tools::{Tools as AppTools, ToolsConfig};
 use voice_operator::agent::{AgentRuntime, FALLBACK};
 use voice_operator::messaging::Messaging;
+use voice_operator::testkit::sse::{Received, read_all};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -333,32 +335,17 @@ async fn a_streamed_answer_reaches_the_sse_client_chunk_by_chunk_before_the_last
         &json!({"streamingConfigurations": {"streamFinalResponse": true, "applyGuardrailInterval": 20}}),
     );
     assert!(expected.len() >= 4, "{expected:?}");
-    let mut deltas = Vec::new();
     let mut first_seen = None;
     let mut release = Some(release);
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the stream goes on until [DONE]")
-            .expect("well-formed SSE");
-        if event.data == "[DONE]" {
-            break;
-        }
-        let chunk: Value = serde_json::from_str(&event.data).unwrap();
-        let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() else {
-            continue;
-        };
-        if delta.is_empty() {
-            continue;
-        }
-        if delta == expected[0] && first_seen.is_none() {
-            first_seen = Some(Instant::now());
+    let events = read_all(&mut events, Duration::from_secs(10), |event| {
+        if first_seen.is_none() && event.content().as_deref() == Some(expected[0].as_str()) {
+            first_seen = Some(event.at);
             // The stand-in produces its last chunk only now.
             let _ = release.take().map(|r| r.send(()));
         }
-        deltas.push(delta.to_owned());
-    }
+    })
+    .await;
+    let deltas: Vec<String> = events.iter().filter_map(Received::content).collect();
     // Words the route adds of its own (if any) come before the answer.
     assert!(deltas.len() >= expected.len(), "{deltas:?}");
     assert_eq!(deltas[deltas.len() - expected.len()..], expected[..]);

@@ -3,7 +3,6 @@
 //! way, a slow turn gets buffer words, a hand-off comes back as
 //! `tool_calls`, and a turn outlives the request that started it.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,18 +10,16 @@ use crate::support::bridge::{LLM_SECRET, Options, TestBridge, bearer_post, json_
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
 use crate::support::providers::{TWILIO_PATH, twilio_config};
 use crate::support::runtime::Slow;
-use eventsource_stream::{Event, EventStreamError};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use voice_operator::agent::tools::ToolsConfig;
 use voice_operator::agent::{END_CALL, Role, TRANSFER_TO_NUMBER};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::messaging::Messaging;
 use voice_operator::messaging::twilio::TwilioProvider;
+use voice_operator::testkit::sse::{Events, chunks, read_data, said};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 /// The clinic, B0100001/L0100001 on agent_b1, behind a bridge of `options`.
 async fn clinic(options: Options) -> TestBridge {
@@ -40,11 +37,6 @@ fn url(bridge: &TestBridge) -> String {
     )
 }
 
-/// The events of one streamed request, opened.
-async fn open(url: &str, request: &Value) -> Events {
-    Box::pin(llm_events(url, request).await)
-}
-
 /// The next event's data, or `None` if none comes within `wait`.
 async fn next_within(events: &mut Events, wait: Duration) -> Option<String> {
     match tokio::time::timeout(wait, events.next()).await {
@@ -60,42 +52,7 @@ async fn next_within(events: &mut Events, wait: Duration) -> Option<String> {
 
 /// Every event's data until the stream ends (bounded at 10 s).
 async fn rest(events: &mut Events) -> Vec<String> {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        let mut all = Vec::new();
-        while let Some(event) = events.next().await {
-            all.push(event.expect("well-formed SSE").data);
-        }
-        all
-    })
-    .await
-    .expect("the answer ends within 10 s")
-}
-
-/// The chunks of a finished stream (all but `[DONE]`, which must be last).
-fn chunks(events: &[String]) -> Vec<Value> {
-    assert_eq!(
-        events.last().map(String::as_str),
-        Some("[DONE]"),
-        "{events:?}"
-    );
-    events[..events.len() - 1]
-        .iter()
-        .map(|e| {
-            let chunk: Value = serde_json::from_str(e).unwrap();
-            assert_eq!(chunk["object"], json!("chat.completion.chunk"));
-            chunk
-        })
-        .collect()
-}
-
-/// The text the chunks say, in order.
-fn said(chunks: &[Value]) -> Vec<String> {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned)
-        .collect()
+    read_data(events, Duration::from_secs(10)).await
 }
 
 fn assert_schema_valid(records: &[Value]) {
@@ -172,7 +129,7 @@ async fn the_system_message_history_date_and_system_tools_reach_the_runtime() {
             .to_string()
     };
     let before = day();
-    let mut events = open(&url(&bridge), &request).await;
+    let mut events = llm_events(&url(&bridge), &request).await;
     let answer = said(&chunks(&rest(&mut events).await));
     let after = day();
     assert_eq!(answer, ["Mâine la 10 este liber."]);
@@ -226,7 +183,7 @@ const CASCADE: Duration = Duration::from_millis(400);
 /// One ElevenLabs attempt that gives up: it reads for [`CASCADE`], checks
 /// that no words came, and hangs up.
 async fn abandoned_attempt(url: &str, request: &Value) {
-    let mut events = open(url, request).await;
+    let mut events = llm_events(url, request).await;
     let started = Instant::now();
     while let Some(left) = CASCADE.checked_sub(started.elapsed()) {
         let Some(data) = next_within(&mut events, left).await else {
@@ -277,7 +234,7 @@ async fn a_request_retried_after_the_cascade_timeout_books_once_and_the_last_att
     });
     abandoned_attempt(&url(&bridge), &request).await;
     abandoned_attempt(&url(&bridge), &request).await;
-    let mut third = open(&url(&bridge), &request).await;
+    let mut third = llm_events(&url(&bridge), &request).await;
     let third = chunks(&rest(&mut third).await);
     let text = said(&third).concat();
     assert!(text.contains("create_appointment done"), "{text}");
@@ -309,7 +266,7 @@ async fn a_request_retried_after_the_cascade_timeout_books_once_and_the_last_att
         json!({"role": "assistant", "content": text}),
         json!({"role": "user", "content": "Please book 2026-12-01 at 10:30"}),
     ]);
-    let mut again = open(&url(&bridge), &later).await;
+    let mut again = llm_events(&url(&bridge), &later).await;
     rest(&mut again).await;
     assert_eq!(app.received_requests().await.unwrap().len(), 2);
 }
@@ -339,7 +296,7 @@ async fn a_slow_turn_starts_with_buffer_words_in_the_agents_language() {
     let request = json!({"model": "m", "stream": true,
         "messages": [{"role": "user", "content": "Aveți loc mâine?"}],
         "elevenlabs_extra_body": {"conversation_id": "conv_buffer_1"}});
-    let mut events = open(&url(&bridge), &request).await;
+    let mut events = llm_events(&url(&bridge), &request).await;
     let all = chunks(&rest(&mut events).await);
     // The buffer words come first, with the ellipsis and space ElevenLabs
     // asks for, then the turn's own words.
@@ -362,7 +319,7 @@ async fn a_transfer_decision_comes_back_as_a_tool_calls_chunk_and_is_logged() {
         "messages": [{"role": "user", "content": "Can I talk to a person, please?"}],
         "tools": system_tools(&["+40312000111"]),
         "elevenlabs_extra_body": {"conversation_id": "conv_transfer_1"}});
-    let mut events = open(&url(&bridge), &request).await;
+    let mut events = llm_events(&url(&bridge), &request).await;
     let all = chunks(&rest(&mut events).await);
     // A quick turn gets no buffer words.
     assert_eq!(
@@ -439,7 +396,7 @@ async fn end_call_comes_back_in_a_completion_and_a_bad_transfer_number_is_a_sent
         "messages": [{"role": "user", "content": "I want an operator"}],
         "tools": system_tools(&["0721 000 111"]),
         "elevenlabs_extra_body": {"conversation_id": "conv_bad_transfer_1"}});
-    let mut events = open(&url(&bridge), &bad).await;
+    let mut events = llm_events(&url(&bridge), &bad).await;
     let all = chunks(&rest(&mut events).await);
     assert!(
         all.iter()
@@ -517,7 +474,7 @@ async fn a_turn_whose_caller_hung_up_still_runs_its_tool_once_and_logs_it() {
     let request = json!({"model": "m", "stream": true,
         "messages": [{"role": "user", "content": "Trimiteți-mi confirmarea pe SMS"}],
         "elevenlabs_extra_body": {"conversation_id": "conv_gone_1"}});
-    let mut events = open(&url(&bridge), &request).await;
+    let mut events = llm_events(&url(&bridge), &request).await;
     let role = next_within(&mut events, Duration::from_secs(5))
         .await
         .unwrap();

@@ -11,10 +11,11 @@ use crate::support::bridge::{
     sign, signed_json, signed_post,
 };
 use crate::support::fake_elevenlabs::{API_KEY, FakeElevenLabs, Faults};
+use crate::support::sse;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use voice_operator::agent::{AgentRuntime, Answer, ToolRunner, Turn};
+use voice_operator::agent::{AgentRuntime, Answer, END_CALL, ToolRunner, Turn};
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 
 fn seed_message() -> Vec<u8> {
@@ -268,7 +269,8 @@ impl AgentRuntime for NeverRuns {
 }
 
 #[tokio::test]
-async fn a_disabled_tenants_custom_llm_turn_streams_the_closing_sentence_in_its_language() {
+async fn a_disabled_tenants_custom_llm_turn_says_the_closing_sentence_in_its_language_then_ends_the_call()
+ {
     let elevenlabs = FakeElevenLabs::start(Faults::default()).await;
     elevenlabs.insert(
         "agent_b2",
@@ -307,46 +309,65 @@ async fn a_disabled_tenants_custom_llm_turn_streams_the_closing_sentence_in_its_
         .unwrap();
     assert_eq!(unauthenticated.status().as_u16(), 401);
 
-    let events: Vec<String> = llm_events(&url("B0200002", "L0200002"), &request)
-        .await
-        .map(|e| e.expect("well-formed SSE").data)
-        .collect()
-        .await;
-    assert_eq!(events.len(), 4, "{events:?}");
-    let chunks: Vec<Value> = events[..3]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
+    let mut events = llm_events(&url("B0200002", "L0200002"), &request).await;
+    let chunks = sse::chunks(&sse::read_data(&mut events, Duration::from_secs(10)).await);
+    assert_eq!(chunks.len(), 4, "{chunks:?}");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], json!("assistant"));
-    let said = chunks[1]["choices"][0]["delta"]["content"]
-        .as_str()
-        .unwrap();
-    assert!(said.starts_with("Ne pare rău"), "{said}");
-    assert_eq!(chunks[2]["choices"][0]["finish_reason"], json!("stop"));
-    for chunk in &chunks {
-        assert_eq!(chunk["object"], json!("chat.completion.chunk"));
-        assert!(chunk["choices"][0]["delta"].get("tool_calls").is_none());
-    }
-    assert_eq!(events[3], "[DONE]");
+    let said = sse::said(&chunks);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("Ne pare rău"), "{said:?}");
+    // Then the call ends: an end_call in OpenAI's streaming shape, after
+    // the sentence.
+    let call = &chunks[2]["choices"][0]["delta"]["tool_calls"];
+    assert_eq!(call.as_array().map(Vec::len), Some(1), "{chunks:?}");
+    assert_eq!(call[0]["index"], json!(0));
+    assert_eq!(call[0]["type"], json!("function"));
+    assert_eq!(call[0]["function"]["name"], json!(END_CALL));
+    let arguments: Value =
+        serde_json::from_str(call[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments["reason"], json!("the voice agent is disabled"));
+    assert_eq!(
+        chunks[3]["choices"][0]["finish_reason"],
+        json!("tool_calls")
+    );
 
     let not_streamed = json!({"model": "m", "stream": false,
         "messages": [{"role": "user", "content": "hello"}]});
     let (status, completion) =
         json_of(bearer_post(&url("B0300003", "L0300003"), LLM_SECRET, &not_streamed).await).await;
     assert_eq!(status, 200, "{completion}");
+    let choice = &completion["choices"][0];
+    assert_eq!(choice["message"]["content"], json!(ENGLISH_CLOSING));
     assert_eq!(
-        completion["choices"][0]["message"]["content"],
-        json!(ENGLISH_CLOSING)
+        choice["message"]["tool_calls"][0]["function"]["name"],
+        json!(END_CALL)
     );
-    assert_eq!(completion["choices"][0]["finish_reason"], json!("stop"));
+    assert_eq!(choice["finish_reason"], json!("tool_calls"));
 
+    // Each turn is recorded, and so is each call it ended.
     let records = bridge.records().await;
-    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records.len(), 4, "{records:?}");
     assert_schema_valid(&records);
+    let event = |r: &Value| r["data"]["metadata"]["event"].as_str().map(str::to_owned);
     for r in &records {
         assert_eq!(r["data"]["actionType"], json!("voice_call"));
-        assert_eq!(r["data"]["metadata"]["event"], json!("custom_llm_turn"));
+    }
+    let turns: Vec<&Value> = records
+        .iter()
+        .filter(|r| event(r).as_deref() == Some("custom_llm_turn"))
+        .collect();
+    assert_eq!(turns.len(), 2, "{records:?}");
+    for r in turns {
         assert_eq!(r["data"]["metadata"]["tenantDisabled"], json!(true));
+    }
+    let ended: Vec<&Value> = records
+        .iter()
+        .filter(|r| event(r).as_deref() == Some("handoff"))
+        .collect();
+    assert_eq!(ended.len(), 2, "{records:?}");
+    for r in ended {
+        assert_eq!(r["data"]["metadata"]["handoff"], json!(END_CALL));
+        assert_eq!(r["data"]["subAction"], json!("send"));
     }
 }
 

@@ -1,8 +1,6 @@
 //! The bridge routes served on 127.0.0.1:0 with a real SQLite tenant
 //! store and an action log whose sink keeps every record for the test.
 
-use eventsource_stream::{Event, EventStreamError, Eventsource};
-use futures::Stream;
 use futures::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +21,7 @@ use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{Read, Seen, TenantKey, TenantSettings, TenantStore};
+use voice_operator::testkit::sse::{self, Events};
 
 /// The webhook secret of the shared signature vectors.
 pub const WEBHOOK_SECRET: &str = "wsec_test_7f3c2a9e51d84b06";
@@ -202,10 +201,7 @@ pub async fn bearer_post(url: &str, token: &str, body: &Value) -> reqwest::Respo
 
 /// POSTs `request` to the custom-LLM route at `url` with the LLM bearer,
 /// checks that the answer is a 200 event stream, and gives its events.
-pub async fn llm_events(
-    url: &str,
-    request: &Value,
-) -> impl Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + use<> {
+pub async fn llm_events(url: &str, request: &Value) -> Events {
     let response = bearer_post(url, LLM_SECRET, request).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(
@@ -214,7 +210,7 @@ pub async fn llm_events(
             .unwrap()
             .starts_with("text/event-stream")
     );
-    response.bytes_stream().eventsource()
+    sse::events(response)
 }
 
 /// The status and the JSON body (null when there is none).

@@ -1,7 +1,6 @@
 //! Shared test helpers: AWS clients for the local emulator, the moto
 //! server, the fake Kinesis endpoint, and record factories.
 
-pub mod bedrock;
 pub mod bridge;
 pub mod cluster;
 pub mod gitops;
@@ -10,7 +9,7 @@ pub mod providers;
 pub mod runtime;
 pub mod smtp;
 
-pub use voice_operator::testkit::{fake_elevenlabs, fake_kinesis};
+pub use voice_operator::testkit::{fake_bedrock, fake_elevenlabs, fake_kinesis, sse};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

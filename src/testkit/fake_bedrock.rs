@@ -20,6 +20,13 @@
 //!   given; at least 1), else in one chunk (StreamingConfigurations).
 //! - Trace events are sent only with `enableTrace`.
 //! - `endSession` ends the session: an empty stream, nothing pending.
+//!
+//! The replies come from a script (one reply per request, in order) or
+//! from an agent function that decides each reply from the request, for
+//! many sessions at once (the `voice_latency` bench). A paced reply
+//! ([`Reply::Paced`]) writes its answer as a model does: the first chunk
+//! after a delay, then one chunk per interval; unstreamed, the whole answer
+//! comes when the last chunk would have.
 
 use futures::stream;
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +42,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +62,14 @@ pub enum Reply {
     Frames(Vec<Frame>),
     /// An HTTP error before any event: status and error type.
     Error(u16, &'static str),
+    /// The final answer as a model writes it: its first chunk `first`
+    /// after the request came, each next one `every` later; unstreamed,
+    /// all of it at the time of the last chunk.
+    Paced {
+        text: String,
+        first: Duration,
+        every: Duration,
+    },
 }
 
 /// One event of a scripted stream.
@@ -83,9 +99,19 @@ impl Seen {
     }
 }
 
-#[derive(Default)]
+/// Decides the reply to a request from what it carries.
+pub type Agent = dyn Fn(&Seen) -> Reply + Send + Sync;
+
+/// Where the replies come from.
+enum Source {
+    /// One reply per request, in order.
+    Script(Mutex<VecDeque<Reply>>),
+    /// Each reply decided from its request.
+    Agent(Box<Agent>),
+}
+
 struct Inner {
-    script: Mutex<VecDeque<Reply>>,
+    source: Source,
     seen: Mutex<Vec<Seen>>,
     /// The `returnControl` each session waits on results for.
     pending: Mutex<HashMap<String, Value>>,
@@ -109,13 +135,35 @@ const HOLD_LIMIT: Duration = Duration::from_secs(2);
 impl FakeBedrock {
     /// Serves `script` on 127.0.0.1:0; past its end every request gets 500.
     pub async fn start(script: Vec<Reply>) -> FakeBedrock {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FakeBedrock::serve(listener, Source::Script(Mutex::new(script.into())))
+    }
+
+    /// Serves on `listener` an agent that decides each reply from its
+    /// request.
+    pub fn agent(
+        listener: tokio::net::TcpListener,
+        agent: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> FakeBedrock {
+        FakeBedrock::serve(listener, Source::Agent(Box::new(agent)))
+    }
+
+    fn serve(listener: tokio::net::TcpListener, source: Source) -> FakeBedrock {
         let inner = Arc::new(Inner {
-            script: Mutex::new(script.into()),
-            ..Inner::default()
+            source,
+            seen: Mutex::default(),
+            pending: Mutex::default(),
+            chunks: Mutex::default(),
+            hold: Mutex::default(),
         });
         let app = Router::new().fallback(invoke).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        // Each event frame goes out when written, as from AWS's endpoint:
+        // with Nagle's algorithm a small frame after another waits for the
+        // client's delayed ACK (40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeBedrock { url, inner }
     }
@@ -151,13 +199,24 @@ impl FakeBedrock {
     }
 }
 
+/// Whether `request` asks for the final answer in chunks.
+fn streamed(request: &Value) -> bool {
+    request["streamingConfigurations"]["streamFinalResponse"] == json!(true)
+}
+
 /// The chunks a final answer is sent in, as `request` asks.
 pub fn chunks_of(text: &str, request: &Value) -> Vec<String> {
-    let streaming = &request["streamingConfigurations"];
-    if streaming["streamFinalResponse"] != json!(true) {
+    if !streamed(request) {
         return vec![text.to_owned()];
     }
-    let size = streaming["applyGuardrailInterval"].as_u64().unwrap_or(50) as usize;
+    guardrail_chunks(text, request)
+}
+
+/// `text` cut every `applyGuardrailInterval` characters (50 unless given).
+fn guardrail_chunks(text: &str, request: &Value) -> Vec<String> {
+    let size = request["streamingConfigurations"]["applyGuardrailInterval"]
+        .as_u64()
+        .unwrap_or(50) as usize;
     let chars: Vec<char> = text.chars().collect();
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
@@ -210,10 +269,14 @@ fn validation(message: String) -> Response {
 }
 
 /// What goes on the connection: raw bytes, or a chunk of the final answer
-/// (timed, and the last one possibly held).
+/// (timed, possibly due at a set time, and the last one possibly held).
 enum Out {
     Bytes(Vec<u8>),
-    Answer { text: String, last: bool },
+    Answer {
+        text: String,
+        last: bool,
+        due: Option<Instant>,
+    },
 }
 
 async fn invoke(State(inner): State<Arc<Inner>>, uri: Uri, body: Bytes) -> Response {
@@ -223,7 +286,8 @@ async fn invoke(State(inner): State<Arc<Inner>>, uri: Uri, body: Bytes) -> Respo
         body: request.clone(),
     };
     let session = seen.session().to_owned();
-    inner.seen.lock().unwrap().push(seen);
+    let came = Instant::now();
+    inner.seen.lock().unwrap().push(seen.clone());
     if request["endSession"] == json!(true) {
         inner.pending.lock().unwrap().remove(&session);
         return stream_of(inner, Vec::new());
@@ -256,13 +320,20 @@ async fn invoke(State(inner): State<Arc<Inner>>, uri: Uri, body: Bytes) -> Respo
             return stream_of(inner, vec![Out::Bytes(failed)]);
         }
     }
-    let reply = inner
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(Reply::Error(500, "InternalServerException"));
-    let answer = |text: String| {
+    let reply = match &inner.source {
+        Source::Script(script) => script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Reply::Error(500, "InternalServerException")),
+        Source::Agent(agent) => agent(&seen),
+    };
+    // The chunks of a final answer. A paced model writes a piece of
+    // `applyGuardrailInterval` characters `first` after the request came
+    // and one every `every` after that; unstreamed, the whole answer is
+    // due when its last piece is written.
+    let answer = |text: String, pace: Option<(Duration, Duration)>| {
+        let written = guardrail_chunks(&text, &request).len().max(1);
         let parts = chunks_of(&text, &request);
         let count = parts.len();
         parts
@@ -271,15 +342,20 @@ async fn invoke(State(inner): State<Arc<Inner>>, uri: Uri, body: Bytes) -> Respo
             .map(|(i, text)| Out::Answer {
                 text,
                 last: i + 1 == count,
+                due: pace.map(|(first, every)| {
+                    let piece = if streamed(&request) { i } else { written - 1 };
+                    came + first + every * piece as u32
+                }),
             })
             .collect()
     };
     let out = match reply {
         Reply::Error(status, kind) => return error(status, kind, "scripted failure"),
-        Reply::Answer(text) => answer(text),
+        Reply::Answer(text) => answer(text, None),
+        Reply::Paced { text, first, every } => answer(text, Some((first, every))),
         Reply::Reads(prefix) => {
             let bodies: Vec<&str> = results.iter().filter_map(body_of).collect();
-            answer(format!("{prefix}{}", bodies.join(" ")))
+            answer(format!("{prefix}{}", bodies.join(" ")), None)
         }
         Reply::ReturnControl(payload) => {
             inner
@@ -377,7 +453,10 @@ fn stream_of(inner: Arc<Inner>, out: Vec<Out>) -> Response {
         for piece in out {
             let bytes = match piece {
                 Out::Bytes(bytes) => bytes,
-                Out::Answer { text, last } => {
+                Out::Answer { text, last, due } => {
+                    if let Some(due) = due {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
                     let held = if last {
                         inner.hold.lock().unwrap().take()
                     } else {
