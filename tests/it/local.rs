@@ -144,18 +144,12 @@ impl Local {
 
     /// Waits until the location's VoiceAgent is Active; its agent id.
     async fn active(&self, business: &str, location: &str) -> String {
-        for _ in 0..300 {
-            let (code, body) = self.status(business, location).await;
-            if code == 200 && body["phase"] == json!("Active") {
-                return body["config"]["agentId"].as_str().unwrap().to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "{business}/{location} not Active within 30 s: {:?}\nstderr: {}",
-            self.status(business, location).await,
-            self.stderr()
-        );
+        let body = self
+            .status_until(business, location, "Active", |body| {
+                body["phase"] == json!("Active")
+            })
+            .await;
+        body["config"]["agentId"].as_str().unwrap().to_owned()
     }
 
     /// Waits (up to 30 s) until the location's status satisfies `wanted`;
