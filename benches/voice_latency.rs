@@ -467,6 +467,7 @@ async fn run(bedrock: std::net::TcpListener) {
             &TenantKey::parse(BUSINESS, LOCATION).unwrap(),
             &Id::parse("uid", "bench-owner").unwrap(),
             voice_operator::tenant::Seen::Nothing,
+            voice_operator::tenant::SpecGeneration::default(),
             &tenant_settings(AGENT, true),
         )
         .await

@@ -30,7 +30,7 @@ use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::cache::{CachedStore, DEFAULT_CAPACITY, DEFAULT_TTL};
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Seen, TenantKey, TenantStore};
+use voice_operator::tenant::{Seen, SpecGeneration, TenantKey, TenantStore};
 use voice_operator::testkit::fixtures::tenant_settings;
 
 /// The allocator the voice-operator binary runs with (see src/main.rs),
@@ -173,6 +173,7 @@ async fn run() {
             &key,
             &Id::parse("uid", "bench-owner").unwrap(),
             Seen::Nothing,
+            SpecGeneration::default(),
             &settings,
         )
         .await

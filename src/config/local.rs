@@ -19,10 +19,10 @@ pub struct LocalArgs {
     #[arg(long, env = "VOICE_OPERATOR_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
 
-    /// Directory of VoiceAgent manifests: every .yaml / .yml file directly
-    /// in it (not subdirectories), several documents per file. Watched: an
-    /// added, changed or removed manifest is reconciled within
-    /// --manifest-poll-ms.
+    /// Directory of VoiceAgent and VoiceAgentTemplate manifests: every
+    /// .yaml / .yml file directly in it (not subdirectories), several
+    /// documents per file. Watched: an added, changed or removed manifest
+    /// is reconciled within --manifest-poll-ms.
     #[arg(long, env = "VOICE_OPERATOR_MANIFESTS", default_value = "examples")]
     pub manifests: PathBuf,
 

@@ -36,6 +36,7 @@ impl Error {
             Error::Store(StoreError::Conflict { .. }) => Reason::TenantOwnedElsewhere,
             Error::Store(StoreError::BadItem { .. }) => Reason::TenantItemInvalid,
             Error::Store(StoreError::Stale { .. }) => Reason::TenantItemChanged,
+            Error::Store(StoreError::Superseded { .. }) => Reason::TenantSpecSuperseded,
             Error::Store(_) => Reason::TenantStoreError,
             Error::Kube(_) => Reason::KubernetesError,
             Error::Spec(SpecError::TemplateNotFound { .. }) => Reason::TemplateNotFound,
@@ -59,9 +60,14 @@ impl Error {
     }
 
     /// The tenant item changed between this reconcile's read and its
-    /// write: reconciling again from fresh reads is all it takes.
+    /// write, or was written from a newer spec than this reconcile's:
+    /// reconciling again from fresh reads (and, for the second, a cache
+    /// that has caught up) is all it takes. Not a failure to report.
     pub fn is_stale(&self) -> bool {
-        matches!(self, Error::Store(StoreError::Stale { .. }))
+        matches!(
+            self,
+            Error::Store(StoreError::Stale { .. } | StoreError::Superseded { .. })
+        )
     }
 
     /// How long the server asked us to wait, when it did.
@@ -152,6 +158,13 @@ mod tests {
         });
         assert!(!stale.is_permanent() && stale.is_stale());
         assert_eq!(stale.reason().as_str(), "TenantItemChanged");
+        let older = Error::Store(StoreError::Superseded {
+            key: "B1/L1".into(),
+            planned: crate::tenant::SpecGeneration::of(Some(3)),
+            stored: crate::tenant::SpecGeneration::of(Some(4)),
+        });
+        assert!(!older.is_permanent() && older.is_stale());
+        assert_eq!(older.reason().as_str(), "TenantSpecSuperseded");
         let owned = Error::Store(StoreError::Conflict {
             key: "B1/L1".into(),
             current: Some("uid-a".into()),

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{VoiceAgent, VoiceAgentStatus};
+use crate::crd::{VoiceAgent, VoiceAgentStatus, VoiceAgentTemplate};
 use crate::elevenlabs::{AgentSummary, DesiredAgent, PhoneNumber, RemoteAgent};
 use crate::ids::Id;
-use crate::tenant::{TenantConfig, TenantKey, TenantSettings};
+use crate::tenant::{SpecGeneration, TenantConfig, TenantKey, TenantSettings};
 
 use super::desired::uid_tag;
 use super::reason::Reason;
@@ -197,9 +197,11 @@ pub fn not_kept(desired: &DesiredAgent, remote: &RemoteAgent) -> Vec<String> {
 /// What to write to the tenant item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemStep<'a> {
-    /// Ours and as wanted: nothing is written.
+    /// Ours, as wanted and written from this spec: nothing is written.
     Keep(&'a TenantConfig),
-    /// Ours, and only `enabled` differs: only that attribute is switched.
+    /// Ours, and only `enabled` differs, or nothing but the spec
+    /// generation it was written from: only that attribute is switched
+    /// (or set again), which stores the new generation.
     EnableOnly(bool),
     /// No item, an unclaimed one, another VoiceAgent's (the store's owner
     /// condition then refuses the write) or more than `enabled` differs:
@@ -208,16 +210,21 @@ pub enum ItemStep<'a> {
 }
 
 /// The step that brings `current` (the item as read) to `want` for
-/// `owner`.
+/// `owner`, planned from generation `planned`. An item as wanted but
+/// written from an older spec is written again: the generation it stores
+/// is what keeps a replica with an older spec from touching the agent
+/// ([`superseded`]), so it must not lag behind a spec edit that left the
+/// item's own attributes as they were.
 pub fn item_step<'a>(
     current: Option<&'a TenantConfig>,
     owner: &Id,
     want: &TenantSettings,
+    planned: SpecGeneration,
 ) -> ItemStep<'a> {
     let Some(ours) = current.filter(|c| c.owner.as_ref() == Some(owner)) else {
         return ItemStep::Put;
     };
-    if ours.settings == *want {
+    if ours.settings == *want && ours.spec_generation == Some(planned) {
         return ItemStep::Keep(ours);
     }
     let only_enabled = TenantSettings {
@@ -229,6 +236,34 @@ pub fn item_step<'a>(
     } else {
         ItemStep::Put
     }
+}
+
+/// What a plan for `va` (with `template`, when it names one) is made from.
+pub fn spec_generation(va: &VoiceAgent, template: Option<&VoiceAgentTemplate>) -> SpecGeneration {
+    let planned = SpecGeneration::of(va.metadata.generation);
+    match template {
+        Some(t) => planned.with_template(
+            t.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|at| at.0.as_second()),
+            t.metadata.generation,
+        ),
+        None => planned,
+    }
+}
+
+/// The generation the tenant item was written from, when it is newer than
+/// the one this reconcile `planned` from: then the reconcile changes
+/// nothing anywhere (see [`crate::tenant::StoreError::Superseded`]). An
+/// item without one, or none at all, supersedes nothing.
+pub fn superseded(
+    current: Option<&TenantConfig>,
+    planned: SpecGeneration,
+) -> Option<SpecGeneration> {
+    current
+        .and_then(|item| item.spec_generation)
+        .filter(|stored| *stored > planned)
 }
 
 /// The Event for tenant item `item` just written: whether it was switched
@@ -664,12 +699,19 @@ mod tests {
         );
     }
 
+    const GEN: SpecGeneration = SpecGeneration {
+        voice_agent: 2,
+        template_created: 0,
+        template: 0,
+    };
+
     fn item(owner: Option<&str>, settings: TenantSettings) -> TenantConfig {
         TenantConfig {
             key: TenantKey::parse("B1", "L1").unwrap(),
             settings,
             owner: owner.map(|o| Id::parse("uid", o).unwrap()),
             version: 4,
+            spec_generation: Some(GEN),
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,
         }
@@ -681,9 +723,12 @@ mod tests {
         let agent_id = Id::parse("agent_id", "agent_1").unwrap();
         let want = desired::tenant_settings(&va("c", "u1", "L1", Some(1)), &agent_id);
         assert!(want.enabled);
-        assert_eq!(item_step(None, &owner, &want), ItemStep::Put);
+        assert_eq!(item_step(None, &owner, &want, GEN), ItemStep::Put);
         let same = item(Some("u1"), want.clone());
-        assert_eq!(item_step(Some(&same), &owner, &want), ItemStep::Keep(&same));
+        assert_eq!(
+            item_step(Some(&same), &owner, &want, GEN),
+            ItemStep::Keep(&same)
+        );
         let off = item(
             Some("u1"),
             TenantSettings {
@@ -692,11 +737,11 @@ mod tests {
             },
         );
         assert_eq!(
-            item_step(Some(&off), &owner, &want),
+            item_step(Some(&off), &owner, &want, GEN),
             ItemStep::EnableOnly(true)
         );
         assert_eq!(
-            item_step(Some(&same), &owner, &off.settings),
+            item_step(Some(&same), &owner, &off.settings, GEN),
             ItemStep::EnableOnly(false)
         );
         let greeting = item(
@@ -706,7 +751,10 @@ mod tests {
                 ..want.clone()
             },
         );
-        assert_eq!(item_step(Some(&greeting), &owner, &want), ItemStep::Put);
+        assert_eq!(
+            item_step(Some(&greeting), &owner, &want, GEN),
+            ItemStep::Put
+        );
         let off_and_greeting = item(
             Some("u1"),
             TenantSettings {
@@ -715,22 +763,77 @@ mod tests {
             },
         );
         assert_eq!(
-            item_step(Some(&off_and_greeting), &owner, &want),
+            item_step(Some(&off_and_greeting), &owner, &want, GEN),
             ItemStep::Put
         );
         // Not ours, even when it reads as wanted: put, and the store decides.
         assert_eq!(
-            item_step(Some(&item(None, want.clone())), &owner, &want),
+            item_step(Some(&item(None, want.clone())), &owner, &want, GEN),
             ItemStep::Put
         );
         assert_eq!(
-            item_step(Some(&item(Some("u2"), want.clone())), &owner, &want),
+            item_step(Some(&item(Some("u2"), want.clone())), &owner, &want, GEN),
             ItemStep::Put
         );
         assert_eq!(
-            item_step(Some(&item(Some("u2"), off.settings.clone())), &owner, &want),
+            item_step(
+                Some(&item(Some("u2"), off.settings.clone())),
+                &owner,
+                &want,
+                GEN
+            ),
             ItemStep::Put
         );
+        // As wanted, but written from an older spec (or before generations
+        // were stored): written again, to store this one.
+        let newer = SpecGeneration {
+            voice_agent: 3,
+            ..GEN
+        };
+        assert_eq!(
+            item_step(Some(&same), &owner, &want, newer),
+            ItemStep::EnableOnly(true)
+        );
+        let legacy = TenantConfig {
+            spec_generation: None,
+            ..same.clone()
+        };
+        assert_eq!(
+            item_step(Some(&legacy), &owner, &want, GEN),
+            ItemStep::EnableOnly(true)
+        );
+    }
+
+    #[test]
+    fn only_an_item_from_a_newer_spec_supersedes_a_plan() {
+        let agent_id = Id::parse("agent_id", "agent_1").unwrap();
+        let want = desired::tenant_settings(&va("c", "u1", "L1", Some(1)), &agent_id);
+        let stored = item(Some("u1"), want);
+        let at = |voice_agent, template| {
+            SpecGeneration::of(Some(voice_agent)).with_template(Some(100), Some(template))
+        };
+        assert_eq!(superseded(None, at(1, 0)), None);
+        assert_eq!(superseded(Some(&stored), GEN), None);
+        assert_eq!(superseded(Some(&stored), at(3, 0)), None);
+        assert_eq!(superseded(Some(&stored), at(1, 9)), Some(GEN));
+        // Same VoiceAgent generation: the template's decides.
+        let templated = TenantConfig {
+            spec_generation: Some(at(2, 5)),
+            ..stored.clone()
+        };
+        assert_eq!(superseded(Some(&templated), at(2, 4)), Some(at(2, 5)));
+        assert_eq!(superseded(Some(&templated), at(2, 5)), None);
+        // Another template named: the VoiceAgent's generation rose, and a
+        // lower template generation does not matter.
+        assert_eq!(superseded(Some(&templated), at(3, 1)), None);
+        // The template deleted and made again: generation 1, made later.
+        let remade = SpecGeneration::of(Some(2)).with_template(Some(101), Some(1));
+        assert_eq!(superseded(Some(&templated), remade), None);
+        let legacy = TenantConfig {
+            spec_generation: None,
+            ..stored
+        };
+        assert_eq!(superseded(Some(&legacy), at(0, 0)), None);
     }
 
     #[test]

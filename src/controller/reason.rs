@@ -76,6 +76,10 @@ reasons! {
     /// The tenant item changed after the reconcile read it (another writer
     /// came first); the reconcile runs again at once, nothing is stalled.
     TenantItemChanged,
+    /// The tenant item was written from a newer spec than this reconcile's
+    /// (an old leader whose cache lags); it writes nothing and runs again
+    /// once its cache has caught up, nothing is stalled.
+    TenantSpecSuperseded,
     TenantStoreError,
     KubernetesError,
     InvalidSpec,
@@ -111,7 +115,7 @@ mod tests {
 
     #[test]
     fn each_reason_reads_as_its_name() {
-        assert_eq!(Reason::ALL.len(), 42);
+        assert_eq!(Reason::ALL.len(), 43);
         for reason in Reason::ALL {
             assert_eq!(reason.as_str(), format!("{reason:?}"));
             assert_eq!(reason.to_string(), reason.as_str());

@@ -21,7 +21,7 @@ use crate::elevenlabs::{
     AgentPlatform, Deleted, DesiredAgent, ElevenLabsError, PhoneImport, SipOutbound,
 };
 use crate::ids::Id;
-use crate::tenant::{Read, Seen, StoreError, TenantConfig, TenantKey, TenantStore};
+use crate::tenant::{Read, Seen, SpecGeneration, StoreError, TenantConfig, TenantKey, TenantStore};
 
 use super::desired::{self, OperatorSettings, SpecError};
 use super::error::{Error, backoff};
@@ -180,12 +180,21 @@ pub async fn reconcile(va: Arc<VoiceAgent>, ctx: Arc<Context>) -> Result<Action,
         }
         Err(err) if err.is_stale() => {
             // Not a failure to report: somebody else wrote the item after
-            // this reconcile read it. Nothing was written; the retry reads
-            // everything again (error_policy: the first wait is under
-            // backoff_base).
+            // this reconcile read it, or wrote it from a newer spec than
+            // this replica's cache holds. Nothing was written, not even the
+            // status; the retry reads everything again (error_policy: the
+            // first wait is under backoff_base, then it grows while the
+            // cache lags).
             ctx.metrics
                 .reconciled(started.elapsed(), Some(err.reason()));
-            tracing::info!(error = %err, "the tenant item changed meanwhile; reconciling again");
+            if matches!(err, Error::Store(StoreError::Superseded { .. })) {
+                tracing::info!(
+                    error = %err,
+                    "a newer spec owns the tenant item; nothing written, reconciling again once this replica's cache catches up"
+                );
+            } else {
+                tracing::info!(error = %err, "the tenant item changed meanwhile; reconciling again");
+            }
             Err(err)
         }
         Err(err) => {
@@ -293,9 +302,23 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .map(|t| template::effective(va, t))
         .transpose()?;
+    let planned = plan::spec_generation(va, template.as_ref());
     let va = resolved.as_ref().unwrap_or(va);
     let want = desired::agent(va, &ctx.settings)?;
     let hash = desired::config_hash(&want);
+    // Read before ElevenLabs is touched: a replica whose cache still holds
+    // an older spec than the one the item was written from (an old leader
+    // during a Lease hand-over) must not PATCH that older spec onto the
+    // agent either. The store checks the same again when it writes.
+    let current = ctx.store.get(&key, Read::Strong).await?;
+    if let Some(stored) = plan::superseded(current.as_ref(), planned) {
+        return Err(StoreError::Superseded {
+            key: key.to_string(),
+            planned,
+            stored,
+        }
+        .into());
+    }
     // No agent yet: say so before the first call to ElevenLabs, so that
     // GitOps tools see the VoiceAgent in progress rather than current.
     let old = if old.agent_id.is_none() && !status::is_creating(&old, va.metadata.generation) {
@@ -312,7 +335,8 @@ async fn apply(va: &VoiceAgent, ctx: &Context) -> Result<Action, Error> {
         sync_agent(va, ctx, &owner, &old, &want, &hash, now).await?
     };
     let phone = sync_phone(va, ctx, &old, &agent.id, now).await?;
-    let (item, item_written) = sync_item(va, ctx, &key, &owner, &agent.id).await?;
+    let (item, item_written) =
+        sync_item(va, ctx, &key, &owner, planned, current, &agent.id).await?;
 
     let synced_now = agent.touched || item_written || old.last_synced_at.is_none();
     let mut new = status::synced(status::Synced {
@@ -812,31 +836,33 @@ async fn cleanup_phone(va: &VoiceAgent, ctx: &Context, agents: &[Id]) -> Result<
     Ok(())
 }
 
-/// Brings the tenant item to the spec. Returns it and whether it was
-/// written. The write carries the version read here: if the item changed
-/// in between (another replica, an old leader), it fails with
-/// [`StoreError::Stale`] and the whole reconcile runs again soon, reading
-/// the VoiceAgent and the item afresh, rather than planning again from a
-/// spec that may be the stale one.
+/// Brings the tenant item (`current`, as read at the start of the
+/// reconcile) to the spec. Returns it and whether it was written. The write
+/// carries the version read and the generation `planned` from: if the item
+/// changed in between (another replica, an old leader), it fails with
+/// [`StoreError::Stale`], if it was written from a newer spec meanwhile
+/// with [`StoreError::Superseded`], and the whole reconcile runs again
+/// soon, reading the VoiceAgent and the item afresh, rather than planning
+/// again from a spec that may be the stale one.
 async fn sync_item(
     va: &VoiceAgent,
     ctx: &Context,
     key: &TenantKey,
     owner: &Id,
+    planned: SpecGeneration,
+    current: Option<TenantConfig>,
     agent_id: &Id,
 ) -> Result<(TenantConfig, bool), Error> {
     let want = desired::tenant_settings(va, agent_id);
-    let current = ctx.store.get(key, Read::Strong).await?;
-    let item = match plan::item_step(current.as_ref(), owner, &want) {
+    let seen = Seen::of(current.as_ref());
+    let item = match plan::item_step(current.as_ref(), owner, &want, planned) {
         ItemStep::Keep(item) => return Ok((item.clone(), false)),
         ItemStep::EnableOnly(enabled) => {
-            let seen = Seen::of(current.as_ref());
-            ctx.store.set_enabled(key, owner, seen, enabled).await?
+            ctx.store
+                .set_enabled(key, owner, seen, planned, enabled)
+                .await?
         }
-        ItemStep::Put => {
-            let seen = Seen::of(current.as_ref());
-            ctx.store.put(key, owner, seen, &want).await?
-        }
+        ItemStep::Put => ctx.store.put(key, owner, seen, planned, &want).await?,
     };
     let enabled_before = current.as_ref().map(|c| c.settings.enabled);
     let (reason, note) = plan::item_event(key, &item, enabled_before);

@@ -1,30 +1,33 @@
-//! Reads VoiceAgent manifests from a directory the way `kubectl apply -f
-//! DIR` would take them: every `.yaml` / `.yml` file directly in it (not
-//! its subdirectories), several documents per file, each checked against
-//! the CRD's schema with unknown fields refused, as the API server does
-//! with strict field validation. A bad document is reported by file,
-//! document number and field; the others are used.
+//! Reads VoiceAgent and VoiceAgentTemplate manifests from a directory the
+//! way `kubectl apply -f DIR` would take them: every `.yaml` / `.yml` file
+//! directly in it (not its subdirectories), several documents per file,
+//! each checked against its CRD's schema with unknown fields refused, as
+//! the API server does with strict field validation. A bad document is
+//! reported by file, document number and field; the others are used.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResourceExt;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::crd::VoiceAgent;
+use crate::crd::{VoiceAgent, VoiceAgentTemplate};
 
 const API_VERSION: &str = "voiceagents.io/v1alpha1";
 const KIND: &str = "VoiceAgent";
+const TEMPLATE_KIND: &str = "VoiceAgentTemplate";
 
-/// One VoiceAgent read from a file.
+/// One object read from a file: a VoiceAgent unless said otherwise.
 #[derive(Debug, Clone)]
-pub struct Document {
+pub struct Document<T = VoiceAgent> {
     pub file: PathBuf,
     /// 1-based position among the file's documents.
     pub index: usize,
-    pub object: VoiceAgent,
+    pub object: T,
 }
 
 /// A document that could not be used.
@@ -55,8 +58,10 @@ impl fmt::Display for ManifestError {
 #[derive(Debug, Default)]
 pub struct Scan {
     pub documents: Vec<Document>,
+    pub templates: Vec<Document<VoiceAgentTemplate>>,
     pub errors: Vec<ManifestError>,
-    /// Documents that are not VoiceAgents (other kinds are not for us).
+    /// Documents that are neither VoiceAgents nor VoiceAgentTemplates
+    /// (other kinds are not for us).
     pub skipped: Vec<String>,
     /// Files that had at least one error: what came from them before is
     /// kept, not deleted.
@@ -100,22 +105,22 @@ pub fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Checks documents against the CRD.
-pub struct Validator {
+/// One CRD's schema, compiled.
+struct Schema {
     schema: Value,
     compiled: jsonschema::Validator,
 }
 
-impl Validator {
-    pub fn new() -> Validator {
-        let crd = serde_json::to_value(VoiceAgent::crd()).expect("the CRD serializes");
+impl Schema {
+    fn of(crd: impl serde::Serialize) -> Schema {
+        let crd = serde_json::to_value(crd).expect("the CRD serializes");
         let schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
         let compiled = jsonschema::validator_for(&schema).expect("the CRD schema compiles");
-        Validator { schema, compiled }
+        Schema { schema, compiled }
     }
 
-    /// The first problem of `value` as a VoiceAgent: (field, message).
-    fn check(&self, value: &Value) -> Result<VoiceAgent, (Option<String>, String)> {
+    /// `value` as a `T`, or its first problem: (field, message).
+    fn check<T: DeserializeOwned>(&self, value: &Value) -> Result<T, (Option<String>, String)> {
         let mut unknown = Vec::new();
         unknown_fields(&self.schema, value, "", &mut unknown);
         if let Some(field) = unknown.into_iter().next() {
@@ -137,13 +142,33 @@ impl Validator {
             };
             return Err(((!field.is_empty()).then_some(field), message));
         }
-        let object: VoiceAgent = serde_path_to_error::deserialize(value).map_err(|e| {
+        serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let field = (path != ".").then_some(path);
             (field, e.into_inner().to_string())
-        })?;
+        })
+    }
+}
+
+/// Checks documents against the CRDs.
+pub struct Validator {
+    voice_agent: Schema,
+    template: Schema,
+}
+
+impl Validator {
+    pub fn new() -> Validator {
+        Validator {
+            voice_agent: Schema::of(VoiceAgent::crd()),
+            template: Schema::of(VoiceAgentTemplate::crd()),
+        }
+    }
+
+    /// The first problem of `value` as a VoiceAgent: (field, message).
+    fn check(&self, value: &Value) -> Result<VoiceAgent, (Option<String>, String)> {
+        let object: VoiceAgent = self.voice_agent.check(value)?;
         // The CRD's CEL rule: without a template these are the VoiceAgent's
-        // own to give (`local` mode reads no templates).
+        // own to give.
         if object.spec.template_ref.is_none() {
             let spec = &object.spec;
             for (field, value) in [
@@ -154,6 +179,28 @@ impl Validator {
                 if value.is_empty() {
                     return Err((Some(field.to_owned()), "is required".to_owned()));
                 }
+            }
+        }
+        Ok(object)
+    }
+
+    /// The first problem of `value` as a VoiceAgentTemplate, with the
+    /// CRD's CEL rule that a template names no location.
+    fn check_template(
+        &self,
+        value: &Value,
+    ) -> Result<VoiceAgentTemplate, (Option<String>, String)> {
+        let object: VoiceAgentTemplate = self.template.check(value)?;
+        for (field, set) in [
+            ("spec.businessId", object.spec.business_id.is_some()),
+            ("spec.locationId", object.spec.location_id.is_some()),
+        ] {
+            if set {
+                return Err((
+                    Some(field.to_owned()),
+                    "a VoiceAgentTemplate cannot set it: each VoiceAgent names its own location"
+                        .to_owned(),
+                ));
             }
         }
         Ok(object)
@@ -215,7 +262,8 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, found: &mut Vec<Str
 /// Reads every manifest file of `dir`.
 pub fn scan(dir: &Path, validator: &Validator) -> std::io::Result<Scan> {
     let mut scan = Scan::default();
-    let mut seen: BTreeMap<(String, String), (PathBuf, usize)> = BTreeMap::new();
+    // By kind, namespace and name.
+    let mut seen: BTreeMap<(&str, String, String), (PathBuf, usize)> = BTreeMap::new();
     for file in manifest_files(dir)? {
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
@@ -249,40 +297,59 @@ pub fn scan(dir: &Path, validator: &Validator) -> std::io::Result<Scan> {
             let object = match identify(&value) {
                 Identity::Other(what) => {
                     scan.skipped.push(format!(
-                        "{}, document {index}: {what}, not a VoiceAgent",
+                        "{}, document {index}: {what}, not a VoiceAgent or VoiceAgentTemplate",
                         file.display()
                     ));
                     continue;
                 }
                 Identity::Bad(field, message) => Err((Some(field.into()), message)),
-                Identity::VoiceAgent => validator.check(&value).and_then(metadata),
+                Identity::VoiceAgent => validator.check(&value).and_then(|mut va| {
+                    metadata(&mut va.metadata).map(|()| Parsed::VoiceAgent(Box::new(va)))
+                }),
+                Identity::Template => validator.check_template(&value).and_then(|mut t| {
+                    metadata(&mut t.metadata).map(|()| Parsed::Template(Box::new(t)))
+                }),
             };
-            match object {
-                Ok(object) => {
-                    let key = (
-                        object.metadata.namespace.clone().unwrap_or_default(),
-                        object.metadata.name.clone().unwrap_or_default(),
-                    );
-                    if let Some((other, n)) = seen.get(&key) {
-                        scan.errors.push(fail(
-                            Some("metadata.name".into()),
-                            format!(
-                                "VoiceAgent {}/{} is already defined in {}, document {n}",
-                                key.0,
-                                key.1,
-                                other.display()
-                            ),
-                        ));
-                        continue;
-                    }
-                    seen.insert(key, (file.clone(), index));
-                    scan.documents.push(Document {
-                        file: file.clone(),
-                        index,
-                        object,
-                    });
+            let object = match object {
+                Ok(object) => object,
+                Err((field, message)) => {
+                    scan.errors.push(fail(field, message));
+                    continue;
                 }
-                Err((field, message)) => scan.errors.push(fail(field, message)),
+            };
+            let (kind, meta) = match &object {
+                Parsed::VoiceAgent(va) => (KIND, &va.metadata),
+                Parsed::Template(t) => (TEMPLATE_KIND, &t.metadata),
+            };
+            let key = (
+                kind,
+                meta.namespace.clone().unwrap_or_default(),
+                meta.name.clone().unwrap_or_default(),
+            );
+            if let Some((other, n)) = seen.get(&key) {
+                scan.errors.push(fail(
+                    Some("metadata.name".into()),
+                    format!(
+                        "{kind} {}/{} is already defined in {}, document {n}",
+                        key.1,
+                        key.2,
+                        other.display()
+                    ),
+                ));
+                continue;
+            }
+            seen.insert(key, (file.clone(), index));
+            match object {
+                Parsed::VoiceAgent(object) => scan.documents.push(Document {
+                    file: file.clone(),
+                    index,
+                    object: *object,
+                }),
+                Parsed::Template(object) => scan.templates.push(Document {
+                    file: file.clone(),
+                    index,
+                    object: *object,
+                }),
             }
         }
     }
@@ -292,8 +359,15 @@ pub fn scan(dir: &Path, validator: &Validator) -> std::io::Result<Scan> {
     Ok(scan)
 }
 
+/// A document read as one of our kinds.
+enum Parsed {
+    VoiceAgent(Box<VoiceAgent>),
+    Template(Box<VoiceAgentTemplate>),
+}
+
 enum Identity {
     VoiceAgent,
+    Template,
     /// Another kind of object: `kind` (`apiVersion`).
     Other(String),
     Bad(&'static str, String),
@@ -311,11 +385,12 @@ fn identify(value: &Value) -> Identity {
     match (kind, api_version) {
         (None, _) => Identity::Bad("kind", "is required".into()),
         (Some(KIND), Some(API_VERSION)) => Identity::VoiceAgent,
-        (Some(KIND), Some(other)) => Identity::Bad(
+        (Some(TEMPLATE_KIND), Some(API_VERSION)) => Identity::Template,
+        (Some(KIND | TEMPLATE_KIND), Some(other)) => Identity::Bad(
             "apiVersion",
             format!("{other:?} is not served; use {API_VERSION}"),
         ),
-        (Some(KIND), None) => Identity::Bad("apiVersion", "is required".into()),
+        (Some(KIND | TEMPLATE_KIND), None) => Identity::Bad("apiVersion", "is required".into()),
         (Some(kind), api_version) => Identity::Other(format!(
             "{kind} ({})",
             api_version.unwrap_or("no apiVersion")
@@ -325,24 +400,20 @@ fn identify(value: &Value) -> Identity {
 
 /// Name and namespace as the API server would accept them; the namespace
 /// defaults to `default`, as with `kubectl apply` and no context namespace.
-fn metadata(mut va: VoiceAgent) -> Result<VoiceAgent, (Option<String>, String)> {
-    let name = va.metadata.name.clone().unwrap_or_default();
+fn metadata(meta: &mut ObjectMeta) -> Result<(), (Option<String>, String)> {
+    let name = meta.name.clone().unwrap_or_default();
     if name.is_empty() {
         return Err((Some("metadata.name".into()), "is required".into()));
     }
     if let Some(reason) = not_a_dns_name(&name, 253) {
         return Err((Some("metadata.name".into()), reason));
     }
-    let namespace = va
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
     if let Some(reason) = not_a_dns_name(&namespace, 63) {
         return Err((Some("metadata.namespace".into()), reason));
     }
-    va.metadata.namespace = Some(namespace);
-    Ok(va)
+    meta.namespace = Some(namespace);
+    Ok(())
 }
 
 fn not_a_dns_name(name: &str, max: usize) -> Option<String> {
@@ -537,6 +608,58 @@ spec:
         assert_eq!(scan.skipped.len(), 1, "{:?}", scan.skipped);
         assert_eq!(only_error(&scan).1, Some("apiVersion"));
         assert!(scan.documents.is_empty(), "c.txt is not a manifest");
+    }
+
+    #[test]
+    fn the_fleet_example_gives_one_template_and_three_voiceagents_naming_it() {
+        let fleet = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleet");
+        let scan = scan(&fleet, &Validator::new()).unwrap();
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(scan.templates.len(), 1);
+        let template = &scan.templates[0].object;
+        assert_eq!(template.metadata.namespace.as_deref(), Some("tenants"));
+        assert_eq!(scan.documents.len(), 3);
+        for doc in &scan.documents {
+            let named = doc.object.spec.template_ref.as_ref().unwrap();
+            assert_eq!(Some(named.name.as_str()), template.metadata.name.as_deref());
+        }
+    }
+
+    #[test]
+    fn a_template_is_checked_against_its_crd_and_may_not_name_a_location() {
+        let template = "apiVersion: voiceagents.io/v1alpha1\nkind: VoiceAgentTemplate\nmetadata:\n  name: a\nspec:\n  greeting: Hello\n";
+        let with = |line: &str| {
+            template.replace(
+                "  greeting: Hello\n",
+                &format!("  greeting: Hello\n  {line}\n"),
+            )
+        };
+        let scan = scan_text(&[("t.yaml", template)]);
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(
+            scan.templates[0].object.metadata.namespace.as_deref(),
+            Some("default")
+        );
+        for (line, field) in [
+            ("locationId: L1", "spec.locationId"),
+            ("businessId: B1", "spec.businessId"),
+            ("voiceIdd: x", "spec.voiceIdd"),
+            ("language: Romanian", "spec.language"),
+        ] {
+            let scan = scan_text(&[("t.yaml", &with(line))]);
+            assert_eq!(only_error(&scan).1, Some(field), "{line}");
+            assert!(scan.templates.is_empty());
+        }
+        // A template and a VoiceAgent may share a name; two templates not.
+        let twice = format!("{template}---\n{template}---\n{GOOD}");
+        let scan = scan_text(&[("t.yaml", &twice)]);
+        let (document, field, message) = only_error(&scan);
+        assert_eq!((document, field), (2, Some("metadata.name")));
+        assert!(
+            message.starts_with("VoiceAgentTemplate default/a is already defined in"),
+            "{message}"
+        );
+        assert_eq!((scan.templates.len(), scan.documents.len()), (1, 1));
     }
 
     #[test]

@@ -280,7 +280,8 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     ops.ready.store(true, Ordering::Release);
     drive(
         triggers,
-        // `local` mode reads no templates.
+        // A template edit reaches its VoiceAgents through the triggers
+        // (LocalObjects::sync), not through a watch.
         Box::pin(futures::stream::pending()),
         parts,
         LOCAL_CONCURRENCY,
@@ -500,6 +501,9 @@ fn report_changes(changes: &Changes) {
     }
     for error in &changes.refused {
         tracing::error!("change refused: {error}");
+    }
+    for template in &changes.templates {
+        tracing::info!("VoiceAgentTemplate {template} in the manifests");
     }
 }
 

@@ -2,7 +2,11 @@
 //! what an API server would add (uid, generation, finalizers, status,
 //! deletion), kept in `<data-dir>/voiceagents.json` so that a restart
 //! finds the agents it made. The controller reads them through a
-//! kube-runtime [`Store`], exactly as in a cluster. The Secrets a
+//! kube-runtime [`Store`], exactly as in a cluster. The
+//! VoiceAgentTemplates of the directory are kept beside them (uid,
+//! generation, creation time; no status: `local` mode keeps no rollout
+//! counts); a template that is created, edited or removed reconciles the
+//! VoiceAgents that name it, as the template watch does in a cluster. The Secrets a
 //! VoiceAgent names (spec.telephony.twilioSecretRef) are JSON objects of
 //! strings at `<data-dir>/secrets/<namespace>/<name>.json`.
 
@@ -24,7 +28,7 @@ use super::manifests::{ManifestError, Scan};
 use crate::controller::Error;
 use crate::controller::objects::{Objects, SecretData, finalizers};
 use crate::controller::reason::Reason;
-use crate::crd::{VoiceAgent, VoiceAgentStatus};
+use crate::crd::{VoiceAgent, VoiceAgentStatus, VoiceAgentTemplate};
 
 /// One VoiceAgent and where it came from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,10 +38,21 @@ struct Entry {
     document: usize,
 }
 
+/// One VoiceAgentTemplate and the file it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TemplateEntry {
+    object: VoiceAgentTemplate,
+    file: PathBuf,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
     /// By `namespace/name`.
     voiceagents: BTreeMap<String, Entry>,
+    /// By `namespace/name`; absent from state files written before
+    /// `local` mode read templates.
+    #[serde(default)]
+    templates: BTreeMap<String, TemplateEntry>,
     resource_version: u64,
 }
 
@@ -59,6 +74,9 @@ pub struct Changes {
     pub kept: Vec<String>,
     /// Refused changes (an immutable field edited).
     pub refused: Vec<ManifestError>,
+    /// VoiceAgentTemplates created, changed or removed, with what happened
+    /// (`tenants/zambet-dental changed`).
+    pub templates: Vec<String>,
 }
 
 /// The VoiceAgents `local` mode reconciles.
@@ -69,8 +87,12 @@ pub struct LocalObjects {
     triggers: mpsc::UnboundedSender<VoiceAgent>,
 }
 
-fn key_of(va: &VoiceAgent) -> String {
-    format!("{}/{}", va.namespace().unwrap_or_default(), va.name_any())
+fn key_of(object: &impl ResourceExt) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }
 
 impl LocalObjects {
@@ -209,6 +231,7 @@ impl LocalObjects {
             }
         }
         inner.saved.resource_version = version;
+        let templates = sync_templates(&mut inner.saved, scan, &now, &mut changes);
         let gone: Vec<String> = inner
             .saved
             .voiceagents
@@ -253,6 +276,18 @@ impl LocalObjects {
             // Everything is looked at once at start, as after a relist.
             triggered = all;
         } else {
+            // The VoiceAgents that name a template that changed look again,
+            // unless they are being looked at anyway.
+            let named: Vec<VoiceAgent> = inner
+                .saved
+                .voiceagents
+                .values()
+                .map(|e| &e.object)
+                .filter(|va| names_any(va, &templates))
+                .filter(|va| !triggered.iter().any(|t| key_of(t) == key_of(*va)))
+                .cloned()
+                .collect();
+            triggered.extend(named);
             for object in &triggered {
                 inner
                     .writer
@@ -304,6 +339,72 @@ impl LocalObjects {
     }
 }
 
+/// Makes the saved templates match `scan`, as [`LocalObjects::sync`]
+/// does the VoiceAgents (a template of a file with errors is kept; one
+/// whose manifest is gone is removed, there is no finalizer). Returns the
+/// `namespace/name` of each template created, changed or removed.
+fn sync_templates(
+    saved: &mut Saved,
+    scan: &Scan,
+    now: &Time,
+    changes: &mut Changes,
+) -> Vec<String> {
+    let mut touched = Vec::new();
+    let mut present = std::collections::HashSet::new();
+    for doc in &scan.templates {
+        let key = key_of(&doc.object);
+        present.insert(key.clone());
+        let what = match saved.templates.get_mut(&key) {
+            Some(entry) => {
+                entry.file = doc.file.clone();
+                if entry.object.spec == doc.object.spec {
+                    continue;
+                }
+                let object = &mut entry.object;
+                object.spec = doc.object.spec.clone();
+                object.metadata.generation = Some(object.metadata.generation.unwrap_or(0) + 1);
+                "changed"
+            }
+            None => {
+                let mut object = doc.object.clone();
+                object.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
+                object.metadata.generation = Some(1);
+                object.metadata.creation_timestamp = Some(now.clone());
+                object.status = None;
+                let file = doc.file.clone();
+                saved
+                    .templates
+                    .insert(key.clone(), TemplateEntry { object, file });
+                "created"
+            }
+        };
+        saved.resource_version += 1;
+        let version = saved.resource_version.to_string();
+        if let Some(entry) = saved.templates.get_mut(&key) {
+            entry.object.metadata.resource_version = Some(version);
+        }
+        changes.templates.push(format!("{key} {what}"));
+        touched.push(key);
+    }
+    saved.templates.retain(|key, entry| {
+        let keep = present.contains(key) || scan.failed_files.contains(&entry.file);
+        if !keep {
+            changes.templates.push(format!("{key} removed"));
+            touched.push(key.clone());
+        }
+        keep
+    });
+    touched
+}
+
+/// Whether `va` names one of `templates` (`namespace/name`).
+fn names_any(va: &VoiceAgent, templates: &[String]) -> bool {
+    va.spec.template_ref.as_ref().is_some_and(|named| {
+        let key = format!("{}/{}", va.namespace().unwrap_or_default(), named.name);
+        templates.contains(&key)
+    })
+}
+
 fn gone(key: &str) -> Error {
     Error::Kube(kube::Error::Api(
         kube::core::Status::failure(&format!("VoiceAgent {key} is gone"), "NotFound")
@@ -345,14 +446,22 @@ impl Objects for LocalObjects {
         })
     }
 
-    /// `local` mode reads no templates: a VoiceAgent that names one is
-    /// Stalled with TemplateNotFound.
+    /// The template of the manifests directory in `va`'s namespace; a
+    /// VoiceAgent that names one that is not there is Stalled with
+    /// TemplateNotFound, as in a cluster.
     fn template<'a>(
         &'a self,
-        _va: &'a VoiceAgent,
-        _name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::crd::VoiceAgentTemplate>, Error>> {
-        Box::pin(async { Ok(None) })
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VoiceAgentTemplate>, Error>> {
+        let key = format!("{}/{name}", va.namespace().unwrap_or_default());
+        let found = self
+            .lock()
+            .saved
+            .templates
+            .get(&key)
+            .map(|e| e.object.clone());
+        Box::pin(async move { Ok(found) })
     }
 
     fn secret<'a>(

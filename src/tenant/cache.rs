@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore};
+use super::{
+    Read, Seen, SpecGeneration, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
+};
 use crate::ids::Id;
 
 /// Default entry lifetime.
@@ -107,10 +109,11 @@ impl TenantStore for CachedStore {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
-            let result = self.inner.put(key, owner, seen, settings).await;
+            let result = self.inner.put(key, owner, seen, planned, settings).await;
             self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
             result
         })
@@ -121,10 +124,14 @@ impl TenantStore for CachedStore {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
-            let result = self.inner.set_enabled(key, owner, seen, enabled).await;
+            let result = self
+                .inner
+                .set_enabled(key, owner, seen, planned, enabled)
+                .await;
             self.after_write(key, result.as_ref().ok().map(|c| Some(c.clone())));
             result
         })

@@ -1,6 +1,6 @@
 //! The production store: DynamoDB table `elevenlabs-agents` (HASH
 //! `businessId`, RANGE `locationId`), items in the seed's format. The
-//! owner and version checks are a condition expression, so they hold
+//! owner, generation and version checks are a condition expression, so they hold
 //! across replicas: DynamoDB evaluates the condition and writes as one
 //! atomic step, and refuses with `ConditionalCheckFailedException` when the
 //! condition is false (Amazon DynamoDB API Reference, UpdateItem:
@@ -24,10 +24,12 @@ use aws_sdk_dynamodb::types::{
 use serde_json::{Map, Number, Value};
 
 use super::item::{
-    self, BUSINESS_ID, CREATED_AT, ENABLED, LOCATION_ID, OWNER, UPDATED_AT, VERSION,
+    self, BUSINESS_ID, CREATED_AT, ENABLED, LOCATION_ID, OWNER, SPEC_GENERATION, TEMPLATE_CREATED,
+    TEMPLATE_GENERATION, UPDATED_AT, VERSION,
 };
 use super::{
-    Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore, check_write,
+    Expect, Read, Seen, SpecGeneration, StoreError, TenantConfig, TenantKey, TenantSettings,
+    TenantStore, check_write,
 };
 use crate::ids::Id;
 
@@ -102,7 +104,7 @@ impl DynamoStore {
         &self,
         key: &TenantKey,
         owner: &Id,
-        seen: Option<Seen>,
+        expect: Option<Expect>,
         must_exist: bool,
         old: Option<Item>,
     ) -> StoreError {
@@ -114,13 +116,13 @@ impl DynamoStore {
             },
         };
         let old = old.map(|item| item_to_json(&item));
-        match check_write(key, owner, seen, must_exist, old.as_ref()) {
+        match check_write(key, owner, expect, must_exist, old.as_ref()) {
             Err(refused) => refused,
             // The item read after the refusal passes: it changed again in
             // between. Still a stale write, and reading again is the fix.
             Ok(()) => StoreError::Stale {
                 key: key.to_string(),
-                seen: seen.unwrap_or(Seen::Nothing),
+                seen: expect.map_or(Seen::Nothing, |e| e.seen),
                 found: old
                     .as_ref()
                     .map_or(Seen::Nothing, |item| Seen::Version(item::version_of(item))),
@@ -132,11 +134,13 @@ impl DynamoStore {
         &self,
         key: &TenantKey,
         owner: &Id,
-        seen: Seen,
-        set: Map<String, Value>,
+        expect: Expect,
+        mut set: Map<String, Value>,
         remove: &[&str],
         must_exist: bool,
     ) -> Result<TenantConfig, StoreError> {
+        let Expect { seen, planned } = expect;
+        set.extend(item::generation_attributes(planned));
         let now = item::timestamp(item::now());
         let mut names = HashMap::new();
         let mut values = HashMap::new();
@@ -151,6 +155,9 @@ impl DynamoStore {
             ("#version", VERSION),
             ("#created", CREATED_AT),
             ("#updated", UPDATED_AT),
+            ("#gen", SPEC_GENERATION),
+            ("#tmade", TEMPLATE_CREATED),
+            ("#tgen", TEMPLATE_GENERATION),
         ] {
             names.insert(placeholder.to_owned(), name.to_owned());
         }
@@ -179,6 +186,23 @@ impl DynamoStore {
         let mut conditions = vec!["(attribute_not_exists(#owner) OR #owner = :owner)"];
         if must_exist {
             conditions.push("attribute_exists(#business)");
+        }
+        // check_write's generation step: stored <= planned, compared field
+        // by field as SpecGeneration orders them (comparators on numbers,
+        // "Condition and filter expressions, operators, and functions",
+        // Amazon DynamoDB Developer Guide:
+        // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html>).
+        conditions.push(
+            "(attribute_not_exists(#gen) OR #gen < :gen OR (#gen = :gen AND \
+             (attribute_not_exists(#tmade) OR #tmade < :tmade OR (#tmade = :tmade AND \
+             (attribute_not_exists(#tgen) OR #tgen <= :tgen)))))",
+        );
+        for (placeholder, n) in [
+            (":gen", planned.voice_agent),
+            (":tmade", planned.template_created),
+            (":tgen", planned.template),
+        ] {
+            values.insert(placeholder.to_owned(), AttributeValue::N(n.to_string()));
         }
         conditions.push(match seen {
             Seen::Nothing => "attribute_not_exists(#business)",
@@ -213,7 +237,7 @@ impl DynamoStore {
             Ok(out) => Self::parse(key, &out.attributes.unwrap_or_default()),
             Err(e) => Err(match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    self.refusal(key, owner, Some(seen), must_exist, failed.item.clone())
+                    self.refusal(key, owner, Some(expect), must_exist, failed.item.clone())
                         .await
                 }
                 _ => classify(e, &self.table),
@@ -241,6 +265,7 @@ impl TenantStore for DynamoStore {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
@@ -249,7 +274,8 @@ impl TenantStore for DynamoStore {
                 .into_iter()
                 .filter(|name| !set.contains_key(*name))
                 .collect();
-            self.update(key, owner, seen, set, &remove, false).await
+            let expect = Expect { seen, planned };
+            self.update(key, owner, expect, set, &remove, false).await
         })
     }
 
@@ -258,11 +284,13 @@ impl TenantStore for DynamoStore {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         Box::pin(async move {
             let set = Map::from_iter([(ENABLED.to_owned(), Value::Bool(enabled))]);
-            self.update(key, owner, seen, set, &[], true).await
+            let expect = Expect { seen, planned };
+            self.update(key, owner, expect, set, &[], true).await
         })
     }
 

@@ -5,7 +5,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{
-    BedrockAgentRef, ConversationSettings, Notify, TenantConfig, TenantKey, TenantSettings,
+    BedrockAgentRef, ConversationSettings, Notify, SpecGeneration, TenantConfig, TenantKey,
+    TenantSettings,
 };
 use crate::ids::Id;
 
@@ -17,6 +18,11 @@ pub(crate) const VERSION: &str = "version";
 pub(crate) const ENABLED: &str = "enabled";
 pub(crate) const CREATED_AT: &str = "createdAt";
 pub(crate) const UPDATED_AT: &str = "updatedAt";
+/// What the last write was planned from (see [`super::SpecGeneration`]);
+/// added after the seed, so an item may lack them.
+pub(crate) const SPEC_GENERATION: &str = "specGeneration";
+pub(crate) const TEMPLATE_CREATED: &str = "templateCreated";
+pub(crate) const TEMPLATE_GENERATION: &str = "templateGeneration";
 /// Attributes that are left out when empty, so a put must remove them.
 /// `notifyEmail` and `notifySms` came after the seed: an item without them
 /// notifies nobody.
@@ -111,6 +117,9 @@ fn to_json(config: &TenantConfig) -> Map<String, Value> {
         item.insert(OWNER.into(), json!(owner));
     }
     item.insert(VERSION.into(), json!(config.version));
+    if let Some(planned) = config.spec_generation {
+        item.extend(generation_attributes(planned));
+    }
     item.insert(CREATED_AT.into(), json!(timestamp(config.created_at)));
     item.insert(UPDATED_AT.into(), json!(timestamp(config.updated_at)));
     item
@@ -179,17 +188,21 @@ pub(crate) fn from_json(item: &Map<String, Value>) -> Result<TenantConfig, ItemE
         None | Some(Value::Null) => None,
         Some(_) => Some(id(item, OWNER)?),
     };
-    let version = match item.get(VERSION) {
-        None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| fail(VERSION, "is not a non-negative whole number"))?,
+    let version = whole_number(item, VERSION)?.unwrap_or(0);
+    let spec_generation = match whole_number(item, SPEC_GENERATION)? {
+        Some(voice_agent) => Some(SpecGeneration {
+            voice_agent,
+            template_created: whole_number(item, TEMPLATE_CREATED)?.unwrap_or(0),
+            template: whole_number(item, TEMPLATE_GENERATION)?.unwrap_or(0),
+        }),
+        None => None,
     };
     Ok(TenantConfig {
         key,
         settings,
         owner,
         version,
+        spec_generation,
         created_at: time(item, CREATED_AT)?,
         updated_at: time(item, UPDATED_AT)?,
     })
@@ -203,6 +216,26 @@ pub(crate) fn owner_of(item: &Map<String, Value>) -> Option<String> {
 
 pub(crate) fn version_of(item: &Map<String, Value>) -> u64 {
     item.get(VERSION).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// The generation an item was last written from, read leniently like the
+/// owner: an item without one (or with a broken one) accepts any write.
+pub(crate) fn spec_generation_of(item: &Map<String, Value>) -> Option<SpecGeneration> {
+    let number = |field| item.get(field).and_then(Value::as_u64).unwrap_or(0);
+    Some(SpecGeneration {
+        voice_agent: item.get(SPEC_GENERATION)?.as_u64()?,
+        template_created: number(TEMPLATE_CREATED),
+        template: number(TEMPLATE_GENERATION),
+    })
+}
+
+/// The attributes a write stores for `planned`.
+pub(crate) fn generation_attributes(planned: SpecGeneration) -> [(String, Value); 3] {
+    [
+        (SPEC_GENERATION.into(), json!(planned.voice_agent)),
+        (TEMPLATE_CREATED.into(), json!(planned.template_created)),
+        (TEMPLATE_GENERATION.into(), json!(planned.template)),
+    ]
 }
 
 pub(crate) fn created_at_of(item: &Map<String, Value>) -> Option<DateTime<Utc>> {
@@ -225,6 +258,16 @@ fn optional_string(item: &Map<String, Value>, field: &str) -> Result<Option<Stri
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(fail(field, "is not a string")),
+    }
+}
+
+fn whole_number(item: &Map<String, Value>, field: &str) -> Result<Option<u64>, ItemError> {
+    match item.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| fail(field, "is not a non-negative whole number")),
     }
 }
 

@@ -14,6 +14,15 @@
 //! before somebody else wrote (an old leader during a Lease hand-over)
 //! gets [`StoreError::Stale`] and must read again and plan again, so it
 //! cannot undo the newer write.
+//!
+//! The version alone does not stop a writer whose *spec* is old: an old
+//! leader whose informer cache still holds an older VoiceAgent may read the
+//! item after the new leader wrote it, see the newest version, and write
+//! its older spec over it. So every write also carries the generation its
+//! plan was made from ([`SpecGeneration`], stored as `specGeneration` and
+//! `templateGeneration`), and a write planned from an older one than the
+//! item's is refused with [`StoreError::Superseded`]. Items without those
+//! attributes (the seed's, or written before they existed) accept any.
 
 pub mod cache;
 pub mod dynamodb;
@@ -108,6 +117,9 @@ pub struct TenantConfig {
     pub owner: Option<Id>,
     /// Raised by one on every write.
     pub version: u64,
+    /// What the last write was planned from; `None` for items written
+    /// before the operator stored it.
+    pub spec_generation: Option<SpecGeneration>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -134,6 +146,57 @@ impl fmt::Display for Seen {
             Seen::Nothing => f.write_str("no item"),
             Seen::Version(v) => write!(f, "version {v}"),
         }
+    }
+}
+
+/// Which spec a write was planned from: the VoiceAgent's
+/// `metadata.generation` and, for the VoiceAgentTemplate it names, when
+/// that template was made and its `metadata.generation` (0 and 0 without
+/// one). A template edit changes the effective spec without raising the
+/// VoiceAgent's generation, so the template counts too. Ordered field by
+/// field: naming another template raises the VoiceAgent's generation
+/// first; a template deleted and made again under the same name starts at
+/// generation 1 again, but was made later than the one before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpecGeneration {
+    pub voice_agent: u64,
+    /// The template's `creationTimestamp`, Unix seconds.
+    pub template_created: u64,
+    pub template: u64,
+}
+
+fn count(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+impl SpecGeneration {
+    /// A plan made from a VoiceAgent at `generation` that names no
+    /// template. Kubernetes counts from 1; a missing one reads as 0.
+    pub fn of(generation: Option<i64>) -> SpecGeneration {
+        SpecGeneration {
+            voice_agent: count(generation),
+            ..SpecGeneration::default()
+        }
+    }
+
+    /// The same plan, made with a template created at `created` (Unix
+    /// seconds) and at `generation`.
+    pub fn with_template(self, created: Option<i64>, generation: Option<i64>) -> SpecGeneration {
+        SpecGeneration {
+            template_created: count(created),
+            template: count(generation),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for SpecGeneration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "generation {}", self.voice_agent)?;
+        if self.template > 0 {
+            write!(f, " (template generation {})", self.template)?;
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +232,17 @@ pub enum StoreError {
         seen: Seen,
         found: Seen,
     },
+    /// The item was written from a newer spec than the one this write was
+    /// planned from: somebody whose VoiceAgent (or template) is newer owns
+    /// it now. Nothing was written; the writer's cache has to catch up.
+    #[error(
+        "tenant {key} was written from a newer spec ({stored}) than this write was planned from ({planned}); the write was refused"
+    )]
+    Superseded {
+        key: String,
+        planned: SpecGeneration,
+        stored: SpecGeneration,
+    },
     #[error("tenant {key} does not exist")]
     NotFound { key: String },
     /// The stored item is not in the seed format (edited by hand?).
@@ -194,7 +268,9 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable { .. } | StoreError::Stale { .. }
+            StoreError::Unavailable { .. }
+                | StoreError::Stale { .. }
+                | StoreError::Superseded { .. }
         )
     }
 
@@ -207,15 +283,26 @@ impl StoreError {
     }
 }
 
+/// What a write checks besides the owner: the version its writer read and
+/// the spec generation it was planned from. A delete checks neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expect {
+    pub seen: Seen,
+    pub planned: SpecGeneration,
+}
+
 /// The rule every write follows, in both stores: `owner` may write over
 /// `current` (the stored item, `None` when there is none) when it owns the
-/// item or nobody does, when the item exists if `must_exist`, and when it
-/// is still what the writer saw (`seen`; `None` for a delete, which does
-/// not read first). Refusals are checked in that order.
+/// item or nobody does, when the item exists if `must_exist`, when the item
+/// was not written from a newer spec than `expect.planned`, and when it is
+/// still what the writer saw (`expect.seen`). A delete (`expect` `None`)
+/// checks only the owner. Refusals are checked in that order: an older
+/// spec is refused as such even when the version also moved, since reading
+/// again alone does not make its plan right.
 pub(crate) fn check_write(
     key: &TenantKey,
     owner: &Id,
-    seen: Option<Seen>,
+    expect: Option<Expect>,
     must_exist: bool,
     current: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), StoreError> {
@@ -230,19 +317,33 @@ pub(crate) fn check_write(
             key: key.to_string(),
         });
     }
+    let Some(Expect { seen, planned }) = expect else {
+        return Ok(());
+    };
+    if let Some(stored) = current
+        .and_then(item::spec_generation_of)
+        .filter(|stored| *stored > planned)
+    {
+        return Err(StoreError::Superseded {
+            key: key.to_string(),
+            planned,
+            stored,
+        });
+    }
     let found = current.map_or(Seen::Nothing, |c| Seen::Version(item::version_of(c)));
-    match seen {
-        Some(seen) if seen != found => Err(StoreError::Stale {
+    if seen != found {
+        return Err(StoreError::Stale {
             key: key.to_string(),
             seen,
             found,
-        }),
-        _ => Ok(()),
+        });
     }
+    Ok(())
 }
 
-/// Where tenant configuration lives. Writes are conditional on the owner
-/// and on the version the writer read.
+/// Where tenant configuration lives. Writes are conditional on the owner,
+/// on the spec generation they were planned from and on the version the
+/// writer read.
 pub trait TenantStore: Send + Sync {
     fn get<'a>(
         &'a self,
@@ -251,24 +352,28 @@ pub trait TenantStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<TenantConfig>, StoreError>>;
 
     /// Creates or replaces the item with `settings`, if `owner` owns it or
-    /// nobody does and it is still as `seen`; keeps `createdAt`, sets
-    /// `updatedAt`, raises `version`.
+    /// nobody does, it was not written from a spec newer than `planned`
+    /// ([`StoreError::Superseded`]) and it is still as `seen`; keeps
+    /// `createdAt`, sets `updatedAt`, raises `version`, stores `planned`.
     fn put<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>>;
 
     /// Switches `enabled` only; every other attribute (the agent id above
     /// all) stays. [`StoreError::NotFound`] when there is no item,
-    /// [`StoreError::Stale`] when it is no longer as `seen`.
+    /// [`StoreError::Stale`] when it is no longer as `seen`,
+    /// [`StoreError::Superseded`] as for [`TenantStore::put`].
     fn set_enabled<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>>;
 
@@ -333,33 +438,56 @@ mod tests {
     }
 
     #[test]
-    fn a_write_is_refused_for_the_owner_first_then_a_missing_item_then_the_version() {
+    fn a_write_is_refused_for_the_owner_first_then_a_missing_item_then_an_older_spec_then_the_version()
+     {
         let key = TenantKey::parse("B1", "L1").unwrap();
         let me = Id::parse("owner", "uid-a").unwrap();
         let item = |owner: &str, version: u64| {
-            serde_json::json!({"ownerUid": owner, "version": version})
+            serde_json::json!({"ownerUid": owner, "version": version, "specGeneration": 4})
                 .as_object()
                 .unwrap()
                 .clone()
         };
         let (mine, theirs) = (item("uid-a", 3), item("uid-b", 3));
-        let check = |seen, must_exist, current| check_write(&key, &me, seen, must_exist, current);
+        let at = |voice_agent| SpecGeneration::of(Some(voice_agent));
+        let expect = |seen, voice_agent| {
+            Some(Expect {
+                seen,
+                planned: at(voice_agent),
+            })
+        };
+        let check =
+            |expect, must_exist, current| check_write(&key, &me, expect, must_exist, current);
 
-        assert!(check(Some(Seen::Version(3)), true, Some(&mine)).is_ok());
-        assert!(check(Some(Seen::Nothing), false, None).is_ok());
+        assert!(check(expect(Seen::Version(3), 4), true, Some(&mine)).is_ok());
+        assert!(check(expect(Seen::Version(3), 5), true, Some(&mine)).is_ok());
+        assert!(check(expect(Seen::Nothing, 1), false, None).is_ok());
         assert!(
             check(None, false, Some(&mine)).is_ok(),
             "a delete reads nothing"
         );
         assert!(matches!(
-            check(Some(Seen::Version(2)), true, Some(&theirs)),
+            check(expect(Seen::Version(2), 1), true, Some(&theirs)),
             Err(StoreError::Conflict { .. })
         ));
         assert!(matches!(
-            check(Some(Seen::Version(2)), true, None),
+            check(expect(Seen::Version(2), 1), true, None),
             Err(StoreError::NotFound { .. })
         ));
-        match check(Some(Seen::Version(2)), false, Some(&mine)) {
+        // Older spec and older read: the older spec is what is named.
+        for seen in [Seen::Version(2), Seen::Version(3)] {
+            match check(expect(seen, 3), false, Some(&mine)) {
+                Err(e @ StoreError::Superseded { .. }) => {
+                    assert!(e.is_retryable());
+                    assert_eq!(
+                        e.to_string(),
+                        "tenant B1/L1 was written from a newer spec (generation 4) than this write was planned from (generation 3); the write was refused"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        match check(expect(Seen::Version(2), 4), false, Some(&mine)) {
             Err(e @ StoreError::Stale { .. }) => {
                 assert!(e.is_retryable());
                 assert_eq!(
@@ -370,15 +498,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            check(Some(Seen::Nothing), false, Some(&mine)),
+            check(expect(Seen::Nothing, 4), false, Some(&mine)),
             Err(StoreError::Stale {
                 seen: Seen::Nothing,
                 found: Seen::Version(3),
                 ..
             })
         ));
-        // An item from before the operator has no version: it reads as 0.
+        // Same VoiceAgent generation: the template's is compared, unless
+        // the template was made again since.
+        let mut templated = mine.clone();
+        templated.insert("templateCreated".into(), 1_000.into());
+        templated.insert("templateGeneration".into(), 7.into());
+        let planned = |created, template| {
+            Some(Expect {
+                seen: Seen::Version(3),
+                planned: at(4).with_template(Some(created), Some(template)),
+            })
+        };
+        assert!(check(planned(1_000, 7), false, Some(&templated)).is_ok());
+        assert!(matches!(
+            check(planned(1_000, 6), false, Some(&templated)),
+            Err(StoreError::Superseded { .. })
+        ));
+        assert!(check(planned(1_001, 1), false, Some(&templated)).is_ok());
+        assert!(matches!(
+            check(planned(999, 8), false, Some(&templated)),
+            Err(StoreError::Superseded { .. })
+        ));
+        // An item from before the operator has no version and no
+        // generation: it reads as version 0 and accepts any spec.
         let legacy = serde_json::Map::new();
-        assert!(check(Some(Seen::Version(0)), false, Some(&legacy)).is_ok());
+        assert!(check(expect(Seen::Version(0), 0), false, Some(&legacy)).is_ok());
     }
 }

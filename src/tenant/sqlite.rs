@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file, each item kept as its seed-format
-//! JSON. Writes run in an immediate transaction, so the owner and version
-//! checks and the write cannot interleave with another writer, in this
+//! JSON. Writes run in an immediate transaction, so the owner, generation
+//! and version checks and the write cannot interleave with another writer, in this
 //! process or another.
 
 use futures::future::BoxFuture;
@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::item::{self, OWNER, UPDATED_AT, VERSION};
 use super::{
-    OpenError, Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
-    check_write,
+    Expect, OpenError, Read, Seen, SpecGeneration, StoreError, TenantConfig, TenantKey,
+    TenantSettings, TenantStore, check_write,
 };
 use crate::ids::Id;
 
@@ -108,7 +108,7 @@ impl SqliteStore {
         &self,
         key: &TenantKey,
         owner: &Id,
-        seen: Option<Seen>,
+        expect: Option<Expect>,
         must_exist: bool,
         change: F,
     ) -> Result<(bool, Option<TenantConfig>), StoreError>
@@ -125,7 +125,7 @@ impl SqliteStore {
                 .map_err(sql_error)?;
             let current = read_item(&tx, &key)?;
             let existed = current.is_some();
-            check_write(&key, &owner, seen, must_exist, current.as_ref())?;
+            check_write(&key, &owner, expect, must_exist, current.as_ref())?;
             let Some(next) = change(current)? else {
                 tx.execute(
                     "DELETE FROM tenants WHERE business_id = ?1 AND location_id = ?2",
@@ -197,10 +197,12 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
 }
 
 /// `next` as a write leaves it: with the keys, the owner, a version one
-/// above `current`'s, `current`'s createdAt (or now) and updatedAt now.
+/// above `current`'s, the generation it was `planned` from, `current`'s
+/// createdAt (or now) and updatedAt now.
 fn stamped(
     key: &TenantKey,
     owner: &Id,
+    planned: SpecGeneration,
     current: Option<&Map<String, Value>>,
     mut next: Map<String, Value>,
 ) -> Map<String, Value> {
@@ -212,6 +214,7 @@ fn stamped(
         VERSION.into(),
         (current.map_or(0, item::version_of) + 1).into(),
     );
+    next.extend(item::generation_attributes(planned));
     let created = current.and_then(item::created_at_of).unwrap_or(now);
     next.insert(item::CREATED_AT.into(), item::timestamp(created).into());
     next.insert(UPDATED_AT.into(), item::timestamp(now).into());
@@ -243,15 +246,18 @@ impl TenantStore for SqliteStore {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         let attributes = item::settings_attributes(settings);
         let (k, o) = (key.clone(), owner.clone());
+        let expect = Some(Expect { seen, planned });
         Box::pin(async move {
             let written = self
-                .write(key, owner, Some(seen), false, move |current| {
+                .write(key, owner, expect, false, move |current| {
                     // A put replaces the whole item: cleared attributes go.
-                    Ok(Some(stamped(&k, &o, current.as_ref(), attributes)))
+                    let next = stamped(&k, &o, planned, current.as_ref(), attributes);
+                    Ok(Some(next))
                 })
                 .await?;
             Ok(written.1.expect("a put writes an item"))
@@ -263,18 +269,20 @@ impl TenantStore for SqliteStore {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         let (k, o) = (key.clone(), owner.clone());
+        let expect = Some(Expect { seen, planned });
         Box::pin(async move {
             let written = self
-                .write(key, owner, Some(seen), true, move |current| {
+                .write(key, owner, expect, true, move |current| {
                     let Some(current) = current else {
                         return Err(StoreError::NotFound { key: k.to_string() });
                     };
                     let mut next = current.clone();
                     next.insert(item::ENABLED.into(), enabled.into());
-                    Ok(Some(stamped(&k, &o, Some(&current), next)))
+                    Ok(Some(stamped(&k, &o, planned, Some(&current), next)))
                 })
                 .await?;
             Ok(written.1.expect("set_enabled writes an item"))

@@ -144,15 +144,32 @@ impl Local {
 
     /// Waits until the location's VoiceAgent is Active; its agent id.
     async fn active(&self, business: &str, location: &str) -> String {
+        let body = self
+            .status_until(business, location, "Active", |body| {
+                body["phase"] == json!("Active")
+            })
+            .await;
+        body["config"]["agentId"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits (up to 30 s) until the location's status satisfies `wanted`;
+    /// that status.
+    async fn status_until(
+        &self,
+        business: &str,
+        location: &str,
+        what: &str,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
         for _ in 0..300 {
             let (code, body) = self.status(business, location).await;
-            if code == 200 && body["phase"] == json!("Active") {
-                return body["config"]["agentId"].as_str().unwrap().to_owned();
+            if code == 200 && wanted(&body) {
+                return body;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
-            "{business}/{location} not Active within 30 s: {:?}\nstderr: {}",
+            "{business}/{location}: not {what} within 30 s: {:?}\nstderr: {}",
             self.status(business, location).await,
             self.stderr()
         );
@@ -534,6 +551,95 @@ async fn the_manifests_directory_is_watched_and_bad_documents_named() {
     assert_eq!(response.status().as_u16(), 200);
     let text = std::fs::read_to_string(&written).unwrap();
     assert!(text.contains("enabled: false"), "{text}");
+    assert!(local.stop().await);
+}
+
+/// `local --manifests examples/fleet`: the template and the three
+/// locations that name it. Each location's agent gets the template's
+/// values with its own overrides; editing the template reaches all three;
+/// removing it stalls them (TemplateNotFound, naming it).
+#[tokio::test]
+async fn local_mode_serves_the_fleet_template_and_its_three_locations() {
+    let data = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    for file in ["template.yaml", "locations.yaml"] {
+        std::fs::copy(
+            examples().join("fleet").join(file),
+            manifests.path().join(file),
+        )
+        .unwrap();
+    }
+    let local = Local::start(data.path(), manifests.path(), &[], &[]);
+    assert!(
+        local
+            .report
+            .contains("(3 VoiceAgents, 0 invalid documents; watched)"),
+        "{}",
+        local.report
+    );
+    let locations = ["L0300001", "L0300002", "L0300003"];
+    let tenants = data.path().join("tenants.sqlite3");
+    // The tenant item holds the merged spec (the admin API's status shows
+    // the VoiceAgent's own fields).
+    let item = |location: &str| -> Value {
+        let query = format!("SELECT item FROM tenants WHERE location_id = '{location}'");
+        let rows = sqlite_rows(&tenants, &query);
+        serde_json::from_str(rows[0][0].as_deref().unwrap()).unwrap()
+    };
+    for location in locations {
+        local.active("B0300003", location).await;
+        let item = item(location);
+        assert_eq!(item["businessName"], json!("Zâmbet Dental"), "{item}");
+        assert_eq!(
+            item["greeting"],
+            json!("Bună ziua! Zâmbet Dental {{city}}, cu ce vă pot ajuta?")
+        );
+        assert_eq!(item["templateGeneration"], json!(1), "{item}");
+    }
+    // Each agent carries its location's own variables over the template's.
+    let agents = std::fs::read_to_string(data.path().join("offline-agents.json")).unwrap();
+    for own in [
+        "Strada Memorandumului 5",
+        "Monday to Saturday 9:00 to 19:00",
+        "Strada Lăpușneanu 2",
+    ] {
+        assert!(agents.contains(own), "{own} missing from {agents}");
+    }
+
+    let template = manifests.path().join("template.yaml");
+    let edited = std::fs::read_to_string(&template)
+        .unwrap()
+        .replace("cu ce vă pot ajuta?", "cum vă pot ajuta?");
+    std::fs::write(&template, edited).unwrap();
+    for location in locations {
+        let mut greeting = Value::Null;
+        for _ in 0..300 {
+            greeting = item(location)["greeting"].clone();
+            if greeting == json!("Bună ziua! Zâmbet Dental {{city}}, cum vă pot ajuta?") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            greeting,
+            json!("Bună ziua! Zâmbet Dental {{city}}, cum vă pot ajuta?"),
+            "{location} on the edited template within 30 s; stderr: {}",
+            local.stderr()
+        );
+        assert_eq!(item(location)["templateGeneration"], json!(2));
+    }
+
+    std::fs::remove_file(&template).unwrap();
+    for location in locations {
+        local
+            .status_until("B0300003", location, "stalled", |body| {
+                body["phase"] == json!("Error")
+                    && body["message"].as_str().is_some_and(|m| {
+                        m.contains("VoiceAgentTemplate zambet-dental does not exist")
+                    })
+            })
+            .await;
+    }
     assert!(local.stop().await);
 }
 

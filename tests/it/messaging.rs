@@ -5,8 +5,9 @@
 
 use crate::support::providers::{
     ACCESS_TOKEN, ACCOUNT_SID, AUTH_TOKEN, PHONE_NUMBER_ID, TWILIO_PATH, WAMID, form, recorded,
-    ses_error, ses_send_email, sns_error, sns_publish, sns_published, twilio_accepting_one,
-    twilio_config, twilio_reply, whatsapp_config, whatsapp_expecting,
+    refused_once, ses_error, ses_provider, ses_send_email, sns_error, sns_provider, sns_publish,
+    sns_published, twilio_accepting_one, twilio_config, twilio_reply, whatsapp_config,
+    whatsapp_expecting,
 };
 
 use crate::support::smtp::SmtpServer;
@@ -462,18 +463,33 @@ async fn aws_providers_refuse_the_wrong_recipient_before_any_call() {
 /// An SNS provider on `server` whose sends time out after `timeout`. The
 /// shared SDK settings allow two attempts; the provider must not.
 fn sns_on(server: &MockServer, timeout: Duration) -> SnsProvider {
-    let config = SnsConfig {
-        timeout,
-        ..SnsConfig::default()
-    };
-    SnsProvider::new(&aws_config(&server.uri()), &config).unwrap()
+    sns_provider(&aws_config(&server.uri()), timeout)
 }
 
 /// An SES v2 provider on `server`, as [`sns_on`].
 fn ses_on(server: &MockServer, timeout: Duration) -> SesProvider {
-    let mut config = SesConfig::new(salon_address());
-    config.timeout = timeout;
-    SesProvider::new(&aws_config(&server.uri()), &config).unwrap()
+    ses_provider(&aws_config(&server.uri()), salon_address(), timeout)
+}
+
+/// The SMS every fault case here sends.
+fn salut() -> OutboundMessage {
+    sms("+40721000111", "Salut")
+}
+
+/// The email every fault case here sends.
+fn programare() -> OutboundMessage {
+    email("ana@example.com", "Programare", "Salut")
+}
+
+/// What SNS on a stand-in answering `reply` once makes of [`salut`].
+async fn sns_refusal(reply: ResponseTemplate, timeout: Duration) -> SendError {
+    refused_once(sns_publish(reply), |s| sns_on(s, timeout), &salut()).await
+}
+
+/// What SES on a stand-in answering `reply` once makes of [`programare`].
+async fn ses_refusal(reply: ResponseTemplate) -> SendError {
+    let two = Duration::from_secs(2);
+    refused_once(ses_send_email(reply), |s| ses_on(s, two), &programare()).await
 }
 
 #[tokio::test]
@@ -482,17 +498,8 @@ async fn the_sns_and_ses_clients_make_one_attempt_within_the_send_timeout() {
     let aws = aws_config("http://127.0.0.1:9");
     assert_eq!(aws.retry_config().unwrap().max_attempts(), 2);
     let timeout = Duration::from_millis(1500);
-    let sns = SnsProvider::new(
-        &aws,
-        &SnsConfig {
-            timeout,
-            ..SnsConfig::default()
-        },
-    )
-    .unwrap();
-    let mut ses_config = SesConfig::new(salon_address());
-    ses_config.timeout = timeout;
-    let ses = SesProvider::new(&aws, &ses_config).unwrap();
+    let sns = sns_provider(&aws, timeout);
+    let ses = ses_provider(&aws, salon_address(), timeout);
     let sns = sns.client().config();
     let ses = ses.client().config();
     assert_eq!(sns.retry_config().unwrap().max_attempts(), 1);
@@ -548,18 +555,12 @@ async fn the_aws_stand_ins_answer_in_the_services_wire_formats() {
     assert_eq!(form["Action"], "Publish");
     assert_eq!(form["PhoneNumber"], "+40721000111");
 
-    let server = MockServer::start().await;
-    ses_send_email(ses_error(
+    let error = ses_refusal(ses_error(
         400,
         "MessageRejected",
         "Email address is not verified.",
     ))
-    .mount(&server)
     .await;
-    let error = ses_on(&server, Duration::from_secs(2))
-        .send(&email("ana@example.com", "Programare", "Salut"))
-        .await
-        .unwrap_err();
     assert_eq!(
         error,
         SendError::Permanent {
@@ -573,15 +574,11 @@ async fn the_aws_stand_ins_answer_in_the_services_wire_formats() {
 async fn an_aws_server_error_is_asked_once_and_its_outcome_unknown() {
     // The SDK's standard retry would ask again after a 5xx, and SNS may
     // have sent the SMS before it failed.
-    let server = MockServer::start().await;
-    sns_publish(sns_error(500, "InternalError", "Internal service error."))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let error = sns_on(&server, Duration::from_secs(2))
-        .send(&sms("+40721000111", "Salut"))
-        .await
-        .unwrap_err();
+    let error = sns_refusal(
+        sns_error(500, "InternalError", "Internal service error."),
+        Duration::from_secs(2),
+    )
+    .await;
     assert_eq!(
         error,
         SendError::Unknown {
@@ -589,73 +586,35 @@ async fn an_aws_server_error_is_asked_once_and_its_outcome_unknown() {
             message: "InternalError: Internal service error.".into()
         }
     );
-    server.verify().await;
 
-    let server = MockServer::start().await;
-    ses_send_email(ses_error(503, "ServiceUnavailable", "Service unavailable."))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let error = ses_on(&server, Duration::from_secs(2))
-        .send(&email("ana@example.com", "Programare", "Salut"))
-        .await
-        .unwrap_err();
+    let error = ses_refusal(ses_error(503, "ServiceUnavailable", "Service unavailable.")).await;
     assert!(
         matches!(&error, SendError::Unknown { provider: Provider::AwsSes, message } if message.contains("ServiceUnavailable")),
         "{error:?}"
     );
-    server.verify().await;
 }
 
 #[tokio::test]
 async fn an_aws_send_that_gets_no_answer_in_time_is_asked_once_and_unknown() {
-    let server = MockServer::start().await;
-    sns_publish(sns_published("late").set_delay(Duration::from_secs(3)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let error = sns_on(&server, Duration::from_millis(300))
-        .send(&sms("+40721000111", "Salut"))
-        .await
-        .unwrap_err();
+    let late = sns_published("late").set_delay(Duration::from_secs(3));
+    let error = sns_refusal(late, Duration::from_millis(300)).await;
     assert!(
         matches!(&error, SendError::Unknown { provider: Provider::AwsSns, message } if message.starts_with("no answer in time")),
         "{error:?}"
     );
-    server.verify().await;
 }
 
 #[tokio::test]
 async fn aws_throttling_is_asked_once_and_retryable() {
     // Throttled requests are turned away unprocessed: the tool may send
     // again, but the client itself does not.
-    let server = MockServer::start().await;
-    sns_publish(sns_error(400, "Throttling", "Rate exceeded"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let error = sns_on(&server, Duration::from_secs(2))
-        .send(&sms("+40721000111", "Salut"))
-        .await
-        .unwrap_err();
+    let throttled = sns_error(400, "Throttling", "Rate exceeded");
+    let error = sns_refusal(throttled, Duration::from_secs(2)).await;
     assert!(error.is_retryable(), "{error:?}");
-    server.verify().await;
 
-    let server = MockServer::start().await;
-    ses_send_email(ses_error(
-        429,
-        "TooManyRequestsException",
-        "Too many requests",
-    ))
-    .expect(1)
-    .mount(&server)
-    .await;
-    let error = ses_on(&server, Duration::from_secs(2))
-        .send(&email("ana@example.com", "Programare", "Salut"))
-        .await
-        .unwrap_err();
+    let throttled = ses_error(429, "TooManyRequestsException", "Too many requests");
+    let error = ses_refusal(throttled).await;
     assert!(error.is_retryable(), "{error:?}");
-    server.verify().await;
 }
 
 // ------------------------------------------------------------------ SMTP

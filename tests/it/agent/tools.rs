@@ -6,8 +6,8 @@
 
 use crate::support::providers::{
     ACCOUNT_SID, AUTH_TOKEN, TWILIO_FROM, TWILIO_PATH, WAMID, form, recorded, ses_messaging,
-    sns_error, sns_publish, twilio_accepting_one, twilio_config, twilio_error, twilio_reply,
-    verified_ses_sender, whatsapp_config, whatsapp_expecting,
+    sns_error, sns_publish, twilio_accepting_late, twilio_accepting_one, twilio_config,
+    twilio_error, twilio_reply, verified_ses_sender, whatsapp_config, whatsapp_expecting,
 };
 
 use crate::support::{aws_config, emulator, moto_data, unique_phone, unique_sender};
@@ -822,14 +822,9 @@ async fn a_twilio_server_error_is_not_sent_again_and_logged_as_unknown() {
 #[tokio::test]
 async fn a_timeout_after_the_request_left_is_not_resent_and_logged_as_unknown() {
     let server = MockServer::start().await;
-    twilio_reply(
-        ResponseTemplate::new(201)
-            .set_body_json(json!({"sid": "SMtoolate"}))
-            .set_delay(Duration::from_secs(3)),
-    )
-    .expect(1)
-    .mount(&server)
-    .await;
+    twilio_accepting_late("SMtoolate", Duration::from_secs(3))
+        .mount(&server)
+        .await;
     let mut config = twilio_config(&server.uri());
     config.timeout = Duration::from_millis(300);
     let h = Harness::messaging(
@@ -948,16 +943,8 @@ async fn within_turn(h: &Harness, deadline: Duration, call: &ToolCall) -> Option
 
 #[tokio::test]
 async fn a_send_that_outlives_the_turns_deadline_is_sent_once_and_logged_with_its_outcome() {
-    let server = MockServer::start().await;
-    twilio_reply(
-        ResponseTemplate::new(201)
-            .set_body_json(json!({"sid": "SMafterturn"}))
-            .set_delay(Duration::from_millis(800)),
-    )
-    .expect(1)
-    .mount(&server)
-    .await;
-    let h = Harness::messaging(twilio_messaging(&server));
+    let late = twilio_accepting_late("SMafterturn", Duration::from_millis(800));
+    let (server, h) = on_twilio([late]).await;
     let turn_gave_up = within_turn(
         &h,
         Duration::from_millis(200),

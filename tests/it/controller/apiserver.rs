@@ -91,6 +91,28 @@ pub(super) fn start(
     Operator { stop, task }
 }
 
+/// A test's own namespace (named from `prefix`) with the operator running
+/// in it against a fresh ElevenLabs stand-in and a DynamoDB table of its
+/// own: (client, namespace, stand-in, store, operator, the namespace's
+/// VoiceAgents).
+pub(super) async fn running(
+    prefix: &str,
+) -> (
+    Client,
+    String,
+    FakeElevenLabs,
+    Arc<DynamoStore>,
+    Operator,
+    Api<VoiceAgent>,
+) {
+    let (client, ns) = cluster::with_namespace(prefix).await;
+    let fake = FakeElevenLabs::start(Faults::default()).await;
+    let store = dynamo_store().await;
+    let op = start(&client, &ns, &fake, store.clone());
+    let api = Api::namespaced(client.clone(), &ns);
+    (client, ns, fake, store, op, api)
+}
+
 async fn item(store: &dyn TenantStore, va: &VoiceAgent) -> Option<TenantConfig> {
     let key = TenantKey::parse(&va.spec.business_id, &va.spec.location_id).unwrap();
     store.get(&key, Read::Strong).await.unwrap()
@@ -146,13 +168,7 @@ async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn apply_edit_disable_and_delete_a_voiceagent() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "lifecycle").await;
-    let fake = FakeElevenLabs::start(Faults::default()).await;
-    let store = dynamo_store().await;
-    let op = start(&client, &ns, &fake, store.clone());
-    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let (client, ns, fake, store, op, api) = running("lifecycle").await;
     // The clinic's number is already in the workspace.
     let number = fake.insert_phone_number("+40312345678", None);
 
@@ -307,13 +323,7 @@ async fn phone_settled(
 
 #[tokio::test]
 async fn a_phone_number_is_imported_assigned_released_moved_and_removed_on_a_real_api_server() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "phone").await;
-    let fake = FakeElevenLabs::start(Faults::default()).await;
-    let store = dynamo_store().await;
-    let op = start(&client, &ns, &fake, store.clone());
-    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let (client, ns, fake, _, op, api) = running("phone").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -425,9 +435,7 @@ async fn a_phone_number_is_imported_assigned_released_moved_and_removed_on_a_rea
 
 #[tokio::test]
 async fn a_field_elevenlabs_does_not_keep_is_named_in_agent_synced_on_a_real_api_server() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "readback").await;
+    let (client, ns) = cluster::with_namespace("readback").await;
     let dropped = "platform_settings.privacy.record_voice";
     let fake = FakeElevenLabs::start(Faults {
         drop_fields: vec![dropped.into()],
@@ -468,13 +476,7 @@ async fn a_field_elevenlabs_does_not_keep_is_named_in_agent_synced_on_a_real_api
 
 #[tokio::test]
 async fn delete_with_retain_keeps_the_agent_and_removes_the_item() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "retain").await;
-    let fake = FakeElevenLabs::start(Faults::default()).await;
-    let store = dynamo_store().await;
-    let op = start(&client, &ns, &fake, store.clone());
-    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let (client, ns, fake, store, op, api) = running("retain").await;
 
     let va = cluster::example("voiceagent-retain.yaml", &ns);
     let name = va.name_any();
@@ -512,13 +514,7 @@ async fn delete_with_retain_keeps_the_agent_and_removes_the_item() {
 
 #[tokio::test]
 async fn a_second_claim_on_a_location_goes_to_conflict_until_the_first_is_deleted() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "conflict").await;
-    let fake = FakeElevenLabs::start(Faults::default()).await;
-    let store = dynamo_store().await;
-    let op = start(&client, &ns, &fake, store.clone());
-    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let (_, ns, fake, store, op, api) = running("conflict").await;
 
     let first = cluster::example("voiceagent-clinic.yaml", &ns);
     api.create(&PostParams::default(), &first).await.unwrap();
@@ -564,9 +560,7 @@ async fn a_second_claim_on_a_location_goes_to_conflict_until_the_first_is_delete
 
 #[tokio::test]
 async fn fifty_voiceagents_converge_through_failing_elevenlabs_with_no_duplicates() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "fifty").await;
+    let (client, ns) = cluster::with_namespace("fifty").await;
     let fake = FakeElevenLabs::start(Faults {
         fail_ratio: 0.3,
         seed: 7,
@@ -633,9 +627,7 @@ async fn fifty_voiceagents_converge_through_failing_elevenlabs_with_no_duplicate
 
 #[tokio::test]
 async fn the_api_server_rejects_the_bad_examples_and_id_changes() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "invalid").await;
+    let (client, ns) = cluster::with_namespace("invalid").await;
     let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
     let untyped: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<VoiceAgent>(&()));
@@ -745,9 +737,7 @@ async fn refusal(api: &Api<VoiceAgent>, name: &str, change: &serde_json::Value) 
 
 #[tokio::test]
 async fn the_api_server_refuses_limits_out_of_range_and_unknown_analysis_items() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "limits").await;
+    let (client, ns) = cluster::with_namespace("limits").await;
     let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
     let va = cluster::example("voiceagent-clinic.yaml", &ns);
     api.create(&PostParams::default(), &va).await.unwrap();
@@ -865,9 +855,7 @@ impl Drop for Replica {
 
 #[tokio::test]
 async fn two_replicas_elect_exactly_one_leader_and_hand_over_on_shutdown() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "leader").await;
+    let (client, ns) = cluster::with_namespace("leader").await;
     let fake = FakeElevenLabs::start(Faults::default()).await;
     let store = dynamo_store().await;
     let table = store_table(&store);

@@ -27,7 +27,7 @@ use voice_operator::elevenlabs::ElevenLabsError;
 use voice_operator::ids::Id;
 use voice_operator::tenant::TenantKey;
 
-use super::apiserver::{LONG, dynamo_store, settled, start};
+use super::apiserver::{LONG, dynamo_store, running, settled, start};
 use crate::support::cluster::{self, until};
 use crate::support::fake_elevenlabs::{FakeElevenLabs, Faults};
 use crate::support::gitops::{Verdict, argo_health, kstatus, kubectl, try_gitops_status};
@@ -113,9 +113,7 @@ impl Versions {
 #[tokio::test]
 async fn kstatus_kubectl_wait_and_argo_cd_follow_a_voiceagent_through_create_edit_disable_and_conflict()
  {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "gitops").await;
+    let (client, ns) = cluster::with_namespace("gitops").await;
     let fake = FakeElevenLabs::start(Faults::default()).await;
     let store = dynamo_store().await;
     fake.insert_phone_number("+40312345678", None);
@@ -232,13 +230,7 @@ async fn kstatus_kubectl_wait_and_argo_cd_follow_a_voiceagent_through_create_edi
 
 #[tokio::test]
 async fn a_voiceagent_stalled_on_a_missing_secret_is_failed_until_the_secret_exists() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "stalled").await;
-    let fake = FakeElevenLabs::start(Faults::default()).await;
-    let store = dynamo_store().await;
-    let op = start(&client, &ns, &fake, store);
-    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let (client, ns, fake, _, op, api) = running("stalled").await;
     let raw = untyped(&client, &ns);
 
     // The number must be imported through Twilio, with a Secret not there.

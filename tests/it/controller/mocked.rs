@@ -28,7 +28,7 @@ use voice_operator::crd::{
 use voice_operator::elevenlabs::{ClientConfig, ElevenLabsClient};
 use voice_operator::ids::Id;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Notify, Read, TenantKey, TenantStore};
+use voice_operator::tenant::{Notify, Read, SpecGeneration, TenantKey, TenantStore};
 use voice_operator::testkit::fixtures::{self, CLINIC_UID as UID, operator_settings as settings};
 
 const KEY: &str = "B0100001/L0100001";
@@ -160,13 +160,13 @@ async fn first_reconcile_adds_the_finalizer_creates_the_agent_writes_the_item_th
     // The fake numbers agents from 1.
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "store: get {KEY}",
         // Reconciling True before the first call to ElevenLabs.
         "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: create agent",
         "kube: create Event Created",
         "elevenlabs: get agent agent_000001",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
         "kube: patch status",
@@ -264,10 +264,10 @@ async fn switch(h: &Harness, on: bool) {
     // sentence while disabled.
     let updated = if on { "repeat" } else { "create" };
     h.assert_calls(&[
+        "store: get {KEY}",
         "elevenlabs: update agent agent_000001",
         &format!("kube: {updated} Event Updated"),
         "elevenlabs: get agent agent_000001",
-        "store: get {KEY}",
         &format!("store: set {{KEY}} enabled={on}"),
         &format!("kube: create Event {event}"),
         "kube: patch status",
@@ -304,10 +304,10 @@ async fn a_spec_change_sends_exactly_one_patch() {
     h.edit_spec(|spec| spec.greeting = "Bună seara!".into());
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         &format!("elevenlabs: update agent {agent_id}"),
         "kube: create Event Updated",
         &format!("elevenlabs: get agent {agent_id}"),
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",
         "kube: patch status",
@@ -350,12 +350,12 @@ async fn the_notify_addresses_reach_the_tenant_item() {
     );
 }
 
-/// A Lease hand-over: the old leader reconciles an edit (spec 2) while the
-/// new leader, already on the next edit (spec 3), writes the tenant item
-/// between the old leader's read and its write. The old leader's write is
-/// refused as stale (not Conflict, not Stalled, status untouched), the
-/// retry comes within a second, and reconciling again from fresh reads
-/// leaves spec 3 everywhere.
+/// Two replicas on the same spec generation (a Lease hand-over where both
+/// caches hold spec 2): the other writes the tenant item between this
+/// reconcile's read and its write. This write is refused as stale (not
+/// Conflict, not Stalled, status untouched), the retry comes within a
+/// second, and reconciling again from fresh reads leaves the newest spec
+/// everywhere.
 #[tokio::test]
 async fn a_write_planned_from_an_item_that_changed_is_refused_and_the_newest_spec_wins() {
     let h = Harness::new(&clinic(), &[]).await;
@@ -363,12 +363,12 @@ async fn a_write_planned_from_an_item_that_changed_is_refused_and_the_newest_spe
     let before = h.kube.current().status.unwrap();
     h.edit_spec(|spec| spec.greeting = "Spec 2".into());
     let stale = Arc::new(h.kube.current());
-    h.edit_spec(|spec| spec.greeting = "Spec 3".into());
-    let newest = h.kube.current();
     let owner = Id::parse("uid", UID).unwrap();
     let agent = Id::parse("agentId", &agent_id).unwrap();
-    h.store
-        .write_after_next_read(owner, desired::tenant_settings(&newest, &agent));
+    let planned = SpecGeneration::of(stale.metadata.generation);
+    let mut other = desired::tenant_settings(&stale, &agent);
+    other.greeting = "Written by the other replica".into();
+    h.store.write_after_next_read(owner, planned, other);
 
     let err = reconcile(stale.clone(), h.ctx.clone()).await.unwrap_err();
     assert!(err.is_stale() && !err.is_permanent(), "{err}");
@@ -378,16 +378,21 @@ async fn a_write_planned_from_an_item_that_changed_is_refused_and_the_newest_spe
         "{err}"
     );
     let journal = h.journal.take();
+    let store_calls: Vec<&String> = journal.iter().filter(|c| c.starts_with("store:")).collect();
     assert_eq!(
-        journal[journal.len() - 2..],
+        store_calls,
         [
-            "store: get {KEY}".replace("{KEY}", KEY),
-            "store: put {KEY}".replace("{KEY}", KEY)
+            &"store: get {KEY}".replace("{KEY}", KEY),
+            &"store: put {KEY}".replace("{KEY}", KEY)
         ],
         "{journal:?}"
     );
-    assert_eq!(h.item().await.unwrap().settings.greeting, "Spec 3");
-    assert_eq!(h.item().await.unwrap().version, 2);
+    assert_eq!(journal.last(), store_calls.last().copied(), "{journal:?}");
+    let item = h.item().await.unwrap();
+    assert_eq!(
+        (item.settings.greeting.as_str(), item.version),
+        ("Written by the other replica", 2)
+    );
     assert_eq!(
         h.kube.current().status.unwrap(),
         before,
@@ -401,12 +406,13 @@ async fn a_write_planned_from_an_item_that_changed_is_refused_and_the_newest_spe
     let wait = requeue_secs(&error_policy(stale, &err, h.ctx.clone()));
     assert!(wait <= 1.0, "retried within the first backoff step: {wait}");
 
-    // The retry reads the VoiceAgent and the item afresh.
+    // The next edit, reconciled from fresh reads, wins everywhere.
+    h.edit_spec(|spec| spec.greeting = "Spec 3".into());
     h.reconcile().await;
     let item = h.item().await.unwrap();
     assert_eq!(
         (item.settings.greeting.as_str(), item.version),
-        ("Spec 3", 2)
+        ("Spec 3", 3)
     );
     assert_eq!(
         h.fake.agents()[&agent_id]["conversation_config"]["agent"]["first_message"],
@@ -414,7 +420,61 @@ async fn a_write_planned_from_an_item_that_changed_is_refused_and_the_newest_spe
     );
     let status = h.kube.current().status.unwrap();
     assert_eq!(status.phase, Some(Phase::Active));
-    assert_eq!(status.observed_generation, newest.metadata.generation);
+    assert_eq!(
+        status.observed_generation,
+        h.kube.current().metadata.generation
+    );
+}
+
+/// A Lease hand-over where the old leader's cache lags: the new leader has
+/// reconciled spec 3; the old leader then reconciles spec 2 (a lower
+/// generation), reads the item after the new leader wrote it and so sees
+/// its newest version. It touches nothing: no PATCH to ElevenLabs, no
+/// store write, no status, no Event; the refusal is retried with backoff
+/// like a stale write. The item and the agent keep spec 3.
+#[tokio::test]
+async fn an_old_leader_with_an_older_spec_changes_nothing_after_the_newer_one_wrote() {
+    let h = Harness::new(&clinic(), &[]).await;
+    let agent_id = created(&h).await;
+    h.edit_spec(|spec| spec.greeting = "Spec 2".into());
+    let old_leader = Arc::new(h.kube.current());
+    h.edit_spec(|spec| spec.greeting = "Spec 3".into());
+    h.reconcile().await;
+    let newest = h.kube.current();
+    let item = h.item().await.unwrap();
+    assert_eq!(
+        item.spec_generation,
+        Some(SpecGeneration::of(newest.metadata.generation))
+    );
+    h.journal.take();
+    h.fake.take_log();
+
+    let err = reconcile(old_leader.clone(), h.ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_stale() && !err.is_permanent(), "{err}");
+    assert_eq!(err.reason().as_str(), "TenantSpecSuperseded");
+    assert!(
+        err.to_string()
+            .contains("newer spec (generation 3) than this write was planned from (generation 2)"),
+        "{err}"
+    );
+    h.assert_calls(&["store: get {KEY}"]);
+    assert!(h.fake.take_log().is_empty(), "ElevenLabs was not called");
+    assert_eq!(h.item().await.unwrap(), item);
+    assert_eq!(
+        h.fake.agents()[&agent_id]["conversation_config"]["agent"]["first_message"],
+        "Spec 3"
+    );
+    assert_eq!(h.kube.current().status, newest.status, "status untouched");
+    let first = requeue_secs(&error_policy(old_leader.clone(), &err, h.ctx.clone()));
+    assert!(first <= 1.0, "first retry within a second: {first}");
+    let later = requeue_secs(&error_policy(old_leader, &err, h.ctx.clone()));
+    // Backoff base 1 s: the second wait is 1 to 2 s, never below the first.
+    assert!(
+        later >= first && later <= 2.0,
+        "backs off: {first} then {later}"
+    );
 }
 
 fn deleting(mut va: VoiceAgent, policy: DeletionPolicy) -> VoiceAgent {
@@ -517,6 +577,7 @@ async fn an_agent_made_before_a_crash_is_adopted_not_created_again() {
     let h = Harness::with_fake(&va, &[], fake).await;
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         "kube: patch status",
         "elevenlabs: list agents",
         "elevenlabs: update agent agent_a",
@@ -524,7 +585,6 @@ async fn an_agent_made_before_a_crash_is_adopted_not_created_again() {
         "elevenlabs: delete agent agent_b",
         "kube: create Event DuplicateDeleted",
         "elevenlabs: get agent agent_a",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
         "kube: patch status",
@@ -550,6 +610,7 @@ async fn a_rejected_spec_sets_phase_error_with_the_provider_message_and_requeues
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "store: get {KEY}",
         // Reconciling True before the first call to ElevenLabs.
         "kube: patch status",
         "elevenlabs: list agents",
@@ -658,11 +719,11 @@ async fn a_hand_edit_in_the_dashboard_is_set_back_on_resync() {
     h.kube.set(&va);
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         &format!("elevenlabs: get agent {agent_id}"),
         &format!("elevenlabs: update agent {agent_id}"),
         "kube: create Event DriftCorrected",
         &format!("elevenlabs: get agent {agent_id}"),
-        "store: get {KEY}",
         "kube: patch status",
     ]);
     assert_eq!(
@@ -686,12 +747,12 @@ async fn an_agent_deleted_by_hand_is_made_again() {
     h.edit_spec(|spec| spec.greeting = "Alo!".into());
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         &format!("elevenlabs: update agent {agent_id}"),
         "kube: create Event AgentMissing",
         "elevenlabs: create agent",
         "kube: repeat Event Created",
         "elevenlabs: get agent agent_000002",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",
         "kube: patch status",
@@ -726,6 +787,7 @@ async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_
     h.reconcile().await;
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "store: get {KEY}",
         // Reconciling True before the first call to ElevenLabs.
         "kube: patch status",
         "elevenlabs: list agents",
@@ -733,7 +795,6 @@ async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_
         "kube: create Event Created",
         "elevenlabs: get agent agent_000001",
         "kube: create Event FieldsNotKept",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
         "kube: patch status",
@@ -771,8 +832,8 @@ async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_
     resync_due(&h);
     h.reconcile().await;
     h.assert_calls(&[
-        "elevenlabs: get agent agent_000001",
         "store: get {KEY}",
+        "elevenlabs: get agent agent_000001",
         "kube: patch status",
     ]);
     assert_eq!(h.fake.take_log(), ["GET /v1/convai/agents/agent_000001"]);
@@ -783,11 +844,11 @@ async fn a_field_the_api_does_not_keep_is_named_in_agent_synced_and_not_patched_
     h.edit_spec(|spec| spec.greeting = "Bună seara!".into());
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         "elevenlabs: update agent agent_000001",
         "kube: create Event Updated",
         "elevenlabs: get agent agent_000001",
         "kube: repeat Event FieldsNotKept",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",
         "kube: patch status",
@@ -942,6 +1003,7 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
     h.reconcile().await;
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "store: get {KEY}",
         // Reconciling True before the first call to ElevenLabs.
         "kube: patch status",
         "elevenlabs: list agents",
@@ -951,7 +1013,6 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
         "elevenlabs: list phone numbers",
         &format!("elevenlabs: assign phone number {number} to agent_000001"),
         "kube: create Event PhoneNumberAssigned",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
         "kube: patch status",
@@ -975,13 +1036,13 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
     h.edit_spec(|spec| spec.enabled = false);
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         "elevenlabs: update agent agent_000001",
         "kube: create Event Updated",
         "elevenlabs: get agent agent_000001",
         "elevenlabs: list phone numbers",
         &format!("elevenlabs: unassign phone number {number}"),
         "kube: create Event PhoneNumberUnassigned",
-        "store: get {KEY}",
         "store: set {KEY} enabled=false",
         "kube: create Event Disabled",
         "kube: patch status",
@@ -992,13 +1053,13 @@ async fn a_number_found_in_the_workspace_is_assigned_then_unassigned_on_disable_
     h.edit_spec(|spec| spec.enabled = true);
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         "elevenlabs: update agent agent_000001",
         "kube: repeat Event Updated",
         "elevenlabs: get agent agent_000001",
         "elevenlabs: list phone numbers",
         &format!("elevenlabs: assign phone number {number} to agent_000001"),
         "kube: repeat Event PhoneNumberAssigned",
-        "store: get {KEY}",
         "store: set {KEY} enabled=true",
         "kube: create Event Enabled",
         "kube: patch status",
@@ -1034,6 +1095,7 @@ async fn a_number_imported_from_the_twilio_secret_is_assigned_and_removed_on_del
     h.reconcile().await;
     h.assert_calls(&[
         r#"kube: patch finalizers ["voiceagents.io/cleanup"]"#,
+        "store: get {KEY}",
         // Reconciling True before the first call to ElevenLabs.
         "kube: patch status",
         "elevenlabs: list agents",
@@ -1044,7 +1106,6 @@ async fn a_number_imported_from_the_twilio_secret_is_assigned_and_removed_on_del
         "kube: get secret clinic-twilio",
         &format!("elevenlabs: import phone number {NUMBER} for agent_000001"),
         "kube: create Event PhoneNumberImported",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: create Event ConfigSynced",
         "kube: patch status",
@@ -1089,12 +1150,12 @@ async fn changing_the_number_moves_the_assignment() {
     h.edit_spec(|spec| spec.phone_number = Some("+40312345679".into()));
     h.reconcile().await;
     h.assert_calls(&[
+        "store: get {KEY}",
         "elevenlabs: list phone numbers",
         &format!("elevenlabs: assign phone number {second} to agent_000001"),
         "kube: repeat Event PhoneNumberAssigned",
         &format!("elevenlabs: unassign phone number {first}"),
         "kube: create Event PhoneNumberUnassigned",
-        "store: get {KEY}",
         "store: put {KEY}",
         "kube: repeat Event ConfigSynced",
         "kube: patch status",

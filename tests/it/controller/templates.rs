@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use voice_operator::crd::{Phase, VoiceAgent, VoiceAgentTemplate};
 
-use super::apiserver::{LONG, dynamo_store, settled, start};
+use super::apiserver::{LONG, dynamo_store, running, settled, start};
 
 /// The chain's template: everything but the location.
 fn template(name: &str, max_concurrent: u32) -> VoiceAgentTemplate {
@@ -77,9 +77,7 @@ async fn template_status(api: &Api<VoiceAgentTemplate>, name: &str) -> Value {
 async fn a_template_edit_rolls_out_to_twenty_voiceagents_at_most_three_at_a_time() {
     const AGENTS: usize = 20;
     let latency = Duration::from_millis(150);
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "rollout").await;
+    let (client, ns) = cluster::with_namespace("rollout").await;
     let fake = FakeElevenLabs::start(Faults {
         latency: Some(latency),
         ..Faults::default()
@@ -166,12 +164,7 @@ async fn a_template_edit_rolls_out_to_twenty_voiceagents_at_most_three_at_a_time
 
 #[tokio::test]
 async fn a_missing_template_stalls_its_voiceagent_until_it_exists() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "notemplate").await;
-    let fake = FakeElevenLabs::start(Faults::default()).await;
-    let op = start(&client, &ns, &fake, dynamo_store().await);
-    let api: Api<VoiceAgent> = Api::namespaced(client.clone(), &ns);
+    let (client, ns, fake, _, op, api) = running("notemplate").await;
     api.create(&PostParams::default(), &location("chain", 1))
         .await
         .unwrap();
@@ -220,9 +213,7 @@ async fn a_missing_template_stalls_its_voiceagent_until_it_exists() {
 
 #[tokio::test]
 async fn the_api_server_refuses_a_template_that_names_a_location() {
-    let client = cluster::client().await;
-    cluster::install_crd(&client).await;
-    let ns = cluster::namespace(&client, "badtemplate").await;
+    let (client, ns) = cluster::with_namespace("badtemplate").await;
     let templates: Api<VoiceAgentTemplate> = Api::namespaced(client.clone(), &ns);
     for field in ["businessId", "locationId"] {
         let mut bad = template(&format!("bad-{}", field.to_lowercase()), 5);

@@ -20,7 +20,7 @@ use voice_operator::http::state::{AppState, HttpConfig};
 use voice_operator::ids::Id;
 use voice_operator::messaging::Messaging;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Read, Seen, TenantKey, TenantSettings, TenantStore};
+use voice_operator::tenant::{Read, Seen, SpecGeneration, TenantKey, TenantSettings, TenantStore};
 use voice_operator::testkit::sse::{self, Events};
 
 /// The webhook secret of the shared signature vectors.
@@ -154,7 +154,9 @@ impl TestBridge {
         let key = TenantKey::parse(business, location).unwrap();
         let owner = Id::parse("uid", &format!("uid-{business}-{location}")).unwrap();
         let seen = Seen::of(self.store.get(&key, Read::Strong).await.unwrap().as_ref());
-        self.store.put(&key, &owner, seen, &settings).await.unwrap();
+        let planned = SpecGeneration::default();
+        let put = self.store.put(&key, &owner, seen, planned, &settings);
+        put.await.unwrap();
     }
 
     /// The routes' metrics as `/metrics` shows them.

@@ -17,3 +17,12 @@ pub fn kubeconfig_path() -> String {
 pub async fn client() -> Client {
     client_from(&kubeconfig_path()).await
 }
+
+/// What a test on the API server starts with: a client, the CRDs
+/// installed, and a namespace of its own named from `prefix`.
+pub async fn with_namespace(prefix: &str) -> (Client, String) {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, prefix).await;
+    (client, ns)
+}

@@ -18,7 +18,7 @@ use voice_operator::elevenlabs::{
 };
 use voice_operator::ids::Id;
 use voice_operator::tenant::{
-    Read, Seen, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
+    Read, Seen, SpecGeneration, StoreError, TenantConfig, TenantKey, TenantSettings, TenantStore,
 };
 
 use super::fake_elevenlabs::merge;
@@ -320,21 +320,23 @@ impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.journal.push(format!("store: put {key}"));
-        self.inner.put(key, owner, seen, settings)
+        self.inner.put(key, owner, seen, planned, settings)
     }
     fn set_enabled<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
         self.journal
             .push(format!("store: set {key} enabled={enabled}"));
-        self.inner.set_enabled(key, owner, seen, enabled)
+        self.inner.set_enabled(key, owner, seen, planned, enabled)
     }
     fn delete<'a>(
         &'a self,
@@ -351,7 +353,7 @@ impl<S: TenantStore + ?Sized> TenantStore for JournaledStore<S> {
 /// is already old.
 pub struct WriteAfterRead<S: ?Sized> {
     pub inner: Arc<S>,
-    pending: std::sync::Mutex<Option<(Id, TenantSettings)>>,
+    pending: std::sync::Mutex<Option<(Id, SpecGeneration, TenantSettings)>>,
 }
 
 impl<S: ?Sized> WriteAfterRead<S> {
@@ -362,9 +364,15 @@ impl<S: ?Sized> WriteAfterRead<S> {
         }
     }
 
-    /// After the next read, `owner` writes `settings` over what it read.
-    pub fn write_after_next_read(&self, owner: Id, settings: TenantSettings) {
-        *self.pending.lock().unwrap() = Some((owner, settings));
+    /// After the next read, `owner` writes `settings`, planned from
+    /// `planned`, over what it read.
+    pub fn write_after_next_read(
+        &self,
+        owner: Id,
+        planned: SpecGeneration,
+        settings: TenantSettings,
+    ) {
+        *self.pending.lock().unwrap() = Some((owner, planned, settings));
     }
 }
 
@@ -377,9 +385,11 @@ impl<S: TenantStore + ?Sized> TenantStore for WriteAfterRead<S> {
         Box::pin(async move {
             let found = self.inner.get(key, read).await?;
             let pending = self.pending.lock().unwrap().take();
-            if let Some((owner, settings)) = pending {
+            if let Some((owner, planned, settings)) = pending {
                 let seen = Seen::of(found.as_ref());
-                self.inner.put(key, &owner, seen, &settings).await?;
+                self.inner
+                    .put(key, &owner, seen, planned, &settings)
+                    .await?;
             }
             Ok(found)
         })
@@ -389,18 +399,20 @@ impl<S: TenantStore + ?Sized> TenantStore for WriteAfterRead<S> {
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         settings: &'a TenantSettings,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
-        self.inner.put(key, owner, seen, settings)
+        self.inner.put(key, owner, seen, planned, settings)
     }
     fn set_enabled<'a>(
         &'a self,
         key: &'a TenantKey,
         owner: &'a Id,
         seen: Seen,
+        planned: SpecGeneration,
         enabled: bool,
     ) -> BoxFuture<'a, Result<TenantConfig, StoreError>> {
-        self.inner.set_enabled(key, owner, seen, enabled)
+        self.inner.set_enabled(key, owner, seen, planned, enabled)
     }
     fn delete<'a>(
         &'a self,

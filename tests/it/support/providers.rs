@@ -12,10 +12,13 @@ use aws_config::SdkConfig;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use voice_operator::messaging::config::{self, MessagingConfig};
-use voice_operator::messaging::ses::SesConfig;
+use voice_operator::messaging::ses::{SesConfig, SesProvider};
+use voice_operator::messaging::sns::{SnsConfig, SnsProvider};
 use voice_operator::messaging::twilio::{TwilioConfig, TwilioSender};
 use voice_operator::messaging::whatsapp::WhatsAppConfig;
-use voice_operator::messaging::{EmailAddress, Messaging, PhoneNumber};
+use voice_operator::messaging::{
+    EmailAddress, MessageProvider, Messaging, OutboundMessage, PhoneNumber, SendError,
+};
 use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -177,6 +180,47 @@ pub fn ses_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .insert_header("x-amzn-ErrorType", code)
         .set_body_json(json!({"message": message}))
+}
+
+/// An SNS provider on `aws` whose sends time out after `timeout`.
+pub fn sns_provider(aws: &SdkConfig, timeout: Duration) -> SnsProvider {
+    let config = SnsConfig {
+        timeout,
+        ..SnsConfig::default()
+    };
+    SnsProvider::new(aws, &config).unwrap()
+}
+
+/// An SES v2 provider on `aws` sending from `from`, as [`sns_provider`].
+pub fn ses_provider(aws: &SdkConfig, from: EmailAddress, timeout: Duration) -> SesProvider {
+    let mut config = SesConfig::new(from);
+    config.timeout = timeout;
+    SesProvider::new(aws, &config).unwrap()
+}
+
+/// What the provider `on` makes on a fresh stand-in holding `mock` says
+/// when it sends `message`; the stand-in must have been asked exactly
+/// once (no retry behind the provider's back).
+pub async fn refused_once<P: MessageProvider>(
+    mock: Mock,
+    on: impl FnOnce(&MockServer) -> P,
+    message: &OutboundMessage,
+) -> SendError {
+    let server = MockServer::start().await;
+    mock.expect(1).mount(&server).await;
+    let error = on(&server).send(message).await.unwrap_err();
+    server.verify().await;
+    error
+}
+
+/// Twilio accepting one message as `sid`, `delay` after it was asked.
+pub fn twilio_accepting_late(sid: &str, delay: Duration) -> Mock {
+    twilio_reply(
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"sid": sid}))
+            .set_delay(delay),
+    )
+    .expect(1)
 }
 
 /// Email through SES v2 (on the AWS emulator at `aws`), sent from `from`.

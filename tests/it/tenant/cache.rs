@@ -7,8 +7,15 @@ use crate::support::kube_mock::{Journal, JournaledStore};
 use voice_operator::ids::Id;
 use voice_operator::tenant::cache::CachedStore;
 use voice_operator::tenant::sqlite::SqliteStore;
-use voice_operator::tenant::{Read, Seen, TenantKey, TenantSettings, TenantStore};
+use voice_operator::tenant::{Read, Seen, SpecGeneration, TenantKey, TenantSettings, TenantStore};
 use voice_operator::testkit::fixtures::tenant_settings;
+
+/// The spec generation every write here is planned from.
+const GEN: SpecGeneration = SpecGeneration {
+    voice_agent: 1,
+    template_created: 0,
+    template: 0,
+};
 
 /// A SQLite store behind a journal, which counts the reads that reach it.
 struct Fixture {
@@ -38,7 +45,7 @@ impl Fixture {
     async fn holding(location: &str) -> Fixture {
         let f = Fixture::new().await;
         f.backing
-            .put(&key(location), &owner(), Seen::Nothing, &settings())
+            .put(&key(location), &owner(), Seen::Nothing, GEN, &settings())
             .await
             .unwrap();
         f
@@ -97,12 +104,12 @@ async fn writes_through_the_cache_are_seen_at_once() {
     assert_eq!(enabled(&cache, "L1").await, None);
 
     cache
-        .put(&key("L1"), &owner(), Seen::Nothing, &settings())
+        .put(&key("L1"), &owner(), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
     assert_eq!(enabled(&cache, "L1").await, Some(true));
     cache
-        .set_enabled(&key("L1"), &owner(), Seen::Version(1), false)
+        .set_enabled(&key("L1"), &owner(), Seen::Version(1), GEN, false)
         .await
         .unwrap();
     assert_eq!(enabled(&cache, "L1").await, Some(false));
@@ -113,12 +120,12 @@ async fn writes_through_the_cache_are_seen_at_once() {
     // A failed write drops the entry, so the next read asks the store.
     let other = Id::parse("owner", "uid-b").unwrap();
     cache
-        .put(&key("L2"), &owner(), Seen::Nothing, &settings())
+        .put(&key("L2"), &owner(), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
     assert!(
         cache
-            .put(&key("L2"), &other, Seen::Version(1), &settings())
+            .put(&key("L2"), &other, Seen::Version(1), GEN, &settings())
             .await
             .is_err()
     );
@@ -133,7 +140,7 @@ async fn entries_expire_after_the_ttl_and_changes_elsewhere_show_up() {
     assert_eq!(enabled(&cache, "L1").await, Some(true));
     // Another replica disables the tenant.
     f.backing
-        .set_enabled(&key("L1"), &owner(), Seen::Version(1), false)
+        .set_enabled(&key("L1"), &owner(), Seen::Version(1), GEN, false)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;

@@ -13,7 +13,8 @@ use voice_operator::ids::Id;
 use voice_operator::tenant::dynamodb::{DynamoStore, TableOutcome, create_table};
 use voice_operator::tenant::sqlite::SqliteStore;
 use voice_operator::tenant::{
-    BedrockAgentRef, Notify, Read, Seen, StoreError, TenantKey, TenantSettings, TenantStore,
+    BedrockAgentRef, Notify, Read, Seen, SpecGeneration, StoreError, TenantKey, TenantSettings,
+    TenantStore,
 };
 use voice_operator::testkit::fixtures::{seed_item, tenant_settings};
 
@@ -179,6 +180,14 @@ fn key(location: &str) -> TenantKey {
     TenantKey::parse("B0100001", location).unwrap()
 }
 
+/// The spec generation the writes here are planned from, unless a case
+/// is about generations.
+const GEN: SpecGeneration = SpecGeneration {
+    voice_agent: 1,
+    template_created: 0,
+    template: 0,
+};
+
 fn owner(name: &str) -> Id {
     Id::parse("owner", name).unwrap()
 }
@@ -207,7 +216,7 @@ async fn round_trip_in_the_seed_format(b: &impl Backend) {
     let k = key("L0100001");
     assert_eq!(store.get(&k, Read::Strong).await.unwrap(), None);
     let written = store
-        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .put(&k, &owner(UID_A), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
     assert_eq!(written.settings, settings());
@@ -228,6 +237,9 @@ async fn round_trip_in_the_seed_format(b: &impl Backend) {
     expected["updatedAt"] = json!(stamp);
     expected["ownerUid"] = json!(UID_A);
     expected["version"] = json!(1);
+    expected["specGeneration"] = json!(GEN.voice_agent);
+    expected["templateCreated"] = json!(GEN.template_created);
+    expected["templateGeneration"] = json!(GEN.template);
     assert_eq!(b.read_raw(&k).await.unwrap(), expected);
     assert_eq!(b.read_raw(&k).await.unwrap(), written.to_seed_json());
 }
@@ -236,7 +248,7 @@ async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100002");
     store
-        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .put(&k, &owner(UID_A), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
     let before = b.read_raw(&k).await.unwrap();
@@ -253,10 +265,15 @@ async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
         other => panic!("expected Conflict, got {other:?}"),
     };
     let seen = Seen::Version(1);
-    expect_conflict(store.put(&k, &owner(UID_B), seen, &other).await.map(drop));
     expect_conflict(
         store
-            .set_enabled(&k, &owner(UID_B), seen, false)
+            .put(&k, &owner(UID_B), seen, GEN, &other)
+            .await
+            .map(drop),
+    );
+    expect_conflict(
+        store
+            .set_enabled(&k, &owner(UID_B), seen, GEN, false)
             .await
             .map(drop),
     );
@@ -264,7 +281,10 @@ async fn a_second_owner_gets_conflict_and_changes_nothing(b: &impl Backend) {
     assert_eq!(b.read_raw(&k).await.unwrap(), before);
 
     // The owner itself still writes.
-    let again = store.put(&k, &owner(UID_A), seen, &other).await.unwrap();
+    let again = store
+        .put(&k, &owner(UID_A), seen, GEN, &other)
+        .await
+        .unwrap();
     assert_eq!(again.version, 2);
     assert_eq!(again.settings.agent_id.as_str(), "agent_other");
 }
@@ -273,12 +293,12 @@ async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100003");
     let first = store
-        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .put(&k, &owner(UID_A), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
 
     let off = store
-        .set_enabled(&k, &owner(UID_A), Seen::Version(1), false)
+        .set_enabled(&k, &owner(UID_A), Seen::Version(1), GEN, false)
         .await
         .unwrap();
     assert!(!off.settings.enabled);
@@ -291,7 +311,7 @@ async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
     assert_eq!(raw["customPrompt"], json!("You are a helpful assistant..."));
 
     let on = store
-        .set_enabled(&k, &owner(UID_A), Seen::Version(2), true)
+        .set_enabled(&k, &owner(UID_A), Seen::Version(2), GEN, true)
         .await
         .unwrap();
     assert!(on.settings.enabled);
@@ -299,7 +319,7 @@ async fn disable_and_enable_keep_the_agent_id(b: &impl Backend) {
     assert_eq!(on.version, 3);
 
     match store
-        .set_enabled(&key("L0100099"), &owner(UID_A), Seen::Nothing, true)
+        .set_enabled(&key("L0100099"), &owner(UID_A), Seen::Nothing, GEN, true)
         .await
     {
         Err(StoreError::NotFound { key }) => assert_eq!(key, "B0100001/L0100099"),
@@ -316,7 +336,7 @@ async fn delete_only_by_the_owner(b: &impl Backend) {
     let store = b.store();
     let k = key("L0100004");
     store
-        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .put(&k, &owner(UID_A), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
     assert!(store.delete(&k, &owner(UID_A)).await.unwrap());
@@ -343,7 +363,7 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
         sms: Some("+40722000333".into()),
     };
     let first = store
-        .put(&k, &owner(UID_A), Seen::Nothing, &full)
+        .put(&k, &owner(UID_A), Seen::Nothing, GEN, &full)
         .await
         .unwrap();
     assert_eq!(first.settings, full);
@@ -356,7 +376,7 @@ async fn a_put_keeps_created_at_and_drops_cleared_attributes(b: &impl Backend) {
     let mut bare = settings();
     bare.custom_prompt = None;
     let second = store
-        .put(&k, &owner(UID_A), Seen::Version(1), &bare)
+        .put(&k, &owner(UID_A), Seen::Version(1), GEN, &bare)
         .await
         .unwrap();
     assert_eq!(second.settings, bare);
@@ -386,7 +406,7 @@ async fn an_item_from_before_the_operator_is_read_and_claimed(b: &impl Backend) 
     assert_eq!(legacy.settings, settings());
 
     let claimed = store
-        .put(&k, &owner(UID_A), Seen::of(Some(&legacy)), &settings())
+        .put(&k, &owner(UID_A), Seen::of(Some(&legacy)), GEN, &settings())
         .await
         .unwrap();
     assert_eq!(claimed.owner.as_ref().map(Id::as_str), Some(UID_A));
@@ -394,7 +414,7 @@ async fn an_item_from_before_the_operator_is_read_and_claimed(b: &impl Backend) 
     assert_eq!(claimed.created_at.to_rfc3339(), "2025-10-15T10:00:00+00:00");
     assert!(matches!(
         store
-            .put(&k, &owner(UID_B), Seen::Version(1), &settings())
+            .put(&k, &owner(UID_B), Seen::Version(1), GEN, &settings())
             .await,
         Err(StoreError::Conflict { .. })
     ));
@@ -432,7 +452,7 @@ async fn a_hand_edited_item_is_a_typed_error_naming_the_attribute(b: &impl Backe
     // no version attribute, which reads as version 0.
     let k = key("L0100007");
     let repaired = store
-        .put(&k, &owner(UID_A), Seen::Version(0), &settings())
+        .put(&k, &owner(UID_A), Seen::Version(0), GEN, &settings())
         .await
         .unwrap();
     assert_eq!(store.get(&k, Read::Strong).await.unwrap(), Some(repaired));
@@ -443,14 +463,14 @@ async fn racing_owners_never_both_win(b: &impl Backend) {
     for i in 0..10 {
         let k = key(&format!("R{i:07}"));
         let (s1, s2, k1, k2) = (store.clone(), store.clone(), k.clone(), k.clone());
-        let a =
-            tokio::spawn(
-                async move { s1.put(&k1, &owner(UID_A), Seen::Nothing, &settings()).await },
-            );
-        let b =
-            tokio::spawn(
-                async move { s2.put(&k2, &owner(UID_B), Seen::Nothing, &settings()).await },
-            );
+        let a = tokio::spawn(async move {
+            s1.put(&k1, &owner(UID_A), Seen::Nothing, GEN, &settings())
+                .await
+        });
+        let b = tokio::spawn(async move {
+            s2.put(&k2, &owner(UID_B), Seen::Nothing, GEN, &settings())
+                .await
+        });
         let results = [a.await.unwrap(), b.await.unwrap()];
         let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         let lost = results
@@ -481,7 +501,7 @@ async fn a_stale_writer_loses_and_succeeds_after_reading_again(b: &impl Backend)
     let store = b.store();
     let k = key("L0100010");
     let first = store
-        .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+        .put(&k, &owner(UID_A), Seen::Nothing, GEN, &settings())
         .await
         .unwrap();
     let read = Seen::of(Some(&first));
@@ -491,7 +511,10 @@ async fn a_stale_writer_loses_and_succeeds_after_reading_again(b: &impl Backend)
         greeting: "Newer spec".into(),
         ..settings()
     };
-    let won = store.put(&k, &owner(UID_A), read, &newer).await.unwrap();
+    let won = store
+        .put(&k, &owner(UID_A), read, GEN, &newer)
+        .await
+        .unwrap();
     assert_eq!(won.version, 2);
     let stored = b.read_raw(&k).await.unwrap();
 
@@ -500,15 +523,21 @@ async fn a_stale_writer_loses_and_succeeds_after_reading_again(b: &impl Backend)
         ..settings()
     };
     let now = Seen::Version(2);
-    expect_stale(store.put(&k, &owner(UID_A), read, &older).await, read, now);
     expect_stale(
-        store.set_enabled(&k, &owner(UID_A), read, false).await,
+        store.put(&k, &owner(UID_A), read, GEN, &older).await,
+        read,
+        now,
+    );
+    expect_stale(
+        store.set_enabled(&k, &owner(UID_A), read, GEN, false).await,
         read,
         now,
     );
     // A writer that found no item (a first reconcile) cannot create over it.
     expect_stale(
-        store.put(&k, &owner(UID_A), Seen::Nothing, &older).await,
+        store
+            .put(&k, &owner(UID_A), Seen::Nothing, GEN, &older)
+            .await,
         Seen::Nothing,
         now,
     );
@@ -518,7 +547,7 @@ async fn a_stale_writer_loses_and_succeeds_after_reading_again(b: &impl Backend)
     let again = store.get(&k, Read::Strong).await.unwrap().unwrap();
     assert_eq!(again.settings.greeting, "Newer spec");
     let off = store
-        .set_enabled(&k, &owner(UID_A), Seen::of(Some(&again)), false)
+        .set_enabled(&k, &owner(UID_A), Seen::of(Some(&again)), GEN, false)
         .await
         .unwrap();
     assert_eq!(off.version, 3);
@@ -527,7 +556,9 @@ async fn a_stale_writer_loses_and_succeeds_after_reading_again(b: &impl Backend)
     // An item deleted after the read: the write does not bring it back.
     assert!(store.delete(&k, &owner(UID_A)).await.unwrap());
     expect_stale(
-        store.put(&k, &owner(UID_A), Seen::Version(3), &older).await,
+        store
+            .put(&k, &owner(UID_A), Seen::Version(3), GEN, &older)
+            .await,
         Seen::Version(3),
         Seen::Nothing,
     );
@@ -543,14 +574,143 @@ async fn a_claim_planned_from_an_old_read_of_a_seed_item_is_stale(b: &impl Backe
     let read = Seen::of(store.get(&k, Read::Strong).await.unwrap().as_ref());
     assert_eq!(read, Seen::Version(0));
     store
-        .put(&k, &owner(UID_A), read, &settings())
+        .put(&k, &owner(UID_A), read, GEN, &settings())
         .await
         .unwrap();
     expect_stale(
-        store.put(&k, &owner(UID_A), read, &settings()).await,
+        store.put(&k, &owner(UID_A), read, GEN, &settings()).await,
         read,
         Seen::Version(1),
     );
+}
+
+/// An old leader whose cache holds an older VoiceAgent (generation 3)
+/// reads the item after the new leader wrote it from generation 4: it
+/// sees the newest version, yet its write is refused as planned from an
+/// older spec, and nothing changes. The template's generation counts when
+/// the VoiceAgent's are equal and the template is the same one. An item from before generations were stored
+/// accepts any.
+async fn a_write_planned_from_an_older_generation_is_refused_after_a_newer_one(b: &impl Backend) {
+    let store = b.store();
+    let k = key("L0100012");
+    let at = |voice_agent, made, template| {
+        SpecGeneration::of(Some(voice_agent)).with_template(Some(made), Some(template))
+    };
+    let first = store
+        .put(&k, &owner(UID_A), Seen::Nothing, at(3, 0, 0), &settings())
+        .await
+        .unwrap();
+    let newer = TenantSettings {
+        greeting: "Generation 4".into(),
+        ..settings()
+    };
+    let written = store
+        .put(
+            &k,
+            &owner(UID_A),
+            Seen::of(Some(&first)),
+            at(4, 0, 0),
+            &newer,
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.spec_generation, Some(at(4, 0, 0)));
+    let stored = b.read_raw(&k).await.unwrap();
+    assert_eq!(
+        (&stored["specGeneration"], &stored["templateGeneration"]),
+        (&json!(4), &json!(0))
+    );
+
+    // The newest version, read after the newer write.
+    let read = Seen::of(store.get(&k, Read::Strong).await.unwrap().as_ref());
+    assert_eq!(read, Seen::Version(2));
+    let older = TenantSettings {
+        greeting: "Generation 3".into(),
+        ..settings()
+    };
+    let expect_superseded = |result: Result<_, StoreError>, planned, newer| match result {
+        Err(StoreError::Superseded {
+            planned: p, stored, ..
+        }) => assert_eq!((p, stored), (planned, newer)),
+        other => panic!("expected Superseded, got {other:?}"),
+    };
+    expect_superseded(
+        store
+            .put(&k, &owner(UID_A), read, at(3, 0, 0), &older)
+            .await,
+        at(3, 0, 0),
+        at(4, 0, 0),
+    );
+    expect_superseded(
+        store
+            .set_enabled(&k, &owner(UID_A), read, at(3, 1_000, 9), false)
+            .await,
+        at(3, 1_000, 9),
+        at(4, 0, 0),
+    );
+    assert_eq!(b.read_raw(&k).await.unwrap(), stored, "nothing was written");
+
+    // Same VoiceAgent generation: a template edit moves it on, an older
+    // template generation is refused, an equal one writes.
+    let templated = store
+        .set_enabled(&k, &owner(UID_A), read, at(4, 1_000, 2), false)
+        .await
+        .unwrap();
+    let templated_read = Seen::of(Some(&templated));
+    expect_superseded(
+        store
+            .put(&k, &owner(UID_A), templated_read, at(4, 1_000, 1), &newer)
+            .await,
+        at(4, 1_000, 1),
+        at(4, 1_000, 2),
+    );
+    let again = store
+        .put(
+            &k,
+            &owner(UID_A),
+            Seen::of(Some(&templated)),
+            at(4, 1_000, 2),
+            &newer,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.version, again.spec_generation),
+        (4, Some(at(4, 1_000, 2)))
+    );
+    // The template deleted and made again under its name: generation 1,
+    // made later, so newer.
+    let remade = store
+        .put(
+            &k,
+            &owner(UID_A),
+            Seen::of(Some(&again)),
+            at(4, 1_001, 1),
+            &newer,
+        )
+        .await
+        .unwrap();
+    assert_eq!(remade.spec_generation, Some(at(4, 1_001, 1)));
+    let raw = b.read_raw(&k).await.unwrap();
+    assert_eq!(
+        (&raw["templateCreated"], &raw["templateGeneration"]),
+        (&json!(1_001), &json!(1))
+    );
+
+    // A seed item has no generation: any plan may claim it.
+    let legacy = key("L0100013");
+    b.write_raw(seed_example("L0100013")).await;
+    let claimed = store
+        .put(
+            &legacy,
+            &owner(UID_A),
+            Seen::Version(0),
+            at(0, 0, 0),
+            &settings(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.spec_generation, Some(at(0, 0, 0)));
 }
 
 /// SQLite only, like the race of owners below: writers of one owner
@@ -560,7 +720,7 @@ async fn racing_writers_of_one_read_never_both_win(b: &impl Backend) {
     for i in 0..10 {
         let k = key(&format!("S{i:07}"));
         store
-            .put(&k, &owner(UID_A), Seen::Nothing, &settings())
+            .put(&k, &owner(UID_A), Seen::Nothing, GEN, &settings())
             .await
             .unwrap();
         let writers = ["first", "second"].map(|greeting| {
@@ -569,7 +729,11 @@ async fn racing_writers_of_one_read_never_both_win(b: &impl Backend) {
                 greeting: greeting.into(),
                 ..settings()
             };
-            tokio::spawn(async move { store.put(&k, &owner(UID_A), Seen::Version(1), &next).await })
+            tokio::spawn(async move {
+                store
+                    .put(&k, &owner(UID_A), Seen::Version(1), GEN, &next)
+                    .await
+            })
         });
         let mut results = Vec::new();
         for writer in writers {
@@ -618,6 +782,7 @@ suite!(
     a_hand_edited_item_is_a_typed_error_naming_the_attribute,
     a_stale_writer_loses_and_succeeds_after_reading_again,
     a_claim_planned_from_an_old_read_of_a_seed_item_is_stale,
+    a_write_planned_from_an_older_generation_is_refused_after_a_newer_one,
 );
 
 /// SQLite only: moto evaluates a condition and writes without a lock, so
@@ -709,7 +874,7 @@ async fn the_sqlite_store_keeps_items_across_reopening() {
     let written = {
         let store = SqliteStore::open(&path).await.unwrap();
         store
-            .put(&key("L1"), &owner(UID_A), Seen::Nothing, &settings())
+            .put(&key("L1"), &owner(UID_A), Seen::Nothing, GEN, &settings())
             .await
             .unwrap()
     };
