@@ -111,6 +111,16 @@ fn scope(access: &Access, asked: Option<&str>) -> Result<Option<String>, ApiErro
     }
 }
 
+/// Refuses a business token `what`, which spans every business.
+fn admin_only(access: &Access, what: &str) -> Result<(), ApiError> {
+    match access {
+        Access::Admin => Ok(()),
+        Access::Business(own) => Err(ApiError::Forbidden(format!(
+            "this token reads business {own} only; {what} needs the admin token"
+        ))),
+    }
+}
+
 /// Runs `f` on the read connection off the async threads.
 async fn read<T: Send + 'static>(
     state: &Arc<DashboardState>,
@@ -176,11 +186,10 @@ async fn top(
     headers: HeaderMap,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Access::Business(own) = access(&state, &headers).await? {
-        return Err(ApiError::Forbidden(format!(
-            "this token reads business {own} only; the ranking of businesses needs the admin token"
-        )));
-    }
+    admin_only(
+        &access(&state, &headers).await?,
+        "the ranking of businesses",
+    )?;
     let range = params.range()?;
     let limit = params.limit.unwrap_or(10);
     if limit == 0 || limit > MAX_TOP {
@@ -215,11 +224,7 @@ async fn status(
     State(state): State<Arc<DashboardState>>,
     headers: HeaderMap,
 ) -> Result<Json<store::Totals>, ApiError> {
-    if access(&state, &headers).await? != Access::Admin {
-        return Err(ApiError::Forbidden(
-            "the consumer's status needs the admin token".into(),
-        ));
-    }
+    admin_only(&access(&state, &headers).await?, "the consumer's status")?;
     Ok(Json(read(&state, |db, _| store::totals(db)).await?))
 }
 

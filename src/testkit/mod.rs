@@ -3,6 +3,7 @@
 //! real kube-apiserver. Built only with the `testkit` feature (the tests
 //! and benches turn it on), never into the shipped binary.
 
+pub mod agent_log;
 pub mod cluster;
 pub mod fake_elevenlabs;
 pub mod fake_kinesis;
