@@ -3,7 +3,12 @@
 use tokio::sync::broadcast;
 use voice_operator::dashboard::store;
 
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+
 use super::{Consuming, SOURCE, append, fixture, new_store, rows};
+use crate::support::{create_stream, emulator_endpoint, kinesis_client, unique_name};
 
 #[tokio::test]
 async fn a_restart_neither_skips_nor_counts_twice_and_repeats_are_dropped() {
@@ -89,4 +94,67 @@ async fn a_truncated_file_is_read_again_from_its_start() {
     assert_eq!(counts.stored, 1);
     let db = store::open(&store_path).unwrap();
     assert_eq!(rows(&db), 5);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_every_kinesis_shard_after_its_checkpoint() {
+    let client = kinesis_client(&emulator_endpoint(), Duration::from_secs(5));
+    let stream = unique_name("dashboard");
+    create_stream(&client, &stream, 2).await;
+    let put = |data: String| {
+        let client = client.clone();
+        let stream = stream.clone();
+        async move {
+            let key = data.get(..60).unwrap_or(&data).to_owned();
+            client
+                .put_record()
+                .stream_name(stream)
+                .partition_key(key)
+                .data(Blob::new(data.into_bytes()))
+                .send()
+                .await
+                .expect("put record")
+                .shard_id
+        }
+    };
+    let lines = fixture();
+    let mut shards = std::collections::BTreeSet::new();
+    for line in &lines[..5] {
+        shards.insert(put(line.clone()).await);
+    }
+    let (_dir, store_path) = new_store();
+    let counts = Consuming::kinesis(&store_path, &client, &stream)
+        .finish_after(&store_path, 5)
+        .await;
+    assert_eq!(
+        (counts.stored, counts.duplicates, counts.invalid),
+        (5, 0, 0)
+    );
+    let db = store::open(&store_path).unwrap();
+    let checkpoints = store::checkpoints(&db, &format!("kinesis:{stream}")).unwrap();
+    assert_eq!(
+        checkpoints
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        shards,
+        "a checkpoint per shard read"
+    );
+
+    // While it is down: the rest, a record stored already, and bytes that
+    // are not a record.
+    for line in &lines[5..] {
+        put(line.clone()).await;
+    }
+    put(lines[2].clone()).await;
+    put("not a record".into()).await;
+    let counts = Consuming::kinesis(&store_path, &client, &stream)
+        .finish_after(&store_path, 5 + 5)
+        .await;
+    assert_eq!(
+        (counts.stored, counts.duplicates, counts.invalid),
+        (3, 1, 1),
+        "only what came after each shard's checkpoint is read again"
+    );
+    assert_eq!(rows(&db), lines.len() as u64);
 }

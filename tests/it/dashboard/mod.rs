@@ -5,6 +5,7 @@ mod api;
 mod consumer;
 mod query;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +16,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use voice_operator::actionlog::tail::file::{self, FileStart};
+use voice_operator::actionlog::tail::kinesis::{self, Timing};
+use voice_operator::actionlog::tail::{Item, Start, TailError};
 use voice_operator::dashboard::consumer::{ConsumeError, Live};
 use voice_operator::dashboard::store::{self, BatchCounts};
 use voice_operator::testkit::agent_log::Spec;
@@ -183,6 +186,7 @@ struct Consuming {
 const SOURCE: &str = "file:test";
 
 impl Consuming {
+    /// A consumer of the JSON-lines file `log`.
     fn start(store_path: &Path, log: &Path, live: broadcast::Sender<Arc<Live>>) -> Consuming {
         let db = store::open(store_path).unwrap();
         let offset = store::file_offset(&db, SOURCE).unwrap();
@@ -193,10 +197,42 @@ impl Consuming {
             Duration::from_millis(20),
             tx,
         );
+        Consuming::spawn(db, SOURCE, rx, reader, live)
+    }
+
+    /// A consumer of every shard of the Kinesis `stream`.
+    fn kinesis(store_path: &Path, client: &aws_sdk_kinesis::Client, stream: &str) -> Consuming {
+        let db = store::open(store_path).unwrap();
+        let source = format!("kinesis:{stream}");
+        let after = store::checkpoints(&db, &source).unwrap();
+        let (tx, rx) = mpsc::channel(64);
+        let timing = Timing {
+            poll: Duration::from_millis(100),
+            relist: Duration::from_millis(300),
+            backoff_max: Duration::from_millis(500),
+        };
+        let reader = kinesis::follow(
+            client.clone(),
+            stream.to_owned(),
+            Start::Since(DateTime::UNIX_EPOCH),
+            after,
+            timing,
+            tx,
+        );
+        Consuming::spawn(db, &source, rx, reader, broadcast::channel(16).0)
+    }
+
+    fn spawn(
+        db: Connection,
+        source: &str,
+        rx: mpsc::Receiver<Item>,
+        reader: impl Future<Output = Result<(), TailError>> + Send + 'static,
+        live: broadcast::Sender<Arc<Live>>,
+    ) -> Consuming {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(voice_operator::dashboard::consumer::run(
             Arc::new(Mutex::new(db)),
-            SOURCE.to_owned(),
+            source.to_owned(),
             rx,
             reader,
             live,
