@@ -64,7 +64,7 @@ fn spec<'a>(
 /// | B1/L1             | 2     | 120     | sms 1, email 1  | 1        | USD 0.45            |
 /// | B1/L2             | 0     | 0       | whatsapp 1      | 0        | EUR 0.02            |
 /// | B2/L1             | 1     | 600     | sms 1           | 1        | USD 2.05            |
-fn fixture() -> Vec<String> {
+pub(crate) fn fixture() -> Vec<String> {
     let failed = |mut s: Spec<'static>| {
         s.failed = true;
         s
@@ -164,7 +164,7 @@ fn new_store() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn append(path: &Path, lines: &[String]) {
+pub(crate) fn append(path: &Path, lines: &[String]) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
