@@ -41,6 +41,7 @@ pub struct DashboardState {
 /// The dashboard's routes.
 pub fn router(state: Arc<DashboardState>) -> Router {
     Router::new()
+        .route("/dashboard", get(page))
         .route("/api/dashboard/summary", get(summary))
         .route("/api/dashboard/daily", get(daily))
         .route("/api/dashboard/top", get(top))
@@ -48,6 +49,16 @@ pub fn router(state: Arc<DashboardState>) -> Router {
         .route("/api/dashboard/status", get(status))
         .route("/api/dashboard/live", get(live))
         .with_state(state)
+}
+
+/// The page: self-contained (no CDN, nothing fetched but this API), so it
+/// works where the machine has no internet. It asks for the token and
+/// keeps it for the browser tab only (sessionStorage).
+const PAGE: &str = include_str!("page.html");
+
+/// `GET /dashboard`: the page; the data behind it needs a token.
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(PAGE)
 }
 
 /// The query string of the aggregates.

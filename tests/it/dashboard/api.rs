@@ -247,3 +247,30 @@ async fn the_live_feed_shows_new_records_of_the_token_s_business() {
     );
     consuming.finish_after(&other_store, 2).await;
 }
+
+#[tokio::test]
+async fn the_page_is_self_contained_and_calls_only_this_api() {
+    let api = api().await;
+    let answer = reqwest::get(format!("{}/dashboard", api.base))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let kind = answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let page = answer.text().await.unwrap();
+    for external in ["http://", "https://", "//cdn", "<link", "src="] {
+        assert!(!page.contains(external), "the page refers to {external}");
+    }
+    for route in [
+        "/api/dashboard/summary",
+        "/api/dashboard/daily",
+        "/api/dashboard/top",
+        "/api/dashboard/live",
+        "/api/dashboard/calls/",
+    ] {
+        assert!(page.contains(route), "the page uses {route}");
+    }
+}
