@@ -30,8 +30,8 @@ use crate::agent::tools::{Sends, Tools};
 use crate::config::Secrets;
 use crate::config::bridge::{AgentRuntimeKind, BridgeArgs};
 use crate::config::{
-    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, ReplayArgs, RunArgs, TailArgs,
-    TailFrom, TenantStoreKind,
+    ActionLogArgs, AgentArgs, ControllerArgs, CreateTableArgs, FollowArgs, ReplayArgs, RunArgs,
+    TailArgs, TailFrom, TenantStoreKind,
 };
 use crate::controller::Metrics;
 use crate::controller::runner::{self, Backends, LeaderConfig, RunConfig};
@@ -42,6 +42,8 @@ use crate::http::state::{AppState, HttpConfig};
 use crate::tenant::TenantStore;
 use crate::tenant::cache::CachedStore;
 use crate::tenant::dynamodb::{TableOutcome, create_table, sdk_config};
+
+pub mod dashboard;
 
 /// The bridge's parts, built before the server starts.
 pub struct BridgeParts {
@@ -492,34 +494,60 @@ pub async fn replay_command(args: &ReplayArgs, data_dir: &Path) -> anyhow::Resul
     })
 }
 
+/// The reader of `follow`'s source, sending to `tx`: the file from
+/// `file_start`, or every Kinesis shard from `kinesis_start` (a shard
+/// named in `after` right after that sequence number).
+pub(crate) async fn follow_source(
+    what: &'static str,
+    follow: &FollowArgs,
+    data_dir: &Path,
+    file_start: tail::file::FileStart,
+    kinesis_start: Start,
+    after: std::collections::BTreeMap<String, String>,
+    tx: tokio::sync::mpsc::Sender<tail::Item>,
+) -> anyhow::Result<BoxFuture<'static, Result<(), TailError>>> {
+    Ok(match follow.from {
+        TailFrom::Jsonl => Box::pin(tail::file::follow(
+            follow.file(data_dir)?,
+            file_start,
+            follow.timing().poll,
+            tx,
+        )),
+        TailFrom::Kinesis => {
+            // Throttling and expired iterators are handled by the tail
+            // itself, which knows what to resume from.
+            let sdk =
+                crate::aws::load(what, RetryConfig::disabled(), Duration::from_secs(10)).await?;
+            Box::pin(tail::kinesis::follow(
+                aws_sdk_kinesis::Client::new(&sdk),
+                follow.kinesis_stream.clone(),
+                kinesis_start,
+                after,
+                follow.timing(),
+                tx,
+            ))
+        }
+    })
+}
+
 /// `action-log tail`: prints records as they arrive until Ctrl-C (or
 /// SIGTERM), then a summary on standard error; exit 0.
 pub async fn tail_command(args: &TailArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let source: BoxFuture<'static, Result<(), TailError>> = match args.from {
-        TailFrom::Jsonl => {
-            let path = args.file(data_dir)?;
-            let from_start = matches!(args.since, Start::Since(_));
-            Box::pin(tail::file::follow(path, from_start, args.timing().poll, tx))
-        }
-        TailFrom::Kinesis => {
-            // Throttling and expired iterators are handled by the tail
-            // itself, which knows what to resume from.
-            let sdk = crate::aws::load(
-                "action-log tail",
-                RetryConfig::disabled(),
-                Duration::from_secs(10),
-            )
-            .await?;
-            Box::pin(tail::kinesis::follow(
-                aws_sdk_kinesis::Client::new(&sdk),
-                args.kinesis_stream.clone(),
-                args.since,
-                args.timing(),
-                tx,
-            ))
-        }
+    let file_start = match args.since {
+        Start::Since(_) => tail::file::FileStart::At(0),
+        Start::Latest => tail::file::FileStart::End,
     };
+    let source = follow_source(
+        "action-log tail",
+        &args.follow,
+        data_dir,
+        file_start,
+        args.since,
+        std::collections::BTreeMap::new(),
+        tx,
+    )
+    .await?;
     let format = if args.json {
         tail::Format::Json
     } else {

@@ -33,5 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app::controller(&args.controller, Some(&args), &secrets, &cli.data_dir).await
         }
         Command::Local(args) => crate::local::run(&args, &secrets, &cli.data_dir).await,
+        Command::Dashboard(args) => {
+            app::dashboard::command(&args, secrets.admin.clone(), &cli.data_dir).await
+        }
     }
 }

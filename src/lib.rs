@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod dashboard;
 pub mod elevenlabs;
 pub mod http;
 pub mod ids;

@@ -113,7 +113,7 @@ impl std::str::FromStr for ActionType {
 }
 
 impl ActionType {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             ActionType::Sms => "sms",
             ActionType::Email => "email",

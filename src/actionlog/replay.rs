@@ -67,7 +67,7 @@ pub async fn replay<R: AsyncBufRead + Unpin>(
 }
 
 /// One line as an agent-log record, or why it is not one.
-pub(crate) fn parse_line(line: &[u8], too_long: bool) -> Result<AgentLogRecord, String> {
+pub fn parse_line(line: &[u8], too_long: bool) -> Result<AgentLogRecord, String> {
     if too_long {
         return Err(format!("longer than {MAX_LINE_BYTES} bytes"));
     }

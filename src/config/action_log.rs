@@ -46,9 +46,8 @@ pub enum TailFrom {
 /// Arguments of `action-log tail`.
 #[derive(Debug, Args)]
 pub struct TailArgs {
-    /// What to follow.
-    #[arg(long, value_enum, default_value_t = TailFrom::Jsonl)]
-    pub from: TailFrom,
+    #[command(flatten)]
+    pub follow: FollowArgs,
 
     /// Start: `latest` (only new records) or an RFC 3339 time such as
     /// 2026-12-01T09:00:00Z (records with a timestamp from then on;
@@ -79,6 +78,31 @@ pub struct TailArgs {
     /// a readable line.
     #[arg(long)]
     pub json: bool,
+}
+
+impl TailArgs {
+    /// The records to print.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            businesses: self.businesses.clone(),
+            locations: self.locations.clone(),
+            actions: self.actions.clone(),
+            outcomes: self.outcomes.clone(),
+            since: match self.since {
+                Start::Latest => None,
+                Start::Since(t) => Some(t),
+            },
+        }
+    }
+}
+
+/// Where the action log is read from: shared by `action-log tail` and
+/// `dashboard`.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// What to follow.
+    #[arg(long, value_enum, default_value_t = TailFrom::Jsonl)]
+    pub from: TailFrom,
 
     /// File for `--from jsonl` [default: <data-dir>/agent-log.jsonl].
     #[arg(long, env = "VOICE_OPERATOR_ACTION_LOG_FILE")]
@@ -98,21 +122,7 @@ pub struct TailArgs {
     pub poll_ms: u64,
 }
 
-impl TailArgs {
-    /// The records to print.
-    pub fn filter(&self) -> Filter {
-        Filter {
-            businesses: self.businesses.clone(),
-            locations: self.locations.clone(),
-            actions: self.actions.clone(),
-            outcomes: self.outcomes.clone(),
-            since: match self.since {
-                Start::Latest => None,
-                Start::Since(t) => Some(t),
-            },
-        }
-    }
-
+impl FollowArgs {
     /// The file `--from jsonl` follows.
     pub fn file(&self, data_dir: &Path) -> Result<PathBuf, ConfigError> {
         jsonl_file(self.action_log_file.as_deref(), data_dir)

@@ -7,6 +7,7 @@
 pub mod action_log;
 pub mod bridge;
 pub mod controller;
+pub mod dashboard;
 pub mod dynamodb;
 pub mod local;
 pub mod run;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 pub use self::action_log::{
-    ActionLogArgs, ActionLogCommand, ReplayArgs, SinkKind, TailArgs, TailFrom,
+    ActionLogArgs, ActionLogCommand, FollowArgs, ReplayArgs, SinkKind, TailArgs, TailFrom,
 };
 pub use self::controller::{AgentArgs, ControllerArgs, DEFAULT_PROMPT};
 pub use self::dynamodb::{CreateTableArgs, DynamodbCommand};
@@ -81,6 +82,11 @@ pub enum Command {
     /// ElevenLabs stand-in unless ELEVENLABS_API_KEY is set. Each backend
     /// can be switched to the real one by its flag.
     Local(Box<LocalArgs>),
+    /// Consume the action log (Kinesis or the JSON-lines file) into an
+    /// embedded SQLite store, checkpointed, and serve its aggregates and a
+    /// live feed as a JSON API behind the admin token
+    /// (VOICE_OPERATOR_ADMIN_TOKEN) or a business's read-only token.
+    Dashboard(Box<dashboard::DashboardArgs>),
 }
 
 /// A setting that parsed but makes no sense.

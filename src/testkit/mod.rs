@@ -4,6 +4,7 @@
 //! kube-apiserver. Built only with the `testkit` feature (the tests and
 //! benches turn it on), never into the shipped binary.
 
+pub mod agent_log;
 pub mod cluster;
 pub mod fake_bedrock;
 pub mod fake_elevenlabs;

@@ -5,6 +5,7 @@ mod actionlog;
 mod agent;
 mod cli;
 mod controller;
+mod dashboard;
 mod elevenlabs;
 mod http;
 mod local;

@@ -4,27 +4,39 @@
 //! replaced by another (rotated) is followed under its name.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
-use super::{Item, TailError};
+use super::{Item, Position, TailError};
 use crate::actionlog::record::MAX_RECORD_BYTES;
 
 /// Lines longer than this cannot hold a record.
 const MAX_LINE_BYTES: usize = 2 * MAX_RECORD_BYTES;
 
-/// Follows `path`: from its start (`from_start`) or its current end.
-/// Waits for the file if it does not exist yet. Ends `Ok` when nobody
-/// listens any more.
+/// Where following a file starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStart {
+    /// Its end when it is opened: only lines written from then on.
+    End,
+    /// This byte offset (0 is the start), where a line begins; a file now
+    /// shorter than that was truncated or replaced and is read from its
+    /// start.
+    At(u64),
+}
+
+/// Follows `path` from `start`. Waits for the file if it does not exist
+/// yet. Ends `Ok` when nobody listens any more.
 pub async fn follow(
     path: PathBuf,
-    from_start: bool,
+    start: FileStart,
     poll: Duration,
     items: mpsc::Sender<Item>,
 ) -> Result<(), TailError> {
+    let shown: Arc<Path> = Arc::from(path.as_path());
     let error = |source| TailError::File {
         path: path.clone(),
         source,
@@ -33,14 +45,22 @@ pub async fn follow(
     let Some(opened) = file.as_mut() else {
         return Ok(());
     };
-    let mut offset = if from_start {
-        0
-    } else {
-        opened
-            .seek(std::io::SeekFrom::End(0))
-            .await
-            .map_err(error)?
+    let end = opened
+        .seek(std::io::SeekFrom::End(0))
+        .await
+        .map_err(error)?;
+    let mut offset = match start {
+        FileStart::End => end,
+        FileStart::At(at) if at <= end => at,
+        FileStart::At(at) => {
+            tracing::info!(path = %path.display(), at, "the action-log file is shorter than the offset to resume at (truncated or replaced); reading it from its start");
+            0
+        }
     };
+    opened
+        .seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(error)?;
     let mut line = Vec::new();
     let mut too_long = false;
     let mut chunk = vec![0u8; 64 * 1024];
@@ -83,7 +103,11 @@ pub async fn follow(
             let item = Item {
                 data,
                 too_long: long,
-                origin: format!("{} near byte {at}", path.display()),
+                at: Position::File {
+                    path: Arc::clone(&shown),
+                    line: at,
+                    next: offset + i as u64 + 1,
+                },
             };
             if items.send(item).await.is_err() {
                 return Ok(());

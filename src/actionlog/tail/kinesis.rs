@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Item, Start, TailError};
+use super::{Item, Position, Start, TailError};
 
 /// How often readers and the shard list are polled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +63,14 @@ impl Default for Timing {
 }
 
 /// Where a reader starts in its shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum From {
     Latest,
     At(DateTime<Utc>),
     /// The shard's oldest record: for a child shard found while following.
     Beginning,
+    /// Right after this sequence number: where a consumer left off.
+    After(String),
 }
 
 /// One shard as ListShards describes it.
@@ -97,21 +99,29 @@ enum Ending {
 
 /// Follows every shard of `stream` from `start`, sending each record to
 /// `items`, until the receiver is dropped (then `Ok`) or the stream cannot
-/// be listed any more.
+/// be listed any more. A shard named in `after` (shard id to the last
+/// sequence number a consumer kept) resumes right after that record
+/// instead.
 pub async fn follow(
     client: Client,
     stream: String,
     start: Start,
+    after: BTreeMap<String, String>,
     timing: Timing,
     items: mpsc::Sender<Item>,
 ) -> Result<(), TailError> {
+    let resume = |id: &str| {
+        after
+            .get(id)
+            .map(|seq| Progress::Waiting(From::After(seq.clone())))
+    };
     let mut shards: BTreeMap<String, Progress> = BTreeMap::new();
     for shard in list_shards(&client, &stream, &timing).await? {
-        let progress = match start {
+        let progress = resume(&shard.id).unwrap_or(match start {
             Start::Latest if shard.closed => Progress::Done,
             Start::Latest => Progress::Waiting(From::Latest),
             Start::Since(t) => Progress::Waiting(From::At(t)),
-        };
+        });
         shards.insert(shard.id.clone(), progress);
     }
     let found_later = match start {
@@ -143,9 +153,9 @@ pub async fn follow(
             }
         };
         for shard in &listed {
-            let progress = shards
-                .entry(shard.id.clone())
-                .or_insert(Progress::Waiting(found_later));
+            let progress = shards.entry(shard.id.clone()).or_insert_with(|| {
+                resume(&shard.id).unwrap_or(Progress::Waiting(found_later.clone()))
+            });
             if let Progress::Reading(closed) = progress
                 && shard.closed
             {
@@ -161,7 +171,7 @@ pub async fn follow(
                         .iter()
                         .all(|p| matches!(shards.get(p), None | Some(Progress::Done))) =>
                 {
-                    Some((shard.clone(), *from))
+                    Some((shard.clone(), from.clone()))
                 }
                 _ => None,
             })
@@ -296,7 +306,11 @@ const MIN_GAP: Duration = Duration::from_millis(200);
 impl Reader {
     /// Reads from `from` to the shard's end; `None` when nobody listens.
     async fn read(self, from: From) -> Option<Ending> {
-        let mut last: Option<String> = None;
+        let shard: Arc<str> = Arc::from(self.shard.as_str());
+        let mut last: Option<String> = match &from {
+            From::After(seq) => Some(seq.clone()),
+            _ => None,
+        };
         let mut attempt = 0u32;
         'iterator: loop {
             let mut request = self
@@ -304,8 +318,8 @@ impl Reader {
                 .get_shard_iterator()
                 .stream_name(&self.stream)
                 .shard_id(&self.shard);
-            request = match (&last, from) {
-                (Some(seq), _) => request
+            request = match (&last, &from) {
+                (Some(seq), _) | (None, From::After(seq)) => request
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                     .starting_sequence_number(seq),
                 (None, From::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
@@ -355,11 +369,10 @@ impl Reader {
                     let item = Item {
                         data: bytes::Bytes::copy_from_slice(record.data().as_ref()),
                         too_long: false,
-                        origin: format!(
-                            "shard {} sequence {}",
-                            self.shard,
-                            record.sequence_number()
-                        ),
+                        at: Position::Shard {
+                            shard: Arc::clone(&shard),
+                            sequence: record.sequence_number().to_owned(),
+                        },
                     };
                     self.items.send(item).await.ok()?;
                     last = Some(record.sequence_number().to_owned());

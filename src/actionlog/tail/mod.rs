@@ -11,7 +11,9 @@ pub mod kinesis;
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -183,15 +185,38 @@ pub enum Format {
     Json,
 }
 
-/// What a source hands over: one record's bytes and where they came from
-/// (for warnings).
+/// What a source hands over: one record's bytes and where they came from.
 #[derive(Debug)]
 pub struct Item {
     pub data: Bytes,
     /// The line was longer than a record can be; `data` holds its start.
     pub too_long: bool,
-    /// Where it was read: a shard and sequence number, a file offset.
-    pub origin: String,
+    /// Where it was read, for warnings and for a consumer's checkpoint.
+    pub at: Position,
+}
+
+/// Where an item was read: enough to resume right after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// A Kinesis record: its shard and sequence number.
+    Shard { shard: Arc<str>, sequence: String },
+    /// A line of a JSON-lines file.
+    File {
+        path: Arc<Path>,
+        /// Where the line starts.
+        line: u64,
+        /// Where the next line starts: the offset to resume at.
+        next: u64,
+    },
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Shard { shard, sequence } => write!(f, "shard {shard} sequence {sequence}"),
+            Position::File { path, line, .. } => write!(f, "{} near byte {line}", path.display()),
+        }
+    }
 }
 
 /// Counts of one tail.
@@ -283,7 +308,7 @@ impl Printer<'_> {
             Ok(record) => record,
             Err(reason) => {
                 self.summary.invalid += 1;
-                tracing::warn!(at = %item.origin, error = %reason, "skipping what is not an agent-log record");
+                tracing::warn!(at = %item.at, error = %reason, "skipping what is not an agent-log record");
                 return Ok(());
             }
         };
@@ -308,8 +333,14 @@ impl Printer<'_> {
     }
 }
 
+/// How `record` ended, as `--outcome` names it: sent, delivered, failed,
+/// pending or unknown.
+pub fn outcome(record: &AgentLogRecord) -> &'static str {
+    Shown::of(record).name()
+}
+
 /// The value serde writes for `value` (an enum's wire name).
-fn wire<T: Serialize>(value: &T) -> String {
+pub fn wire<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),

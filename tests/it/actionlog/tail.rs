@@ -92,7 +92,14 @@ impl Tailing {
             relist: Duration::from_millis(300),
             backoff_max: Duration::from_millis(500),
         };
-        let source = tail::kinesis::follow(client.clone(), stream.to_owned(), start, timing, tx);
+        let source = tail::kinesis::follow(
+            client.clone(),
+            stream.to_owned(),
+            start,
+            BTreeMap::new(),
+            timing,
+            tx,
+        );
         Self::start(source, rx, filter, format)
     }
 
@@ -475,7 +482,12 @@ async fn a_json_lines_file_is_followed_like_tail_f() {
     let (old, line) = json_line(0);
     append(&path, &line);
     let (tx, rx) = mpsc::channel(64);
-    let source = tail::file::follow(path.clone(), false, Duration::from_millis(20), tx);
+    let source = tail::file::follow(
+        path.clone(),
+        tail::file::FileStart::End,
+        Duration::from_millis(20),
+        tx,
+    );
     let tailing = Tailing::start(source, rx, Filter::default(), Format::Json);
     // Records written from now on are shown, the one before is not: once
     // a warm-up record comes through, the tail is at the end of the file.
