@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
 use crate::actionlog::record::{ActionType, AgentLogRecord};
 use crate::actionlog::replay::parse_line;
@@ -81,17 +80,11 @@ pub fn channel(action: ActionType) -> &'static str {
     }
 }
 
-/// `data.metadata.cost` when it is there and well formed: amount and
+/// `data.metadata.cost` (checked when the record was read): amount and
 /// currency. Records written before cost tracking have none.
 pub fn cost(record: &AgentLogRecord) -> Option<(f64, String)> {
-    let cost = record.data.metadata.extra.get("cost")?;
-    let amount = match cost.get("amount")? {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse().ok()?,
-        _ => return None,
-    };
-    let currency = cost.get("currency")?.as_str()?.trim().to_ascii_uppercase();
-    (amount.is_finite() && !currency.is_empty()).then_some((amount, currency))
+    let cost = record.data.metadata.cost.as_ref()?;
+    Some((cost.amount, cost.currency.clone()))
 }
 
 /// What one batch did.

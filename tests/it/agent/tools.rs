@@ -962,7 +962,7 @@ async fn a_send_that_outlives_the_turns_deadline_is_sent_once_and_logged_with_it
             "twilio",
             json!({"phone": "+40721000111"}),
             Some("SMafterturn"),
-            json!({"messageLength": 5})
+            json!({"messageLength": 5, "cost": cost(0.0712, "USD", "estimated")})
         )
     );
 }
