@@ -8,6 +8,9 @@
 # starts them on loopback; builds kubectl (same cache) and tools/gitops-status
 # (kstatus and Argo CD's Lua, scripts/gitops-status.sh, cached) for the
 # GitOps status tests; runs `cargo test`; stops both whatever happens.
+# The dashboard page's test drives a headless Chromium: Debian's chromium
+# and chromium-driver packages, which .ci/run installs (this script only
+# says so up front when they are missing; the test then fails naming them).
 # Extra arguments go to `cargo test`: a test-name filter runs one area, for
 # example `scripts/test.sh controller::` (the unit tests of src/controller
 # and the integration tests of tests/it/controller).
@@ -43,6 +46,10 @@ for _ in $(seq 1 150); do
   sleep 0.1
 done
 echo "test.sh: AWS emulator (moto) on http://127.0.0.1:$port" >&2
+
+if [ ! -x "${VOICE_OPERATOR_TEST_CHROMEDRIVER:-/usr/bin/chromedriver}" ]; then
+  echo "test.sh: no chromedriver: the dashboard's browser test will fail; install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)" >&2
+fi
 
 # What GitOps tools see of a VoiceAgent (tests/it/controller/gitops.rs):
 # kubectl for `kubectl wait`, and kstatus and Argo CD's Lua VM from Go modules.

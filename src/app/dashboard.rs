@@ -21,6 +21,9 @@ use crate::config::dashboard::{
 use crate::dashboard::consumer::{self, BATCH};
 use crate::dashboard::{api, store, tokens};
 
+/// How long a stopping dashboard waits for its open requests.
+const LIVE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs what `args` asks for.
 pub async fn command(
     args: &DashboardArgs,
@@ -133,7 +136,13 @@ async fn serve(
         .await
     };
     stop.cancel();
-    server.await??;
+    // A live feed's answer never ends by itself, so a page left open would
+    // hold the graceful shutdown forever: other requests get LIVE_DRAIN to
+    // finish, then the open feeds are cut (the page says so).
+    match tokio::time::timeout(LIVE_DRAIN, server).await {
+        Ok(served) => served??,
+        Err(_) => tracing::info!("stopped with live feeds still open"),
+    }
     let counts = consumed?;
     eprintln!(
         "dashboard: {} stored, {} duplicates dropped, {} invalid skipped",

@@ -2,23 +2,11 @@
 //! command line reads its business through the API of the running
 //! consumer, which stops cleanly on SIGTERM with its counts.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::dashboard::{append, fixture};
-use crate::support::{free_port, wait_for};
-
-fn binary(data: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voice-operator"));
-    command
-        .env("VOICE_OPERATOR_DATA_DIR", data)
-        .env_remove("VOICE_OPERATOR_ADMIN_TOKEN")
-        .env_remove("VOICE_OPERATOR_DASHBOARD_STORE");
-    command
-}
+use crate::dashboard::{Served, append, binary, fixture, token_create};
 
 #[test]
 fn a_token_for_a_malformed_business_is_refused_by_flag() {
@@ -37,30 +25,14 @@ fn a_token_for_a_malformed_business_is_refused_by_flag() {
 async fn a_created_token_reads_its_business_from_the_running_dashboard() {
     let data = tempfile::tempdir().unwrap();
     append(&data.path().join("agent-log.jsonl"), &fixture());
-    let created = binary(data.path())
-        .args(["dashboard", "token", "create", "--business", "B1"])
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let (token, note) = token_create(data.path(), "B1");
     assert!(token.starts_with("vodash_"), "{token}");
-    let note = String::from_utf8_lossy(&created.stderr);
     assert!(note.contains("no record of business B1"), "{note}");
 
-    let port = free_port();
-    let mut child = binary(data.path())
-        .args(["dashboard", "--poll-ms", "50"])
-        .env(
-            "VOICE_OPERATOR_DASHBOARD_LISTEN",
-            format!("127.0.0.1:{port}"),
-        )
-        .env("VOICE_OPERATOR_ADMIN_TOKEN", "admin-for-the-binary")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let served = Served::start(data.path(), "admin-for-the-binary");
     let url = format!(
-        "http://127.0.0.1:{port}/api/dashboard/summary?from=2026-11-30T00:00:00Z&to=2026-12-02T00:00:00Z"
+        "{}/api/dashboard/summary?from=2026-11-30T00:00:00Z&to=2026-12-02T00:00:00Z",
+        served.base
     );
     let client = reqwest::Client::new();
     let mut tenants = Vec::new();
@@ -79,22 +51,8 @@ async fn a_created_token_reads_its_business_from_the_running_dashboard() {
     assert_eq!(tenants.len(), 2, "B1's two locations, not B2: {tenants:?}");
     assert_eq!(tenants[0]["calls"], 2);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    wait_for(Duration::from_secs(30), "the dashboard to stop", || {
-        child.try_wait().unwrap().is_some()
-    })
-    .await;
-    assert!(child.wait().unwrap().success());
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (stopped, err) = served.stop().await;
+    assert!(stopped, "{err}");
     assert!(
         err.contains("dashboard: 8 stored, 0 duplicates dropped, 0 invalid skipped"),
         "{err}"

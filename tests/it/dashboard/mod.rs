@@ -2,11 +2,14 @@
 //! known fixture, and the API's tokens.
 
 mod api;
+mod browser;
 mod consumer;
 mod query;
 
 use std::future::Future;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +25,7 @@ use voice_operator::dashboard::consumer::{ConsumeError, Live};
 use voice_operator::dashboard::store::{self, BatchCounts};
 use voice_operator::testkit::agent_log::Spec;
 
-use crate::support::wait_for;
+use crate::support::{free_port, wait_for};
 
 fn at(time: &str) -> DateTime<Utc> {
     time.parse().unwrap()
@@ -272,4 +275,104 @@ async fn fixture_store() -> (tempfile::TempDir, PathBuf) {
 
 fn rows(db: &Connection) -> u64 {
     voice_operator::dashboard::query::count(db).unwrap()
+}
+
+/// The `voice-operator` binary with `data` as its data directory and
+/// none of the dashboard's variables from the environment.
+pub(crate) fn binary(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voice-operator"));
+    command
+        .env("VOICE_OPERATOR_DATA_DIR", data)
+        .env_remove("VOICE_OPERATOR_ADMIN_TOKEN")
+        .env_remove("VOICE_OPERATOR_DASHBOARD_STORE");
+    command
+}
+
+/// A new read-only token of `business` from `dashboard token create`, and
+/// what the command wrote to standard error.
+pub(crate) fn token_create(data: &Path, business: &str) -> (String, String) {
+    let created = binary(data)
+        .args(["dashboard", "token", "create", "--business", business])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&created.stderr).into_owned();
+    assert!(created.status.success(), "{err}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    (token, err)
+}
+
+/// `voice-operator dashboard` running as a user runs it, following
+/// `<data>/agent-log.jsonl` every 50 ms; killed if the test ends without
+/// stopping it.
+pub(crate) struct Served {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Served {
+    /// Starts it with `admin` as the admin token, on a free port.
+    pub(crate) fn start(data: &Path, admin: &str) -> Served {
+        let port = free_port();
+        let child = binary(data)
+            .args(["dashboard", "--poll-ms", "50"])
+            .env(
+                "VOICE_OPERATOR_DASHBOARD_LISTEN",
+                format!("127.0.0.1:{port}"),
+            )
+            .env("VOICE_OPERATOR_ADMIN_TOKEN", admin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Waits until its consumer has stored `records` records in all, as
+    /// its status (read with the admin token `admin`) says.
+    pub(crate) async fn wait_stored(&self, admin: &str, records: u64) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/dashboard/status", self.base);
+        for _ in 0..400 {
+            if let Ok(answer) = client.get(&url).bearer_auth(admin).send().await
+                && let Ok(totals) = answer.json::<serde_json::Value>().await
+                && totals["stored"] == records
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the dashboard did not store {records} records within 20 s");
+    }
+
+    /// Stops it with SIGTERM; whether it exited successfully, and what it
+    /// wrote to standard error.
+    pub(crate) async fn stop(mut self) -> (bool, String) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        wait_for(Duration::from_secs(30), "the dashboard to stop", || {
+            self.child.try_wait().unwrap().is_some()
+        })
+        .await;
+        let success = self.child.wait().unwrap().success();
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr.read_to_string(&mut err).unwrap();
+        }
+        (success, err)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod kube_mock;
 pub mod providers;
 pub mod runtime;
 pub mod smtp;
+pub mod webdriver;
 
 pub use voice_operator::testkit::{fake_bedrock, fake_elevenlabs, fake_kinesis, sse};
 
