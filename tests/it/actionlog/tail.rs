@@ -610,3 +610,281 @@ fn ctrl_c_ends_the_binary_cleanly_with_a_summary() {
     }
     assert!(lines[3].contains(" sms "), "{}", lines[3]);
 }
+
+/// Errors Kinesis answers that moto never does, put in front of moto's
+/// answers by an SDK interceptor: the reader's handling of an expired
+/// iterator, throttling and a shard that is gone runs against the real
+/// client and the real emulator everywhere else.
+mod faults {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_kinesis::config::interceptors::{
+        BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+    };
+    use aws_sdk_kinesis::config::{ConfigBag, Intercept, RuntimeComponents};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::config_bag::{Storable, StoreReplace};
+
+    /// The Kinesis operation of a request (`X-Amz-Target`, less its prefix).
+    fn operation(target: Option<&str>) -> String {
+        target
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// An error waiting for operations, and what went past.
+    #[derive(Default)]
+    struct Plan {
+        /// Operation -> (error code, how many more answers get it, and
+        /// only for requests whose body names this shard, if set).
+        armed: BTreeMap<String, (String, u32, Option<String>)>,
+        /// Every request: operation and body.
+        seen: Vec<(String, String)>,
+        /// Errors answered.
+        injected: u32,
+    }
+
+    #[derive(Clone, Default, Debug)]
+    pub struct Faults(Arc<Mutex<Plan>>);
+
+    impl std::fmt::Debug for Plan {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} injected", self.injected)
+        }
+    }
+
+    /// The error chosen for one attempt, kept in its config bag between
+    /// the transmit and the deserialization hooks.
+    #[derive(Debug, Clone)]
+    struct Inject(String);
+
+    impl Storable for Inject {
+        type Storer = StoreReplace<Self>;
+    }
+
+    impl Faults {
+        /// The next `times` answers to `op` (for `shard` only, if given)
+        /// become the error `code`.
+        pub fn arm(&self, op: &str, code: &str, times: u32, shard: Option<&str>) {
+            self.0.lock().unwrap().armed.insert(
+                op.to_owned(),
+                (code.to_owned(), times, shard.map(str::to_owned)),
+            );
+        }
+
+        /// Errors answered so far.
+        pub fn injected(&self) -> u32 {
+            self.0.lock().unwrap().injected
+        }
+
+        /// Requests for `op` whose body contains `needle`.
+        pub fn count(&self, op: &str, needle: &str) -> usize {
+            let plan = self.0.lock().unwrap();
+            plan.seen
+                .iter()
+                .filter(|(o, body)| o == op && body.contains(needle))
+                .count()
+        }
+
+        /// `client`, with the faults in front of its answers.
+        pub fn client(&self, client: &aws_sdk_kinesis::Client) -> aws_sdk_kinesis::Client {
+            aws_sdk_kinesis::Client::from_conf(
+                client
+                    .config()
+                    .to_builder()
+                    .interceptor(self.clone())
+                    .build(),
+            )
+        }
+    }
+
+    impl Intercept for Faults {
+        fn name(&self) -> &'static str {
+            "kinesis faults"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_kinesis::error::BoxError> {
+            let request = context.request();
+            let op = operation(request.headers().get("x-amz-target"));
+            let body =
+                String::from_utf8_lossy(request.body().bytes().unwrap_or_default()).into_owned();
+            let mut plan = self.0.lock().unwrap();
+            let chosen = match plan.armed.get_mut(&op) {
+                Some((code, left, shard))
+                    if *left > 0 && shard.as_ref().is_none_or(|s| body.contains(s.as_str())) =>
+                {
+                    *left -= 1;
+                    Some(code.clone())
+                }
+                _ => None,
+            };
+            plan.seen.push((op, body));
+            if let Some(code) = chosen {
+                plan.injected += 1;
+                cfg.interceptor_state().store_put(Inject(code));
+            }
+            Ok(())
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+            _: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_kinesis::error::BoxError> {
+            let Some(Inject(code)) = cfg.load::<Inject>().cloned() else {
+                return Ok(());
+            };
+            // The JSON error shape of the Kinesis API (awsJson1_1): the
+            // code in `__type`, a 400 status.
+            let response = context.response_mut();
+            *response.status_mut() = 400.try_into().expect("a valid status");
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.1");
+            *response.body_mut() = SdkBody::from(format!(
+                r#"{{"__type":"{code}","message":"injected by the test"}}"#
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// A tail on a fresh two-shard stream whose client goes through `faults`.
+async fn faulty_latest_tail(
+    client: &aws_sdk_kinesis::Client,
+    faults: &faults::Faults,
+) -> (String, Tailing, BTreeSet<String>) {
+    let stream = unique_name("tail");
+    create_stream(client, &stream, 2).await;
+    let tailing = Tailing::kinesis(
+        &faults.client(client),
+        &stream,
+        Start::Latest,
+        Filter::default(),
+        Format::Json,
+    );
+    let warm = warm_up(client, &stream, &tailing).await;
+    (stream, tailing, warm)
+}
+
+/// Puts records `from..to` and returns (shard, requestId) of each.
+async fn put_range(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<(String, String)> {
+    let mut written = Vec::new();
+    for i in range {
+        written.push(put(client, stream, &sample_record(i, 20)).await);
+    }
+    written
+}
+
+fn ids(written: &[(String, String)]) -> Vec<String> {
+    written.iter().map(|(_, id)| id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_iterator_is_renewed_after_the_last_record_nothing_skipped_or_repeated() {
+    let client = client();
+    let faults = faults::Faults::default();
+    let (stream, tailing, warm) = faulty_latest_tail(&client, &faults).await;
+    let mut written = put_range(&client, &stream, 0..20).await;
+    tailing
+        .wait_for_ids(&ids(&written), "the first records")
+        .await;
+    let renewals_before = faults.count("GetShardIterator", "AFTER_SEQUENCE_NUMBER");
+
+    // Every reader's next GetRecords finds its iterator expired.
+    faults.arm("GetRecords", "ExpiredIteratorException", 2, None);
+    written.extend(put_range(&client, &stream, 20..40).await);
+    tailing
+        .wait_for_ids(&ids(&written), "the records after the expiry")
+        .await;
+    let (lines, _) = tailing.stop().await;
+
+    assert_eq!(faults.injected(), 2, "both readers saw the expiry");
+    assert_eq!(
+        faults.count("GetShardIterator", "AFTER_SEQUENCE_NUMBER") - renewals_before,
+        2,
+        "each reader took a fresh iterator after its last record"
+    );
+    let printed = ids_of(&lines, &warm);
+    assert_eq!(printed.len(), 40);
+    once_each_in_shard_order(&printed, &written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_reads_back_off_and_go_on_without_losing_a_record() {
+    let client = client();
+    let faults = faults::Faults::default();
+    let (stream, tailing, warm) = faulty_latest_tail(&client, &faults).await;
+    faults.arm(
+        "GetRecords",
+        "ProvisionedThroughputExceededException",
+        6,
+        None,
+    );
+    let written = put_range(&client, &stream, 0..30).await;
+    tailing
+        .wait_for_ids(&ids(&written), "the records after throttling")
+        .await;
+    let (lines, _) = tailing.stop().await;
+
+    assert_eq!(faults.injected(), 6, "every armed refusal was answered");
+    let printed = ids_of(&lines, &warm);
+    assert_eq!(printed.len(), 30);
+    once_each_in_shard_order(&printed, &written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_disappears_is_left_and_the_other_is_followed() {
+    let client = client();
+    let faults = faults::Faults::default();
+    let (stream, tailing, warm) = faulty_latest_tail(&client, &faults).await;
+    let shards: Vec<String> = open_shards(&client, &stream).await.into_iter().collect();
+    let (gone, kept) = (&shards[0], &shards[1]);
+
+    // The shard is trimmed away: its iterator expires and a fresh one is
+    // refused, as for a shard past the stream's retention.
+    faults.arm(
+        "GetShardIterator",
+        "ResourceNotFoundException",
+        u32::MAX,
+        Some(gone),
+    );
+    faults.arm("GetRecords", "ExpiredIteratorException", 1, None);
+    let written = put_range(&client, &stream, 0..40).await;
+    let on_kept: Vec<(String, String)> =
+        written.iter().filter(|(s, _)| s == kept).cloned().collect();
+    assert!(!on_kept.is_empty(), "some records on the shard that stays");
+    tailing
+        .wait_for_ids(&ids(&on_kept), "the other shard's records")
+        .await;
+    // Several ListShards rounds later (relist every 300 ms), the gone
+    // shard has not been started again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!tailing.task.is_finished(), "the tail goes on");
+    let asked = faults.count("GetShardIterator", gone);
+    let (lines, _) = tailing.stop().await;
+
+    assert!(faults.injected() >= 2, "the faults were answered");
+    assert!(
+        asked <= 2,
+        "the gone shard is asked for at most once more: {asked}"
+    );
+    let printed = ids_of(&lines, &warm);
+    let unique: BTreeSet<&String> = printed.iter().collect();
+    assert_eq!(unique.len(), printed.len(), "nothing printed twice");
+    for (_, id) in &on_kept {
+        assert!(printed.contains(id), "{id} from the kept shard printed");
+    }
+}
