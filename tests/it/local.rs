@@ -735,6 +735,30 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
     let turn = message(conversation, CLINIC, "Ce program aveți?");
     let (code, answer) = local.signed("/api/elevenlabs/webhook", &turn).await;
     assert_eq!(code, 200, "{answer}");
+    // The dashboard reads the stream the action log goes to.
+    assert!(
+        local
+            .report
+            .contains(&format!("the action log (kinesis:{stream})")),
+        "{}",
+        local.report
+    );
+    let path = format!("/api/dashboard/calls/{conversation}");
+    let mut story = (0, Value::Null);
+    for _ in 0..100 {
+        story = local.dashboard(&path, ADMIN_TOKEN).await;
+        if story.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(story.0, 200, "{}\nstderr: {}", story.1, local.stderr());
+    assert_eq!(
+        story.1["steps"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        story.1
+    );
     assert!(local.stop().await);
     assert!(
         !data.path().join("agent-log.jsonl").exists(),
