@@ -288,9 +288,27 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     let stop_rx = serving.stop.clone();
     let dashboard = dashboard.map(|dashboard| {
         let mut stop = stop_rx.clone();
-        tokio::spawn(dashboard.run_until(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }))
+        tokio::spawn(async move {
+            let ended = dashboard
+                .run_until(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            // Said when it happens: `local` goes on serving calls, and the
+            // next start resumes from the checkpoint.
+            match ended {
+                Ok(counts) => tracing::info!(
+                    stored = counts.stored,
+                    duplicates = counts.duplicates,
+                    invalid = counts.invalid,
+                    "dashboard stopped"
+                ),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "the dashboard's consumer stopped; the dashboard shows what it stored so far"
+                ),
+            }
+        })
     });
     let watcher = tokio::spawn(watch_manifests(
         args.manifests.clone(),
@@ -338,17 +356,8 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     if let Some(dashboard) = dashboard {
         // Records flushed after it stopped are read at the next start,
         // from its checkpoint.
-        match dashboard.await {
-            Ok(Ok(counts)) => tracing::info!(
-                stored = counts.stored,
-                duplicates = counts.duplicates,
-                invalid = counts.invalid,
-                "dashboard stopped"
-            ),
-            Ok(Err(e)) => {
-                tracing::error!(error = format!("{e:#}"), "the dashboard's consumer stopped")
-            }
-            Err(e) => tracing::error!(error = %e, "the dashboard's consumer task"),
+        if let Err(e) = dashboard.await {
+            tracing::error!(error = %e, "the dashboard's consumer task");
         }
     }
     Ok(ExitCode::SUCCESS)
