@@ -584,6 +584,11 @@ def simulate(args) -> int:
     print()
     records = show_records(tail, args.conversation, call.logged)
     show_outbox(data_dir / "outbox.sqlite", records)
+    print(
+        f"on the dashboard: {args.url}/dashboard (the admin token: {data_dir / 'admin-token'}, "
+        "or VOICE_OPERATOR_ADMIN_TOKEN if you set it); "
+        f"this call's story: {args.url}/api/dashboard/calls/{args.conversation}"
+    )
     if call.failed:
         print(f"refused: {', '.join(call.failed)}")
         return 1

@@ -6,14 +6,18 @@
 #   3. `helm lint --strict` with ci/test-values.yaml (few values) and
 #      ci/all-values.yaml (ingress, ServiceMonitor, secrets.create,
 #      watchNamespace and the rest on);
-#   4. `helm template` of both;
+#   4. `helm template` of both, and of test-values.yaml with the dashboard
+#      on (dashboard.enabled=true);
 #   5. renders that must fail do, with their message: no publicUrl (the
 #      template's `required`), no ElevenLabs key, a termination grace too
 #      short for the action log's flush, values the schema refuses;
 #   6. on a real kube-apiserver + etcd (scripts/kube-tools.sh --start): the
 #      CRDs created, NOTES.txt rendered by `helm install --dry-run`, and both
 #      renders through `kubectl apply --dry-run=server --validate=strict`, so
-#      every field meets the Kubernetes API's own schemas.
+#      every field meets the Kubernetes API's own schemas; then, from the
+#      objects as the API server returns them, the default render holds no
+#      dashboard object and the dashboard renders exactly one dashboard
+#      Deployment (1 replica, strategy Recreate, on a PVC of the render).
 #
 #   scripts/chart-check.sh            # run every check
 #   scripts/chart-check.sh --tools    # only build (or find) helm and kubectl
@@ -181,6 +185,9 @@ for kind in Ingress ServiceMonitor Secret Role; do
 done
 grep -q '^kind: ClusterRole$' "$WORK/all.yaml" && die "watchNamespace is set but a ClusterRole was rendered"
 passed "helm template -f ci/all-values.yaml: $(grep -c '^kind:' "$WORK/all.yaml") objects (Ingress, ServiceMonitor, Secret, namespaced RBAC)"
+render "$WORK/dashboard.yaml" -f "$CHART/ci/test-values.yaml" --set dashboard.enabled=true \
+  || die "helm template -f ci/test-values.yaml --set dashboard.enabled=true failed"
+passed "helm template -f ci/test-values.yaml --set dashboard.enabled=true: $(grep -c '^kind:' "$WORK/dashboard.yaml") objects"
 
 # 5. Renders that must fail, each with its own message.
 must_fail() { # $1 = what, $2 = expected message, rest = helm template arguments
@@ -209,6 +216,10 @@ must_fail "tenantStore outside its enum" "values don't meet the specifications o
   -f "$CHART/ci/test-values.yaml" --set tenantStore=postgres
 must_fail "a value the schema does not know" "additional properties 'replicas' not allowed" \
   -f "$CHART/ci/test-values.yaml" --set replicas=3
+must_fail "the dashboard without the Kinesis action log" "dashboard.enabled needs actionLog.sink=kinesis" \
+  -f "$CHART/ci/test-values.yaml" --set dashboard.enabled=true --set actionLog.sink=jsonl
+must_fail "a price per credit without its currency" "/pricing/pricePerCredit" \
+  -f "$CHART/ci/test-values.yaml" --set-string pricing.pricePerCredit=0.00018
 
 # 6. Both renders against a real kube-apiserver: the CRDs applied for real,
 #    then every object through server-side dry-run with strict field
@@ -244,14 +255,98 @@ for values in test-values all-values; do
       || die "NOTES.txt (ci/$values.yaml) does not show <publicUrl>/api/elevenlabs/$route"
   done
 done
-passed "helm install --dry-run: NOTES.txt gives the four ElevenLabs URLs (publicUrl with and without a trailing /)"
-for render in default all; do
+grep -qF "port-forward svc/$RELEASE-dashboard" "$WORK/install-all-values.txt" \
+  || die "NOTES.txt (ci/all-values.yaml, dashboard on) does not say how to open the dashboard"
+grep -q "dashboard" "$WORK/install-test-values.txt" \
+  && die "NOTES.txt (ci/test-values.yaml) speaks of a dashboard that is off"
+passed "helm install --dry-run: NOTES.txt gives the four ElevenLabs URLs (publicUrl with and without a trailing /), and the dashboard's only when it is on"
+for render in default all dashboard; do
   if ! k apply --dry-run=server --validate=strict -f "$WORK/$render.yaml" >"$WORK/apply-$render.log" 2>&1; then
     cat "$WORK/apply-$render.log" >&2
     die "kubectl apply --dry-run=server --validate=strict refused the $render render"
   fi
   passed "kubectl apply --dry-run=server --validate=strict ($render render): $(grep -c 'server dry run' "$WORK/apply-$render.log") objects accepted by kube-apiserver"
+  # The same objects as JSON, as the API server would store them.
+  k apply --dry-run=server -f "$WORK/$render.yaml" -o json >"$WORK/server-$render.json" \
+    || die "kubectl apply --dry-run=server -o json ($render render) failed"
 done
+
+# The dashboard's objects: none unless dashboard.enabled; with it, one
+# Deployment of one replica that is replaced (Recreate), on a PVC of the
+# render; the operator's Service, PDB and NetworkPolicy do not select it.
+python3 - "$WORK" <<'PY' || die "the dashboard's objects are not as they must be (above)"
+import json, sys
+
+work = sys.argv[1]
+
+def objects(render):
+    data = json.load(open(f"{work}/server-{render}.json"))
+    return data["items"] if data.get("kind") == "List" else [data]
+
+def dashboard(obj):
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "dashboard"
+
+def selector(obj):
+    spec = obj.get("spec", {})
+    if obj["kind"] == "Service":
+        return spec.get("selector")
+    if obj["kind"] == "PodDisruptionBudget":
+        return spec["selector"].get("matchLabels")
+    if obj["kind"] == "NetworkPolicy":
+        return spec["podSelector"].get("matchLabels")
+    return None
+
+errors = []
+for render, enabled in (("default", False), ("all", True), ("dashboard", True)):
+    items = objects(render)
+    mine = [o for o in items if dashboard(o)]
+    if not enabled:
+        if mine:
+            names = [o["kind"] + "/" + o["metadata"]["name"] for o in mine]
+            errors.append(f"{render}: dashboard objects rendered while it is off: {names}")
+        continue
+    deployments = [o for o in mine if o["kind"] == "Deployment"]
+    if len(deployments) != 1:
+        errors.append(f"{render}: {len(deployments)} dashboard Deployments, not 1")
+        continue
+    spec = deployments[0]["spec"]
+    if spec.get("replicas") != 1:
+        errors.append(f"{render}: the dashboard has {spec.get('replicas')} replicas, not 1")
+    if spec.get("strategy", {}).get("type") != "Recreate":
+        errors.append(f"{render}: the dashboard's strategy is {spec.get('strategy')}, not Recreate")
+    pod = spec["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v]
+    pvcs = [o["metadata"]["name"] for o in mine if o["kind"] == "PersistentVolumeClaim"]
+    if len(pvcs) != 1 or claims != pvcs:
+        errors.append(f"{render}: the dashboard mounts the claims {claims}; the render holds the PVCs {pvcs}")
+    container = pod["containers"][0]
+    if container["args"][:1] != ["dashboard"]:
+        errors.append(f"{render}: the dashboard's container runs {container['args']}")
+    for probe in ("readinessProbe", "livenessProbe"):
+        if container.get(probe, {}).get("httpGet", {}).get("path") != "/dashboard":
+            errors.append(f"{render}: the dashboard's {probe} is not GET /dashboard")
+    operator = [o for o in items if o["kind"] == "Deployment" and not dashboard(o)][0]["spec"]["template"]["spec"]
+    if (pod["securityContext"] != operator["securityContext"]
+            or container["securityContext"] != operator["containers"][0]["securityContext"]):
+        errors.append(f"{render}: the dashboard's security context differs from the operator's")
+    labels = spec["template"]["metadata"]["labels"]
+    for o in items:
+        wanted = None if dashboard(o) else selector(o)
+        if wanted and all(labels.get(k) == v for k, v in wanted.items()):
+            errors.append(f"{render}: {o['kind']}/{o['metadata']['name']} of the operator selects the dashboard's pod")
+    env = {e["name"] for e in container.get("env", [])}
+    needed = {"KINESIS_STREAM_NAME", "AWS_REGION"}
+    if render == "all":  # the one with an admin token and an AWS_* extraEnv
+        needed |= {"VOICE_OPERATOR_ADMIN_TOKEN", "AWS_STS_REGIONAL_ENDPOINTS"}
+    if not needed <= env:
+        errors.append(f"{render}: the dashboard's environment lacks {sorted(needed - env)}")
+    if "TWILIO_AUTH_TOKEN" in env:
+        errors.append(f"{render}: the dashboard's pod gets the operator's other extraEnv (TWILIO_AUTH_TOKEN)")
+for e in errors:
+    print(f"[chart-check] {e}", file=sys.stderr)
+sys.exit(1 if errors else 0)
+PY
+passed "dashboard objects: none by default; with dashboard.enabled one Deployment (replicas 1, Recreate, probes on /dashboard, the operator's security context, the stream's settings and the admin token) on its PVC, selected by none of the operator's Service, PDB or NetworkPolicy"
 
 echo "chart-check: all ${#CHECKED[@]} checks passed (helm $HELM_VERSION, kubectl $KUBECTL_VERSION)"
 for c in "${CHECKED[@]}"; do echo "  ok  $c"; done

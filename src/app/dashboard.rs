@@ -1,24 +1,30 @@
 //! `dashboard`: the consumer and the API together until SIGTERM or
 //! Ctrl-C; `dashboard token create`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use axum::body::Body;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
 use chrono::DateTime;
+use futures::StreamExt as _;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::actionlog::tail::Start;
 use crate::actionlog::tail::file::FileStart;
-use crate::config::TailFrom;
 use crate::config::dashboard::{
     DashboardArgs, DashboardCommand, DashboardServeArgs, TokenCommand, TokenCreateArgs,
 };
-use crate::dashboard::consumer::{self, BATCH};
+use crate::config::{FollowArgs, TailFrom};
+use crate::dashboard::consumer::{self, BATCH, ConsumeError};
+use crate::dashboard::store::BatchCounts;
 use crate::dashboard::{api, store, tokens};
 
 /// How long a stopping dashboard waits for its open requests.
@@ -74,67 +80,24 @@ async fn serve(
     admin: Option<SecretString>,
     data_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let path = args.store.path(data_dir);
-    let writer = open(&path)?;
-    let reader = open(&path)?;
-    let source = match args.follow.from {
-        TailFrom::Jsonl => format!("file:{}", args.follow.file(data_dir)?.display()),
-        TailFrom::Kinesis => format!("kinesis:{}", args.follow.kinesis_stream),
-    };
-    let after = store::checkpoints(&writer, &source)?;
-    let offset = store::file_offset(&writer, &source)?;
-    let (tx, rx) = tokio::sync::mpsc::channel(4 * BATCH);
-    // Shards without a checkpoint start at their oldest record: an
-    // AT_TIMESTAMP older than the trim horizon starts there
-    // (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetShardIterator.html).
-    let follow = super::follow_source(
-        "dashboard",
-        &args.follow,
-        data_dir,
-        FileStart::At(offset),
-        Start::Since(DateTime::UNIX_EPOCH),
-        after,
-        tx,
-    )
-    .await?;
     if admin.is_none() {
         tracing::warn!(
             "VOICE_OPERATOR_ADMIN_TOKEN is not set: only business tokens can read the dashboard"
         );
     }
-    let (live, _) = broadcast::channel(1024);
-    let state = Arc::new(api::DashboardState {
-        db: Mutex::new(reader),
-        admin,
-        live: live.clone(),
-    });
+    let dashboard =
+        Dashboard::start(&args.follow, &args.store.path(data_dir), data_dir, admin).await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, store = %path.display(), %source, "serving the dashboard API");
+    tracing::info!(listen = %listener.local_addr()?, store = %dashboard.store.display(), source = %dashboard.source, "serving the dashboard API");
     let stop = CancellationToken::new();
     let server = tokio::spawn(crate::http::serve(
         listener,
-        api::router(state),
+        dashboard.router.clone(),
         stop.clone().cancelled_owned(),
     ));
-    let consumed = {
-        let stop = stop.clone();
-        consumer::run(
-            Arc::new(Mutex::new(writer)),
-            source,
-            rx,
-            follow,
-            live,
-            async move {
-                tokio::select! {
-                    () = super::shutdown_signal() => {}
-                    () = stop.cancelled() => {}
-                }
-            },
-        )
-        .await
-    };
+    let consumed = dashboard.run_until(super::shutdown_signal()).await;
     stop.cancel();
     // A live feed's answer never ends by itself, so a page left open would
     // hold the graceful shutdown forever: other requests get LIVE_DRAIN to
@@ -149,4 +112,117 @@ async fn serve(
         counts.stored, counts.duplicates, counts.invalid
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard over one store: its routes, and its consumer filling the
+/// store from the action log. `dashboard` serves the routes on a port of
+/// their own, `local` next to the bridge's.
+pub struct Dashboard {
+    /// `/dashboard` and `/api/dashboard/*`.
+    pub router: axum::Router,
+    /// The store file.
+    pub store: PathBuf,
+    /// Where the consumer reads (`file:<path>` or `kinesis:<stream>`), the
+    /// name its checkpoints are kept under.
+    pub source: String,
+    stop: CancellationToken,
+    consumer: JoinHandle<Result<BatchCounts, ConsumeError>>,
+}
+
+impl Dashboard {
+    /// Opens the store at `store` and starts consuming what `follow`
+    /// names from the checkpoint of that source on. The routes take
+    /// `admin` as the admin token.
+    pub async fn start(
+        follow: &FollowArgs,
+        store: &Path,
+        data_dir: &Path,
+        admin: Option<SecretString>,
+    ) -> anyhow::Result<Dashboard> {
+        let writer = open(store)?;
+        let reader = open(store)?;
+        let source = match follow.from {
+            TailFrom::Jsonl => format!("file:{}", follow.file(data_dir)?.display()),
+            TailFrom::Kinesis => format!("kinesis:{}", follow.kinesis_stream),
+        };
+        let after = store::checkpoints(&writer, &source)?;
+        let offset = store::file_offset(&writer, &source)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4 * BATCH);
+        // Shards without a checkpoint start at their oldest record: an
+        // AT_TIMESTAMP older than the trim horizon starts there
+        // (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetShardIterator.html).
+        let follow = super::follow_source(
+            "dashboard",
+            follow,
+            data_dir,
+            FileStart::At(offset),
+            Start::Since(DateTime::UNIX_EPOCH),
+            after,
+            tx,
+        )
+        .await?;
+        let (live, _) = broadcast::channel(1024);
+        let state = Arc::new(api::DashboardState {
+            db: Mutex::new(reader),
+            admin,
+            live: live.clone(),
+        });
+        let stop = CancellationToken::new();
+        let consumer = tokio::spawn(consumer::run(
+            Arc::new(Mutex::new(writer)),
+            source.clone(),
+            rx,
+            follow,
+            live,
+            stop.clone().cancelled_owned(),
+        ));
+        Ok(Dashboard {
+            router: ending_streams(api::router(state), stop.clone()),
+            store: store.to_owned(),
+            source,
+            stop,
+            consumer,
+        })
+    }
+
+    /// Runs until `stop` resolves or the consumer ends on its own (its
+    /// source failed), then stops the consumer and ends the live feeds;
+    /// what the consumer stored.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<BatchCounts> {
+        let mut consumer = self.consumer;
+        let ended = tokio::select! {
+            ended = &mut consumer => Some(ended),
+            () = stop => None,
+        };
+        self.stop.cancel();
+        let ended = match ended {
+            Some(ended) => ended,
+            None => consumer.await,
+        };
+        Ok(ended.context("the dashboard's consumer task")??)
+    }
+}
+
+/// Ends the server-sent streams of `router` (the live feed) when `stop`
+/// is cancelled: a graceful shutdown waits for every open response, and a
+/// page left open would otherwise hold the process up for good.
+fn ending_streams(router: axum::Router, stop: CancellationToken) -> axum::Router {
+    router.layer(axum::middleware::map_response(move |response: Response| {
+        let stop = stop.clone();
+        async move {
+            let streaming = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            if !streaming {
+                return response;
+            }
+            let (parts, body) = response.into_parts();
+            let body = body.into_data_stream().take_until(stop.cancelled_owned());
+            Response::from_parts(parts, Body::from_stream(body))
+        }
+    }))
 }

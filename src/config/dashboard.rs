@@ -46,7 +46,7 @@ pub struct TokenCreateArgs {
 }
 
 /// Where the dashboard keeps its data.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct StoreArgs {
     /// The dashboard's SQLite file [default: <data-dir>/dashboard.sqlite].
     #[arg(long, env = "VOICE_OPERATOR_DASHBOARD_STORE")]

@@ -25,13 +25,16 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::app::dashboard::Dashboard;
 use crate::app::{
     BridgeBackends, Embedded, Flush, RouteSecrets, Serving, build_bridge, llm_secret_id,
 };
-use crate::config::Secrets;
 use crate::config::bridge::AgentRuntimeKind;
 use crate::config::controller::DEFAULT_LLM_SECRET_NAME;
-use crate::config::{LocalArgs, TenantStoreKind};
+use crate::config::dashboard::StoreArgs;
+use crate::config::{
+    ActionLogArgs, FollowArgs, LocalArgs, Secrets, SinkKind, TailFrom, TenantStoreKind,
+};
 use crate::controller::objects::Objects;
 use crate::controller::runner::{drive, stop_when};
 use crate::controller::{Metrics, Parts};
@@ -52,6 +55,10 @@ const LOCAL_LLM_SECRET_NAME: &str = "voice-operator-llm-secret-local";
 
 /// VoiceAgents reconciled at the same time in `local` mode.
 const LOCAL_CONCURRENCY: u16 = 4;
+
+/// How often the dashboard of `local` looks for new records once caught
+/// up, in milliseconds: a call's records show within a second.
+const DASHBOARD_POLL_MS: u64 = 250;
 
 /// Reads a JSON state file of the data directory (`what` names it in the
 /// error); a missing file is the default state.
@@ -228,6 +235,29 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
     if let Some(calendar) = stand_ins.calendar {
         router = router.merge(bookings::routes(calendar));
     }
+    let dashboard = match dashboard_source(&args.action_log) {
+        Some(follow) => {
+            let dashboard = Dashboard::start(
+                &follow,
+                &StoreArgs::default().path(data_dir),
+                data_dir,
+                Some(admin_token.value.clone()),
+            )
+            .await
+            .context("starting the dashboard")?;
+            router = router.merge(dashboard.router.clone());
+            Some(dashboard)
+        }
+        None => None,
+    };
+    let dashboard_line = match &dashboard {
+        Some(dashboard) => format!(
+            "{base_url}/dashboard with the admin token; the action log ({}) is read into {}",
+            dashboard.source,
+            dashboard.store.display()
+        ),
+        None => "off: --action-sink stdout leaves no action log to read".to_owned(),
+    };
 
     let report = Report {
         base_url: &base_url,
@@ -242,6 +272,8 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         agent: &bridge.agent,
         app_server: &stand_ins.app_server,
         messaging: stand_ins.messaging.as_deref().unwrap_or(&bridge.messaging),
+        dashboard: &dashboard_line,
+        dashboard_on: dashboard.is_some(),
         webhook: &webhook,
         admin: &admin_token,
         llm_secret: &llm_secret,
@@ -254,6 +286,30 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
 
     let serving = Serving::start(listener, router);
     let stop_rx = serving.stop.clone();
+    let dashboard = dashboard.map(|dashboard| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let ended = dashboard
+                .run_until(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            // Said when it happens: `local` goes on serving calls, and the
+            // next start resumes from the checkpoint.
+            match ended {
+                Ok(counts) => tracing::info!(
+                    stored = counts.stored,
+                    duplicates = counts.duplicates,
+                    invalid = counts.invalid,
+                    "dashboard stopped"
+                ),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "the dashboard's consumer stopped; the dashboard shows what it stored so far"
+                ),
+            }
+        })
+    });
     let watcher = tokio::spawn(watch_manifests(
         args.manifests.clone(),
         Duration::from_millis(args.manifest_poll_ms),
@@ -297,7 +353,30 @@ pub async fn run(args: &LocalArgs, secrets: &Secrets, data_dir: &Path) -> anyhow
         }))
         .await;
     let _ = watcher.await;
+    if let Some(dashboard) = dashboard {
+        // Records flushed after it stopped are read at the next start,
+        // from its checkpoint.
+        if let Err(e) = dashboard.await {
+            tracing::error!(error = %e, "the dashboard's consumer task");
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the dashboard of `local` follows: the action log it writes (the
+/// file, or the Kinesis stream); nothing with the stdout sink.
+fn dashboard_source(log: &ActionLogArgs) -> Option<FollowArgs> {
+    let from = match log.action_sink {
+        SinkKind::Jsonl => TailFrom::Jsonl,
+        SinkKind::Kinesis => TailFrom::Kinesis,
+        SinkKind::Stdout => return None,
+    };
+    Some(FollowArgs {
+        from,
+        action_log_file: log.action_log_file.clone(),
+        kinesis_stream: log.kinesis_stream.clone(),
+        poll_ms: DASHBOARD_POLL_MS,
+    })
 }
 
 /// What `local` runs in place of an app server and messaging providers
@@ -574,6 +653,9 @@ struct Report<'a> {
     agent: &'a str,
     app_server: &'a str,
     messaging: &'a str,
+    /// The dashboard line, and whether it is served.
+    dashboard: &'a str,
+    dashboard_on: bool,
     webhook: &'a LocalSecret,
     admin: &'a LocalSecret,
     llm_secret: &'a LocalSecret,
@@ -605,6 +687,7 @@ impl Report<'_> {
         let _ = writeln!(out, "  agent runtime   {}", self.agent);
         let _ = writeln!(out, "  app server      {}", self.app_server);
         let _ = writeln!(out, "  messaging       {}", self.messaging);
+        let _ = writeln!(out, "  dashboard       {}", self.dashboard);
         let _ = writeln!(out, "  webhook secret  {}", self.webhook.describe());
         let _ = writeln!(out, "  admin token     {}", self.admin.describe());
         let _ = writeln!(
@@ -636,6 +719,13 @@ impl Report<'_> {
             ("health, metrics", "/healthz /readyz /metrics".to_owned()),
         ] {
             let _ = writeln!(out, "  {what:<22} {base}{path}");
+        }
+        if self.dashboard_on {
+            let _ = writeln!(
+                out,
+                "  {:<22} {base}/dashboard (API under /api/dashboard/, admin token)",
+                "dashboard"
+            );
         }
         if self.public_url != self.base_url {
             let _ = writeln!(out, "  ElevenLabs reaches it at {}", self.public_url);

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+
 use crate::support::bridge::{ADMIN_TOKEN, LLM_SECRET, WEBHOOK_SECRET, llm_events, signed_json};
 use crate::support::sse;
 use serde_json::{Value, json};
@@ -173,6 +176,18 @@ impl Local {
             self.status(business, location).await,
             self.stderr()
         );
+    }
+
+    /// A dashboard API route read with `token` (status code, body).
+    async fn dashboard(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn signed(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -720,6 +735,30 @@ async fn local_mode_on_dynamodb_and_kinesis_in_the_emulator() {
     let turn = message(conversation, CLINIC, "Ce program aveți?");
     let (code, answer) = local.signed("/api/elevenlabs/webhook", &turn).await;
     assert_eq!(code, 200, "{answer}");
+    // The dashboard reads the stream the action log goes to.
+    assert!(
+        local
+            .report
+            .contains(&format!("the action log (kinesis:{stream})")),
+        "{}",
+        local.report
+    );
+    let path = format!("/api/dashboard/calls/{conversation}");
+    let mut story = (0, Value::Null);
+    for _ in 0..100 {
+        story = local.dashboard(&path, ADMIN_TOKEN).await;
+        if story.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(story.0, 200, "{}\nstderr: {}", story.1, local.stderr());
+    assert_eq!(
+        story.1["steps"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        story.1
+    );
     assert!(local.stop().await);
     assert!(
         !data.path().join("agent-log.jsonl").exists(),
@@ -772,6 +811,16 @@ async fn a_first_run_books_refuses_a_taken_slot_and_confirms_to_the_outbox() {
         );
     }
     local.active(CLINIC.0, CLINIC.1).await;
+    // The dashboard's live feed, open through the whole call (and the
+    // stop: an open feed must not hold the process up).
+    let live = reqwest::Client::new()
+        .get(format!("{}/api/dashboard/live", local.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let mut live = live.bytes_stream().eventsource();
 
     let conversation = "conv_first_run";
     let simulated = Command::new("python3")
@@ -882,5 +931,99 @@ async fn a_first_run_books_refuses_a_taken_slot_and_confirms_to_the_outbox() {
             && s.contains("slot taken")),
         "the refusal: {said:#?}"
     );
+
+    // The dashboard inside `local` shows the same: the clinic's totals
+    // count every record of the log, the one SMS among them, and the
+    // call's story holds its records with the booking and the refusal.
+    let dashboard = format!("{}/dashboard", local.base);
+    assert!(
+        local
+            .report
+            .contains(&format!("dashboard       {dashboard} with the admin token"))
+            && local
+                .report
+                .contains(&format!("  dashboard              {dashboard} ")),
+        "{}",
+        local.report
+    );
+    let page = reqwest::get(&dashboard).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
+    let clinic: Vec<Value> = read_log(&data.path().join("agent-log.jsonl"))
+        .into_iter()
+        .filter(|r| r["businessId"] == json!(CLINIC.0) && r["locationId"] == json!(CLINIC.1))
+        .collect();
+    let voice = clinic
+        .iter()
+        .filter(|r| r["data"]["actionType"] == json!("voice_call"))
+        .count();
+    let summary_path = format!("/api/dashboard/summary?businessId={}", CLINIC.0);
+    let mut summary = Value::Null;
+    for _ in 0..100 {
+        let (code, body) = local.dashboard(&summary_path, ADMIN_TOKEN).await;
+        assert_eq!(code, 200, "{body}");
+        summary = body;
+        if summary["tenants"][0]["records"] == json!(clinic.len()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tenants = summary["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 1, "{summary}");
+    let totals = &tenants[0];
+    assert_eq!(totals["locationId"], json!(CLINIC.1), "{summary}");
+    assert_eq!(totals["records"], json!(clinic.len()), "{summary}");
+    assert_eq!(totals["messages"], json!({"sms": 1}), "{summary}");
+    assert_eq!(totals["calls"], json!(voice), "{summary}");
+    assert_eq!(totals["failures"], json!(0), "{summary}");
+    let (code, _) = local.dashboard(&summary_path, "not-a-token").await;
+    assert_eq!(code, 401);
+
+    let (code, story) = local
+        .dashboard(&format!("/api/dashboard/calls/{conversation}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(code, 200, "{story}");
+    let steps = story["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), records.len(), "{story:#}");
+    let sent: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["actionType"] == json!("sms"))
+        .collect();
+    assert_eq!(sent.len(), 1, "{story:#}");
+    assert_eq!(sent[0]["outcome"], json!("sent"));
+    assert_eq!(sent[0]["record"]["data"]["externalId"], json!(message_id));
+    let told: Vec<String> = steps
+        .iter()
+        .filter_map(|s| s["record"]["data"]["metadata"]["transcript"].as_array())
+        .flatten()
+        .filter_map(|t| t["message"].as_str().map(str::to_owned))
+        .collect();
+    let booked = told
+        .iter()
+        .filter(|s| s.contains("create_appointment done") && s.contains(&id))
+        .count();
+    let refused = told
+        .iter()
+        .filter(|s| s.contains("create_appointment failed") && s.contains("slot taken"))
+        .count();
+    assert_eq!((booked, refused), (1, 1), "{told:#?}");
+
+    // The live feed showed the SMS as it was stored, and ends when
+    // `local` stops.
+    let mut fed = false;
+    while !fed {
+        let event = tokio::time::timeout(Duration::from_secs(10), live.next())
+            .await
+            .expect("the SMS on the live feed within 10 s")
+            .expect("the feed is open")
+            .unwrap();
+        let record: Value = serde_json::from_str(&event.data).unwrap();
+        fed = event.event == "record" && record["data"]["externalId"] == json!(message_id);
+    }
     assert!(local.stop().await);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = live.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the live feed ends with the process");
 }

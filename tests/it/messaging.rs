@@ -855,3 +855,25 @@ async fn an_unknown_provider_in_a_route_names_the_entry() {
         "{error:?}"
     );
 }
+
+/// The Helm chart's `pricing` values (as in its ci/all-values.yaml) are a
+/// price table and a price per credit the operator reads: the chart
+/// renders `pricing.messages` under `messages` into the file
+/// `--price-table` names.
+#[test]
+fn the_chart_s_pricing_values_are_what_the_operator_reads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/voice-operator/ci/all-values.yaml");
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let pricing = &values["pricing"];
+    let messages = pricing["messages"].as_array().expect("pricing.messages");
+    assert!(!messages.is_empty());
+    let file = serde_json::json!({ "messages": messages }).to_string();
+    let table = voice_operator::messaging::pricing::PriceTable::parse(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(table.len(), messages.len());
+    let per_credit = pricing["pricePerCredit"].as_str().unwrap();
+    voice_operator::actionlog::cost::Money::parse("pricing.pricePerCredit", per_credit)
+        .unwrap_or_else(|e| panic!("{per_credit}: {e}"));
+}

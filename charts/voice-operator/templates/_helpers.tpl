@@ -33,12 +33,94 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The recommended app.kubernetes.io labels, on every object. */}}
 {{- define "voice-operator.labels" -}}
-helm.sh/chart: {{ include "voice-operator.chart" . }}
 {{ include "voice-operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
 app.kubernetes.io/component: operator
+{{ include "voice-operator.commonLabels" . }}
+{{- end -}}
+
+{{/* The labels the operator's and the dashboard's objects share. */}}
+{{- define "voice-operator.commonLabels" -}}
+helm.sh/chart: {{ include "voice-operator.chart" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: voice-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Name of the dashboard's objects: <fullname>-dashboard. */}}
+{{- define "voice-operator.dashboard.fullname" -}}
+{{- printf "%s-dashboard" (include "voice-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Labels that select the dashboard's pod: another app.kubernetes.io/name
+than the operator's, so that the operator's Service, PodDisruptionBudget
+and NetworkPolicy (which select by name and instance) leave it alone.
+*/}}
+{{- define "voice-operator.dashboard.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-dashboard" (include "voice-operator.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The dashboard's labels. */}}
+{{- define "voice-operator.dashboard.labels" -}}
+{{ include "voice-operator.dashboard.selectorLabels" . }}
+app.kubernetes.io/component: dashboard
+{{ include "voice-operator.commonLabels" . }}
+{{- end -}}
+
+{{/* Name of the ConfigMap holding the price table (pricing.messages). */}}
+{{- define "voice-operator.pricesName" -}}
+{{- printf "%s-prices" (include "voice-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The price table file, as `--price-table` reads it. */}}
+{{- define "voice-operator.pricesFile" -}}
+{{- dict "messages" .Values.pricing.messages | toYaml -}}
+{{- end -}}
+
+{{/*
+One Ingress. Arguments (a dict):
+  root     the chart context
+  name     the Ingress's and its Service's name
+  labels   the labels (rendered)
+  ingress  the values: className, annotations, hosts, tls
+*/}}
+{{- define "voice-operator.ingress" -}}
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{ .name }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- .labels | nindent 4 }}
+  {{- with .ingress.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- with .ingress.className }}
+  ingressClassName: {{ . }}
+  {{- end }}
+  {{- with .ingress.tls }}
+  tls:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  rules:
+    {{- $service := .name }}
+    {{- range .ingress.hosts }}
+    - host: {{ .host | quote }}
+      http:
+        paths:
+          {{- range .paths }}
+          - path: {{ .path }}
+            pathType: {{ .pathType }}
+            backend:
+              service:
+                name: {{ $service }}
+                port:
+                  name: http
+          {{- end }}
+    {{- end }}
 {{- end -}}
 
 {{/* The ServiceAccount the pods run as. */}}
