@@ -27,7 +27,8 @@ use crate::dashboard::consumer::{self, BATCH, ConsumeError};
 use crate::dashboard::store::BatchCounts;
 use crate::dashboard::{api, store, tokens};
 
-/// How long a stopping dashboard waits for its open requests.
+/// How long a stopping dashboard waits for its open requests (the live
+/// feeds end at once).
 const LIVE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs what `args` asks for.
@@ -99,9 +100,8 @@ async fn serve(
     ));
     let consumed = dashboard.run_until(super::shutdown_signal()).await;
     stop.cancel();
-    // A live feed's answer never ends by itself, so a page left open would
-    // hold the graceful shutdown forever: other requests get LIVE_DRAIN to
-    // finish, then the open feeds are cut (the page says so).
+    // The live feeds ended with the consumer (`ending_streams`); other
+    // open requests get LIVE_DRAIN to finish.
     match tokio::time::timeout(LIVE_DRAIN, server).await {
         Ok(served) => served??,
         Err(_) => tracing::info!("stopped with live feeds still open"),
