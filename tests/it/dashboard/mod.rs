@@ -4,6 +4,7 @@
 mod api;
 mod consumer;
 mod query;
+mod rollup;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
