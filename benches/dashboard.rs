@@ -71,7 +71,7 @@ enum Order {
     /// minutes.
     Time { total: u64 },
     /// Anywhere in the month.
-    None,
+    Shuffled,
 }
 
 /// Record `n` of the synthetic log.
@@ -93,7 +93,7 @@ fn line(n: u64, order: Order) -> String {
             let jitter = ((h >> 8) % 600_000) as i64 - 300_000;
             (n as i128 * spread as i128 / total.max(1) as i128) as i64 + jitter
         }
-        Order::None => ((h >> 8) % spread as u64) as i64,
+        Order::Shuffled => ((h >> 8) % spread as u64) as i64,
     };
     let at = start() + chrono::Duration::milliseconds(offset.clamp(0, spread - 1));
     let currency = if (h >> 40).is_multiple_of(5) {
@@ -256,7 +256,7 @@ fn main() {
 
     let shuffled = dir.path().join("shuffled.sqlite");
     let mut db = store::open(&shuffled).expect("store");
-    let took = fill(&mut db, &log, 0, small, Order::None);
+    let took = fill(&mut db, &log, 0, small, Order::Shuffled);
     println!(
         "ingest_records_per_s_in_no_order_{small}: {:.0} records/s",
         small as f64 / took

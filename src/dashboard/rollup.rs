@@ -19,7 +19,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// One day, in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
 
-pub(super) const SCHEMA: &str = "
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rollup (
     span INTEGER NOT NULL,
     start INTEGER NOT NULL,
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS rollup (
 /// One record's share of the rollup, as columns over a row of `records`
 /// (and its `ts` as `t`). `currency` is `''` for a record without a cost:
 /// currencies are ISO 4217 codes of three letters, so none is empty.
-pub const RECORD_MEASURES: &str = "
+const RECORD_MEASURES: &str = "
     ts AS t, business_id, location_id, COALESCE(cost_currency, '') AS currency,
     1 AS records, channel = 'voice' AS calls, COALESCE(call_seconds, 0.0) AS call_seconds,
     channel = 'sms' AS sms, channel = 'email' AS email, channel = 'whatsapp' AS whatsapp,
@@ -86,7 +86,7 @@ fn add_sql() -> String {
 
 /// The highest record id stored: what [`add_after`] is given before a
 /// batch is inserted.
-pub fn last_id(db: &Connection) -> rusqlite::Result<i64> {
+pub(super) fn last_id(db: &Connection) -> rusqlite::Result<i64> {
     db.query_row("SELECT COALESCE(MAX(id), 0) FROM records", [], |r| r.get(0))
 }
 
@@ -96,7 +96,7 @@ pub fn last_id(db: &Connection) -> rusqlite::Result<i64> {
 /// <https://www.sqlite.org/autoinc.html>, and only the transaction calling
 /// this writes), so these are exactly the rows it inserted: a duplicate
 /// `requestId` it ignored is not among them.
-pub fn add_after(db: &Connection, after: i64) -> rusqlite::Result<()> {
+pub(super) fn add_after(db: &Connection, after: i64) -> rusqlite::Result<()> {
     db.prepare_cached(&add_sql())?
         .execute(named_params! { ":after": after })?;
     Ok(())
@@ -122,7 +122,9 @@ pub(super) fn create(db: &mut Connection) -> rusqlite::Result<()> {
 /// A half-open interval of milliseconds, empty when `from >= to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    /// The first millisecond in it.
     pub from: i64,
+    /// The first millisecond after it.
     pub to: i64,
 }
 
@@ -132,8 +134,11 @@ pub struct Span {
 /// disjoint and together cover the range exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
+    /// Whole UTC days, from the daily rows.
     pub days: Span,
+    /// Whole hours before and after the days, from the hourly rows.
     pub hours: [Span; 2],
+    /// The partial hours at the two edges, from `records`.
     pub records: [Span; 2],
 }
 
