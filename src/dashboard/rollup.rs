@@ -102,17 +102,24 @@ pub(super) fn add_after(db: &Connection, after: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Creates the rollup and fills it from every stored record, when the
-/// store was made before it existed; in one transaction, so a store is
-/// never seen with half a rollup.
-pub(super) fn create(db: &mut Connection) -> rusqlite::Result<()> {
-    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let exists: bool = tx.query_row(
+fn exists(db: &Connection) -> rusqlite::Result<bool> {
+    db.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'rollup')",
         [],
         |r| r.get(0),
-    )?;
-    if !exists {
+    )
+}
+
+/// Creates the rollup and fills it from every stored record, when the
+/// store was made before it existed; in one transaction, so a store is
+/// never seen with half a rollup, and asked again under the write lock,
+/// so two processes opening the store at once build it once.
+pub(super) fn create(db: &mut Connection) -> rusqlite::Result<()> {
+    if exists(db)? {
+        return Ok(());
+    }
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if !exists(&tx)? {
         tx.execute_batch(SCHEMA)?;
         add_after(&tx, 0)?;
     }
