@@ -57,7 +57,7 @@ fn token_create(args: &TokenCreateArgs, data_dir: &Path) -> anyhow::Result<ExitC
     let db = open(&args.store.path(data_dir))?;
     let token = tokens::create(&db, &args.business)?;
     let known: bool = db.query_row(
-        "SELECT EXISTS (SELECT 1 FROM records WHERE business_id = ?1)",
+        "SELECT EXISTS (SELECT 1 FROM rollup WHERE business_id = ?1)",
         [&args.business],
         |r| r.get(0),
     )?;

@@ -12,7 +12,7 @@ use super::store::{self, BatchCounts};
 use crate::actionlog::tail::{Item, TailError};
 
 /// The most items written in one transaction.
-pub const BATCH: usize = 2000;
+pub const BATCH: usize = 10_000;
 
 /// One record as the live feed shows it.
 #[derive(Debug, Clone)]

@@ -2,8 +2,9 @@
 //! of a connection and its arguments, so the tests run them against a
 //! known fixture.
 //!
-//! Every aggregate reads one covering index (`records_time`, or
-//! `records_tenant` when one business is asked for), never the rows.
+//! Every aggregate reads the [`rollup`] for the whole hours and days of
+//! its range and `records` only for the partial hours at its two edges
+//! ([`rollup::plan`]).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::Value;
+
+use super::rollup::{self, Plan};
 
 /// The widest time range one request may ask for.
 pub const MAX_RANGE_DAYS: i64 = 366;
@@ -96,20 +99,14 @@ pub struct Day {
     pub totals: Totals,
 }
 
-/// The columns every grouped aggregate reads, after its group key.
-const MEASURES: &str = "
-    cost_currency,
-    COUNT(*),
-    SUM(channel = 'voice'),
-    TOTAL(call_seconds),
-    SUM(channel = 'sms'),
-    SUM(channel = 'email'),
-    SUM(channel = 'whatsapp'),
-    SUM(outcome = 'failed'),
-    TOTAL(cost_amount)";
+/// The plan of `range`.
+fn plan(range: &Range) -> Plan {
+    rollup::plan(range.from.timestamp_millis(), range.to.timestamp_millis())
+}
 
-/// Rows grouped by `key` (a fixed SQL expression of `keys` columns, never
-/// user input) and currency, merged per key.
+/// Rows grouped by `key` (a fixed SQL expression of `keys` columns over
+/// `t`, `business_id` and `location_id`, never user input) and currency,
+/// merged per key.
 fn grouped(
     db: &Connection,
     key: &str,
@@ -117,25 +114,20 @@ fn grouped(
     range: &Range,
     scope: &Scope,
 ) -> rusqlite::Result<Vec<(Vec<String>, Totals)>> {
-    let index = if scope.business.is_some() {
-        "records_tenant"
-    } else {
-        "records_time"
-    };
     let sql = format!(
-        "SELECT {key}, {MEASURES} FROM records INDEXED BY {index}
-         WHERE ts >= ?1 AND ts < ?2
-           AND (?3 IS NULL OR business_id = ?3)
-           AND (?4 IS NULL OR location_id = ?4)
-         GROUP BY {key}, cost_currency ORDER BY {key}"
+        "SELECT {key}, currency, {sums} FROM {source}
+         WHERE (:business IS NULL OR business_id = :business)
+           AND (:location IS NULL OR location_id = :location)
+         GROUP BY {key}, currency ORDER BY {key}",
+        sums = rollup::SUMS,
+        source = rollup::source(),
     );
     let mut query = db.prepare_cached(&sql)?;
-    let mut rows = query.query(params![
-        range.from.timestamp_millis(),
-        range.to.timestamp_millis(),
-        scope.business,
-        scope.location
-    ])?;
+    let plan = plan(range);
+    let mut params = plan.params().to_vec();
+    params.push((":business", &scope.business));
+    params.push((":location", &scope.location));
+    let mut rows = query.query(params.as_slice())?;
     let mut out: Vec<(Vec<String>, Totals)> = Vec::new();
     while let Some(row) = rows.next()? {
         let group = (0..keys)
@@ -144,7 +136,7 @@ fn grouped(
         let count = |i: usize| -> rusqlite::Result<u64> {
             Ok(row.get::<_, Option<i64>>(keys + i)?.unwrap_or(0).max(0) as u64)
         };
-        let currency: Option<String> = row.get(keys)?;
+        let currency: String = row.get(keys)?;
         if out.last().is_none_or(|(last, _)| *last != group) {
             out.push((group, Totals::default()));
         }
@@ -161,7 +153,7 @@ fn grouped(
             }
         }
         totals.failures += count(7)?;
-        if let Some(currency) = currency {
+        if !currency.is_empty() {
             *totals.cost.entry(currency).or_default() += row.get::<_, f64>(keys + 8)?;
         }
     }
@@ -194,15 +186,13 @@ pub fn summary(
 
 /// The same totals per UTC day.
 pub fn daily(db: &Connection, range: &Range, scope: &Scope) -> rusqlite::Result<Vec<Day>> {
-    Ok(
-        grouped(db, "date(ts / 1000, 'unixepoch')", 1, range, scope)?
-            .into_iter()
-            .map(|(mut key, totals)| Day {
-                day: key.pop().unwrap_or_default(),
-                totals,
-            })
-            .collect(),
-    )
+    Ok(grouped(db, "date(t / 1000, 'unixepoch')", 1, range, scope)?
+        .into_iter()
+        .map(|(mut key, totals)| Day {
+            day: key.pop().unwrap_or_default(),
+            totals,
+        })
+        .collect())
 }
 
 /// One business's cost in one currency.
@@ -223,28 +213,24 @@ pub fn top_by_cost(
     range: &Range,
     limit: u32,
 ) -> rusqlite::Result<Vec<TenantCost>> {
-    let mut query = db.prepare_cached(
-        "SELECT business_id, cost_currency, TOTAL(cost_amount), COUNT(*)
-         FROM records INDEXED BY records_time
-         WHERE ts >= ?1 AND ts < ?2 AND cost_currency IS NOT NULL
-         GROUP BY business_id, cost_currency
-         ORDER BY 3 DESC, business_id LIMIT ?3",
-    )?;
-    let rows = query.query_map(
-        params![
-            range.from.timestamp_millis(),
-            range.to.timestamp_millis(),
-            limit
-        ],
-        |row| {
-            Ok(TenantCost {
-                business_id: row.get(0)?,
-                currency: row.get(1)?,
-                amount: row.get(2)?,
-                records: row.get::<_, i64>(3)?.max(0) as u64,
-            })
-        },
-    )?;
+    let mut query = db.prepare_cached(&format!(
+        "SELECT business_id, currency, TOTAL(cost), SUM(records) FROM {source}
+         WHERE currency <> ''
+         GROUP BY business_id, currency
+         ORDER BY 3 DESC, business_id LIMIT :limit",
+        source = rollup::source(),
+    ))?;
+    let plan = plan(range);
+    let mut params = plan.params().to_vec();
+    params.push((":limit", &limit));
+    let rows = query.query_map(params.as_slice(), |row| {
+        Ok(TenantCost {
+            business_id: row.get(0)?,
+            currency: row.get(1)?,
+            amount: row.get(2)?,
+            records: row.get::<_, i64>(3)?.max(0) as u64,
+        })
+    })?;
     rows.collect()
 }
 

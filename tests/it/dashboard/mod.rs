@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod consumer;
 mod query;
+mod rollup;
 
 use std::future::Future;
 use std::io::Read;
