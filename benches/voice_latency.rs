@@ -37,11 +37,14 @@
 //! The calls of the first two runs start together (in step: the worst
 //! case, fifty first chunks at once on two cores); a third streaming run
 //! spreads their starts over one turn (`staggered_*`), as independent
-//! callers overlap. Measured on the 2-core development machine, otherwise
-//! idle: added over the floor p50 3.0 ms, p99 52.6 ms in step; p50 2.2 ms,
-//! p99 5.0 ms spread; first words p50 403.1 ms against 601.7 ms with
+//! callers overlap. The callers' HTTP clients are built before any call
+//! starts. Measured on the 2-core development machine, otherwise idle
+//! (load average 0.4 and 0.3), two runs: added over the floor p50 2.4 and
+//! 2.5 ms, p99 10.8 and 10.2 ms in step; p50 1.8 and 1.7 ms, p99 4.3 and
+//! 4.4 ms spread; the direct SDK client's first chunk, fifty in step, p99
+//! 404.1 and 404.0 ms; first words p50 402.4 ms against 601.6 ms with
 //! streaming off (`ratio_to_non_streaming_p50` 0.67). The README has the
-//! table.
+//! table and where the CPU of a turn goes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
