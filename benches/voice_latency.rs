@@ -37,11 +37,14 @@
 //! The calls of the first two runs start together (in step: the worst
 //! case, fifty first chunks at once on two cores); a third streaming run
 //! spreads their starts over one turn (`staggered_*`), as independent
-//! callers overlap. Measured on the 2-core development machine, otherwise
-//! idle: added over the floor p50 3.0 ms, p99 52.6 ms in step; p50 2.2 ms,
-//! p99 5.0 ms spread; first words p50 403.1 ms against 601.7 ms with
+//! callers overlap. The callers' HTTP clients are built before any call
+//! starts. Measured on the 2-core development machine, otherwise idle
+//! (load average 0.4 and 0.3), two runs: added over the floor p50 2.4 and
+//! 2.5 ms, p99 10.8 and 10.2 ms in step; p50 1.8 and 1.7 ms, p99 4.3 and
+//! 4.4 ms spread; the direct SDK client's first chunk, fifty in step, p99
+//! 404.1 and 404.0 ms; first words p50 402.4 ms against 601.6 ms with
 //! streaming off (`ratio_to_non_streaming_p50` 0.67). The README has the
-//! table.
+//! table and where the CPU of a turn goes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -217,13 +220,26 @@ async fn bridge(
     (url, serving, flush)
 }
 
-/// One call of `turns` turns, as ElevenLabs sends them: each request
-/// carries the prompt and the conversation so far.
-async fn call(url: String, conversation: String, first: usize, turns: usize) -> Run {
-    let client = reqwest::Client::builder()
+/// The HTTP client of one call, with a connection of its own. Built
+/// before any call starts: a client loads the system's root certificates
+/// (some 3 ms of CPU), work that belongs to ElevenLabs' machines, not to
+/// the bridge's turns.
+fn caller() -> reqwest::Client {
+    reqwest::Client::builder()
         .timeout(TURN_LIMIT)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// One call of `turns` turns, as ElevenLabs sends them: each request
+/// carries the prompt and the conversation so far.
+async fn call(
+    client: reqwest::Client,
+    url: String,
+    conversation: String,
+    first: usize,
+    turns: usize,
+) -> Run {
     let answer = answer_text();
     let buffer_words = in_language(BUFFER_WORDS, Some("en"));
     let mut messages = vec![json!({"role": "system",
@@ -290,15 +306,18 @@ async fn call(url: String, conversation: String, first: usize, turns: usize) -> 
 /// calls overlap as independent callers do.
 async fn workload(url: &str, label: &str, calls: usize, turns: usize, spread: Duration) -> Run {
     let per_call = turns.div_ceil(calls);
+    let clients: Vec<reqwest::Client> = (0..calls).map(|_| caller()).collect();
     let started = Instant::now();
-    let tasks: Vec<_> = (0..calls)
-        .map(|c| {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, client)| {
             let url = url.to_owned();
             let conversation = format!("conv_{label}_{c}");
             let delay = spread.mul_f64(c as f64 / calls as f64);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                call(url, conversation, c * per_call, per_call).await
+                call(client, url, conversation, c * per_call, per_call).await
             })
         })
         .collect();

@@ -433,9 +433,13 @@ fn api_body(output: &ToolOutput) -> String {
     }
 }
 
-/// The names of the tools Bedrock's action group may call.
-fn served() -> Vec<&'static str> {
-    super::tools::catalog().iter().map(|t| t.name).collect()
+/// The names of the tools Bedrock's action group may call, read from the
+/// catalog once rather than on every tool call (the catalog builds each
+/// tool's JSON Schema).
+fn served() -> &'static [&'static str] {
+    static SERVED: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| super::tools::catalog().iter().map(|t| t.name).collect());
+    &SERVED
 }
 
 /// The tool call a function invocation asks for, or why it is refused.

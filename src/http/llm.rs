@@ -626,7 +626,7 @@ async fn speak(
             update = updates.next() => match update {
                 Some(Update::Text(piece)) => {
                     armed = false;
-                    (vec![reply.chunk(json!({"content": piece}), None)], false)
+                    (vec![reply.words(&piece)], false)
                 }
                 Some(Update::Done(ending)) => (reply.ending(ending), true),
                 None => return,
@@ -644,7 +644,7 @@ async fn speak(
                     metrics.buffer_words_said();
                 }
                 let words = in_language(BUFFER_WORDS, known.as_deref());
-                (vec![reply.chunk(json!({"content": words}), None)], false)
+                (vec![reply.words(words)], false)
             }
         };
         for event in out {
@@ -658,31 +658,56 @@ async fn speak(
     }
 }
 
+/// `text` as a JSON string.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
 /// The frame of every chunk of one response.
 struct Reply {
     id: String,
     model: String,
     created: i64,
+    /// A chunk's JSON up to its `delta`, written once per response: every
+    /// piece of the answer is then one escaped string between `head` and
+    /// the finish reason, not a JSON tree built and written per piece.
+    head: String,
 }
 
 impl Reply {
     fn new(model: Option<String>) -> Reply {
+        let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+        let model = model.unwrap_or_else(|| "voice-operator".into());
+        let created = unix_now();
+        let head = format!(
+            r#"{{"id":{},"object":"chat.completion.chunk","created":{created},"model":{},"choices":[{{"index":0,"delta":"#,
+            quoted(&id),
+            quoted(&model),
+        );
         Reply {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-            model: model.unwrap_or_else(|| "voice-operator".into()),
-            created: unix_now(),
+            id,
+            model,
+            created,
+            head,
         }
     }
 
+    /// One `chat.completion.chunk` carrying `delta`.
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
-        let data = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        Event::default().data(data.to_string())
+        self.framed(&delta.to_string(), finish)
+    }
+
+    /// A chunk with a piece of the answer.
+    fn words(&self, piece: &str) -> Event {
+        self.framed(&format!(r#"{{"content":{}}}"#, quoted(piece)), None)
+    }
+
+    fn framed(&self, delta: &str, finish: Option<&str>) -> Event {
+        let finish = finish.map_or_else(|| "null".to_owned(), quoted);
+        Event::default().data(format!(
+            r#"{}{delta},"finish_reason":{finish}}}]}}"#,
+            self.head
+        ))
     }
 
     /// The last events: the finish reason (after the tool call in OpenAI's
@@ -852,6 +877,44 @@ mod tests {
         assert_ne!(
             base,
             digest("It is 10:00.", "Book me in", json!({"name": "x"}))
+        );
+    }
+
+    /// The `data:` of `events` as a client reads them from the stream.
+    async fn sse_data(events: Vec<Event>) -> Vec<Value> {
+        let events = stream::iter(events.into_iter().map(Ok::<_, Infallible>));
+        let body = Sse::new(events).into_response().into_body();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn chunks_written_from_the_frame_are_openai_chunks() {
+        let reply = Reply::new(Some("model \"x\"".into()));
+        let piece = "He said \"ten\",\nthen: ünïcode \\ {}";
+        let read = sse_data(vec![
+            reply.chunk(json!({"role": "assistant", "content": ""}), None),
+            reply.words(piece),
+            reply.chunk(json!({}), Some("stop")),
+        ])
+        .await;
+        let expected = |delta: Value, finish: Option<&str>| {
+            json!({"id": reply.id, "object": "chat.completion.chunk", "created": reply.created,
+                   "model": "model \"x\"",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        assert_eq!(
+            read,
+            [
+                expected(json!({"role": "assistant", "content": ""}), None),
+                expected(json!({"content": piece}), None),
+                expected(json!({}), Some("stop")),
+            ]
         );
     }
 
