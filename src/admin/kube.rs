@@ -6,18 +6,20 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 use super::{ADMIN_FIELD_MANAGER, AdminError, AgentAdmin, owns, resource_name};
-use crate::crd::VoiceAgent;
+use crate::crd::{VoiceAgent, VoiceAgentTemplate};
 use crate::tenant::TenantKey;
 
 /// The admin API over VoiceAgents in one namespace of the cluster.
 pub struct KubeAdmin {
     api: Api<VoiceAgent>,
+    templates: Api<VoiceAgentTemplate>,
 }
 
 impl KubeAdmin {
     pub fn new(client: kube::Client, namespace: &str) -> KubeAdmin {
         KubeAdmin {
-            api: Api::namespaced(client, namespace),
+            api: Api::namespaced(client.clone(), namespace),
+            templates: Api::namespaced(client, namespace),
         }
     }
 }
@@ -106,5 +108,15 @@ impl AgentAdmin for KubeAdmin {
                 .await
                 .map_err(kube_error)
         })
+    }
+
+    /// `get` on the template, in the namespace the admin API works in
+    /// (the VoiceAgents it finds are all there).
+    fn template<'a>(
+        &'a self,
+        _va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VoiceAgentTemplate>, AdminError>> {
+        Box::pin(async move { self.templates.get_opt(name).await.map_err(kube_error) })
     }
 }

@@ -8,7 +8,7 @@ pub mod kube;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::crd::VoiceAgent;
+use crate::crd::{VoiceAgent, VoiceAgentTemplate};
 use crate::tenant::TenantKey;
 
 pub use self::kube::KubeAdmin;
@@ -70,6 +70,13 @@ pub trait AgentAdmin: Send + Sync {
         key: &'a TenantKey,
         enabled: bool,
     ) -> BoxFuture<'a, Result<VoiceAgent, AdminError>>;
+    /// The VoiceAgentTemplate `name` in `va`'s namespace, for the
+    /// configuration `status` shows; `None` when there is none.
+    fn template<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VoiceAgentTemplate>, AdminError>>;
 }
 
 /// The name the admin API gives a new VoiceAgent: a DNS label made of

@@ -186,7 +186,18 @@ pub async fn status(
         .await?
         .ok_or_else(|| AdminError::no_agent(&key))?;
     let status = va.status.clone().unwrap_or_default();
-    let spec = &va.spec;
+    // A VoiceAgent that names a template shows what its agent gets: the
+    // template with the VoiceAgent's own fields over it, by the rule the
+    // controller applies. A missing template shows the VoiceAgent's own
+    // fields (its message says the template is missing).
+    let template = match &va.spec.template_ref {
+        Some(r) => backend.template(&va, &r.name).await?,
+        None => None,
+    };
+    let merged = template
+        .as_ref()
+        .and_then(|t| crate::controller::template::effective(&va, t).ok());
+    let spec = merged.as_ref().map_or(&va.spec, |m| &m.spec);
     let deleting = va.metadata.deletion_timestamp.is_some();
     let message = if deleting {
         Some("being deleted: its ElevenLabs agent and tenant item are being cleaned up".to_owned())
@@ -212,6 +223,7 @@ pub async fn status(
             },
         },
         "voiceAgent": {"namespace": va.metadata.namespace, "name": va.metadata.name},
+        "templateRef": va.spec.template_ref.as_ref().map(|r| &r.name),
         "message": message,
     })))
 }

@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 use super::manifests::replace_document;
 use super::objects::LocalObjects;
 use crate::admin::{AdminError, AgentAdmin, owns, resource_name};
-use crate::crd::VoiceAgent;
+use crate::controller::objects::Objects;
+use crate::crd::{VoiceAgent, VoiceAgentTemplate};
 use crate::tenant::TenantKey;
 
 /// First line of every file the admin API writes.
@@ -188,6 +189,20 @@ impl AgentAdmin for DirAdmin {
             let mut spec = Map::new();
             spec.insert("enabled".into(), json!(enabled));
             self.write(key, spec).await
+        })
+    }
+
+    /// The template as the local controller reads it (the manifests
+    /// directory's, in `va`'s namespace).
+    fn template<'a>(
+        &'a self,
+        va: &'a VoiceAgent,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VoiceAgentTemplate>, AdminError>> {
+        Box::pin(async move {
+            Objects::template(self.objects.as_ref(), va, name)
+                .await
+                .map_err(|e| AdminError::Unavailable(e.to_string()))
         })
     }
 }

@@ -594,8 +594,8 @@ async fn local_mode_serves_the_fleet_template_and_its_three_locations() {
     );
     let locations = ["L0300001", "L0300002", "L0300003"];
     let tenants = data.path().join("tenants.sqlite3");
-    // The tenant item holds the merged spec (the admin API's status shows
-    // the VoiceAgent's own fields).
+    // The tenant item holds the merged spec, and so does the admin API's
+    // status.
     let item = |location: &str| -> Value {
         let query = format!("SELECT item FROM tenants WHERE location_id = '{location}'");
         let rows = sqlite_rows(&tenants, &query);
@@ -610,6 +610,13 @@ async fn local_mode_serves_the_fleet_template_and_its_three_locations() {
             json!("Bună ziua! Zâmbet Dental {{city}}, cu ce vă pot ajuta?")
         );
         assert_eq!(item["templateGeneration"], json!(1), "{item}");
+        let (code, status) = local.status("B0300003", location).await;
+        assert_eq!(code, 200, "{status}");
+        assert_eq!(status["templateRef"], json!("zambet-dental"), "{status}");
+        assert_eq!(status["config"]["businessName"], item["businessName"]);
+        assert_eq!(status["config"]["greeting"], item["greeting"]);
+        assert_eq!(status["config"]["voiceId"], item["voiceId"], "{status}");
+        assert!(status["config"]["voiceId"].is_string(), "{status}");
     }
     // Each agent carries its location's own variables over the template's.
     let agents = std::fs::read_to_string(data.path().join("offline-agents.json")).unwrap();
@@ -642,6 +649,12 @@ async fn local_mode_serves_the_fleet_template_and_its_three_locations() {
             local.stderr()
         );
         assert_eq!(item(location)["templateGeneration"], json!(2));
+        let (_, status) = local.status("B0300003", location).await;
+        assert_eq!(
+            status["config"]["greeting"],
+            json!("Bună ziua! Zâmbet Dental {{city}}, cum vă pot ajuta?"),
+            "the status shows the edited template: {status}"
+        );
     }
 
     std::fs::remove_file(&template).unwrap();

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use voice_operator::admin::KubeAdmin;
-use voice_operator::crd::VoiceAgent;
+use voice_operator::crd::{VoiceAgent, VoiceAgentTemplate};
 
 async fn setup() -> (TestBridge, Api<VoiceAgent>, String) {
     let client = cluster::client().await;
@@ -264,4 +264,63 @@ async fn activation_does_not_take_fields_another_manager_owns() {
         api.get(&name).await.unwrap().spec.greeting,
         "A different greeting"
     );
+}
+
+#[tokio::test]
+async fn status_shows_the_template_merged_under_the_voiceagent_s_own_fields() {
+    let (bridge, api, ns) = setup().await;
+    let client = cluster::client().await;
+    let templates: Api<VoiceAgentTemplate> = Api::namespaced(client, &ns);
+    let template: VoiceAgentTemplate = serde_json::from_value(json!({
+        "apiVersion": "voiceagents.io/v1alpha1",
+        "kind": "VoiceAgentTemplate",
+        "metadata": {"name": "chain"},
+        "spec": {
+            "businessName": "Dental Chain",
+            "voiceId": "21m00Tcm4TlvDq8ikWAM",
+            "greeting": "Bună ziua, Dental Chain!",
+            "conversation": {"maxDurationSeconds": 420}
+        }
+    }))
+    .unwrap();
+    templates
+        .create(&Default::default(), &template)
+        .await
+        .unwrap();
+    let va: VoiceAgent = serde_json::from_value(json!({
+        "apiVersion": "voiceagents.io/v1alpha1",
+        "kind": "VoiceAgent",
+        "metadata": {"name": "chain-cluj"},
+        "spec": {
+            "businessId": "B0900009",
+            "locationId": "L0900002",
+            "templateRef": {"name": "chain"},
+            "voiceId": "pNInz6obpgDQGcFmaJgB"
+        }
+    }))
+    .unwrap();
+    api.create(&Default::default(), &va).await.unwrap();
+
+    let url = format!(
+        "{}/api/elevenlabs/status/B0900009?locationId=L0900002",
+        bridge.url
+    );
+    let (code, body) = call(reqwest::Method::GET, &url, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["templateRef"], json!("chain"));
+    let config = &body["config"];
+    assert_eq!(config["businessName"], json!("Dental Chain"), "{body}");
+    assert_eq!(config["greeting"], json!("Bună ziua, Dental Chain!"));
+    assert_eq!(config["voiceId"], json!("pNInz6obpgDQGcFmaJgB"), "its own");
+    assert_eq!(config["conversationSettings"]["maxDuration"], json!(420));
+
+    // Without its template, the status shows the VoiceAgent's own fields.
+    templates
+        .delete("chain", &Default::default())
+        .await
+        .unwrap();
+    let (code, body) = call(reqwest::Method::GET, &url, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["config"]["businessName"], json!(""), "{body}");
+    assert_eq!(body["config"]["voiceId"], json!("pNInz6obpgDQGcFmaJgB"));
 }
