@@ -104,7 +104,7 @@ async fn serve(
     // open requests get LIVE_DRAIN to finish.
     match tokio::time::timeout(LIVE_DRAIN, server).await {
         Ok(served) => served??,
-        Err(_) => tracing::info!("stopped with live feeds still open"),
+        Err(_) => tracing::info!("stopped with requests still open after the drain time"),
     }
     let counts = consumed?;
     eprintln!(
